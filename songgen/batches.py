@@ -1,0 +1,61 @@
+"""Contiguous streams for truncated backpropagation through time.
+
+The encoded text is cut into `batch_size` equal rows, each a contiguous stretch of the corpus,
+and every step takes the next `seq_len` columns of all rows. Row r at step t continues exactly
+where row r at step t-1 stopped, so the LSTM state carried between steps stays meaningful:
+
+    text: a b c d e f g h i j k l m n o p q r s t u v w x    (batch_size=3, seq_len=3)
+
+    row 0:  a b c | d e f        inputs  step 0 = [a b c]   step 1 = [d e f]
+    row 1:  i j k | l m n        targets step 0 = [b c d]   step 1 = [e f g]
+    row 2:  q r s | t u v
+
+Rows are views of the one encoded tensor (1 byte a character for small vocabularies); a batch is
+widened to int64 only when it is taken.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import ConfigError
+
+
+class StreamBatches:
+    def __init__(self, data: torch.Tensor, batch_size: int, seq_len: int):
+        columns = (len(data) - 1) // batch_size
+        if columns < seq_len:
+            raise ConfigError(
+                f"the training text has {len(data):,} characters, fewer than batch size x "
+                f"sequence length + 1 = {batch_size * seq_len + 1:,}; use a smaller batch size or "
+                "sequence length, or more text")
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.inputs = data[: batch_size * columns].view(batch_size, columns)
+        self.targets = data[1 : batch_size * columns + 1].view(batch_size, columns)
+        # The ragged last columns are dropped: every step has the same shape.
+        self.steps_per_epoch = columns // seq_len
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def batch(self, index: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of step `index` of an epoch, both (batch_size, seq_len) int64."""
+        cols = slice(index * self.seq_len, (index + 1) * self.seq_len)
+        x = self.inputs[:, cols].to(device, non_blocking=True).long()
+        y = self.targets[:, cols].to(device, non_blocking=True).long()
+        return x, y
+
+
+def eval_rows(data: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole of `data` as at most `rows` contiguous rows (inputs, targets) for evaluation.
+
+    Every character but the first is predicted once; the few left over by the row cut are
+    dropped, which changes the mean by a negligible amount on any real validation set.
+    """
+    n = len(data) - 1
+    rows = max(1, min(rows, n // 64 or 1))
+    columns = n // rows
+    x = data[: rows * columns].view(rows, columns)
+    y = data[1 : rows * columns + 1].view(rows, columns)
+    return x, y

@@ -1,0 +1,168 @@
+"""Checkpoint files: atomic save, safe load (weights_only), validation, rotation."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+
+FORMAT = "songgen-checkpoint"
+VERSION = 1
+REQUIRED = ("format", "version", "model_config", "vocab", "model_state", "step")
+_NUMBERED = re.compile(r"^step-(\d+)\.pt$")
+
+
+def save(state: dict, path: str | Path) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename over it.
+
+    A crash at any instant leaves either the old file or the new one, never a torn one.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; use normal permissions
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a folder.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(path: str | Path) -> dict:
+    """Load and validate a checkpoint. Never unpickles arbitrary objects (weights_only=True)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}; train a model first or give another path")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes), not a checkpoint; it may be from an "
+                              "interrupted copy")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" in str(exc):
+            raise CheckpointError(f"{path} contains Python objects that a safe load refuses; "
+                                  "it is not a songgen checkpoint, or it was tampered with") from None
+        raise CheckpointError(f"{path} is corrupt or not a checkpoint (unpickling failed)") from None
+    except Exception:  # any other loader failure on a damaged file means the same to a user
+        raise CheckpointError(f"{path} is corrupt, truncated or not a PyTorch file") from None
+    return validate(state, path)
+
+
+def validate(state, path: str | Path) -> dict:
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a songgen checkpoint (it holds a "
+                              f"{type(state).__name__})")
+    if state.get("format") != FORMAT:
+        if state and all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"{path} is a bare PyTorch state_dict, not a songgen checkpoint; "
+                                  "it lacks the vocabulary and configuration needed to use it")
+        raise CheckpointError(f"{path} is not a songgen checkpoint")
+    version = state.get("version")
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path} has no valid format version")
+    if version > VERSION:
+        raise CheckpointError(f"{path} uses checkpoint format {version}, newer than this songgen "
+                              f"reads ({VERSION}); upgrade songgen to use it")
+    missing = [k for k in REQUIRED if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is incomplete (missing {', '.join(missing)})")
+    vocab = state["vocab"]
+    if not (isinstance(vocab, list) and vocab and all(isinstance(c, str) for c in vocab)):
+        raise CheckpointError(f"{path} has a damaged vocabulary")
+    if not isinstance(state["model_config"], dict) or not isinstance(state["model_state"], dict):
+        raise CheckpointError(f"{path} has a damaged model section")
+    return state
+
+
+def numbered(folder: str | Path) -> list[tuple[int, Path]]:
+    """Numbered checkpoints (step-000123.pt) in `folder`, oldest first."""
+    found = []
+    for p in Path(folder).glob("step-*.pt"):
+        m = _NUMBERED.match(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def numbered_path(folder: str | Path, step: int) -> Path:
+    return Path(folder) / f"step-{step:09d}.pt"
+
+
+def rotate(folder: str | Path, keep: int) -> None:
+    """Delete all but the `keep` most recent numbered checkpoints."""
+    old = numbered(folder)
+    for _, p in old[: max(0, len(old) - keep)]:
+        p.unlink(missing_ok=True)
+
+
+class Trained:
+    """A loaded checkpoint: the model (in eval mode on `device`), its vocabulary, the raw state."""
+
+    def __init__(self, path: Path, state: dict, device: torch.device):
+        from .corpus import Vocab
+        from .model import CharLSTM, ModelConfig
+
+        self.path, self.state = path, state
+        try:
+            self.vocab = Vocab(state["vocab"])
+            self.model = CharLSTM(ModelConfig.from_dict(state["model_config"]))
+            self.model.load_state_dict(state["model_state"])
+        except Exception as exc:  # any mismatch inside a damaged file reads the same to a user
+            raise CheckpointError(f"{path} has a damaged model ({str(exc).splitlines()[0][:120]})"
+                                  ) from None
+        self.model.to(device).eval()
+        self.device = device
+
+    @property
+    def step(self) -> int:
+        return self.state["step"]
+
+
+def find_default(folder: str | Path = "checkpoints") -> Path:
+    """best.pt of the folder, else last.pt."""
+    folder = Path(folder)
+    for name in ("best.pt", "last.pt"):
+        if (folder / name).exists():
+            return folder / name
+    raise CheckpointError(f"no checkpoint in {folder} (no best.pt or last.pt); train a model "
+                          "first or give a checkpoint path")
+
+
+def load_checkpoint(path: str | Path | None = None, device: str = "cpu") -> Trained:
+    """Load a checkpoint for sampling or evaluation (default: checkpoints/best.pt or last.pt)."""
+    from .devices import resolve_device
+
+    path = Path(path) if path is not None else find_default()
+    return Trained(path, load(path), resolve_device(device))

@@ -1,0 +1,283 @@
+"""The command line: parse options, call the library, turn its errors into one-line messages.
+
+PyTorch is imported only inside commands, so `songgen --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+import warnings
+
+import click
+from click.core import ParameterSource
+
+from . import __version__
+from .config import ModelConfig, TrainConfig
+from .errors import SonggenError, SonggenWarning, TrainingInterrupted
+
+_MODEL = ModelConfig()
+_TRAIN = TrainConfig()
+_DEVICES = "auto|cpu|cuda|cuda:N|mps"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, SonggenWarning):
+        click.echo(f"Warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
+def library_call(func):
+    """Run a command body with library errors mapped to `Error: ...` and exit codes."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        warnings.showwarning = _show_warning
+        try:
+            return func(*args, **kwargs)
+        except TrainingInterrupted as exc:
+            click.echo(str(exc), err=True)
+            click.echo(f"To continue: {_resume_command()}", err=True)
+            sys.exit(128 + exc.signum)
+        except SonggenError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted; nothing was saved.", err=True)
+            sys.exit(130)
+        finally:
+            warnings.showwarning = _default_showwarning
+
+    return wrapper
+
+
+def _resume_command() -> str:
+    argv = [a for a in sys.argv[1:] if a != "--resume"]
+    return " ".join(["songgen", *argv, "--resume"])
+
+
+class Duration(click.ParamType):
+    """90, 90s, 10m, 2h, 1h30m -> seconds."""
+
+    name = "duration"
+    _PART = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+    _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip().lower().replace(" ", "")
+        parts = self._PART.findall(text)
+        if not text or "".join(n + u for n, u in parts) != text:
+            self.fail(f"{value!r} is not a duration; write e.g. 90s, 10m, 2h or 1h30m", param, ctx)
+        seconds = sum(float(n) * self._UNIT[u] for n, u in parts)
+        if seconds <= 0:
+            self.fail("the time limit must be more than zero", param, ctx)
+        return seconds
+
+
+def device_option(f):
+    return click.option("--device", default="auto", show_default=True, metavar=_DEVICES,
+                        help="Where to run: auto picks CUDA, then Apple MPS, then the CPU.")(f)
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print machine-readable JSON on stdout.")(f)
+
+
+def _positive(default, help, **kw):
+    return dict(default=default, show_default=True, type=click.IntRange(min=1), help=help, **kw)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="songgen")
+def cli():
+    """Learn to write song lyrics, one character at a time, with an LSTM.
+
+    \b
+    songgen train lyrics.txt        train (Ctrl-C stops and saves; --resume continues)
+    songgen sample --temp 0.8       print a new song from checkpoints/best.pt
+    songgen eval other.txt          score a checkpoint on any text
+    songgen info                    what a checkpoint holds
+    """
+
+
+@cli.command()
+@click.argument("text", required=False, type=click.Path(exists=True, path_type=str))
+@click.option("--checkpoint-dir", default=_TRAIN.checkpoint_dir, show_default=True,
+              type=click.Path(path_type=str), help="Where last.pt, best.pt and metrics.jsonl go.")
+@click.option("--resume", is_flag=True, help="Continue the run saved in --checkpoint-dir.")
+@click.option("--embed-dim", **_positive(_MODEL.embed_dim, "Character embedding size."))
+@click.option("--hidden-size", **_positive(_MODEL.hidden_size, "LSTM units per layer."))
+@click.option("--layers", **_positive(_MODEL.layers, "Number of LSTM layers."))
+@click.option("--dropout", default=_MODEL.dropout, show_default=True,
+              type=click.FloatRange(0, 1, max_open=True), help="Dropout between and after layers.")
+@click.option("--seq-len", **_positive(_TRAIN.seq_len, "Characters per step (BPTT length)."))
+@click.option("--batch-size", **_positive(_TRAIN.batch_size, "Parallel streams per step."))
+@click.option("--lr", default=_TRAIN.lr, show_default=True,
+              type=click.FloatRange(0, 10, min_open=True), help="AdamW learning rate.")
+@click.option("--weight-decay", default=_TRAIN.weight_decay, show_default=True,
+              type=click.FloatRange(0, 1), help="AdamW weight decay.")
+@click.option("--grad-clip", default=_TRAIN.grad_clip, show_default=True,
+              type=click.FloatRange(0), help="Clip the gradient norm to this (0 = off).")
+@click.option("--seed", default=_TRAIN.seed, show_default=True, type=click.IntRange(0),
+              help="Random seed (same seed, same run).")
+@click.option("--val-frac", default=_TRAIN.val_frac, show_default=True,
+              type=click.FloatRange(0, 0.5, min_open=True),
+              help="Fraction of the corpus, from its end, kept for validation.")
+@click.option("--steps", type=click.IntRange(min=1), help="Stop at this step (counted from the "
+              "start of the run, resumes included).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Stop after this many epochs.")
+@click.option("--time-limit", type=Duration(), help="Stop after this long, e.g. 90s, 10m, 2h.")
+@click.option("--patience", default=_TRAIN.patience, show_default=True,
+              type=click.IntRange(0), help="Stop after this many evaluations without a better "
+              "validation loss (0 = never).")
+@click.option("--eval-every", **_positive(_TRAIN.eval_every, "Evaluate and save every N steps."))
+@click.option("--keep-last", default=_TRAIN.keep_last, show_default=True, type=click.IntRange(0),
+              help="Numbered checkpoints to keep besides last.pt and best.pt.")
+@device_option
+@click.option("--precision", default="auto", show_default=True,
+              type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+              help="auto: bf16 mixed precision on recent CUDA GPUs, fp32 elsewhere.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or statistics.")
+@click.pass_context
+@library_call
+def train(ctx, text, resume, quiet, **options):
+    """Train on TEXT: a UTF-8 lyrics file or a folder of .txt files.
+
+    Without TEXT, trains on the demo songs bundled with songgen. Songs are separated by two
+    blank lines. Training stops at --steps, --epochs or --time-limit, whichever comes first,
+    or when validation stops improving (--patience); Ctrl-C saves and stops.
+    """
+    from .train import train as run_training
+
+    explicit = {name for name in options
+                if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
+                                                      ParameterSource.ENVIRONMENT)}
+    model = {k: options.pop(k) for k in ("embed_dim", "hidden_size", "layers", "dropout")}
+    config = TrainConfig(**options)
+    run_training(text, model=model, config=config, resume=resume, explicit=explicit, quiet=quiet)
+
+
+@cli.command()
+@click.option("--checkpoint", type=click.Path(path_type=str),
+              help="Checkpoint to sample from [default: checkpoints/best.pt, else last.pt].")
+@click.option("--temp", "--temperature", "temperature", default=0.8, show_default=True,
+              type=click.FloatRange(0, 100), help="Randomness: 0 = always the likeliest "
+              "character, 1 = the model's own odds, higher = wilder.")
+@click.option("--top-k", default=0, show_default=True, type=click.IntRange(0),
+              help="Pick only among the K likeliest characters (0 = off).")
+@click.option("--top-p", default=1.0, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True),
+              help="Pick only among the likeliest characters whose odds add up to P.")
+@click.option("--prime", default="", help="Start the song with this text, e.g. '# Title\\n\\n'.")
+@click.option("--length", default=3000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="At most this many characters per song.")
+@click.option("--num-songs", "-n", default=1, show_default=True, type=click.IntRange(1, 10_000),
+              help="Songs to write (generated together as one batch).")
+@click.option("--seed", type=click.IntRange(0), help="Random seed: the same seed gives the "
+              "same songs.")
+@device_option
+@json_option
+@library_call
+def sample(checkpoint, device, as_json, num_songs, **options):
+    """Write new songs with a trained model and print them on stdout.
+
+    Songs are separated by two blank lines, so the output is itself a lyrics corpus.
+    Each song ends where the model ends it, or at --length characters.
+    """
+    from .checkpoint import load_checkpoint
+    from .sample import generate, stream
+
+    options["prime"] = options["prime"].replace("\\n", "\n")
+    trained = load_checkpoint(checkpoint, device=device)
+    if num_songs == 1 and not as_json:
+        # One song: print characters as they come, flushed at each line end.
+        for piece in stream(trained, **options):
+            sys.stdout.write(piece)
+            if "\n" in piece:
+                sys.stdout.flush()
+        sys.stdout.write("\n")
+        return
+    songs = generate(trained, num_songs=num_songs, **options)
+    if as_json:
+        for song in songs:
+            click.echo(json.dumps({
+                "text": song.text, "title": song.title, "chars": song.chars,
+                "ended": song.ended, "bits_per_char": round(song.bits_per_char, 4),
+                "seed": song.seed, "temperature": options["temperature"],
+                "top_k": options["top_k"], "top_p": options["top_p"],
+                "checkpoint": str(trained.path), "step": trained.step}, ensure_ascii=False))
+        return
+    click.echo("\n\n\n".join(song.text for song in songs))
+
+
+@cli.command(name="eval")
+@click.argument("text", type=click.Path(exists=True, path_type=str))
+@click.option("--checkpoint", type=click.Path(path_type=str),
+              help="Checkpoint to score [default: checkpoints/best.pt, else last.pt].")
+@click.option("--skip-unknown", is_flag=True,
+              help="Skip characters the model never saw (counted) instead of failing.")
+@device_option
+@json_option
+@library_call
+def eval_command(text, checkpoint, skip_unknown, device, as_json):
+    """Score a checkpoint on TEXT: loss in nats and bits per character (lower is better)."""
+    from .evaluation import evaluate_text
+
+    score = evaluate_text(text, checkpoint, skip_unknown=skip_unknown, device=device)
+    if as_json:
+        click.echo(json.dumps({"loss": score.loss, "bits_per_char": score.bits_per_char,
+                               "chars": score.chars, "skipped": score.skipped}))
+        return
+    click.echo(f"{score.loss:.4f} nats/char  {score.bits_per_char:.4f} bits/char  "
+               f"({score.chars:,} characters" +
+               (f", {score.skipped:,} unknown skipped)" if score.skipped else ")"))
+
+
+@cli.command()
+@click.argument("checkpoint", required=False, type=click.Path(path_type=str))
+@json_option
+@library_call
+def info(checkpoint, as_json):
+    """Show what CHECKPOINT holds [default: checkpoints/best.pt, else last.pt]."""
+    from .checkpoint import find_default, load
+
+    path = checkpoint or find_default()
+    state = load(path)
+    summary = {
+        "checkpoint": str(path), "songgen_version": state.get("songgen_version"),
+        "format_version": state["version"], "model": state["model_config"],
+        "training": state.get("train_config"), "vocab_size": len(state["vocab"]),
+        "step": state["step"], "epoch": state.get("epoch"),
+        "best_val_loss": state.get("best_val_loss"), "corpus_fingerprint": state.get("fingerprint"),
+        "history": state.get("history", []),
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    m, t = summary["model"], summary["training"] or {}
+    best = summary["best_val_loss"]
+    lines = [
+        f"checkpoint   {path}",
+        f"model        {m['layers']}x{m['hidden_size']} LSTM, embedding {m['embed_dim']}, "
+        f"dropout {m['dropout']}, vocabulary {summary['vocab_size']}",
+        f"training     step {summary['step']:,}, epoch {summary['epoch']}, batch "
+        f"{t.get('batch_size')} x seq {t.get('seq_len')}, lr {t.get('lr')}",
+        "best val     " + ("n/a" if best is None else f"{best:.4f} nats/char "
+                            f"({best / 0.6931471805599453:.3f} bits/char)"),
+    ]
+    history = summary["history"]
+    if history:
+        lines.append("history      step     train    val (nats/char)")
+        shown = history if len(history) <= 8 else history[:3] + history[-5:]
+        for h in shown:
+            train_loss = "-" if h.get("train_loss") is None else f"{h['train_loss']:.4f}"
+            lines.append(f"             {h['step']:<8} {train_loss:<8} {h['val_loss']:.4f}")
+    click.echo("\n".join(lines))

@@ -1,0 +1,85 @@
+"""Model and training configuration: plain dataclasses, importable without PyTorch."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from .errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 0
+    embed_dim: int = 64
+    hidden_size: int = 512
+    layers: int = 2
+    dropout: float = 0.1
+
+    # Options that define the architecture and so must match a checkpoint.
+    ARCHITECTURE = ("embed_dim", "hidden_size", "layers", "dropout")
+
+    def __post_init__(self):
+        for name in ("embed_dim", "hidden_size", "layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', ' ')} must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError("dropout must be at least 0 and below 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class TrainConfig:
+    seq_len: int = 100
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 1234
+    val_frac: float = 0.1
+    steps: int | None = None        # stop at this global step (counted from the run's start)
+    epochs: int | None = None       # stop after this many epochs (counted from the run's start)
+    time_limit: float | None = None  # seconds of training in this invocation
+    patience: int = 5               # evaluations without improvement before stopping; 0 = off
+    eval_every: int = 200
+    log_every: int = 10
+    keep_last: int = 2
+    device: str = "auto"
+    precision: str = "auto"
+    checkpoint_dir: str = "checkpoints"
+
+    # Options that fix the data layout and optimiser, so a resume keeps the checkpoint's values.
+    FIXED_ON_RESUME = ("seq_len", "batch_size", "lr", "weight_decay", "grad_clip", "seed",
+                       "val_frac")
+
+    def __post_init__(self):
+        for name in ("seq_len", "batch_size", "eval_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', ' ')} must be at least 1")
+        for name in ("steps", "epochs"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ConfigError("the time limit must be positive")
+        if not 0 < self.val_frac <= 0.5:
+            raise ConfigError("the validation fraction must be above 0 and at most 0.5")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError("the learning rate must be a positive number")
+        if self.grad_clip < 0 or self.weight_decay < 0 or self.patience < 0 or self.keep_last < 0:
+            raise ConfigError("gradient clip, weight decay, patience and keep-last cannot be negative")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

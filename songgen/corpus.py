@@ -1,0 +1,246 @@
+"""Reading lyrics: files and folders, normalisation, songs, vocabulary, encoding, train/val split."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import CorpusError
+
+# End-of-song marker inside joined text. NUL never survives reading (binary files are refused),
+# so it cannot collide with a character of the lyrics. It is vocabulary index 0.
+EOS = "\x00"
+
+# Two or more blank lines (lines holding only spaces/tabs count as blank) separate songs.
+_SONG_BREAK = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+_VERSION_SUFFIX = re.compile(r"\s*\([^()]*\)\s*$")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    """Strict UTF-8 (UTF-16 when it carries a BOM); errors name the line and byte offset."""
+    if raw.startswith(_UTF16_BOMS):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise CorpusError(f"{path}: invalid UTF-16 at byte offset {exc.start}; "
+                              "convert the file to UTF-8 and try again") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1)
+        raise CorpusError(
+            f"{path}: not valid UTF-8 at line {line}, byte offset {exc.start} "
+            f"(byte {column} of the line); save the file as UTF-8 and try again") from None
+    if "\x00" in text:
+        raise CorpusError(f"{path}: contains NUL bytes, so it looks like a binary file, "
+                          "not lyrics; give a plain UTF-8 text file")
+    return text
+
+
+def normalise(text: str) -> str:
+    """Drop a BOM, turn CRLF and CR into LF, and NFC-normalise (so é and e+◌́ are one character)."""
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return unicodedata.normalize("NFC", text)
+
+
+def read_text(path: str | Path) -> str:
+    """The normalised text of one file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise CorpusError(f"{path} is a folder; read it with read_songs") from None
+    except OSError as exc:
+        raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return normalise(_decode(raw, path))
+
+
+def text_files(path: str | Path) -> list[Path]:
+    """The corpus files: the file itself, or every *.txt under a folder in sorted order."""
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"{path} does not exist; give a lyrics file or a folder of .txt files")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        if not files:
+            raise CorpusError(f"{path} holds no .txt files; put one or more UTF-8 lyrics files in it")
+        return files
+    return [path]
+
+
+def split_songs(text: str) -> list[str]:
+    """Songs are separated by two or more blank lines; surrounding blank lines are dropped."""
+    songs = []
+    for chunk in _SONG_BREAK.split(text):
+        # Trailing spaces on the last line and blank edges carry no lyric.
+        song = chunk.strip("\n").rstrip()
+        if song.strip():
+            songs.append(song)
+    return songs
+
+
+def read_songs(path: str | Path) -> list[str]:
+    """All songs of a file or a folder, in order."""
+    songs = []
+    for file in text_files(path):
+        songs.extend(split_songs(read_text(file)))
+    if not songs:
+        raise CorpusError(f"{path} holds no lyrics (it is empty or only whitespace); "
+                          "give a file with at least one song")
+    return songs
+
+
+class Vocab:
+    """Characters <-> integer ids. Id 0 is the end-of-song symbol; the rest are sorted characters."""
+
+    def __init__(self, chars: list[str]):
+        if not chars or chars[0] != EOS or len(set(chars)) != len(chars):
+            raise ValueError("a vocabulary starts with the end-of-song symbol and has no repeats")
+        self.chars = list(chars)
+        self.index = {c: i for i, c in enumerate(self.chars)}
+        codes = np.array([ord(c) for c in self.chars], dtype=np.int64)
+        self._order = np.argsort(codes)
+        self._sorted_codes = codes[self._order]
+
+    @classmethod
+    def from_text(cls, text: str) -> "Vocab":
+        return cls([EOS] + sorted(set(text) - {EOS}))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and self.chars == other.chars
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The smallest integer dtype that holds every id."""
+        if len(self) <= 256:
+            return torch.uint8
+        if len(self) <= 32768:
+            return torch.int16
+        return torch.int32
+
+    def unknown(self, text: str) -> list[str]:
+        """Characters of `text` that are not in the vocabulary, sorted."""
+        return sorted(set(text) - set(self.index))
+
+    def encode(self, text: str, chunk: int = 1 << 24) -> torch.Tensor:
+        """Vectorised encoding (chunks bound the temporary memory). Raises on unknown characters."""
+        out = torch.empty(len(text), dtype=self.dtype)
+        view = out.numpy()
+        for start in range(0, len(text), chunk):
+            piece = text[start:start + chunk]
+            codes = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            pos = np.searchsorted(self._sorted_codes, codes)
+            pos = np.minimum(pos, len(self._sorted_codes) - 1)
+            if not np.array_equal(self._sorted_codes[pos], codes):
+                missing = self.unknown(piece)
+                raise CorpusError(f"characters not in the vocabulary: {describe_chars(missing)}")
+            view[start:start + len(piece)] = self._order[pos]
+        return out
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+
+def describe_chars(chars: list[str], limit: int = 20) -> str:
+    """A readable list of characters: printable ones quoted, others as U+XXXX."""
+    shown = [repr(c) if c.isprintable() else f"U+{ord(c):04X}" for c in chars[:limit]]
+    more = f" and {len(chars) - limit} more" if len(chars) > limit else ""
+    return ", ".join(shown) + more
+
+
+def join_songs(songs: list[str]) -> str:
+    """One stream: every song followed by the end-of-song symbol."""
+    return "".join(song + EOS for song in songs)
+
+
+def fingerprint(text: str) -> str:
+    """A short stable id of the normalised corpus, to check that a resume uses the same text."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _title_key(song: str) -> str:
+    """The title without a trailing '(version)' so that variants of one song group together."""
+    first = song.split("\n", 1)[0]
+    return _VERSION_SUFFIX.sub("", first)
+
+
+def split_train_val(songs: list[str], val_frac: float) -> tuple[str, str]:
+    """Joined train and validation text: the last `val_frac` of the corpus.
+
+    Cut at the song boundary closest to the target, preferring boundaries between songs with
+    different titles, because variants of one song sit next to each other and would leak.
+    A corpus of one song is cut at a line boundary instead.
+    """
+    if len(songs) == 1:
+        lines = songs[0].split("\n")
+        if len(lines) < 2:
+            raise CorpusError("the corpus is a single line; a validation split needs at least two "
+                              "lines of lyrics")
+        sizes = np.cumsum([len(line) + 1 for line in lines])
+        k = int(np.searchsorted(sizes, sizes[-1] * (1 - val_frac)))
+        k = min(max(k, 1), len(lines) - 1)
+        return "\n".join(lines[:k]) + "\n", "\n".join(lines[k:]) + EOS
+    sizes = np.cumsum([len(s) + 1 for s in songs])
+    target = sizes[-1] * (1 - val_frac)
+    cuts = [k for k in range(1, len(songs)) if _title_key(songs[k - 1]) != _title_key(songs[k])]
+    cuts = cuts or list(range(1, len(songs)))
+    k = min(cuts, key=lambda c: abs(sizes[c - 1] - target))
+    return join_songs(songs[:k]), join_songs(songs[k:])
+
+
+@dataclass
+class Corpus:
+    """A corpus ready for training: vocabulary, encoded train and validation streams."""
+
+    vocab: Vocab
+    train: torch.Tensor
+    val: torch.Tensor
+    songs: int
+    fingerprint: str
+
+    @property
+    def chars(self) -> int:
+        return len(self.train) + len(self.val)
+
+    def summary(self) -> str:
+        return (f"corpus: {self.chars:,} characters, {self.songs:,} songs, vocabulary "
+                f"{len(self.vocab)} symbols; train {len(self.train):,} / validation "
+                f"{len(self.val):,} characters")
+
+
+def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = None,
+                expect_fingerprint: str | None = None) -> Corpus:
+    """Read, split and encode. With `vocab` (from a checkpoint), encode with it instead;
+    with `expect_fingerprint`, refuse a text other than the one the checkpoint was trained on."""
+    songs = read_songs(path)
+    train_text, val_text = split_train_val(songs, val_frac)
+    whole = train_text + val_text
+    found = fingerprint(whole)
+    if expect_fingerprint is not None and found != expect_fingerprint:
+        raise CorpusError(f"{path} is not the text the checkpoint was trained on (fingerprint "
+                          f"{found}, expected {expect_fingerprint}); resume with the same "
+                          "text, or start a new run in another checkpoint folder")
+    vocab = vocab or Vocab.from_text(whole)
+    return Corpus(vocab=vocab, train=vocab.encode(train_text), val=vocab.encode(val_text),
+                  songs=len(songs), fingerprint=found)
+
+
+def demo_corpus() -> Path:
+    """The bundled demo songs: inside the installed package, or data/ of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "demo", here.parent / "data"):
+        if any(folder.glob("*.txt")):
+            return folder
+    raise CorpusError("the bundled demo corpus is missing from this installation; "
+                      "give a lyrics file or folder to train on")

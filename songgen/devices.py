@@ -1,0 +1,68 @@
+"""Choosing the device and the numeric precision."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .errors import DeviceError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto picks CUDA, then Apple MPS, then the CPU; an explicit choice must exist here."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not _mps_available():
+            raise DeviceError("device mps (Apple GPU) is not available on this machine; "
+                              "use cpu or auto")
+        return torch.device("mps")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {name} asked for, but CUDA is not available here "
+                              "(no NVIDIA GPU, or a CPU-only PyTorch); use cpu or auto")
+        if ":" in name:
+            index = name.split(":", 1)[1]
+            if not index.isdigit() or int(index) >= torch.cuda.device_count():
+                raise DeviceError(f"device {name} does not exist; this machine has "
+                                  f"{torch.cuda.device_count()} CUDA device(s), cuda:0 upwards")
+        return torch.device(name)
+    raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype:
+    """The autocast dtype: float32 means no autocast.
+
+    auto uses bf16 only on CUDA GPUs with native bf16 (Ampere and newer), where the fused LSTM
+    and the output layer run faster in it; everywhere else full precision is as fast or faster.
+    """
+    name = (name or "auto").lower()
+    if name == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if name not in table:
+        raise DeviceError(f"unknown precision {name!r}; use auto, fp32, bf16 or fp16")
+    if name == "fp16" and device.type != "cuda":
+        raise DeviceError("fp16 training needs a CUDA GPU; use fp32 or bf16 on this device")
+    return table[name]
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,0 +1,70 @@
+"""Loss of a model on text: during training (validation) and on any file (songgen eval)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .batches import eval_rows
+from .checkpoint import Trained, load_checkpoint
+from .corpus import EOS, describe_chars, join_songs, read_songs
+from .devices import autocast
+from .errors import CorpusError
+from .model import CharLSTM
+
+LN2 = math.log(2)
+
+
+@torch.no_grad()
+def evaluate(model: CharLSTM, data: torch.Tensor, device: torch.device,
+             dtype: torch.dtype = torch.float32, rows: int = 32, chunk: int = 512) -> float:
+    """Mean cross-entropy (nats per character) over all of `data`, streamed in contiguous rows."""
+    was_training = model.training
+    model.eval()
+    x, y = eval_rows(data, rows)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    state = None
+    for start in range(0, x.shape[1], chunk):
+        xb = x[:, start:start + chunk].to(device).long()
+        yb = y[:, start:start + chunk].to(device).long()
+        with autocast(device, dtype):
+            logits, state = model(xb, state)
+        total += F.cross_entropy(logits.float().flatten(0, 1), yb.flatten(), reduction="sum")
+    model.train(was_training)
+    return total.item() / y.numel()
+
+
+@dataclass
+class Score:
+    loss: float          # nats per character
+    chars: int           # characters scored
+    skipped: int         # characters dropped because the vocabulary lacks them
+
+    @property
+    def bits_per_char(self) -> float:
+        return self.loss / LN2
+
+
+def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = None, *,
+                  skip_unknown: bool = False, device: str = "cpu") -> Score:
+    """Loss of a checkpoint on a lyrics file or folder, read and split like a training corpus."""
+    trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
+    text = join_songs(read_songs(path))
+    unknown = trained.vocab.unknown(text)
+    skipped = 0
+    if unknown:
+        if not skip_unknown:
+            raise CorpusError(f"{path} has characters the model never saw: "
+                              f"{describe_chars(unknown)}; skip them to score the rest")
+        drop = set(unknown)
+        kept = "".join(c for c in text if c not in drop)
+        skipped, text = len(text) - len(kept), kept
+    data = trained.vocab.encode(EOS + text)  # scored as after an end of song, like training
+    if len(data) < 2:
+        raise CorpusError(f"{path} has nothing left to score")
+    loss = evaluate(trained.model, data, trained.device, rows=32, chunk=1024)
+    return Score(loss, len(data) - 1, skipped)

@@ -1,0 +1,123 @@
+"""The checkpoint folder of a training run: lock, resume candidates, saving, rotation, metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+from . import checkpoint as ckpt
+from .errors import CheckpointError, SonggenError, SonggenWarning
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a second run is not detected there
+    fcntl = None
+
+
+class CheckpointFolder:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.last = self.path / "last.pt"
+        self.best = self.path / "best.pt"
+        self.metrics = self.path / "metrics.jsonl"
+        if self.path.exists() and not self.path.is_dir():
+            raise CheckpointError(f"checkpoint folder {self.path} is a file; give a folder path")
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold an exclusive lock for the run. The OS drops it when the process dies, so a
+        crashed or killed run never leaves the folder locked."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(f"cannot create checkpoint folder {self.path}: "
+                                  f"{exc.strerror or exc}") from None
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise CheckpointError(f"checkpoint folder {self.path} is not writable; "
+                                  "fix its permissions or choose another folder")
+        if fcntl is None:
+            yield
+            return
+        handle = open(self.path / ".lock", "a+")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                owner = handle.read().strip() or "another process"
+                raise CheckpointError(f"another training run ({owner}) is using {self.path}; "
+                                      "wait for it to finish or choose another folder") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            yield
+        finally:
+            handle.close()
+
+    def check_fresh(self) -> None:
+        """A new run must not overwrite an earlier one's checkpoints."""
+        if self.last.exists() or self.best.exists():
+            raise CheckpointError(f"{self.path} already holds a training run; resume it, or "
+                                  "choose another checkpoint folder (or delete that one)")
+
+    def load_for_resume(self) -> dict:
+        """last.pt, or else the newest readable older checkpoint (with a warning)."""
+        candidates = [self.last] + [p for _, p in reversed(ckpt.numbered(self.path))] + [self.best]
+        candidates = [p for p in candidates if p.exists()]
+        if not candidates:
+            raise CheckpointError(f"nothing to resume: {self.path} holds no checkpoint "
+                                  "(no last.pt); start a new run instead")
+        first_error = None
+        loaded = []
+        for path in candidates:
+            try:
+                loaded.append((path, ckpt.load(path)))
+            except CheckpointError as exc:
+                first_error = first_error or exc
+                continue
+            if path == self.last:
+                return loaded[0][1]
+        if not loaded:
+            raise first_error
+        path, state = max(loaded, key=lambda item: item[1]["step"])
+        warnings.warn(f"{self.last} is unusable ({first_error}); resuming from {path.name} "
+                      f"at step {state['step']}", SonggenWarning)
+        return state
+
+    def save(self, state: dict, step: int, best: bool, keep: int) -> None:
+        """Write last.pt; link it as step-N.pt (rotated to `keep`) and as best.pt if it is."""
+        try:
+            ckpt.save(state, self.last)
+            if keep > 0:
+                _link(self.last, ckpt.numbered_path(self.path, step))
+                ckpt.rotate(self.path, keep)
+            if best:
+                _link(self.last, self.best)
+        except OSError as exc:
+            raise SonggenError(f"could not write a checkpoint in {self.path}: "
+                               f"{exc.strerror or exc}; the previous checkpoint is intact. "
+                               "Free space or fix the folder, then resume") from None
+
+    def append_metrics(self, line: str) -> None:
+        try:
+            with open(self.metrics, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        except OSError as exc:
+            raise SonggenError(f"could not write {self.metrics}: {exc.strerror or exc}; "
+                               "free space or fix the folder, then resume") from None
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Make `dst` the same file as `src`, atomically: a hard link where the file system
+    allows it (no extra disk, no extra write time), a copy otherwise."""
+    tmp = dst.with_name(f".{dst.name}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)

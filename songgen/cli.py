@@ -138,7 +138,8 @@ def cli():
 @click.option("--patience", default=_TRAIN.patience, show_default=True,
               type=click.IntRange(0), help="Stop after this many evaluations without a better "
               "validation loss (0 = never).")
-@click.option("--eval-every", **_positive(_TRAIN.eval_every, "Evaluate and save every N steps."))
+@click.option("--eval-every", type=click.IntRange(min=1), help="Evaluate and save every N steps "
+              "[default: once an epoch, at least every 1000 steps].")
 @click.option("--keep-last", default=_TRAIN.keep_last, show_default=True, type=click.IntRange(0),
               help="Numbered checkpoints to keep besides last.pt and best.pt.")
 @device_option

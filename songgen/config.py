@@ -12,12 +12,9 @@ from .errors import ConfigError
 class ModelConfig:
     vocab_size: int = 0
     embed_dim: int = 64
-    hidden_size: int = 512
+    hidden_size: int = 256
     layers: int = 2
     dropout: float = 0.1
-
-    # Options that define the architecture and so must match a checkpoint.
-    ARCHITECTURE = ("embed_dim", "hidden_size", "layers", "dropout")
 
     def __post_init__(self):
         for name in ("embed_dim", "hidden_size", "layers"):
@@ -48,7 +45,7 @@ class TrainConfig:
     epochs: int | None = None       # stop after this many epochs (counted from the run's start)
     time_limit: float | None = None  # seconds of training in this invocation
     patience: int = 5               # evaluations without improvement before stopping; 0 = off
-    eval_every: int = 200
+    eval_every: int | None = None  # None: once an epoch, and at least every 1000 steps
     log_every: int = 10
     keep_last: int = 2
     device: str = "auto"
@@ -61,7 +58,7 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("seq_len", "batch_size", "eval_every", "log_every"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', ' ')} must be at least 1")
         for name in ("steps", "epochs"):
             value = getattr(self, name)

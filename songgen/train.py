@@ -18,7 +18,7 @@ from . import __version__
 from . import checkpoint as ckpt
 from .batches import StreamBatches
 from .corpus import Corpus, Vocab, demo_corpus, load_corpus
-from .devices import autocast, resolve_device, resolve_precision
+from .devices import autocast, keep_freed_memory, resolve_device, resolve_precision
 from .errors import CheckpointError, ConfigError, SonggenWarning, TrainingInterrupted
 from .evaluation import LN2, evaluate
 from .config import ModelConfig, TrainConfig
@@ -113,6 +113,8 @@ class _Loop:
         self.corpus, self.config, self.device, self.dtype = corpus, config, device, dtype
         self.folder, self.quiet = folder, quiet
         self.batches = StreamBatches(corpus.train, config.batch_size, config.seq_len)
+        if device.type == "cpu":
+            keep_freed_memory()
         torch.manual_seed(config.seed)
         self.model = CharLSTM(model_config).to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
@@ -153,10 +155,10 @@ class _Loop:
 
     def run(self) -> TrainResult:
         c = self.config
-        spe = len(self.batches)
         target = c.steps
         if c.epochs is not None:
-            target = min(target or math.inf, c.epochs * spe)
+            target = min(target or math.inf, c.epochs * len(self.batches))
+        eval_every = c.eval_every or min(len(self.batches), 1000)
         bar = tqdm(total=None if target in (None, math.inf) else int(target), initial=self.step,
                    unit="step", file=sys.stderr, disable=self.quiet,
                    dynamic_ncols=True, smoothing=0.1)
@@ -180,7 +182,7 @@ class _Loop:
                         window_start, window_steps = now, 0
                         self._check_finite(last_train)
                         bar.set_postfix_str(self._postfix(last_train, last_val, cps), refresh=False)
-                    if self.step % c.eval_every == 0:
+                    if self.step % eval_every == 0:
                         last_train = loss_sum.item() / max(loss_count, 1)
                         loss_sum.zero_()
                         loss_count = 0

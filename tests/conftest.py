@@ -1,0 +1,49 @@
+import random
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+WORDS = ("love river night road home rain heart light stone morning song wind bell "
+         "golden summer winter gone away down over the my your and").split()
+
+
+def make_songs(n: int = 40, seed: int = 0) -> str:
+    """A small corpus in the lyric format: titles, stanzas, songs split by two blank lines."""
+    rng = random.Random(seed)
+    songs = []
+    for i in range(n):
+        title = f"# {rng.choice(WORDS).title()} {rng.choice(WORDS).title()} {i}"
+        stanzas = []
+        for _ in range(rng.randint(2, 4)):
+            lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 7)))
+                     for _ in range(4)]
+            stanzas.append("\n".join(lines))
+        songs.append(title + "\n\n" + "\n\n".join(stanzas))
+    return "\n\n\n".join(songs) + "\n"
+
+
+@pytest.fixture
+def songs_file(tmp_path) -> Path:
+    path = tmp_path / "songs.txt"
+    path.write_text(make_songs(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_model() -> dict:
+    return {"embed_dim": 8, "hidden_size": 16, "layers": 2, "dropout": 0.1}
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    from songgen.config import TrainConfig
+
+    def make(**overrides):
+        base = dict(seq_len=16, batch_size=4, eval_every=5, device="cpu",
+                    checkpoint_dir=str(tmp_path / "ckpt"), patience=0)
+        base.update(overrides)
+        return TrainConfig(**base)
+
+    return make

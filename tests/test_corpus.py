@@ -1,0 +1,115 @@
+import pytest
+import torch
+
+from songgen.corpus import (EOS, Vocab, fingerprint, join_songs, load_corpus, read_songs,
+                            read_text, split_songs, split_train_val)
+from songgen.errors import CorpusError
+
+
+def test_normalise_bom_crlf_cr_and_nfc(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes("\ufeffCafe\u0301 one\r\ntwo\rthree\n".encode("utf-8"))
+    assert read_text(path) == "Caf\u00e9 one\ntwo\nthree\n"
+
+
+def test_nfc_and_nfd_give_the_same_vocabulary(tmp_path):
+    (tmp_path / "nfc.txt").write_text("# Caf\u00e9\n\nna\u00efve\n", encoding="utf-8")
+    (tmp_path / "nfd.txt").write_text("# Cafe\u0301\n\nnai\u0308ve\n", encoding="utf-8")
+    a = Vocab.from_text(join_songs(read_songs(tmp_path / "nfc.txt")))
+    b = Vocab.from_text(join_songs(read_songs(tmp_path / "nfd.txt")))
+    assert a == b
+
+
+def test_invalid_utf8_names_file_line_and_offset(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"first line\nsecond \xff line\n")
+    with pytest.raises(CorpusError) as err:
+        read_text(path)
+    assert str(err.value) == (f"{path}: not valid UTF-8 at line 2, byte offset 18 (byte 7 of the "
+                              "line); save the file as UTF-8 and try again")
+
+
+def test_nul_bytes_are_refused_as_binary(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"abc\x00def")
+    with pytest.raises(CorpusError, match="binary file"):
+        read_text(path)
+
+
+def test_utf16_with_bom_is_read(tmp_path):
+    path = tmp_path / "u16.txt"
+    path.write_bytes("# T\n\nla la\n".encode("utf-16"))
+    assert read_text(path) == "# T\n\nla la\n"
+
+
+def test_songs_split_on_two_or_more_blank_lines():
+    text = "# A\n\nx\n\ny\n\n\n# B\n\nz\n \n\n\n\n# C\n\nw\n\n"
+    assert split_songs(text) == ["# A\n\nx\n\ny", "# B\n\nz", "# C\n\nw"]
+
+
+def test_folder_reads_txt_files_in_sorted_order(tmp_path):
+    (tmp_path / "b.txt").write_text("# B\n\nsecond\n")
+    (tmp_path / "a.txt").write_text("# A\n\nfirst\n")
+    (tmp_path / "notes.md").write_text("ignored")
+    assert read_songs(tmp_path) == ["# A\n\nfirst", "# B\n\nsecond"]
+
+
+def test_folder_without_txt_and_empty_file_are_errors(tmp_path):
+    with pytest.raises(CorpusError, match="holds no .txt files"):
+        read_songs(tmp_path)
+    (tmp_path / "blank.txt").write_text(" \n\n\t\n")
+    with pytest.raises(CorpusError, match="holds no lyrics"):
+        read_songs(tmp_path / "blank.txt")
+
+
+def test_vocab_roundtrip_smallest_dtype_and_eos_first():
+    text = join_songs(["# Ünïcode ♪\n\nλόγια 歌詞 🎵", "# B\n\nb"])
+    vocab = Vocab.from_text(text)
+    assert vocab.chars[0] == EOS
+    ids = vocab.encode(text)
+    assert ids.dtype == torch.uint8
+    assert vocab.decode(ids) == text
+    assert Vocab([EOS] + [chr(0x4E00 + i) for i in range(300)]).dtype == torch.int16
+
+
+def test_encode_in_chunks_matches_whole():
+    text = join_songs(["# abc\n\nhello world"] * 50)
+    vocab = Vocab.from_text(text)
+    assert torch.equal(vocab.encode(text, chunk=7), vocab.encode(text))
+
+
+def test_encode_unknown_characters_lists_them():
+    vocab = Vocab.from_text("abc")
+    with pytest.raises(CorpusError, match="characters not in the vocabulary: 'x', 'z'"):
+        vocab.encode("abzx")
+
+
+def test_validation_is_the_tail_cut_at_a_song_boundary():
+    songs = [f"# Song {i}\n\n" + "la " * 30 for i in range(20)]
+    train, val = split_train_val(songs, 0.1)
+    assert train + val == join_songs(songs)
+    assert val.startswith("# Song 18") and train.endswith(EOS)
+
+
+def test_versions_of_one_song_stay_on_one_side():
+    songs = [f"# Ballad {i // 4} ({chr(65 + i % 4)})\n\n" + "la " * 30 for i in range(20)]
+    train, val = split_train_val(songs, 0.15)
+    last_train = train.rstrip(EOS).split(EOS)[-1].split("\n")[0]
+    first_val = val.split("\n")[0]
+    assert last_train.split(" (")[0] != first_val.split(" (")[0]
+
+
+def test_single_song_splits_at_a_line_boundary():
+    song = "\n".join(f"line {i} of the only song" for i in range(50))
+    train, val = split_train_val([song], 0.1)
+    assert train + val == song + EOS
+    assert train.endswith("\n") and val.startswith("line ")
+
+
+def test_load_corpus_checks_fingerprint(songs_file, tmp_path):
+    corpus = load_corpus(songs_file)
+    assert corpus.fingerprint == fingerprint(join_songs(read_songs(songs_file)))
+    other = tmp_path / "other.txt"
+    other.write_text("# Other\n\nwords here\nand here\n")
+    with pytest.raises(CorpusError, match="not the text the checkpoint was trained on"):
+        load_corpus(other, expect_fingerprint=corpus.fingerprint)

@@ -1,0 +1,94 @@
+import math
+
+import pytest
+import torch
+
+from songgen import checkpoint as ckpt
+from songgen.config import ModelConfig
+from songgen.corpus import EOS, Vocab
+from songgen.errors import ConfigError
+from songgen.model import CharLSTM
+from songgen.sample import filter_logits, generate, stream
+
+
+def make_trained(tmp_path, text="# ab\n\nab ba\n", eos_bias=0.0):
+    torch.manual_seed(0)
+    vocab = Vocab.from_text(text)
+    model = CharLSTM(ModelConfig(vocab_size=len(vocab), embed_dim=8, hidden_size=16, layers=2))
+    with torch.no_grad():
+        model.head.bias[0] += eos_bias
+    state = {"format": ckpt.FORMAT, "version": ckpt.VERSION, "model_config":
+             model.config.to_dict(), "vocab": vocab.chars, "model_state": model.state_dict(),
+             "step": 7}
+    path = tmp_path / "m.pt"
+    ckpt.save(state, path)
+    return ckpt.load_checkpoint(path)
+
+
+def test_step_by_step_equals_full_sequence_forward():
+    torch.manual_seed(0)
+    model = CharLSTM(ModelConfig(vocab_size=11, embed_dim=8, hidden_size=16, layers=2)).eval()
+    x = torch.randint(0, 11, (3, 20))
+    full, _ = model(x)
+    state, steps = None, []
+    for t in range(20):
+        logits, state = model(x[:, t:t + 1], state)
+        steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-6)
+
+
+def test_top_k_keeps_exactly_the_k_largest():
+    logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]])
+    out = filter_logits(logits, top_k=2)
+    assert out.tolist() == [[-math.inf, 3.0, 2.0, -math.inf]]
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    logits = probs.log()
+    kept = lambda p: torch.isfinite(filter_logits(logits, top_p=p)).tolist()[0]
+    assert kept(0.5) == [True, False, False, False]
+    assert kept(0.6) == [True, True, False, False]
+    assert kept(0.8) == [True, True, False, False]
+    assert kept(0.81) == [True, True, True, False]
+    assert kept(1.0) == [True, True, True, True]
+    renorm = torch.softmax(filter_logits(logits, top_p=0.8), -1)
+    torch.testing.assert_close(renorm, torch.tensor([[0.625, 0.375, 0.0, 0.0]]))
+
+
+def test_same_seed_same_songs_and_stream_matches_generate(tmp_path):
+    trained = make_trained(tmp_path)
+    a = generate(trained, num_songs=3, seed=5, length=200)
+    b = generate(trained, num_songs=3, seed=5, length=200)
+    assert [s.text for s in a] == [s.text for s in b]
+    one = generate(trained, num_songs=1, seed=9, length=200, prime="# a")
+    assert "".join(stream(trained, seed=9, length=200, prime="# a")) == one[0].text
+    assert one[0].text.startswith("# a")
+    assert all(EOS not in s.text and len(s.text) <= 200 for s in a)
+
+
+def test_songs_stop_at_end_of_song(tmp_path):
+    trained = make_trained(tmp_path, eos_bias=50.0)
+    songs = generate(trained, num_songs=4, prime="ab", seed=1)
+    assert [s.text for s in songs] == ["ab"] * 4
+    assert all(s.ended for s in songs)
+
+
+def test_length_caps_a_song_that_never_ends(tmp_path):
+    trained = make_trained(tmp_path, eos_bias=-50.0)
+    songs = generate(trained, num_songs=2, length=50, seed=1)
+    assert [len(s.text) for s in songs] == [50, 50]
+    assert not any(s.ended for s in songs)
+
+
+def test_greedy_is_deterministic_without_a_seed(tmp_path):
+    trained = make_trained(tmp_path)
+    assert generate(trained, temperature=0, length=60)[0].text == \
+        generate(trained, temperature=0, length=60)[0].text
+
+
+def test_prime_with_unseen_characters_lists_them(tmp_path):
+    trained = make_trained(tmp_path)
+    with pytest.raises(ConfigError, match="the prime has characters the model never saw: "
+                                          "'x', 'z'; remove or replace them"):
+        generate(trained, prime="zab x")

@@ -1,0 +1,142 @@
+import errno
+import json
+import warnings
+
+import pytest
+import torch
+
+from songgen import checkpoint as ckpt
+from songgen.errors import CheckpointError, CorpusError, SonggenError, SonggenWarning
+from songgen.rundir import CheckpointFolder
+from songgen.train import train
+
+
+def weights(folder):
+    return torch.load(folder / "last.pt", weights_only=True)["model_state"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(songs_file, tiny_model, tiny_config,
+                                                         tmp_path):
+    # 7 and 23 are not evaluation steps and 23 crosses an epoch boundary (13 steps an epoch).
+    straight = tiny_config(steps=30, checkpoint_dir=str(tmp_path / "a"))
+    train(songs_file, model=tiny_model, config=straight, quiet=True)
+    for stop in (7, 23, 30):
+        cfg = tiny_config(steps=stop, checkpoint_dir=str(tmp_path / "b"))
+        train(songs_file, model=tiny_model, config=cfg, resume=stop != 7, quiet=True)
+    assert_same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 30 and a["epoch"] == b["epoch"]
+    assert torch.equal(a["optimizer_state"]["state"][0]["exp_avg"],
+                       b["optimizer_state"]["state"][0]["exp_avg"])
+
+
+def test_checkpoint_is_self_contained_and_loads_with_weights_only(songs_file, tiny_model,
+                                                                 tiny_config):
+    cfg = tiny_config(steps=10)
+    result = train(songs_file, model=tiny_model, config=cfg, quiet=True)
+    state = torch.load(result.checkpoint_dir / "last.pt", weights_only=True)
+    for key in ("format", "version", "songgen_version", "model_config", "train_config", "vocab",
+                "model_state", "optimizer_state", "step", "epoch", "position", "rng",
+                "best_val_loss", "history", "fingerprint", "stream_state"):
+        assert key in state, key
+    assert state["step"] == 10 and state["model_config"]["hidden_size"] == 16
+    assert (result.checkpoint_dir / "best.pt").exists()
+    lines = (result.checkpoint_dir / "metrics.jsonl").read_text().splitlines()
+    record = json.loads(lines[-1])
+    assert set(record) >= {"step", "epoch", "train_loss", "val_loss", "val_bpc",
+                           "chars_per_sec", "lr", "elapsed"}
+    assert [json.loads(line)["step"] for line in lines] == [5, 10]
+
+
+def test_training_lowers_the_validation_loss(songs_file, tiny_model, tiny_config):
+    result = train(songs_file, model=tiny_model, config=tiny_config(steps=60, lr=1e-2),
+                   quiet=True)
+    history = torch.load(result.checkpoint_dir / "last.pt", weights_only=True)["history"]
+    assert history[-1]["val_loss"] < history[0]["val_loss"] - 0.5
+
+
+def test_keep_last_rotates_numbered_checkpoints(songs_file, tiny_model, tiny_config):
+    result = train(songs_file, model=tiny_model, config=tiny_config(steps=25, keep_last=2),
+                   quiet=True)
+    assert [s for s, _ in ckpt.numbered(result.checkpoint_dir)] == [20, 25]
+
+
+def test_resume_warns_on_conflicting_architecture_and_keeps_checkpoint(songs_file, tiny_model,
+                                                                       tiny_config):
+    train(songs_file, model=tiny_model, config=tiny_config(steps=5), quiet=True)
+    with pytest.warns(SonggenWarning, match="hidden size = 32 differs from the checkpoint's 16"):
+        train(songs_file, model={**tiny_model, "hidden_size": 32},
+              config=tiny_config(steps=10), resume=True, explicit={"hidden_size"}, quiet=True)
+
+
+def test_resume_with_another_corpus_is_refused(songs_file, tiny_model, tiny_config, tmp_path):
+    train(songs_file, model=tiny_model, config=tiny_config(steps=5), quiet=True)
+    other = tmp_path / "other.txt"
+    other.write_text(songs_file.read_text().replace("love", "LOVE"))
+    with pytest.raises(CorpusError, match="not the text the checkpoint was trained on"):
+        train(other, model=tiny_model, config=tiny_config(steps=10), resume=True, quiet=True)
+
+
+def test_new_run_does_not_overwrite_an_old_one(songs_file, tiny_model, tiny_config):
+    result = train(songs_file, model=tiny_model, config=tiny_config(steps=5), quiet=True)
+    before = (result.checkpoint_dir / "last.pt").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds a training run"):
+        train(songs_file, model=tiny_model, config=tiny_config(steps=5), quiet=True)
+    assert (result.checkpoint_dir / "last.pt").read_bytes() == before
+
+
+def test_resume_without_checkpoint_is_an_error(songs_file, tiny_model, tiny_config):
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(songs_file, model=tiny_model, config=tiny_config(steps=5), resume=True, quiet=True)
+
+
+def test_unreadable_last_falls_back_to_older_checkpoint(songs_file, tiny_model, tiny_config):
+    result = train(songs_file, model=tiny_model, config=tiny_config(steps=10), quiet=True)
+    last = result.checkpoint_dir / "last.pt"
+    last.unlink()  # it is a hard link of step-10; write a damaged file in its place
+    last.write_bytes(b"garbage")
+    with pytest.warns(SonggenWarning, match=r"resuming from step-000000010.pt at step 10"):
+        again = train(songs_file, model=tiny_model, config=tiny_config(steps=15), resume=True,
+                      quiet=True)
+    assert again.step == 15
+
+
+def test_full_disk_keeps_previous_checkpoint_and_stops(songs_file, tiny_model, tiny_config,
+                                                       monkeypatch):
+    result = train(songs_file, model=tiny_model, config=tiny_config(steps=5), quiet=True)
+    before = (result.checkpoint_dir / "last.pt").read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt.torch, "save", full)
+    with pytest.raises(SonggenError, match="No space left on device; the previous checkpoint "
+                                           "is intact"):
+        train(songs_file, model=tiny_model, config=tiny_config(steps=10), resume=True, quiet=True)
+    assert (result.checkpoint_dir / "last.pt").read_bytes() == before
+    assert not [p for p in result.checkpoint_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_second_run_in_the_same_folder_is_refused(tmp_path):
+    folder = CheckpointFolder(tmp_path / "c")
+    with folder.lock():
+        with pytest.raises(CheckpointError, match="another training run .* is using"):
+            with CheckpointFolder(tmp_path / "c").lock():
+                pass
+    with folder.lock():  # released once the first run ends
+        pass
+
+
+def test_too_high_learning_rate_stops_with_advice(songs_file, tiny_model, tiny_config):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(SonggenError, match="learning rate .* is probably too high"):
+            train(songs_file, model=tiny_model,
+                  config=tiny_config(steps=200, lr=1e9, grad_clip=0, log_every=1), quiet=True)

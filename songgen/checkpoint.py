@@ -6,6 +6,8 @@ import os
 import pickle
 import re
 import tempfile
+import warnings
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -16,6 +18,7 @@ FORMAT = "songgen-checkpoint"
 VERSION = 1
 REQUIRED = ("format", "version", "model_config", "vocab", "model_state", "step")
 _NUMBERED = re.compile(r"^step-(\d+)\.pt$")
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 def save(state: dict, path: str | Path) -> None:
@@ -69,11 +72,17 @@ def load(path: str | Path) -> dict:
         raise CheckpointError(f"{path} is empty (0 bytes), not a checkpoint; it may be from an "
                               "interrupted copy")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # PyTorch warns about unusual pickle protocols before refusing or reading them;
+            # the error below (or a clean load) is all a user needs to see.
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" in str(exc):
-            raise CheckpointError(f"{path} contains Python objects that a safe load refuses; "
-                                  "it is not a songgen checkpoint, or it was tampered with") from None
+        refused = _UNSAFE_GLOBAL.search(str(exc))
+        if refused:
+            raise CheckpointError(f"{path} holds Python code or objects ({refused.group(1)}) that "
+                                  "a safe load refuses; it is not a songgen checkpoint, or it was "
+                                  "tampered with: do not open it some other way") from None
         raise CheckpointError(f"{path} is corrupt or not a checkpoint (unpickling failed)") from None
     except Exception:  # any other loader failure on a damaged file means the same to a user
         raise CheckpointError(f"{path} is corrupt, truncated or not a PyTorch file") from None
@@ -103,6 +112,8 @@ def validate(state, path: str | Path) -> dict:
         raise CheckpointError(f"{path} has a damaged vocabulary")
     if not isinstance(state["model_config"], dict) or not isinstance(state["model_state"], dict):
         raise CheckpointError(f"{path} has a damaged model section")
+    _check_model(state, path)
+    _check_record(state, path)
     return state
 
 
@@ -135,19 +146,95 @@ class Trained:
         from .model import CharLSTM, ModelConfig
 
         self.path, self.state = path, state
+        _check_finite(state["model_state"], path)
         try:
             self.vocab = Vocab(state["vocab"])
             self.model = CharLSTM(ModelConfig.from_dict(state["model_config"]))
             self.model.load_state_dict(state["model_state"])
         except Exception as exc:  # any mismatch inside a damaged file reads the same to a user
-            raise CheckpointError(f"{path} has a damaged model ({str(exc).splitlines()[0][:120]})"
-                                  ) from None
+            raise CheckpointError(f"{path} has a damaged model ({_first_line(exc)})") from None
         self.model.to(device).eval()
         self.device = device
+        # Where a song begins: the state at the end of a training song (zeros if not saved).
+        start = state.get("start_state")
+        shape = (self.model.config.layers, 1, self.model.config.hidden_size)
+        if (isinstance(start, list) and len(start) == 2 and
+                all(isinstance(t, torch.Tensor) and t.shape == shape for t in start)):
+            self.start_state = tuple(t.float().to(device) for t in start)
+        else:
+            self.start_state = (torch.zeros(shape, device=device), torch.zeros(shape, device=device))
 
     @property
     def step(self) -> int:
         return self.state["step"]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:120]
+
+
+def _check_model(state: dict, path) -> None:
+    """The configuration, vocabulary and weights must describe one model. Shapes are compared
+    on the meta device, so a damaged configuration never allocates memory."""
+    from .config import ModelConfig
+    from .model import CharLSTM
+
+    absent = [f.name for f in fields(ModelConfig) if f.name not in state["model_config"]]
+    if absent:
+        raise CheckpointError(f"{path} has a damaged model configuration (missing "
+                              f"{', '.join(absent)})")
+    try:
+        config = ModelConfig.from_dict(state["model_config"])
+        with torch.device("meta"):
+            expected = {k: v.shape for k, v in CharLSTM(config).state_dict().items()}
+    except Exception as exc:  # wrong types or values inside a damaged file
+        raise CheckpointError(f"{path} has a damaged model configuration "
+                              f"({_first_line(exc)})") from None
+    if config.vocab_size != len(state["vocab"]):
+        raise CheckpointError(f"{path} has a damaged model (a vocabulary of "
+                              f"{len(state['vocab'])} symbols, a model made for "
+                              f"{config.vocab_size})")
+    weights = state["model_state"]
+    if set(weights) != set(expected):
+        raise CheckpointError(f"{path} has a damaged model (its weights are not those of the "
+                              "model its configuration describes)")
+    for name, shape in expected.items():
+        value = weights[name]
+        if not isinstance(value, torch.Tensor) or value.shape != shape:
+            raise CheckpointError(f"{path} has a damaged model (weight {name} has the wrong "
+                                  "shape)")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_record(state: dict, path) -> None:
+    """The bookkeeping that commands print or resume from must have the types they expect."""
+    problem = None
+    step = state["step"]
+    history = state.get("history", [])
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        problem = "the step count"
+    elif not isinstance(state.get("train_config"), (dict, type(None))):
+        problem = "the training options"
+    elif not (state.get("best_val_loss") is None or _is_number(state["best_val_loss"])):
+        problem = "the best validation loss"
+    elif not (isinstance(history, list) and all(
+            isinstance(h, dict) and isinstance(h.get("step"), int) and _is_number(h.get("val_loss"))
+            and (h.get("train_loss") is None or _is_number(h["train_loss"])) for h in history)):
+        problem = "the metrics history"
+    if problem:
+        raise CheckpointError(f"{path} has a damaged training record ({problem})")
+
+
+def _check_finite(weights: dict, path) -> None:
+    for value in weights.values():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{path} has weights that are not finite (NaN or infinity), "
+                                  "as from a training run that diverged; use an earlier "
+                                  "checkpoint, or train again with a lower learning rate")
 
 
 def find_default(folder: str | Path = "checkpoints") -> Path:

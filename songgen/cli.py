@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import sys
+import tempfile
 import warnings
 
 import click
@@ -17,6 +19,7 @@ from click.core import ParameterSource
 from . import __version__
 from .config import ModelConfig, TrainConfig
 from .errors import SonggenError, SonggenWarning, TrainingInterrupted
+from .limits import MAX_LENGTH, MAX_SONGS
 
 _MODEL = ModelConfig()
 _TRAIN = TrainConfig()
@@ -113,6 +116,8 @@ def cli():
 @click.option("--checkpoint-dir", default=_TRAIN.checkpoint_dir, show_default=True,
               type=click.Path(path_type=str), help="Where last.pt, best.pt and metrics.jsonl go.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --checkpoint-dir.")
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="Fine-tune: start from this checkpoint's weights (new characters are added).")
 @click.option("--embed-dim", **_positive(_MODEL.embed_dim, "Character embedding size."))
 @click.option("--hidden-size", **_positive(_MODEL.hidden_size, "LSTM units per layer."))
 @click.option("--layers", **_positive(_MODEL.layers, "Number of LSTM layers."))
@@ -149,7 +154,7 @@ def cli():
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or statistics.")
 @click.pass_context
 @library_call
-def train(ctx, text, resume, quiet, **options):
+def train(ctx, text, resume, init_from, quiet, **options):
     """Train on TEXT: a UTF-8 lyrics file or a folder of .txt files.
 
     Without TEXT, trains on the demo songs bundled with songgen. Songs are separated by two
@@ -163,7 +168,8 @@ def train(ctx, text, resume, quiet, **options):
                                                       ParameterSource.ENVIRONMENT)}
     model = {k: options.pop(k) for k in ("embed_dim", "hidden_size", "layers", "dropout")}
     config = TrainConfig(**options)
-    run_training(text, model=model, config=config, resume=resume, explicit=explicit, quiet=quiet)
+    run_training(text, model=model, config=config, resume=resume, init_from=init_from,
+                 explicit=explicit, quiet=quiet)
 
 
 @cli.command()
@@ -177,46 +183,95 @@ def train(ctx, text, resume, quiet, **options):
 @click.option("--top-p", default=1.0, show_default=True,
               type=click.FloatRange(0, 1, min_open=True),
               help="Pick only among the likeliest characters whose odds add up to P.")
-@click.option("--prime", default="", help="Start the song with this text, e.g. '# Title\\n\\n'.")
-@click.option("--length", default=3000, show_default=True, type=click.IntRange(1, 1_000_000),
+@click.option("--title", help="Start the song with this title line (# TITLE).")
+@click.option("--prime", default="", help="Start the song with this text (\\n for a new line).")
+@click.option("--prime-file", type=click.File("r", encoding="utf-8"),
+              help="Start the song with the text of this file (- for standard input).")
+@click.option("--length", default=3000, show_default=True, type=click.IntRange(1, MAX_LENGTH),
               help="At most this many characters per song.")
-@click.option("--num-songs", "-n", default=1, show_default=True, type=click.IntRange(1, 10_000),
+@click.option("--max-lines", type=click.IntRange(1), help="Stop a song after this many lines "
+              "of lyrics (title and blank lines not counted).")
+@click.option("--num-songs", "-n", default=1, show_default=True, type=click.IntRange(1, MAX_SONGS),
               help="Songs to write (generated together as one batch).")
 @click.option("--seed", type=click.IntRange(0), help="Random seed: the same seed gives the "
               "same songs.")
+@click.option("--corpus", type=click.Path(exists=True, path_type=str),
+              help="The training text: report each song's longest passage copied from it.")
+@click.option("--max-copy", type=click.IntRange(2), help="With --corpus: write a song again "
+              "if it copies more than N characters in a row.")
+@click.option("--retries", default=5, show_default=True, type=click.IntRange(0, 100),
+              help="With --max-copy: how many times to write a copying song again.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=str),
+              help="Write the songs (or JSON) to this new file instead of stdout.")
 @device_option
 @json_option
 @library_call
-def sample(checkpoint, device, as_json, num_songs, **options):
+def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_copy, output,
+           **options):
     """Write new songs with a trained model and print them on stdout.
 
-    Songs are separated by two blank lines, so the output is itself a lyrics corpus.
-    Each song ends where the model ends it, or at --length characters.
+    Songs are separated by two blank lines, so the output is itself a lyrics corpus. Each song
+    ends where the model ends it, after --max-lines lines, or at --length characters.
     """
     from .checkpoint import load_checkpoint
-    from .sample import generate, stream
+    from .copycheck import open_copy_index
+    from .sample import generate, make_prime, stream
 
-    options["prime"] = options["prime"].replace("\\n", "\n")
+    if max_copy is not None and corpus is None:
+        raise click.UsageError("--max-copy needs --corpus (the text the model was trained on)")
+    if output is not None and os.path.exists(output):
+        raise click.ClickException(f"{output} already exists; choose a new file name (songgen "
+                                   "never overwrites a file)")
     trained = load_checkpoint(checkpoint, device=device)
-    if num_songs == 1 and not as_json:
-        # One song: print characters as they come, flushed at each line end.
-        for piece in stream(trained, **options):
+    options["prime"] = make_prime(title, prime.replace("\\n", "\n"),
+                                  prime_file.read() if prime_file else "")
+    index = open_copy_index(corpus, trained, max_copy) if corpus else None
+    if options["num_songs"] == 1 and not (as_json or output or index):
+        # One song to the terminal or a pipe: print characters as they come, flushed per line.
+        for piece in stream(trained, **{k: v for k, v in options.items() if k != "num_songs"
+                                        and k != "retries"}):
             sys.stdout.write(piece)
             if "\n" in piece:
                 sys.stdout.flush()
         sys.stdout.write("\n")
         return
-    songs = generate(trained, num_songs=num_songs, **options)
+    songs = generate(trained, copy_index=index, max_copy=max_copy, **options)
+    for number, song in enumerate(songs, 1):
+        if song.copy is not None:
+            click.echo(f"song {number}: longest passage copied from the corpus: "
+                       f"{song.copy.length} characters" +
+                       (f" ({song.copy.text[:60]!r})" if song.copy.length else ""), err=True)
     if as_json:
-        for song in songs:
-            click.echo(json.dumps({
-                "text": song.text, "title": song.title, "chars": song.chars,
-                "ended": song.ended, "bits_per_char": round(song.bits_per_char, 4),
-                "seed": song.seed, "temperature": options["temperature"],
-                "top_k": options["top_k"], "top_p": options["top_p"],
-                "checkpoint": str(trained.path), "step": trained.step}, ensure_ascii=False))
+        text = "".join(json.dumps(_song_record(song, trained, options), ensure_ascii=False) + "\n"
+                       for song in songs)
+    else:
+        text = "\n\n\n".join(song.text for song in songs) + "\n" if songs else ""
+    if output is None:
+        click.echo(text, nl=False)
         return
-    click.echo("\n\n\n".join(song.text for song in songs))
+    write_new_file(output, text)
+    click.echo(f"wrote {len(songs)} song(s) to {output}", err=True)
+
+
+def _song_record(song, trained, options) -> dict:
+    return {"text": song.text, "title": song.title, "chars": song.chars, "stop": song.stop,
+            "bits_per_char": round(song.bits_per_char, 4), "seed": song.seed,
+            "temperature": options["temperature"], "top_k": options["top_k"],
+            "top_p": options["top_p"], "checkpoint": str(trained.path), "step": trained.step,
+            "longest_copy": None if song.copy is None else song.copy.length,
+            "longest_copy_text": None if song.copy is None else song.copy.text}
+
+
+def write_new_file(path: str, text: str) -> None:
+    """Write all of `text` to a temporary file beside `path`, then rename it into place."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".songgen-", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @cli.command(name="eval")

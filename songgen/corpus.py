@@ -24,30 +24,41 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def _decode(raw: bytes, path: Path) -> str:
-    """Strict UTF-8 (UTF-16 when it carries a BOM); errors name the line and byte offset."""
+    """Strict UTF-8 (UTF-16 when it carries a BOM); errors name the line and byte offset.
+
+    NUL is the end-of-song symbol, so text holding it is refused whatever its encoding; it is
+    checked before UTF-8 decoding so that a binary file (an image, a PDF) is called one.
+    """
     if raw.startswith(_UTF16_BOMS):
         try:
-            return raw.decode("utf-16")
+            text = raw.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise CorpusError(f"{path}: invalid UTF-16 at byte offset {exc.start}; "
                               "convert the file to UTF-8 and try again") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1)
-        raise CorpusError(
-            f"{path}: not valid UTF-8 at line {line}, byte offset {exc.start} "
-            f"(byte {column} of the line); save the file as UTF-8 and try again") from None
-    if "\x00" in text:
+    elif b"\x00" in raw:
         raise CorpusError(f"{path}: contains NUL bytes, so it looks like a binary file, "
                           "not lyrics; give a plain UTF-8 text file")
+    else:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1)
+            raise CorpusError(
+                f"{path}: not valid UTF-8 at line {line}, byte offset {exc.start} "
+                f"(byte {column} of the line); save the file as UTF-8 and try again") from None
+    if "\x00" in text:
+        raise CorpusError(f"{path}: contains NUL characters, which lyrics cannot hold; "
+                          "remove them or give a plain text file")
     return text
 
 
 def normalise(text: str) -> str:
-    """Drop a BOM, turn CRLF and CR into LF, and NFC-normalise (so é and e+◌́ are one character)."""
-    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    """Drop BOMs, turn CRLF and CR into LF, and NFC-normalise (so é and e+◌́ are one character).
+
+    Every U+FEFF goes, not only a leading one: files joined with `cat` carry their BOMs inside.
+    """
+    text = text.replace("\ufeff", "").replace("\r\n", "\n").replace("\r", "\n")
     return unicodedata.normalize("NFC", text)
 
 
@@ -116,6 +127,10 @@ class Vocab:
 
     def __len__(self) -> int:
         return len(self.chars)
+
+    def extended(self, text: str) -> "Vocab":
+        """This vocabulary plus the characters of `text` it lacks, appended (old ids unchanged)."""
+        return Vocab(self.chars + sorted(set(text) - set(self.index) - {EOS}))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocab) and self.chars == other.chars
@@ -220,9 +235,10 @@ class Corpus:
 
 
 def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = None,
-                expect_fingerprint: str | None = None) -> Corpus:
-    """Read, split and encode. With `vocab` (from a checkpoint), encode with it instead;
-    with `expect_fingerprint`, refuse a text other than the one the checkpoint was trained on."""
+                expect_fingerprint: str | None = None, extend: bool = False) -> Corpus:
+    """Read, split and encode. With `vocab` (from a checkpoint), encode with it instead, adding
+    the characters it lacks if `extend`; with `expect_fingerprint`, refuse a text other than the
+    one the checkpoint was trained on."""
     songs = read_songs(path)
     train_text, val_text = split_train_val(songs, val_frac)
     whole = train_text + val_text
@@ -231,7 +247,10 @@ def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = N
         raise CorpusError(f"{path} is not the text the checkpoint was trained on (fingerprint "
                           f"{found}, expected {expect_fingerprint}); resume with the same "
                           "text, or start a new run in another checkpoint folder")
-    vocab = vocab or Vocab.from_text(whole)
+    if vocab is None:
+        vocab = Vocab.from_text(whole)
+    elif extend:
+        vocab = vocab.extended(whole)
     return Corpus(vocab=vocab, train=vocab.encode(train_text), val=vocab.encode(val_text),
                   songs=len(songs), fingerprint=found)
 

@@ -27,6 +27,32 @@ class CharLSTM(nn.Module):
         return self.head(self.drop(out)), state
 
 
+@torch.no_grad()
+def context_state(model: CharLSTM, ids: torch.Tensor, device: torch.device) -> State:
+    """The LSTM state after reading `ids` (1-D), batch of one: 2 x (layers, 1, hidden)."""
+    was_training = model.training
+    model.eval()
+    if len(ids):
+        _, state = model(ids.to(device).long()[None])
+    else:
+        zeros = torch.zeros(model.config.layers, 1, model.config.hidden_size, device=device)
+        state = (zeros, zeros.clone())
+    model.train(was_training)
+    return state
+
+
 def detach(state: State | None) -> State | None:
     """Cut the graph between truncated-BPTT steps but keep the values."""
     return None if state is None else (state[0].detach(), state[1].detach())
+
+
+def load_grown(model: CharLSTM, state: dict) -> None:
+    """Load weights of a model with a smaller vocabulary: the rows of the old symbols are copied,
+    the new symbols keep their fresh initialisation. Everything else must match exactly."""
+    own = model.state_dict()
+    for name, value in state.items():
+        if name in ("embed.weight", "head.weight", "head.bias") and value.shape[1:] == own[name].shape[1:]:
+            own[name][: value.shape[0]] = value
+        else:
+            own[name] = value
+    model.load_state_dict(own)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -12,10 +13,10 @@ import torch
 
 from .checkpoint import Trained, load_checkpoint
 from .corpus import EOS, describe_chars
-from .errors import ConfigError
+from .copycheck import Copy, CopyIndex
+from .errors import ConfigError, SonggenWarning
+from .limits import MAX_LENGTH, MAX_SONGS
 
-MAX_LENGTH = 1_000_000
-MAX_SONGS = 10_000
 
 
 @dataclass
@@ -23,17 +24,28 @@ class Song:
     text: str
     title: str | None
     seed: int
-    ended: bool             # True when the model ended the song, False when the length cap did
+    stop: str               # "end" (the model ended it), "max-lines" or "length"
     bits_per_char: float    # the model's own surprise at what it wrote (temperature 1)
+    copy: Copy | None = None  # longest passage copied from the corpus, when checked
 
     @property
     def chars(self) -> int:
         return len(self.text)
 
+    @property
+    def ended(self) -> bool:
+        return self.stop == "end"
+
 
 def title_of(text: str) -> str | None:
     first = text.split("\n", 1)[0]
     return first[2:].strip() if first.startswith("# ") else None
+
+
+def make_prime(title: str | None, *texts: str) -> str:
+    """A song's opening: the title line in the corpus format, then the given text."""
+    head = f"# {title.strip()}\n\n" if title and title.strip() else ""
+    return head + "".join(texts)
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -85,7 +97,8 @@ def _steps(trained: Trained, n: int, prime: str, temperature: float, top_k: int,
     # Start after an end-of-song symbol, as every song in training did, then read the prime.
     ids = [0] + trained.vocab.encode(prime).tolist()
     x = torch.tensor(ids, device=device).expand(n, -1)           # (n, 1 + len(prime))
-    logits, state = model(x)
+    state = tuple(t.expand(-1, n, -1).contiguous() for t in trained.start_state)
+    logits, state = model(x, state)
     logits = logits[:, -1].float()                                # (n, vocab)
     for _ in range(length - len(prime)):
         # Sample from the reshaped distribution; score with the model's own one.
@@ -108,51 +121,135 @@ def _generator(seed: int | None, device: torch.device) -> tuple[torch.Generator,
     return gen, seed
 
 
+class _Batch:
+    """Bookkeeping of songs written side by side: text so far, stop reasons, line counts."""
+
+    def __init__(self, n: int, prime: str, chars: list[str], max_lines: int | None):
+        self.chars, self.max_lines = chars, max_lines
+        self.parts = [[prime] for _ in range(n)]
+        self.stop: list[str | None] = [None] * n
+        self.nats = [0.0] * n
+        self.scored = [0] * n
+        self.lines = [0] * n             # lyric lines finished so far
+        self.seen = [0] * n              # all lines finished so far
+        self.current = [""] * n          # the line being written
+        for i in range(n):
+            for c in prime:
+                self._count_line(i, c)
+            if max_lines is not None and self.lines[i] >= max_lines:
+                self.stop[i] = "max-lines"
+
+    def _count_line(self, i: int, c: str) -> None:
+        if c != "\n":
+            self.current[i] += c
+            return
+        line, self.current[i] = self.current[i], ""
+        # A lyric line is not blank and not the title line the corpus format starts songs with.
+        is_title = self.seen[i] == 0 and line.startswith("# ")
+        self.seen[i] += 1
+        if line.strip() and not is_title:
+            self.lines[i] += 1
+
+    def add(self, tokens: list[int], logps: list[float]) -> list[str | None]:
+        """Take one generated symbol per song; return the new character of each live song."""
+        new: list[str | None] = []
+        for i, (token, lp) in enumerate(zip(tokens, logps)):
+            if self.stop[i] is not None:
+                new.append(None)
+                continue
+            self.nats[i] -= lp
+            self.scored[i] += 1
+            if token == 0:
+                self.stop[i] = "end"
+                new.append(None)
+                continue
+            c = self.chars[token]
+            self.parts[i].append(c)
+            self._count_line(i, c)
+            if self.max_lines is not None and self.lines[i] >= self.max_lines:
+                self.stop[i] = "max-lines"
+            new.append(c)
+        return new
+
+    @property
+    def finished(self) -> bool:
+        return all(s is not None for s in self.stop)
+
+    def songs(self, seed: int) -> list[Song]:
+        out = []
+        for i, parts in enumerate(self.parts):
+            text = "".join(parts)
+            bpc = self.nats[i] / math.log(2) / max(self.scored[i], 1)
+            out.append(Song(text, title_of(text), seed, self.stop[i] or "length", bpc))
+        return out
+
+
+def _write(trained: Trained, batch: _Batch, prime: str, temperature: float, top_k: int,
+           top_p: float, length: int, gen: torch.Generator) -> Iterator[list[str | None]]:
+    """Run the model until every song of `batch` has stopped; yield each step's new characters."""
+    if batch.finished:
+        return
+    n = len(batch.stop)
+    for chosen, logp in _steps(trained, n, prime, temperature, top_k, top_p, length, gen):
+        yield batch.add(chosen.tolist(), logp.tolist())
+        if batch.finished:
+            return
+
+
 def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int = 1,
              temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0, prime: str = "",
-             length: int = 3000, seed: int | None = None, device: str = "cpu") -> list[Song]:
+             length: int = 3000, max_lines: int | None = None, seed: int | None = None,
+             device: str = "cpu", copy_index: CopyIndex | None = None,
+             max_copy: int | None = None, retries: int = 5) -> list[Song]:
     """Write `num_songs` songs at once (one batch of parallel LSTM streams).
 
-    Each song starts with `prime` and ends at the model's end-of-song symbol or at `length`
-    characters. The same seed and options give the same songs.
+    Each song starts with `prime` and ends at the model's end-of-song symbol, after `max_lines`
+    lines of lyrics, or at `length` characters. The same seed and options give the same songs.
+    With `copy_index`, each song reports its longest passage copied from the corpus; with
+    `max_copy` too, songs copying more than that many characters are written again, up to
+    `retries` times, and left out (with a warning) if they still copy.
     """
     trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
     _check(trained, prime, num_songs, temperature, top_k, top_p, length)
     gen, seed = _generator(seed, trained.device)
-    chars = trained.vocab.chars
-    out = [[] for _ in range(num_songs)]
-    bits = [0.0] * num_songs
-    done = torch.zeros(num_songs, dtype=torch.bool, device=trained.device)
-    for chosen, logp in _steps(trained, num_songs, prime, temperature, top_k, top_p, length, gen):
-        live = (~done).tolist()
-        for i, (token, lp) in enumerate(zip(chosen.tolist(), logp.tolist())):
-            if live[i]:
-                bits[i] -= lp / math.log(2)
-                if token:
-                    out[i].append(chars[token])
-        done |= chosen == 0
-        if bool(done.all()):
+    results: list[Song | None] = [None] * num_songs
+    pending = list(range(num_songs))
+    for attempt in range(retries + 1):
+        batch = _Batch(len(pending), prime, trained.vocab.chars, max_lines)
+        for _ in _write(trained, batch, prime, temperature, top_k, top_p, length, gen):
+            pass
+        rejected = []
+        for index, song in zip(pending, batch.songs(seed)):
+            if copy_index is not None:
+                song.copy = copy_index.longest_copy(song.text)
+                if max_copy is not None and song.copy.length > max_copy:
+                    rejected.append(index)
+                    warnings.warn(f"song {index + 1} copied {song.copy.length} characters from "
+                                  f"the corpus; writing it again (try {attempt + 2} of "
+                                  f"{retries + 1})" if attempt < retries else
+                                  f"song {index + 1} still copied {song.copy.length} characters "
+                                  f"after {retries + 1} tries; it is left out", SonggenWarning)
+                    continue
+            results[index] = song
+        pending = rejected
+        if not pending:
             break
-    ended = done.tolist()
-    songs = []
-    for i in range(num_songs):
-        text = prime + "".join(out[i])
-        scored = len(out[i]) + (1 if ended[i] else 0)
-        songs.append(Song(text, title_of(text), seed, ended[i], bits[i] / max(scored, 1)))
-    return songs
+    return [song for song in results if song is not None]
 
 
 def stream(checkpoint: str | Path | Trained | None = None, *, temperature: float = 0.8,
            top_k: int = 0, top_p: float = 1.0, prime: str = "", length: int = 3000,
-           seed: int | None = None, device: str = "cpu") -> Iterator[str]:
-    """One song, yielded a character at a time as it is generated (the prime comes first)."""
+           max_lines: int | None = None, seed: int | None = None,
+           device: str = "cpu") -> Iterator[str]:
+    """One song, yielded a character at a time as it is generated (the prime comes first).
+
+    Gives the same song as `generate` with the same seed and options."""
     trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
     _check(trained, prime, 1, temperature, top_k, top_p, length)
     gen, _ = _generator(seed, trained.device)
     if prime:
         yield prime
-    for chosen, _ in _steps(trained, 1, prime, temperature, top_k, top_p, length, gen):
-        token = int(chosen[0])
-        if token == 0:
-            return
-        yield trained.vocab.chars[token]
+    batch = _Batch(1, prime, trained.vocab.chars, max_lines)
+    for new in _write(trained, batch, prime, temperature, top_k, top_p, length, gen):
+        if new[0] is not None:
+            yield new[0]

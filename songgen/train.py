@@ -7,7 +7,7 @@ import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -22,9 +22,11 @@ from .devices import autocast, keep_freed_memory, resolve_device, resolve_precis
 from .errors import CheckpointError, ConfigError, SonggenWarning, TrainingInterrupted
 from .evaluation import LN2, evaluate
 from .config import ModelConfig, TrainConfig
-from .model import CharLSTM, detach
+from .model import CharLSTM, context_state, detach, load_grown
 from .rundir import CheckpointFolder
 from .signals import StopSignals
+
+MAX_ROLLBACKS = 3
 
 
 @dataclass
@@ -40,6 +42,19 @@ class TrainResult:
 def _say(message: str, quiet: bool) -> None:
     if not quiet:
         tqdm.write(message, file=sys.stderr)
+
+
+def _song_start_context(train: torch.Tensor, size: int = 1000) -> torch.Tensor:
+    """The end of the last whole training song, without its end-of-song symbol.
+
+    The state after reading it is the state the model is in when a song ends, so sampling
+    starts from it (feeding the end-of-song symbol next), exactly as every song began in
+    training. A zero state at that point is something the model never saw.
+    """
+    tail_start = max(0, len(train) - 100 * size)
+    ends = (train[tail_start:] == 0).nonzero().flatten()
+    end = tail_start + int(ends[-1]) if len(ends) else len(train)
+    return train[max(0, end - size):end]
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -66,30 +81,33 @@ def _reconcile(given: dict, saved: dict, what: str) -> dict:
 
 def train(source: str | Path | None = None, *, model: dict | ModelConfig | None = None,
           config: TrainConfig | None = None, resume: bool = False,
-          explicit: set[str] | None = None, quiet: bool = False) -> TrainResult:
+          init_from: str | Path | None = None, explicit: set[str] | None = None,
+          quiet: bool = False) -> TrainResult:
     """Train a model on a lyrics file or folder (the bundled demo corpus when `source` is None).
 
     model: architecture options (a ModelConfig or a dict of its fields).
-    explicit: names of options the caller set on purpose; on resume, those that disagree with
-        the checkpoint are reported. Without it every given model option counts as explicit.
+    resume: continue the run saved in the checkpoint folder, exactly where it stopped.
+    init_from: fine-tune: start from this checkpoint's weights (its vocabulary grown by the new
+        corpus's characters) with a fresh optimiser at step 0.
+    explicit: names of options the caller set on purpose; on resume or fine-tuning, those that
+        disagree with the checkpoint are reported. Without it every given option counts.
     """
     config = config or TrainConfig()
     given_model = model.to_dict() if isinstance(model, ModelConfig) else dict(model or {})
     given_model.pop("vocab_size", None)
+    if resume and init_from is not None:
+        raise ConfigError("resuming a run and starting from a base model cannot be combined; "
+                          "choose one")
     device = resolve_device(config.device)
     dtype = resolve_precision(config.precision, device)
     folder = CheckpointFolder(config.checkpoint_dir)
     source = Path(source) if source is not None else demo_corpus()
+    picked = {k: v for k, v in given_model.items() if explicit is None or k in explicit}
+    base = ckpt.load(init_from) if init_from is not None else None
 
     with folder.lock():
         saved = folder.load_for_resume() if resume else None
-        if saved is None:
-            folder.check_fresh()
-            corpus = load_corpus(source, config.val_frac)
-            model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
-        else:
-            picked = {k: v for k, v in given_model.items()
-                      if explicit is None or k in explicit}
+        if saved is not None:
             model_config = ModelConfig.from_dict(
                 _reconcile(picked, saved["model_config"], "model option"))
             old = TrainConfig.from_dict(saved["train_config"])
@@ -100,8 +118,23 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
             config = TrainConfig(**{**config.to_dict(), **kept})
             corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved["vocab"]),
                                  expect_fingerprint=saved.get("fingerprint"))
+        elif base is not None:
+            folder.check_fresh()
+            corpus = load_corpus(source, config.val_frac, vocab=Vocab(base["vocab"]), extend=True)
+            arch = _reconcile(picked, base["model_config"], "model option")
+            model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
+            added = len(corpus.vocab) - len(base["vocab"])
+            _say(f"fine-tuning from {init_from} (step {base['step']}); {added} new characters "
+                 "added to its vocabulary", quiet)
+        else:
+            folder.check_fresh()
+            corpus = load_corpus(source, config.val_frac)
+            model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
         _say(corpus.summary(), quiet)
-        return _Loop(corpus, model_config, config, device, dtype, folder, saved, quiet).run()
+        loop = _Loop(corpus, model_config, config, device, dtype, folder, saved, quiet)
+        if base is not None:
+            loop.start_from(base["model_state"], init_from)
+        return loop.run()
 
 
 class _Loop:
@@ -115,19 +148,37 @@ class _Loop:
         self.batches = StreamBatches(corpus.train, config.batch_size, config.seq_len)
         if device.type == "cpu":
             keep_freed_memory()
-        torch.manual_seed(config.seed)
-        self.model = CharLSTM(model_config).to(device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+        self.model_config = model_config
+        self.start_context = _song_start_context(corpus.train)
+        self.base_weights: dict | None = None
+        self.rollbacks = 0
+        self._fresh()
+        if saved is not None:
+            self._restore(saved)
+
+    def _fresh(self) -> None:
+        """A new model (seeded, or the fine-tuning base) and optimiser at step 0."""
+        torch.manual_seed(self.config.seed)
+        self.model = CharLSTM(self.model_config).to(self.device)
+        if self.base_weights is not None:
+            load_grown(self.model, self.base_weights)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
+                                           weight_decay=self.config.weight_decay)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.step = self.epoch = self.position = 0
         self.state = None
         self.best_val: float | None = None
         self.bad_evals = 0
         self.history: list[dict] = []
         self.elapsed_before = 0.0
-        if saved is not None:
-            self._restore(saved)
+
+    def start_from(self, weights: dict, path) -> None:
+        try:
+            load_grown(self.model, weights)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{path} does not fit its own model configuration: "
+                                  f"{str(exc).splitlines()[0][:120]}") from None
+        self.base_weights = weights
 
     def _restore(self, saved: dict) -> None:
         try:
@@ -174,20 +225,25 @@ class _Loop:
                     loss_count += 1
                     window_steps += 1
                     bar.update(1)
-                    if self.step % c.log_every == 0:
-                        # The one host synchronisation: read the running loss for the bar.
+                    evaluating = self.step % eval_every == 0
+                    if self.step % c.log_every == 0 or evaluating:
+                        # The one host synchronisation: read the running loss.
                         last_train = loss_sum.item() / loss_count
                         now = time.monotonic()
                         cps = window_steps * c.batch_size * c.seq_len / max(now - window_start, 1e-9)
                         window_start, window_steps = now, 0
-                        self._check_finite(last_train)
-                        bar.set_postfix_str(self._postfix(last_train, last_val, cps), refresh=False)
-                    if self.step % eval_every == 0:
-                        last_train = loss_sum.item() / max(loss_count, 1)
+                        if not math.isfinite(last_train):
+                            self._roll_back(f"the training loss became {last_train}")
+                            loss_sum.zero_()
+                            loss_count = 0
+                            bar.reset(total=bar.total)
+                            bar.update(self.step)
+                            continue
+                    if evaluating:
                         loss_sum.zero_()
                         loss_count = 0
                         last_val = self._evaluate_and_save(last_train, start)
-                        bar.set_postfix_str(self._postfix(last_train, last_val, cps), refresh=False)
+                    bar.set_postfix_str(self._postfix(last_train, last_val, cps), refresh=False)
                     if signals.signum is not None:
                         self._save_now(start)
                         raise TrainingInterrupted(
@@ -238,17 +294,33 @@ class _Loop:
             self.epoch, self.position, self.state = self.epoch + 1, 0, None
         return loss.detach()
 
-    def _check_finite(self, loss: float) -> None:
-        # Nothing is saved: the last good checkpoint stays as it was.
-        if not math.isfinite(loss):
+    def _roll_back(self, what: str) -> None:
+        """Go back to the last checkpoint (never a non-finite one) with half the learning rate."""
+        self.rollbacks += 1
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.rollbacks > MAX_ROLLBACKS:
             raise ConfigError(
-                f"the training loss became {loss} at step {self.step}; the learning rate "
-                f"({self.config.lr:g}) is probably too high: start again with a lower one")
+                f"{what} at step {self.step} again after {MAX_ROLLBACKS} roll-backs, with the "
+                f"learning rate down to {lr:g}; start again with a lower learning rate "
+                f"(e.g. {lr / 10:g}) and gradient clipping (e.g. 1.0)")
+        failed_at = self.step
+        self.config = replace(self.config, lr=lr / 2)
+        if self.folder.last.exists():
+            self._restore(ckpt.load(self.folder.last))
+        else:
+            self._fresh()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr / 2
+        warnings.warn(f"{what} at step {failed_at}; rolled back to step {self.step} and halved "
+                      f"the learning rate to {lr / 2:g}", SonggenWarning)
 
-    def _evaluate_and_save(self, train_loss: float | None, start: float) -> float:
+    def _evaluate_and_save(self, train_loss: float | None, start: float) -> float | None:
         c = self.config
         val = evaluate(self.model, self.corpus.val, self.device, self.dtype,
                        rows=c.batch_size, chunk=max(c.seq_len, 256))
+        if not math.isfinite(val):
+            self._roll_back(f"the validation loss became {val}")
+            return None
         elapsed = self.elapsed_before + time.monotonic() - start
         improved = math.isfinite(val) and (self.best_val is None or val < self.best_val)
         if improved:
@@ -284,6 +356,8 @@ class _Loop:
             "scaler_state": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "step": self.step, "epoch": self.epoch, "position": self.position,
             "stream_state": None if self.state is None else [t.cpu() for t in self.state],
+            "start_state": [t.cpu() for t in context_state(self.model, self.start_context,
+                                                           self.device)],
             "rng": _rng_state(self.device), "best_val_loss": self.best_val,
             "bad_evals": self.bad_evals, "history": self.history, "elapsed": elapsed,
         }

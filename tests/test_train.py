@@ -135,8 +135,34 @@ def test_second_run_in_the_same_folder_is_refused(tmp_path):
 
 
 def test_too_high_learning_rate_stops_with_advice(songs_file, tiny_model, tiny_config):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with pytest.raises(SonggenError, match="learning rate .* is probably too high"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(SonggenError, match=r"again after 3 roll-backs, with the learning rate "
+                                               r"down to .*; start again with a lower"):
             train(songs_file, model=tiny_model,
                   config=tiny_config(steps=200, lr=1e9, grad_clip=0, log_every=1), quiet=True)
+    assert sum("rolled back to step" in str(w.message) for w in caught) == 3
+
+
+def test_non_finite_loss_rolls_back_and_lowers_the_learning_rate(songs_file, tiny_model,
+                                                                 tiny_config, monkeypatch):
+    from songgen import train as train_module
+
+    real_step = train_module._Loop._train_step
+    poisoned = []
+
+    def step_once_nan(self):
+        loss = real_step(self)
+        if self.step == 12 and not poisoned:
+            poisoned.append(self.step)
+            return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(train_module._Loop, "_train_step", step_once_nan)
+    with pytest.warns(SonggenWarning, match="the training loss became nan at step 12; rolled "
+                                            "back to step 10 and halved the learning rate"):
+        result = train(songs_file, model=tiny_model, config=tiny_config(steps=20, log_every=1),
+                       quiet=True)
+    state = torch.load(result.checkpoint_dir / "last.pt", weights_only=True)
+    assert result.step == 20 and state["optimizer_state"]["param_groups"][0]["lr"] == 1.5e-3
+    assert all(h["val_loss"] == h["val_loss"] for h in state["history"])  # no NaN saved

@@ -1,0 +1,235 @@
+"""Training throughput: songgen.train.train() against a bare PyTorch loop, chars/s.
+
+Each measurement is a fresh subprocess (songgen's train() tunes glibc malloc for the whole
+process, so sides must not share one). Per round: songgen, bare loop with glibc's default
+malloc, bare loop with the malloc tuning in the environment; the order rotates every round.
+
+The corpus is a slice of child_ballads.txt whose training part is exactly the number of steps
+measured (one epoch), so songgen's default evaluation interval (once an epoch) evaluates and
+saves exactly once, at the last step, on a validation part chosen to be the same fraction of
+the training text as the defaults give on the whole corpus (see README.md).
+
+    python benchmarks/bench_train.py [--quick] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+SCRIPT = Path(__file__).resolve()
+
+# name: model and data shapes, then steps (quick, full); the steps are rounded up to a slice's
+# whole epoch.
+CONFIGS = {
+    "small": dict(layers=2, hidden=128, embed=64, seq=50, batch=50, steps=(60, 300)),
+    "medium": dict(layers=2, hidden=512, embed=64, seq=100, batch=64, steps=(4, 24)),
+}
+DROPOUT = 0.1   # songgen's default model has it; the bare model gets the same
+_SONG_BREAK = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+
+
+# -- the workers (each runs in its own fresh process) --------------------------------------
+
+def _set_threads(spec: dict) -> None:
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+
+
+def worker_songgen(spec: dict) -> dict:
+    """The real thing: songgen.train.train() with default options but the shapes, steps and a
+    throwaway checkpoint folder; progress bar on (stderr goes to a file)."""
+    _set_threads(spec)
+    from songgen import train as train_module
+    from songgen.config import TrainConfig
+
+    # Time the loop itself (bar, steps, evaluation, checkpoint) without the corpus loading
+    # and model construction before it, which the bare side does untimed too.
+    loop_seconds = {}
+    run = getattr(getattr(train_module, "_Loop", None), "run", None)
+    if run is not None:
+        def timed_run(self):
+            start = common.timer()
+            try:
+                return run(self)
+            finally:
+                common.sync(spec["device"])
+                loop_seconds["loop"] = common.timer() - start
+        train_module._Loop.run = timed_run
+
+    folder = Path(spec["tmp"]) / "checkpoints"
+    config = TrainConfig(seq_len=spec["seq"], batch_size=spec["batch"], steps=spec["steps"],
+                         device=spec["device"], checkpoint_dir=str(folder))
+    model = dict(embed_dim=spec["embed"], hidden_size=spec["hidden"], layers=spec["layers"],
+                 dropout=DROPOUT)
+    start = common.timer()
+    result = train_module.train(spec["path"], model=model, config=config, quiet=False)
+    total = common.timer() - start
+    metrics = folder / "metrics.jsonl"
+    evals = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    seconds = loop_seconds.get("loop", total)
+    chars = result.step * spec["batch"] * spec["seq"]
+    return {"chars_per_s": chars / seconds, "seconds": seconds, "total_seconds": total,
+            "steps": result.step, "evals": evals, "timed": "loop" if loop_seconds else "call"}
+
+
+def worker_bare(spec: dict) -> dict:
+    """Embedding -> LSTM -> dropout -> Linear, cross-entropy, AdamW; carried detached state;
+    the same contiguous-rows layout and steps. No clipping, no evaluation, nothing else."""
+    _set_threads(spec)
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from songgen.corpus import load_corpus  # the same encoded text; untimed set-up only
+
+    device = torch.device(spec["device"])
+    corpus = load_corpus(spec["path"], 0.1)
+    data, vocab = corpus.train, len(corpus.vocab)
+    B, T = spec["batch"], spec["seq"]
+    columns = (len(data) - 1) // B
+    inputs = data[: B * columns].view(B, columns)
+    targets = data[1: B * columns + 1].view(B, columns)
+    per_epoch = columns // T
+
+    torch.manual_seed(1234)
+    embed = nn.Embedding(vocab, spec["embed"]).to(device)
+    lstm = nn.LSTM(spec["embed"], spec["hidden"], spec["layers"], batch_first=True,
+                   dropout=DROPOUT).to(device)
+    head = nn.Linear(spec["hidden"], vocab).to(device)
+    params = [*embed.parameters(), *lstm.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=3e-3, weight_decay=0.01)
+    # The same autocast songgen's precision "auto" picks (bf16 on recent CUDA GPUs only).
+    amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    state = None
+    common.sync(spec["device"])
+    start = common.timer()
+    for step in range(spec["steps"]):
+        i = step % per_epoch
+        x = inputs[:, i * T:(i + 1) * T].to(device).long()
+        y = targets[:, i * T:(i + 1) * T].to(device).long()
+        with torch.autocast(device.type, torch.bfloat16, enabled=amp):
+            out, state = lstm(embed(x), state)
+            logits = head(F.dropout(out, DROPOUT, training=True))
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state = (state[0].detach(), state[1].detach())
+    loss.item()
+    common.sync(spec["device"])
+    seconds = common.timer() - start
+    return {"chars_per_s": spec["steps"] * B * T / seconds, "seconds": seconds,
+            "steps": spec["steps"]}
+
+
+# -- choosing the corpus slice -------------------------------------------------------------
+
+def _default_eval_ratio(text_path: Path) -> tuple[float, int]:
+    """Validation characters evaluated per training character with songgen's defaults
+    (batch 32 x seq 100, once an epoch capped at 1000 steps) on the whole corpus."""
+    from songgen.batches import StreamBatches
+    from songgen.config import TrainConfig
+    from songgen.corpus import load_corpus
+
+    d = TrainConfig()
+    corpus = load_corpus(text_path, d.val_frac)
+    per_epoch = len(StreamBatches(corpus.train, d.batch_size, d.seq_len))
+    every = min(per_epoch, 1000)
+    return len(corpus.val) / (every * d.batch_size * d.seq_len), every
+
+
+def make_slice(text: str, folder: Path, batch: int, seq: int, steps: int,
+               want_ratio: float) -> tuple[Path, int, float]:
+    """Write the first songs of `text` so that one epoch is at least `steps` steps and the
+    validation part is as close as possible to `want_ratio` x the training characters.
+
+    Returns the file, its steps per epoch and its evaluation ratio.
+    """
+    from songgen.batches import StreamBatches
+    from songgen.corpus import load_corpus
+
+    ends = [m.start() for m in _SONG_BREAK.finditer(text)] + [len(text)]
+    need = steps * batch * seq * (1 + want_ratio) + batch
+    candidates = [e for e in ends if need <= e <= need * 1.5 + 20_000][:40]
+    if not candidates:
+        raise SystemExit(f"the corpus is too small for {steps} steps of {batch} x {seq}")
+    best = None
+    path = folder / f"slice-{batch}x{seq}-{steps}.txt"
+    for end in candidates:
+        path.write_text(text[:end] + "\n", encoding="utf-8")
+        corpus = load_corpus(path, 0.1)
+        per_epoch = len(StreamBatches(corpus.train, batch, seq))
+        if per_epoch < steps:
+            continue
+        ratio = len(corpus.val) / (per_epoch * batch * seq)
+        # Closest evaluation share first; then the fewest extra steps.
+        score = (round(abs(math.log(ratio / want_ratio)), 2), per_epoch)
+        if best is None or score < best[0]:
+            best = (score, end, per_epoch, ratio)
+    if best is None:
+        raise SystemExit("no slice of the corpus fits; use a larger corpus")
+    _, end, per_epoch, ratio = best
+    path.write_text(text[:end] + "\n", encoding="utf-8")
+    return path, per_epoch, ratio
+
+
+# -- the benchmark -------------------------------------------------------------------------
+
+def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
+        threads: int | None = None, configs: list[str] | None = None) -> list[common.Row]:
+    threads = threads or common.default_threads()
+    rounds = rounds or (3 if quick else 5)
+    source = common.corpus_path()
+    text = source.read_text(encoding="utf-8")
+    want, default_every = _default_eval_ratio(source)
+    common.log(f"train: defaults on {source.name} evaluate {want:.3f} validation chars per "
+               f"training char (every {default_every} steps); matching that per slice")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="songgen-bench-train-") as tmp:
+        for name in configs or list(CONFIGS):
+            c = CONFIGS[name]
+            steps = c["steps"][0 if quick else 1]
+            path, steps, ratio = make_slice(text, Path(tmp), c["batch"], c["seq"], steps, want)
+            spec = {k: c[k] for k in ("layers", "hidden", "embed", "seq", "batch")}
+            spec.update(path=str(path), steps=steps, device=device, threads=threads)
+            label = (f"{name}: {c['layers']}x{c['hidden']}, embed {c['embed']}, batch "
+                     f"{c['batch']} x seq {c['seq']}, {steps} steps, {threads} threads, {device}")
+            common.log(f"train {label}: eval share {ratio:.3f} (defaults {want:.3f}), "
+                       f"{rounds} rounds")
+
+            def side(kind, env_extra=None):
+                def measure(r):
+                    out = common.run_worker(SCRIPT, {**spec, "kind": kind},
+                                            common.clean_env(env_extra))
+                    extra = f" ({out['evals']} eval+save)" if "evals" in out else ""
+                    common.log(f"  round {r + 1} {kind}{' tuned' if env_extra else ''}: "
+                               f"{out['chars_per_s']:,.0f} chars/s in {out['seconds']:.1f} s"
+                               + extra)
+                    if kind == "songgen" and out["evals"] < 1:
+                        raise RuntimeError("songgen's run did no evaluation; check the slice")
+                    return out["chars_per_s"]
+                return measure
+
+            res = common.interleave({"songgen": side("songgen"), "bare": side("bare"),
+                                     "bare_tuned": side("bare", common.MALLOC_TUNED)}, rounds)
+            rows.append(common.ratio_row(
+                "training chars/s vs bare loop, default malloc", label, res["songgen"],
+                res["bare"], "chars/s", target=0.95))
+            rows.append(common.ratio_row(
+                "training chars/s vs bare loop, tuned malloc (env)", label, res["songgen"],
+                res["bare_tuned"], "chars/s", target=0.95))
+    return rows
+
+
+if __name__ == "__main__":
+    if not common.worker_main({"songgen": worker_songgen, "bare": worker_bare}):
+        common.standalone(run, "training throughput: songgen vs a bare PyTorch loop")

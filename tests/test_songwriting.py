@@ -44,7 +44,7 @@ def test_copy_index_finds_the_longest_verbatim_passage():
     index = CopyIndex(corpus, k=6)
     found = index.longest_copy("oh the river runs down to my heart is a stone")
     assert found.text == "the river runs down to " and found.length == 23
-    assert index.longest_copy("so my heart is a stone").text == " my heart is a stone"
+    assert index.longest_copy("so my heart is a stone").text == "my heart is a stone"
     assert index.longest_copy("zzzzzzzzzzzz").length == 0
     # Two copied pieces stitched together are not one copy.
     assert index.longest_copy("the sea tonightmy heart").length == len("the sea tonight")

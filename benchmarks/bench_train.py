@@ -15,9 +15,10 @@ the training text as the defaults give on the whole corpus (see README.md).
 from __future__ import annotations
 
 import math
-import re
+import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,27 +33,23 @@ CONFIGS = {
     "medium": dict(layers=2, hidden=512, embed=64, seq=100, batch=64, steps=(4, 24)),
 }
 DROPOUT = 0.1   # songgen's default model has it; the bare model gets the same
-_SONG_BREAK = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 
 
-# -- the workers (each runs in its own fresh process) --------------------------------------
+# -- the workers (each side is its own fresh process, serving several rounds) ---------------
 
-def _set_threads(spec: dict) -> None:
+_LOOP_SECONDS: dict[str, float] = {}
+
+
+def _prepare(spec: dict) -> None:
     import torch
 
     torch.set_num_threads(spec["threads"])
-
-
-def worker_songgen(spec: dict) -> dict:
-    """The real thing: songgen.train.train() with default options but the shapes, steps and a
-    throwaway checkpoint folder; progress bar on (stderr goes to a file)."""
-    _set_threads(spec)
+    if "songgen.train" in sys.modules:
+        return
     from songgen import train as train_module
-    from songgen.config import TrainConfig
 
-    # Time the loop itself (bar, steps, evaluation, checkpoint) without the corpus loading
-    # and model construction before it, which the bare side does untimed too.
-    loop_seconds = {}
+    # Time the loop itself (bar, steps, evaluation, checkpoint) but not the corpus loading and
+    # model construction before it, which the bare side does untimed too.
     run = getattr(getattr(train_module, "_Loop", None), "run", None)
     if run is not None:
         def timed_run(self):
@@ -61,29 +58,44 @@ def worker_songgen(spec: dict) -> dict:
                 return run(self)
             finally:
                 common.sync(spec["device"])
-                loop_seconds["loop"] = common.timer() - start
+                _LOOP_SECONDS["loop"] = common.timer() - start
         train_module._Loop.run = timed_run
 
-    folder = Path(spec["tmp"]) / "checkpoints"
-    config = TrainConfig(seq_len=spec["seq"], batch_size=spec["batch"], steps=spec["steps"],
-                         device=spec["device"], checkpoint_dir=str(folder))
-    model = dict(embed_dim=spec["embed"], hidden_size=spec["hidden"], layers=spec["layers"],
-                 dropout=DROPOUT)
-    start = common.timer()
-    result = train_module.train(spec["path"], model=model, config=config, quiet=False)
-    total = common.timer() - start
-    metrics = folder / "metrics.jsonl"
-    evals = len(metrics.read_text().splitlines()) if metrics.exists() else 0
-    seconds = loop_seconds.get("loop", total)
+
+def worker_songgen(spec: dict) -> dict:
+    """The real thing: songgen.train.train() with its default options except the shapes, the
+    step count and a fresh throwaway checkpoint folder; progress bar on (stderr is a file)."""
+    _prepare(spec)
+    from songgen import train as train_module
+    from songgen.config import TrainConfig
+
+    folder = Path(tempfile.mkdtemp(prefix="checkpoints-", dir=spec["tmp"]))
+    try:
+        config = TrainConfig(seq_len=spec["seq"], batch_size=spec["batch"],
+                             steps=spec["steps"], device=spec["device"],
+                             checkpoint_dir=str(folder))
+        model = dict(embed_dim=spec["embed"], hidden_size=spec["hidden"],
+                     layers=spec["layers"], dropout=DROPOUT)
+        _LOOP_SECONDS.clear()
+        cpu, start = time.process_time(), common.timer()
+        result = train_module.train(spec["path"], model=model, config=config, quiet=False)
+        total, cpu = common.timer() - start, time.process_time() - cpu
+        metrics = folder / "metrics.jsonl"
+        evals = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    seconds = _LOOP_SECONDS.get("loop", total)
     chars = result.step * spec["batch"] * spec["seq"]
     return {"chars_per_s": chars / seconds, "seconds": seconds, "total_seconds": total,
-            "steps": result.step, "evals": evals, "timed": "loop" if loop_seconds else "call"}
+            "cpu_seconds": cpu, "steps": result.step, "evals": evals,
+            "timed": "loop" if _LOOP_SECONDS else "whole call"}
 
 
 def worker_bare(spec: dict) -> dict:
     """Embedding -> LSTM -> dropout -> Linear, cross-entropy, AdamW; carried detached state;
-    the same contiguous-rows layout and steps. No clipping, no evaluation, nothing else."""
-    _set_threads(spec)
+    the same contiguous-rows layout and steps. No clipping, no evaluation, nothing else.
+    Model and optimiser are built afresh (untimed) for every measurement, as train() does."""
+    _prepare(spec)
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -111,7 +123,7 @@ def worker_bare(spec: dict) -> dict:
 
     state = None
     common.sync(spec["device"])
-    start = common.timer()
+    cpu, start = time.process_time(), common.timer()
     for step in range(spec["steps"]):
         i = step % per_epoch
         x = inputs[:, i * T:(i + 1) * T].to(device).long()
@@ -126,9 +138,9 @@ def worker_bare(spec: dict) -> dict:
         state = (state[0].detach(), state[1].detach())
     loss.item()
     common.sync(spec["device"])
-    seconds = common.timer() - start
+    seconds, cpu = common.timer() - start, time.process_time() - cpu
     return {"chars_per_s": spec["steps"] * B * T / seconds, "seconds": seconds,
-            "steps": spec["steps"]}
+            "cpu_seconds": cpu, "steps": spec["steps"]}
 
 
 # -- choosing the corpus slice -------------------------------------------------------------
@@ -147,38 +159,45 @@ def _default_eval_ratio(text_path: Path) -> tuple[float, int]:
     return len(corpus.val) / (every * d.batch_size * d.seq_len), every
 
 
-def make_slice(text: str, folder: Path, batch: int, seq: int, steps: int,
+def make_slice(songs: list[str], folder: Path, batch: int, seq: int, steps: int,
                want_ratio: float) -> tuple[Path, int, float]:
-    """Write the first songs of `text` so that one epoch is at least `steps` steps and the
+    """Write consecutive songs of the corpus so that one epoch is at least `steps` steps and the
     validation part is as close as possible to `want_ratio` x the training characters.
+    Small slices use the corpus's short songs, so that the song-boundary cut can land close.
 
     Returns the file, its steps per epoch and its evaluation ratio.
     """
     from songgen.batches import StreamBatches
     from songgen.corpus import load_corpus
 
-    ends = [m.start() for m in _SONG_BREAK.finditer(text)] + [len(text)]
     need = steps * batch * seq * (1 + want_ratio) + batch
-    candidates = [e for e in ends if need <= e <= need * 1.5 + 20_000][:40]
-    if not candidates:
+    for limit in (1500, 3000, math.inf):
+        pool = [s for s in songs if len(s) <= limit]
+        if sum(len(s) + 3 for s in pool) >= 2 * need:
+            break
+    sizes = [0]
+    for song in pool:
+        sizes.append(sizes[-1] + len(song) + 3)
+    counts = [k for k in range(1, len(pool) + 1) if need <= sizes[k] <= need * 1.5 + 10_000]
+    if not counts:
         raise SystemExit(f"the corpus is too small for {steps} steps of {batch} x {seq}")
-    best = None
     path = folder / f"slice-{batch}x{seq}-{steps}.txt"
-    for end in candidates:
-        path.write_text(text[:end] + "\n", encoding="utf-8")
+    best = None
+    for k in counts[:40]:
+        path.write_text("\n\n\n".join(pool[:k]) + "\n", encoding="utf-8")
         corpus = load_corpus(path, 0.1)
         per_epoch = len(StreamBatches(corpus.train, batch, seq))
         if per_epoch < steps:
             continue
         ratio = len(corpus.val) / (per_epoch * batch * seq)
-        # Closest evaluation share first; then the fewest extra steps.
-        score = (round(abs(math.log(ratio / want_ratio)), 2), per_epoch)
+        # Closest evaluation share first (within 2%); then the fewest extra steps.
+        score = (round(abs(math.log(ratio / want_ratio)) * 50), per_epoch)
         if best is None or score < best[0]:
-            best = (score, end, per_epoch, ratio)
+            best = (score, k, per_epoch, ratio)
     if best is None:
         raise SystemExit("no slice of the corpus fits; use a larger corpus")
-    _, end, per_epoch, ratio = best
-    path.write_text(text[:end] + "\n", encoding="utf-8")
+    _, k, per_epoch, ratio = best
+    path.write_text("\n\n\n".join(pool[:k]) + "\n", encoding="utf-8")
     return path, per_epoch, ratio
 
 

@@ -97,8 +97,62 @@ def run_worker(script: Path, spec: dict, env: dict[str, str] | None = None,
         return json.loads(Path(spec["out"]).read_text())
 
 
+class Worker:
+    """A fresh interpreter running `script --serve`: it takes one JSON spec per line on stdin
+    and answers one JSON result per line, so sides can take turns without paying start-up in
+    every round. Its stderr (progress bars included) goes to a temporary file."""
+
+    def __init__(self, script: Path, env: dict[str, str] | None = None):
+        self.tmp = tempfile.TemporaryDirectory(prefix="songgen-bench-")
+        self.err_path = Path(self.tmp.name) / "stderr.txt"
+        self.err = open(self.err_path, "wb")
+        self.script = script
+        self.proc = subprocess.Popen([sys.executable, str(script), "--serve"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.err, env=env or clean_env(), cwd=self.tmp.name,
+                                     text=True)
+
+    def __call__(self, spec: dict) -> dict:
+        self.proc.stdin.write(json.dumps({**spec, "tmp": self.tmp.name}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            tail = self.err_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{self.script.name} worker failed (exit {self.proc.returncode}):"
+                               f"\n{tail}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+        self.tmp.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def worker_main(handlers: dict[str, Callable[[dict], dict]]) -> bool:
-    """In a worker subprocess: run the handler named by the spec and write its result."""
+    """In a worker subprocess (`--worker SPEC.json`: one job; `--serve`: jobs from stdin): run
+    the handler named by each spec. Returns False when this process is not a worker."""
+    if len(sys.argv) == 2 and sys.argv[1] == "--serve":
+        # Answers go to the original stdout; anything else printed goes to stderr.
+        answers = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)
+        for line in sys.stdin:
+            spec = json.loads(line)
+            answers.write(json.dumps(handlers[spec["kind"]](spec)) + "\n")
+            answers.flush()
+        return True
     if len(sys.argv) != 3 or sys.argv[1] != "--worker":
         return False
     spec = json.loads(Path(sys.argv[2]).read_text())

@@ -168,6 +168,14 @@ class Trained:
     def step(self) -> int:
         return self.state["step"]
 
+    @property
+    def stepper(self):
+        """The packed one-character-at-a-time form of the model, built once."""
+        if getattr(self, "_stepper", None) is None:
+            from .stepper import Stepper
+            self._stepper = Stepper(self.model)
+        return self._stepper
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()

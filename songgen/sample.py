@@ -16,6 +16,7 @@ from .corpus import EOS, describe_chars
 from .copycheck import Copy, CopyIndex
 from .errors import ConfigError, SonggenWarning
 from .limits import MAX_LENGTH, MAX_SONGS
+from .stepper import Stepper
 
 
 
@@ -94,12 +95,14 @@ def _steps(trained: Trained, n: int, prime: str, temperature: float, top_k: int,
     The LSTM state is carried: each step feeds one character, never the window again.
     """
     model, device = trained.model, trained.device
-    # Start after an end-of-song symbol, as every song in training did, then read the prime.
+    # Start after an end-of-song symbol, as every song in training did, then read the prime
+    # in one call; after that, step one character at a time on the packed weights.
     ids = [0] + trained.vocab.encode(prime).tolist()
     x = torch.tensor(ids, device=device).expand(n, -1)           # (n, 1 + len(prime))
     state = tuple(t.expand(-1, n, -1).contiguous() for t in trained.start_state)
     logits, state = model(x, state)
     logits = logits[:, -1].float()                                # (n, vocab)
+    stepper, layers = trained.stepper, Stepper.split(state)
     for _ in range(length - len(prime)):
         # Sample from the reshaped distribution; score with the model's own one.
         logp = torch.log_softmax(logits, dim=-1)
@@ -110,8 +113,7 @@ def _steps(trained: Trained, n: int, prime: str, temperature: float, top_k: int,
             probs = torch.softmax(shaped, dim=-1)
             chosen = torch.multinomial(probs, 1, generator=gen).squeeze(1)
         yield chosen, logp.gather(1, chosen[:, None]).squeeze(1)
-        logits, state = model(chosen[:, None], state)
-        logits = logits[:, -1].float()
+        logits = stepper.step(chosen, layers)
 
 
 def _generator(seed: int | None, device: torch.device) -> tuple[torch.Generator, int]:

@@ -212,6 +212,21 @@ class Child:
         return self.proc.returncode
 
 
+@pytest.fixture
+def spawn(tmp_path):
+    """Start Child processes; any still alive when the test ends (a failed assertion) is killed."""
+    children: list[Child] = []
+
+    def start(args: list[str], plan: dict) -> Child:
+        children.append(Child(args, plan, tmp_path))
+        return children[-1]
+
+    yield start
+    for child in children:
+        if child.proc.poll() is None:
+            child.kill()
+
+
 def field(line: str, name: str) -> int:
     for word in line.split():
         if word.startswith(name + "="):
@@ -255,7 +270,7 @@ def assert_equal(a, b, where: str) -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
-def test_sigkill_at_any_moment_then_resume_is_bit_identical(songs_file, tmp_path):
+def test_sigkill_at_any_moment_then_resume_is_bit_identical(songs_file, tmp_path, spawn):
     rng = random.Random(20261126)  # fixed: the same kill plan every time
 
     def args(folder: Path, resume: bool) -> list[str]:
@@ -264,7 +279,7 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(songs_file, tmp_path
 
     # (1) The reference: one uninterrupted run (same wrapper, no plan).
     straight = tmp_path / "straight"
-    child = Child(args(straight, False), {}, tmp_path)
+    child = spawn(args(straight, False), {})
     assert child.finish() == 0, child.stderr()
     assert last_step(straight) == STEPS
 
@@ -294,7 +309,7 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(songs_file, tmp_path
         resume = before is not None
         if resume and temp_files(killed):
             resumed_with_temp_files += 1
-        child = Child(args(killed, resume), plan, tmp_path)
+        child = spawn(args(killed, resume), plan)
         start = child.wait_for("RUN-START")
         # --resume continues exactly from last.pt; a fresh start begins at step 0.
         assert field(start, "step") == (before or 0), (start, before, child.stderr())
@@ -362,7 +377,7 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(songs_file, tmp_path
 
     # (3) One last --resume without a kill, to the end.
     before = last_step(killed)
-    child = Child(args(killed, True), {}, tmp_path)
+    child = spawn(args(killed, True), {})
     start = child.wait_for("RUN-START")
     assert field(start, "step") == before
     assert child.finish() == 0, child.stderr()

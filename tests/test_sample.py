@@ -92,3 +92,16 @@ def test_prime_with_unseen_characters_lists_them(tmp_path):
     with pytest.raises(ConfigError, match="the prime has characters the model never saw: "
                                           "'x', 'z'; remove or replace them"):
         generate(trained, prime="zab x")
+
+
+def test_packed_stepper_equals_nn_lstm():
+    from songgen.stepper import Stepper
+
+    torch.manual_seed(1)
+    model = CharLSTM(ModelConfig(vocab_size=13, embed_dim=8, hidden_size=16, layers=3)).eval()
+    x = torch.randint(0, 13, (4, 12))
+    full, _ = model(x)
+    stepper = Stepper(model)
+    state = Stepper.split((torch.zeros(3, 4, 16), torch.zeros(3, 4, 16)))
+    steps = torch.stack([stepper.step(x[:, t], state) for t in range(12)], dim=1)
+    torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)

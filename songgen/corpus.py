@@ -168,8 +168,10 @@ class Vocab:
 
 
 def describe_chars(chars: list[str], limit: int = 20) -> str:
-    """A readable list of characters: printable ones quoted, others as U+XXXX."""
-    shown = [repr(c) if c.isprintable() else f"U+{ord(c):04X}" for c in chars[:limit]]
+    """A readable list of characters: visible ones quoted; control, format (zero-width) and
+    combining characters, which would vanish or merge with the quote, as U+XXXX."""
+    shown = [repr(c) if c.isprintable() and unicodedata.category(c)[0] not in "MC"
+             else f"U+{ord(c):04X}" for c in chars[:limit]]
     more = f" and {len(chars) - limit} more" if len(chars) > limit else ""
     return ", ".join(shown) + more
 

@@ -1,73 +1,17 @@
-"""Training: TrainConfig and the loop (evaluation, early stopping, AMP, checkpoints, signals)."""
+"""train(): set up a fresh, resumed or fine-tuned run, then hand it to the training loop."""
 
 from __future__ import annotations
 
-import json
-import math
-import sys
-import time
 import warnings
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from tqdm import tqdm
-
-from . import __version__
 from . import checkpoint as ckpt
-from .batches import StreamBatches
-from .corpus import Corpus, Vocab, demo_corpus, load_corpus
-from .devices import autocast, keep_freed_memory, resolve_device, resolve_precision
-from .errors import CheckpointError, ConfigError, SonggenWarning, TrainingInterrupted
-from .evaluation import LN2, evaluate
 from .config import ModelConfig, TrainConfig
-from .model import CharLSTM, context_state, detach, load_grown
+from .corpus import Vocab, demo_corpus, load_corpus
+from .devices import resolve_device, resolve_precision
+from .errors import ConfigError, SonggenWarning
+from .loop import TrainingLoop, TrainResult, say
 from .rundir import CheckpointFolder
-from .signals import StopSignals
-
-MAX_ROLLBACKS = 3
-
-
-@dataclass
-class TrainResult:
-    step: int
-    epoch: int
-    best_val_loss: float | None
-    last_val_loss: float | None
-    checkpoint_dir: Path
-    stopped_because: str
-
-
-def _say(message: str, quiet: bool) -> None:
-    if not quiet:
-        tqdm.write(message, file=sys.stderr)
-
-
-def _song_start_context(train: torch.Tensor, size: int = 1000) -> torch.Tensor:
-    """The end of the last whole training song, without its end-of-song symbol.
-
-    The state after reading it is the state the model is in when a song ends, so sampling
-    starts from it (feeding the end-of-song symbol next), exactly as every song began in
-    training. A zero state at that point is something the model never saw.
-    """
-    tail_start = max(0, len(train) - 100 * size)
-    ends = (train[tail_start:] == 0).nonzero().flatten()
-    end = tail_start + int(ends[-1]) if len(ends) else len(train)
-    return train[max(0, end - size):end]
-
-
-def _rng_state(device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and state.get("cuda") is not None:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _reconcile(given: dict, saved: dict, what: str) -> dict:
@@ -124,251 +68,16 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
             arch = _reconcile(picked, base["model_config"], "model option")
             model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
             added = len(corpus.vocab) - len(base["vocab"])
-            _say(f"fine-tuning from {init_from} (step {base['step']}); {added} new characters "
+            say(f"fine-tuning from {init_from} (step {base['step']}); {added} new characters "
                  "added to its vocabulary", quiet)
         else:
             folder.check_fresh()
             corpus = load_corpus(source, config.val_frac)
             model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
-        _say(corpus.summary(), quiet)
-        loop = _Loop(corpus, model_config, config, device, dtype, folder, saved, quiet)
+        say(corpus.summary(), quiet)
+        loop = TrainingLoop(corpus, model_config, config, device, dtype, folder, saved, quiet)
         if base is not None:
             loop.start_from(base["model_state"], init_from)
         return loop.run()
 
 
-class _Loop:
-    """One training run; split from `train` so each piece stays readable."""
-
-    def __init__(self, corpus: Corpus, model_config: ModelConfig, config: TrainConfig,
-                 device: torch.device, dtype: torch.dtype, folder: CheckpointFolder,
-                 saved: dict | None, quiet: bool):
-        self.corpus, self.config, self.device, self.dtype = corpus, config, device, dtype
-        self.folder, self.quiet = folder, quiet
-        self.batches = StreamBatches(corpus.train, config.batch_size, config.seq_len)
-        if device.type == "cpu":
-            keep_freed_memory()
-        self.model_config = model_config
-        self.start_context = _song_start_context(corpus.train)
-        self.base_weights: dict | None = None
-        self.rollbacks = 0
-        self._fresh()
-        if saved is not None:
-            self._restore(saved)
-
-    def _fresh(self) -> None:
-        """A new model (seeded, or the fine-tuning base) and optimiser at step 0."""
-        torch.manual_seed(self.config.seed)
-        self.model = CharLSTM(self.model_config).to(self.device)
-        if self.base_weights is not None:
-            load_grown(self.model, self.base_weights)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
-                                           weight_decay=self.config.weight_decay)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
-        self.step = self.epoch = self.position = 0
-        self.state = None
-        self.best_val: float | None = None
-        self.bad_evals = 0
-        self.history: list[dict] = []
-        self.elapsed_before = 0.0
-
-    def start_from(self, weights: dict, path) -> None:
-        try:
-            load_grown(self.model, weights)
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{path} does not fit its own model configuration: "
-                                  f"{str(exc).splitlines()[0][:120]}") from None
-        self.base_weights = weights
-
-    def _restore(self, saved: dict) -> None:
-        try:
-            self.model.load_state_dict(saved["model_state"])
-            self.optimizer.load_state_dict(saved["optimizer_state"])
-            if saved.get("scaler_state"):
-                self.scaler.load_state_dict(saved["scaler_state"])
-            _set_rng_state(saved["rng"], self.device)
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"the checkpoint's training state does not fit the model: "
-                                  f"{str(exc).splitlines()[0]}") from None
-        self.step, self.epoch = saved["step"], saved["epoch"]
-        self.position = saved["position"]
-        stream = saved.get("stream_state")
-        self.state = None if stream is None else (stream[0].to(self.device),
-                                                  stream[1].to(self.device))
-        self.best_val = saved.get("best_val_loss")
-        self.bad_evals = saved.get("bad_evals", 0)
-        self.history = list(saved.get("history", []))
-        self.elapsed_before = saved.get("elapsed", 0.0)
-        if self.position >= len(self.batches):
-            raise CheckpointError("the checkpoint's stream position is past the end of the corpus")
-
-    # -- the loop ---------------------------------------------------------------------------
-
-    def run(self) -> TrainResult:
-        c = self.config
-        target = c.steps
-        if c.epochs is not None:
-            target = min(target or math.inf, c.epochs * len(self.batches))
-        eval_every = c.eval_every or min(len(self.batches), 1000)
-        bar = tqdm(total=None if target in (None, math.inf) else int(target), initial=self.step,
-                   unit="step", file=sys.stderr, disable=self.quiet,
-                   dynamic_ncols=True, smoothing=0.1)
-        start = time.monotonic()
-        window_start, window_steps, cps = start, 0, 0.0
-        loss_sum = torch.zeros((), device=self.device)
-        loss_count = 0
-        last_train = last_val = None
-        try:
-            with StopSignals() as signals:
-                while (reason := self._stop_reason(start)) is None:
-                    loss_sum += self._train_step()
-                    loss_count += 1
-                    window_steps += 1
-                    bar.update(1)
-                    evaluating = self.step % eval_every == 0
-                    if self.step % c.log_every == 0 or evaluating:
-                        # The one host synchronisation: read the running loss.
-                        last_train = loss_sum.item() / loss_count
-                        now = time.monotonic()
-                        cps = window_steps * c.batch_size * c.seq_len / max(now - window_start, 1e-9)
-                        window_start, window_steps = now, 0
-                        if not math.isfinite(last_train):
-                            self._roll_back(f"the training loss became {last_train}")
-                            loss_sum.zero_()
-                            loss_count = 0
-                            bar.reset(total=bar.total)
-                            bar.update(self.step)
-                            continue
-                    if evaluating:
-                        loss_sum.zero_()
-                        loss_count = 0
-                        last_val = self._evaluate_and_save(last_train, start)
-                    bar.set_postfix_str(self._postfix(last_train, last_val, cps), refresh=False)
-                    if signals.signum is not None:
-                        self._save_now(start)
-                        raise TrainingInterrupted(
-                            f"{signals.name} received: training stopped at step {self.step}, "
-                            f"saved {self.folder.last}", signals.signum)
-                if not self.history or self.history[-1]["step"] != self.step:
-                    if loss_count:
-                        last_train = loss_sum.item() / loss_count
-                    last_val = self._evaluate_and_save(last_train, start)
-        finally:
-            bar.close()
-        _say(f"stopped: {reason} at step {self.step} (epoch {self.epoch}); "
-             f"best validation loss {self._fmt(self.best_val)}; checkpoints in {self.folder.path}",
-             self.quiet)
-        return TrainResult(self.step, self.epoch, self.best_val, last_val, self.folder.path, reason)
-
-    def _stop_reason(self, start: float) -> str | None:
-        c = self.config
-        if c.steps is not None and self.step >= c.steps:
-            return "reached the step limit"
-        if c.epochs is not None and self.epoch >= c.epochs:
-            return "reached the epoch limit"
-        if c.time_limit is not None and time.monotonic() - start >= c.time_limit:
-            return "reached the time limit"
-        if c.patience and self.bad_evals >= c.patience:
-            return f"validation loss stopped improving for {c.patience} evaluations"
-        return None
-
-    def _train_step(self) -> torch.Tensor:
-        c = self.config
-        x, y = self.batches.batch(self.position, self.device)
-        self.model.train()
-        with autocast(self.device, self.dtype):
-            logits, state = self.model(x, self.state)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if c.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.state = detach(state)
-        self.step += 1
-        self.position += 1
-        if self.position == len(self.batches):
-            # Epoch boundary: start the streams again from the top with a fresh state.
-            self.epoch, self.position, self.state = self.epoch + 1, 0, None
-        return loss.detach()
-
-    def _roll_back(self, what: str) -> None:
-        """Go back to the last checkpoint (never a non-finite one) with half the learning rate."""
-        self.rollbacks += 1
-        lr = self.optimizer.param_groups[0]["lr"]
-        if self.rollbacks > MAX_ROLLBACKS:
-            raise ConfigError(
-                f"{what} at step {self.step} again after {MAX_ROLLBACKS} roll-backs, with the "
-                f"learning rate down to {lr:g}; start again with a lower learning rate "
-                f"(e.g. {lr / 10:g}) and gradient clipping (e.g. 1.0)")
-        failed_at = self.step
-        self.config = replace(self.config, lr=lr / 2)
-        if self.folder.last.exists():
-            self._restore(ckpt.load(self.folder.last))
-        else:
-            self._fresh()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr / 2
-        warnings.warn(f"{what} at step {failed_at}; rolled back to step {self.step} and halved "
-                      f"the learning rate to {lr / 2:g}", SonggenWarning)
-
-    def _evaluate_and_save(self, train_loss: float | None, start: float) -> float | None:
-        c = self.config
-        val = evaluate(self.model, self.corpus.val, self.device, self.dtype,
-                       rows=c.batch_size, chunk=max(c.seq_len, 256))
-        if not math.isfinite(val):
-            self._roll_back(f"the validation loss became {val}")
-            return None
-        elapsed = self.elapsed_before + time.monotonic() - start
-        improved = math.isfinite(val) and (self.best_val is None or val < self.best_val)
-        if improved:
-            self.best_val, self.bad_evals = val, 0
-        else:
-            self.bad_evals += 1
-        record = {"step": self.step, "epoch": self.epoch, "train_loss": train_loss,
-                  "val_loss": val, "val_bpc": val / LN2,
-                  "chars_per_sec": self._chars_per_sec(elapsed),
-                  "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(elapsed, 3)}
-        self.history.append(record)
-        self.history = self.history[-200:]
-        self.folder.append_metrics(json.dumps(record))
-        self.folder.save(self._state(elapsed), self.step, best=improved, keep=c.keep_last)
-        _say(f"step {self.step}: validation {val:.4f} nats/char ({val / LN2:.3f} bits/char)"
-             + (" (best)" if improved else ""), self.quiet)
-        return val
-
-    def _chars_per_sec(self, elapsed: float) -> float:
-        # Average over the whole run so far, resumes included.
-        return round(self.step * self.config.batch_size * self.config.seq_len / max(elapsed, 1e-9))
-
-    def _save_now(self, start: float) -> None:
-        elapsed = self.elapsed_before + time.monotonic() - start
-        self.folder.save(self._state(elapsed), self.step, best=False, keep=self.config.keep_last)
-
-    def _state(self, elapsed: float) -> dict:
-        return {
-            "format": ckpt.FORMAT, "version": ckpt.VERSION, "songgen_version": __version__,
-            "model_config": self.model.config.to_dict(), "train_config": self.config.to_dict(),
-            "vocab": self.corpus.vocab.chars, "fingerprint": self.corpus.fingerprint,
-            "model_state": self.model.state_dict(), "optimizer_state": self.optimizer.state_dict(),
-            "scaler_state": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "step": self.step, "epoch": self.epoch, "position": self.position,
-            "stream_state": None if self.state is None else [t.cpu() for t in self.state],
-            "start_state": [t.cpu() for t in context_state(self.model, self.start_context,
-                                                           self.device)],
-            "rng": _rng_state(self.device), "best_val_loss": self.best_val,
-            "bad_evals": self.bad_evals, "history": self.history, "elapsed": elapsed,
-        }
-
-    @staticmethod
-    def _fmt(loss: float | None) -> str:
-        return "n/a" if loss is None else f"{loss:.4f} nats/char ({loss / LN2:.3f} bits/char)"
-
-    @staticmethod
-    def _postfix(train: float | None, val: float | None, cps: float) -> str:
-        parts = [f"loss={train:.3f}" if train is not None else "loss=?"]
-        parts.append(f"val={val:.3f}" if val is not None else "val=-")
-        parts.append(f"{cps:,.0f} chars/s")
-        return " ".join(parts)

@@ -56,7 +56,7 @@ plan = json.loads(os.environ.get("SONGGEN_KILLTEST") or "{}")
 import torch
 import songgen.checkpoint as ck
 import songgen.rundir as rd
-import songgen.train as tr
+import songgen.loop as tr
 from songgen.cli import cli
 
 # One thread in every run, the reference included: same arithmetic in all of them, and no
@@ -85,13 +85,13 @@ def pause(name, detail=""):
 def armed(name):
     return phase == name and not now["fired"] and now["saves"] == plan.get("nth")
 
-real_run = tr._Loop.run
+real_run = tr.TrainingLoop.run
 def run(self):
     say(f"RUN-START step={self.step}")
     return real_run(self)
-tr._Loop.run = run
+tr.TrainingLoop.run = run
 
-real_step = tr._Loop._train_step
+real_step = tr.TrainingLoop._train_step
 def train_step(self):
     loss = real_step(self)
     now["step"] = self.step
@@ -103,7 +103,7 @@ def train_step(self):
     elif phase == "step" and self.step == plan["at"]:
         pause("step")
     return loss
-tr._Loop._train_step = train_step
+tr.TrainingLoop._train_step = train_step
 
 real_folder_save = rd.CheckpointFolder.save
 def folder_save(self, state, step, best, keep):

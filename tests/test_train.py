@@ -146,9 +146,9 @@ def test_too_high_learning_rate_stops_with_advice(songs_file, tiny_model, tiny_c
 
 def test_non_finite_loss_rolls_back_and_lowers_the_learning_rate(songs_file, tiny_model,
                                                                  tiny_config, monkeypatch):
-    from songgen import train as train_module
+    from songgen import loop as train_module
 
-    real_step = train_module._Loop._train_step
+    real_step = train_module.TrainingLoop._train_step
     poisoned = []
 
     def step_once_nan(self):
@@ -158,7 +158,7 @@ def test_non_finite_loss_rolls_back_and_lowers_the_learning_rate(songs_file, tin
             return loss * float("nan")
         return loss
 
-    monkeypatch.setattr(train_module._Loop, "_train_step", step_once_nan)
+    monkeypatch.setattr(train_module.TrainingLoop, "_train_step", step_once_nan)
     with pytest.warns(SonggenWarning, match="the training loss became nan at step 12; rolled "
                                             "back to step 10 and halved the learning rate"):
         result = train(songs_file, model=tiny_model, config=tiny_config(steps=20, log_every=1),

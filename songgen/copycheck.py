@@ -1,10 +1,13 @@
 """Plagiarism guard: how long a passage of a generated song was copied verbatim from the corpus.
 
-Every window of `k` characters of the corpus is hashed once into a sorted array (a few hundred
-milliseconds for 3 MB). A song's windows are looked up in it; a run of consecutive hits marks a
-candidate copy, which is then confirmed (and trimmed if needed) by exact substring search, so a
-hash collision can never report a copy that is not there. Copies shorter than `k` characters
-(single words, short phrases every song shares) are reported as 0.
+Every window of `k` characters of the corpus is hashed once, and the window start positions are
+sorted by hash (well under a second for 3 MB). For a song, each of its windows is looked up to
+find where in the corpus it occurs. A copy of length L starting at song position i is a chain of
+L-k+1 windows found at consecutive corpus positions p, p+1, ...: the search follows such chains
+by intersecting position sets, and only tries starts that could beat the best copy so far. The
+winning passage is compared character by character, so a hash collision can never report a copy
+that is not there. Copies shorter than `k` characters (words and short phrases every song
+shares) are reported as 0.
 """
 
 from __future__ import annotations
@@ -17,16 +20,28 @@ _BASE = np.uint64(0x100000001B3)
 
 
 def _window_hashes(text: str, k: int) -> np.ndarray:
-    """Polynomial hash (mod 2**64) of every k-character window of `text`."""
+    """Polynomial hash (mod 2**64) of every k-character window of `text`, built by doubling:
+    log2(k) passes over the text instead of k."""
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    n = len(codes) - k + 1
-    if n <= 0:
+    if len(codes) < k:
         return np.empty(0, dtype=np.uint64)
-    h = np.zeros(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for j in range(k):
-            h = h * _BASE + codes[j:j + n].astype(np.uint64)
-    return h
+        result, width = None, 0           # hash of the windows of `width` chars built so far
+        block, size = codes.astype(np.uint64), 1  # hashes of windows of `size` chars
+        remaining = k
+        while remaining:
+            if remaining & 1:
+                if result is None:
+                    result, width = block, size
+                else:
+                    n = min(len(result) - size, len(block) - width)
+                    result = result[:n] * (_BASE ** np.uint64(size)) + block[width:width + n]
+                    width += size
+            remaining >>= 1
+            if remaining:
+                block = block[:-size] * (_BASE ** np.uint64(size)) + block[size:]
+                size *= 2
+        return result[: len(codes) - k + 1]
 
 
 @dataclass
@@ -40,44 +55,40 @@ class CopyIndex:
         if k < 2:
             raise ValueError("window must be at least 2 characters")
         self.text, self.k = corpus_text, k
-        self._hashes = np.unique(_window_hashes(corpus_text, k))
+        hashes = _window_hashes(corpus_text, k)
+        self._order = np.argsort(hashes, kind="stable").astype(np.int64)  # equal hashes: ascending
+        self._sorted = hashes[self._order]
 
     def longest_copy(self, song: str) -> Copy:
         """The longest passage of `song` that occurs verbatim in the corpus."""
         k = self.k
         h = _window_hashes(song, k)
-        if not len(h):
+        if not len(h) or not len(self._sorted):
             return Copy(0, "")
-        pos = np.searchsorted(self._hashes, h).clip(max=len(self._hashes) - 1)
-        hit = self._hashes[pos] == h
-        best = Copy(0, "")
-        i = 0
-        while i < len(hit):
-            if not hit[i]:
-                i += 1
+        lo = np.searchsorted(self._sorted, h, "left")
+        hi = np.searchsorted(self._sorted, h, "right")
+        hit = hi > lo
+        # hits[i:j].sum() in O(1): a copy covering windows i..j needs all of them to be hits.
+        prefix = np.concatenate([[0], np.cumsum(hit)])
+        best_len, best_start = 0, 0
+        for i in np.flatnonzero(hit).tolist():
+            need = max(best_len - k + 2, 1)   # windows a longer copy must cover
+            if i + need > len(h) or prefix[i + need] - prefix[i] < need:
                 continue
-            j = i
-            while j + 1 < len(hit) and hit[j + 1]:
-                j += 1
-            # Windows i..j all occur: song[i:j+k] is the candidate; confirm it exactly.
-            found = self._longest_within(song[i:j + k], best.length)
-            if found.length > best.length:
-                best = found
-            i = j + 1
-        return best
-
-    def _longest_within(self, span: str, floor: int) -> Copy:
-        """Longest substring of `span` present in the corpus and longer than `floor`."""
-        if span in self.text:
-            return Copy(len(span), span) if len(span) > floor else Copy(0, "")
-        best = Copy(0, "")
-        length = max(floor, self.k - 1)
-        for start in range(len(span)):
-            # Greedy: only look for something longer than the best so far.
-            while start + length + 1 <= len(span) and span[start:start + length + 1] in self.text:
-                length += 1
-                best = Copy(length, span[start:start + length])
-        return best
+            places = self._order[lo[i]:hi[i]]
+            t = i
+            while t + 1 < len(h) and hit[t + 1]:
+                following = self._order[lo[t + 1]:hi[t + 1]] - (t + 1 - i)
+                places_next = np.intersect1d(places, following, assume_unique=True)
+                if not len(places_next):
+                    break
+                places, t = places_next, t + 1
+            length = t - i + k
+            if length > best_len:
+                p = int(places[0])
+                if self.text[p:p + length] == song[i:i + length]:
+                    best_len, best_start = length, i
+        return Copy(best_len, song[best_start:best_start + best_len])
 
 
 def open_copy_index(path, trained, max_copy: int | None = None) -> CopyIndex:

@@ -98,3 +98,24 @@ def test_cli_json_output_file_and_copy_report(songs_file, tmp_path, monkeypatch)
     wrong.write_text("# X\n\nsomething else entirely\n")
     bad = runner.invoke(cli, ["sample", "--corpus", str(wrong)])
     assert bad.exit_code == 1 and "is not the text" in bad.stderr
+
+
+def test_copy_index_agrees_with_brute_force():
+    import random
+
+    def brute(corpus, song, k):
+        best = 0
+        for i in range(len(song)):
+            j = i + best + 1
+            while j <= len(song) and song[i:j] in corpus:
+                best, j = j - i, j + 1
+        return best if best >= k else 0
+
+    rng = random.Random(1)
+    for _ in range(300):
+        corpus = "".join(rng.choice("ab c\n") for _ in range(rng.randint(1, 300)))
+        song = "".join(rng.choice("ab c\n") for _ in range(rng.randint(0, 80)))
+        k = rng.randint(2, 6)
+        found = CopyIndex(corpus, k).longest_copy(song)
+        assert found.length == brute(corpus, song, k), (corpus, song, k)
+        assert found.length == 0 or found.text in corpus

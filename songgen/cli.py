@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 import warnings
@@ -19,7 +20,8 @@ from click.core import ParameterSource
 from . import __version__
 from .config import ModelConfig, TrainConfig
 from .errors import SonggenError, SonggenWarning, TrainingInterrupted
-from .limits import MAX_LENGTH, MAX_SONGS
+from .limits import (MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_LENGTH, MAX_SEQ_LEN,
+                     MAX_SONGS)
 
 _MODEL = ModelConfig()
 _TRAIN = TrainConfig()
@@ -60,8 +62,17 @@ def library_call(func):
 
 
 def _resume_command() -> str:
-    argv = [a for a in sys.argv[1:] if a != "--resume"]
-    return " ".join(["songgen", *argv, "--resume"])
+    """The command line that was run, as a resume: --init-from only applies to the start."""
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip or arg == "--resume" or arg.startswith("--init-from="):
+            skip = False
+            continue
+        if arg == "--init-from":
+            skip = True
+            continue
+        argv.append(arg)
+    return shlex.join(["songgen", *argv, "--resume"])
 
 
 class Duration(click.ParamType):
@@ -94,8 +105,8 @@ def json_option(f):
                         help="Print machine-readable JSON on stdout.")(f)
 
 
-def _positive(default, help, **kw):
-    return dict(default=default, show_default=True, type=click.IntRange(min=1), help=help, **kw)
+def _positive(default, help, most):
+    return dict(default=default, show_default=True, type=click.IntRange(1, most), help=help)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -118,13 +129,13 @@ def cli():
 @click.option("--resume", is_flag=True, help="Continue the run saved in --checkpoint-dir.")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=str),
               help="Fine-tune: start from this checkpoint's weights (new characters are added).")
-@click.option("--embed-dim", **_positive(_MODEL.embed_dim, "Character embedding size."))
-@click.option("--hidden-size", **_positive(_MODEL.hidden_size, "LSTM units per layer."))
-@click.option("--layers", **_positive(_MODEL.layers, "Number of LSTM layers."))
+@click.option("--embed-dim", **_positive(_MODEL.embed_dim, "Character embedding size.", MAX_EMBED))
+@click.option("--hidden-size", **_positive(_MODEL.hidden_size, "LSTM units per layer.", MAX_HIDDEN))
+@click.option("--layers", **_positive(_MODEL.layers, "Number of LSTM layers.", MAX_LAYERS))
 @click.option("--dropout", default=_MODEL.dropout, show_default=True,
               type=click.FloatRange(0, 1, max_open=True), help="Dropout between and after layers.")
-@click.option("--seq-len", **_positive(_TRAIN.seq_len, "Characters per step (BPTT length)."))
-@click.option("--batch-size", **_positive(_TRAIN.batch_size, "Parallel streams per step."))
+@click.option("--seq-len", **_positive(_TRAIN.seq_len, "Characters per step (BPTT length).", MAX_SEQ_LEN))
+@click.option("--batch-size", **_positive(_TRAIN.batch_size, "Parallel streams per step.", MAX_BATCH))
 @click.option("--lr", default=_TRAIN.lr, show_default=True,
               type=click.FloatRange(0, 10, min_open=True), help="AdamW learning rate.")
 @click.option("--weight-decay", default=_TRAIN.weight_decay, show_default=True,

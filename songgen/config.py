@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from .errors import ConfigError
+from .limits import MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_SEQ_LEN
 
 
 @dataclass
@@ -17,9 +18,10 @@ class ModelConfig:
     dropout: float = 0.1
 
     def __post_init__(self):
-        for name in ("embed_dim", "hidden_size", "layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', ' ')} must be at least 1")
+        for name, most in (("embed_dim", MAX_EMBED), ("hidden_size", MAX_HIDDEN),
+                           ("layers", MAX_LAYERS)):
+            if not 1 <= getattr(self, name) <= most:
+                raise ConfigError(f"{name.replace('_', ' ')} must be between 1 and {most}")
         if not 0 <= self.dropout < 1:
             raise ConfigError("dropout must be at least 0 and below 1")
 
@@ -57,9 +59,12 @@ class TrainConfig:
                        "val_frac")
 
     def __post_init__(self):
-        for name in ("seq_len", "batch_size", "eval_every", "log_every"):
+        for name in ("eval_every", "log_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', ' ')} must be at least 1")
+        for name, most in (("seq_len", MAX_SEQ_LEN), ("batch_size", MAX_BATCH)):
+            if not 1 <= getattr(self, name) <= most:
+                raise ConfigError(f"{name.replace('_', ' ')} must be between 1 and {most}")
         for name in ("steps", "epochs"):
             value = getattr(self, name)
             if value is not None and value < 1:

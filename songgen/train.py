@@ -5,13 +5,18 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import torch
+
 from . import checkpoint as ckpt
 from .config import ModelConfig, TrainConfig
 from .corpus import Vocab, demo_corpus, load_corpus
 from .devices import resolve_device, resolve_precision
-from .errors import ConfigError, SonggenWarning
+from .errors import ConfigError, SonggenError, SonggenWarning
 from .loop import TrainingLoop, TrainResult, say
 from .rundir import CheckpointFolder
+
+# torch.OutOfMemoryError appeared in PyTorch 2.5; older releases only have the CUDA one.
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
 def _reconcile(given: dict, saved: dict, what: str) -> dict:
@@ -75,9 +80,14 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
             corpus = load_corpus(source, config.val_frac)
             model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
         say(corpus.summary(), quiet)
-        loop = TrainingLoop(corpus, model_config, config, device, dtype, folder, saved, quiet)
-        if base is not None:
-            loop.start_from(base["model_state"], init_from)
-        return loop.run()
+        try:
+            loop = TrainingLoop(corpus, model_config, config, device, dtype, folder, saved, quiet)
+            if base is not None:
+                loop.start_from(base["model_state"], init_from)
+            return loop.run()
+        except (_OUT_OF_MEMORY, MemoryError):
+            raise SonggenError(f"out of memory on {device}: the model or batch is too large for "
+                               "this machine; use a smaller hidden size, batch size or sequence "
+                               "length (the last checkpoint, if any, is intact)") from None
 
 

@@ -20,8 +20,8 @@ from click.core import ParameterSource
 from . import __version__
 from .config import ModelConfig, TrainConfig
 from .errors import SonggenError, SonggenWarning, TrainingInterrupted
-from .limits import (MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_LENGTH, MAX_SEQ_LEN,
-                     MAX_SONGS)
+from .limits import (MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_LENGTH, MAX_SEED,
+                     MAX_SEQ_LEN, MAX_SONGS)
 
 _MODEL = ModelConfig()
 _TRAIN = TrainConfig()
@@ -142,7 +142,7 @@ def cli():
               type=click.FloatRange(0, 1), help="AdamW weight decay.")
 @click.option("--grad-clip", default=_TRAIN.grad_clip, show_default=True,
               type=click.FloatRange(0), help="Clip the gradient norm to this (0 = off).")
-@click.option("--seed", default=_TRAIN.seed, show_default=True, type=click.IntRange(0),
+@click.option("--seed", default=_TRAIN.seed, show_default=True, type=click.IntRange(0, MAX_SEED),
               help="Random seed (same seed, same run).")
 @click.option("--val-frac", default=_TRAIN.val_frac, show_default=True,
               type=click.FloatRange(0, 0.5, min_open=True),
@@ -196,7 +196,8 @@ def train(ctx, text, resume, init_from, quiet, **options):
               help="Pick only among the likeliest characters whose odds add up to P.")
 @click.option("--title", help="Start the song with this title line (# TITLE).")
 @click.option("--prime", default="", help="Start the song with this text (\\n for a new line).")
-@click.option("--prime-file", type=click.File("r", encoding="utf-8"),
+@click.option("--prime-file", type=click.Path(exists=True, dir_okay=False, allow_dash=True,
+                                              path_type=str),
               help="Start the song with the text of this file (- for standard input).")
 @click.option("--length", default=3000, show_default=True, type=click.IntRange(1, MAX_LENGTH),
               help="At most this many characters per song.")
@@ -204,7 +205,7 @@ def train(ctx, text, resume, init_from, quiet, **options):
               "of lyrics (title and blank lines not counted).")
 @click.option("--num-songs", "-n", default=1, show_default=True, type=click.IntRange(1, MAX_SONGS),
               help="Songs to write (generated together as one batch).")
-@click.option("--seed", type=click.IntRange(0), help="Random seed: the same seed gives the "
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), help="Random seed: the same seed gives the "
               "same songs.")
 @click.option("--corpus", type=click.Path(exists=True, path_type=str),
               help="The training text: report each song's longest passage copied from it.")
@@ -235,7 +236,7 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
                                    "never overwrites a file)")
     trained = load_checkpoint(checkpoint, device=device)
     options["prime"] = make_prime(title, prime.replace("\\n", "\n"),
-                                  prime_file.read() if prime_file else "")
+                                  read_prime_file(prime_file) if prime_file else "")
     index = open_copy_index(corpus, trained, max_copy) if corpus else None
     if options["num_songs"] == 1 and not (as_json or output or index):
         # One song to the terminal or a pipe: print characters as they come, flushed per line.
@@ -262,6 +263,13 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
         return
     write_new_file(output, text)
     click.echo(f"wrote {len(songs)} song(s) to {output}", err=True)
+
+
+def read_prime_file(path: str) -> str:
+    """A prime file (or stdin for -), read and normalised like a corpus file."""
+    from .corpus import decode_text, read_text
+
+    return decode_text(sys.stdin.buffer.read(), "standard input") if path == "-" else read_text(path)
 
 
 def _song_record(song, trained, options) -> dict:

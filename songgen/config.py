@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from .errors import ConfigError
-from .limits import MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_SEQ_LEN
+from .limits import MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_SEED, MAX_SEQ_LEN
 
 
 @dataclass
@@ -75,8 +75,12 @@ class TrainConfig:
             raise ConfigError("the validation fraction must be above 0 and at most 0.5")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError("the learning rate must be a positive number")
+        if not (math.isfinite(self.grad_clip) and math.isfinite(self.weight_decay)):
+            raise ConfigError("gradient clip and weight decay must be numbers")
         if self.grad_clip < 0 or self.weight_decay < 0 or self.patience < 0 or self.keep_last < 0:
             raise ConfigError("gradient clip, weight decay, patience and keep-last cannot be negative")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"the seed must be between 0 and {MAX_SEED}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -71,7 +71,13 @@ def read_text(path: str | Path) -> str:
         raise CorpusError(f"{path} is a folder; read it with read_songs") from None
     except OSError as exc:
         raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return normalise(_decode(raw, path))
+    return decode_text(raw, path)
+
+
+def decode_text(raw: bytes, name: str | Path) -> str:
+    """Bytes from anywhere (a file, standard input) decoded and normalised like a corpus file;
+    `name` is what errors call the source."""
+    return normalise(_decode(raw, name))
 
 
 def text_files(path: str | Path) -> list[Path]:

@@ -11,3 +11,4 @@ MAX_EMBED = 4096         # embedding size
 MAX_LAYERS = 16
 MAX_SEQ_LEN = 10_000
 MAX_BATCH = 8192
+MAX_SEED = 2**63 - 1

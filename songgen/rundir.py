@@ -30,6 +30,7 @@ class CheckpointFolder:
     def lock(self):
         """Hold an exclusive lock for the run. The OS drops it when the process dies, so a
         crashed or killed run never leaves the folder locked."""
+        created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -38,6 +39,23 @@ class CheckpointFolder:
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise CheckpointError(f"checkpoint folder {self.path} is not writable; "
                                   "fix its permissions or choose another folder")
+        try:
+            with self._locked():
+                yield
+        except BaseException:
+            if created:
+                self._remove_if_empty()
+            raise
+
+    def _remove_if_empty(self) -> None:
+        """A run that failed before saving anything leaves no new folder behind."""
+        leftovers = [p for p in self.path.iterdir() if p.name != ".lock"]
+        if not leftovers:
+            (self.path / ".lock").unlink(missing_ok=True)
+            self.path.rmdir()
+
+    @contextlib.contextmanager
+    def _locked(self):
         if fcntl is None:
             yield
             return

@@ -12,7 +12,7 @@ from typing import Iterator
 import torch
 
 from .checkpoint import Trained, load_checkpoint
-from .corpus import EOS, describe_chars
+from .corpus import EOS, describe_chars, normalise
 from .copycheck import Copy, CopyIndex
 from .errors import ConfigError, SonggenWarning
 from .limits import MAX_LENGTH, MAX_SONGS
@@ -46,7 +46,7 @@ def title_of(text: str) -> str | None:
 def make_prime(title: str | None, *texts: str) -> str:
     """A song's opening: the title line in the corpus format, then the given text."""
     head = f"# {title.strip()}\n\n" if title and title.strip() else ""
-    return head + "".join(texts)
+    return normalise(head + "".join(texts))
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:

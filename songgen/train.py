@@ -85,7 +85,9 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
             if base is not None:
                 loop.start_from(base["model_state"], init_from)
             return loop.run()
-        except (_OUT_OF_MEMORY, MemoryError):
+        except (_OUT_OF_MEMORY, MemoryError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and "allocate" not in str(exc):
+                raise
             raise SonggenError(f"out of memory on {device}: the model or batch is too large for "
                                "this machine; use a smaller hidden size, batch size or sequence "
                                "length (the last checkpoint, if any, is intact)") from None

@@ -20,6 +20,8 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -63,6 +65,16 @@ class Malicious:
 
     def __reduce__(self):
         return (open, (self.marker, "w"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny models: one thread avoids paying for thread wake-ups on every op, which makes them
+    # several times slower on a busy 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -311,6 +323,8 @@ CASES = [
     Case("sample-retries-absurd", ["sample", "--retries", 10**6], 2, "'--retries'"),
     Case("sample-prime-unseen", ["sample", "--prime", "\u00a7\u00e9"], 1,
          "the prime has characters the model never saw: '\u00a7', '\u00e9'"),
+    Case("sample-prime-invisible", ["sample", "--prime", "a\u0301\u200d"], 1,
+         "never saw: 'á', U+200D;"),
     Case("sample-prime-longer-than-length", ["sample", "--prime", "love river", "--length", 5], 1,
          "raise the length"),
     Case("sample-prime-file-missing", ["sample", "--prime-file", "nope.txt"], 2,
@@ -392,6 +406,54 @@ def test_bad_input(case: Case, case_dir: Path):
     after = snapshot(case_dir)
     changed = [name for name in before if after.get(name) != before[name]]
     assert not changed, f"files changed or removed: {changed}"
+
+
+# -- gaps found by this catalogue, now closed ---------------------------------------------------
+# Bad inputs that once ended in a traceback, and good primes that were once refused.
+
+KNOWN = [
+    Case("sample-prime-file-not-utf8", ["sample", "--prime-file", "latin1.txt"], 1, "latin1.txt"),
+    Case("sample-prime-file-binary", ["sample", "--prime-file", "image.txt"], 1, "image.txt"),
+    Case("sample-seed-absurd", ["sample", "--seed", 10**30], 2, "seed"),
+    Case("train-seed-absurd", ["train", "songs.txt", *NEW, "--seed", 10**30], 2, "seed"),
+    Case("train-hidden-size-absurd", ["train", "songs.txt", *NEW, "--hidden-size", 10**6], 2,
+         "hidden"),
+    Case("train-embed-dim-absurd", ["train", "songs.txt", *NEW, "--embed-dim", 10**12], 2,
+         "embed"),
+    Case("train-weight-decay-nan", ["train", "songs.txt", *NEW, "--weight-decay", "nan"], 1,
+         "weight decay must be numbers"),
+    Case("train-grad-clip-nan", ["train", "songs.txt", *NEW, "--grad-clip", "nan"], 1,
+         "gradient clip and weight decay must be numbers"),
+]
+
+
+@pytest.mark.parametrize("case", KNOWN, ids=[c.id for c in KNOWN])
+def test_closed_gap(case: Case, case_dir: Path):
+    before = snapshot(case_dir)
+    result = invoke(*case.args)
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        f"{type(result.exception).__name__}: {result.exception}"
+    assert result.exit_code in (1, 2) and result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error: ") and case.message in lines[-1].lower()
+    assert all(snapshot(case_dir).get(name) == digest for name, digest in before.items())
+
+
+def test_a_failed_run_leaves_no_new_folder(case_dir):
+    result = invoke("train", "short.txt", *NEW)
+    assert result.exit_code == 1
+    assert not (case_dir / "new-run").exists()
+
+
+@pytest.mark.parametrize("prime", ["# Cafe\u0301", "\ufeff# A"])
+def test_prime_is_normalised_like_the_corpus(case_dir, prime):
+    (case_dir / "cafe.txt").write_text(make_songs(20) + "\n\n\n# Caf\u00e9\n\nla la\n")
+    trained = invoke("train", "cafe.txt", *TINY, "--steps", 2, "--checkpoint-dir", "cafe")
+    assert trained.exit_code == 0, trained.output
+    (case_dir / "prime.txt").write_text(prime, encoding="utf-8", newline="")
+    result = invoke("sample", "--checkpoint", "cafe/last.pt", "--prime-file", "prime.txt",
+                    "--length", 40, "--seed", 1)
+    assert result.exit_code == 0, result.output
 
 
 # -- positive neighbours ------------------------------------------------------------------------
@@ -476,6 +538,17 @@ def test_every_command_refuses_a_malicious_checkpoint(malicious, tmp_path):
             assert result.stderr.startswith("Error: ") and name in result.stderr, result.stderr
             assert "Traceback" not in result.output
             assert not marker.exists(), f"{args} ran the payload"
+
+
+def test_refusal_is_one_line_in_a_real_process(malicious, tmp_path):
+    # CliRunner lets pytest swallow Python warnings; a real process shows any that PyTorch
+    # prints while refusing the file (pickle protocol warnings, for one).
+    marker, files = malicious
+    out = subprocess.run([sys.executable, "-m", "songgen", "info", *map(str, files[1:])],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.startswith(f"Error: {files[1]} ") and out.stderr.count("\n") == 1, out.stderr
+    assert not marker.exists()
 
 
 def test_library_loaders_refuse_a_malicious_checkpoint(malicious):

@@ -143,8 +143,15 @@ def test_nul_in_utf16_text_is_refused(scratch):
 # -- the checkpoint loader ------------------------------------------------------------------------
 
 
+class Blob(bytes):
+    """The bytes of the real checkpoint, with a short repr for hypothesis's failure reports."""
+
+    def __repr__(self) -> str:
+        return f"<real checkpoint, {len(self)} bytes>"
+
+
 @pytest.fixture(scope="module")
-def real_checkpoint(tmp_path_factory) -> bytes:
+def real_checkpoint(tmp_path_factory) -> Blob:
     from songgen.config import TrainConfig
     from songgen.train import train
 
@@ -156,7 +163,7 @@ def real_checkpoint(tmp_path_factory) -> bytes:
                          checkpoint_dir=str(folder / "run"), patience=0, keep_last=0)
     train(folder / "songs.txt", model={"embed_dim": 8, "hidden_size": 8, "layers": 1,
                                        "dropout": 0.0}, config=config, quiet=True)
-    return (folder / "run" / "last.pt").read_bytes()
+    return Blob((folder / "run" / "last.pt").read_bytes())
 
 
 def _regions(raw: bytes) -> list[tuple[int, int]]:

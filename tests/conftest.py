@@ -47,3 +47,15 @@ def tiny_config(tmp_path):
         return TrainConfig(**base)
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    # Tiny test models are faster on one thread: waking a pool of threads for every small op
+    # costs more than the op, and much more on a busy machine.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -52,10 +52,13 @@ def songgen_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "songgen"]
 
 
+ENV: dict[str, str] = {}  # OMP_NUM_THREADS when --threads is given
+
+
 def wall(cmd: list[str]) -> float:
     start = common.timer()
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-                   env=common.clean_env())
+                   env=common.clean_env(ENV))
     return common.timer() - start
 
 
@@ -63,7 +66,7 @@ def first_byte(cmd: list[str]) -> float:
     """Seconds from starting `cmd` to the first byte on its stdout; the process is then killed."""
     start = common.timer()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env=common.clean_env())
+                            env=common.clean_env(ENV))
     try:
         got = proc.stdout.read(1)
         seconds = common.timer() - start
@@ -78,6 +81,9 @@ def first_byte(cmd: list[str]) -> float:
 
 def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
         threads: int | None = None) -> list[common.Row]:
+    if threads:
+        ENV["OMP_NUM_THREADS"] = str(threads)
+    shown = f"{threads} thread{'s' * (threads > 1)}" if threads else "default threads"
     songgen = songgen_command()
     help_rounds = rounds or 5
     sample_rounds = rounds or 3
@@ -89,7 +95,8 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
                             help_rounds)
     ours = common.median(res["songgen"])
     rows.append(common.ratio_row("`songgen --help` wall time (lower is better)",
-                                 "cold process", res["songgen"], res["bare"], "s",
+                                 f"cold process, {shown}",
+                                 res["songgen"], res["bare"], "s",
                                  absolute="< 0.3 s", absolute_met=ours < 0.3,
                                  ref_name="bare click program"))
     with tempfile.TemporaryDirectory(prefix="songgen-bench-latency-") as tmp:
@@ -103,7 +110,8 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
                                  "bare": lambda r: first_byte(bare)}, sample_rounds)
     ours = common.median(res["songgen"])
     rows.append(common.ratio_row("`songgen sample` time to first character (lower is better)",
-                                 "2x128 untrained checkpoint, CPU, cold process, stdout a pipe",
+                                 "2x128 untrained checkpoint, CPU, cold process, stdout a "
+                                 f"pipe, {shown}",
                                  res["songgen"], res["bare"], "s", absolute="< 2 s",
                                  absolute_met=ours < 2.0, ref_name="plain torch script"))
     return rows

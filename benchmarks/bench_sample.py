@@ -148,7 +148,8 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
             for songs, (quick_len, full_len) in lengths.items():
                 length = quick_len if quick else full_len
                 label = (f"{layers}x{hidden}, {songs} song{'s' * (songs > 1)} x {length} chars, "
-                         f"vocab {len(chars)}, temp 1, {threads} threads, {device}")
+                         f"vocab {len(chars)}, temp 1, {threads} thread{'s' * (threads > 1)}, "
+                         f"{device}")
 
                 def songgen_side(r):
                     common.sync(device)

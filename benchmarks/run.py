@@ -39,6 +39,8 @@ def main() -> None:
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     start = common.timer()
     rows = []
     for name in chosen:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 
 FORMAT = "songgen-checkpoint"
 VERSION = 1
@@ -168,13 +168,27 @@ class Trained:
     def step(self) -> int:
         return self.state["step"]
 
-    @property
-    def stepper(self):
-        """The packed one-character-at-a-time form of the model, built once."""
-        if getattr(self, "_stepper", None) is None:
-            from .stepper import Stepper
-            self._stepper = Stepper(self.model)
-        return self._stepper
+    def stepper(self, precision: str = "auto"):
+        """The packed one-character-at-a-time form of the model (built once per precision).
+
+        auto: int8 weights on the CPU for models of 256 units or more, where they are 1.4-5x
+        faster at no measurable cost in bits per character; float32 elsewhere.
+        """
+        from .stepper import Stepper, int8_available
+
+        if precision not in ("auto", "fp32", "int8"):
+            raise ConfigError(f"unknown sampling precision {precision!r}; use auto, fp32 or int8")
+        on_cpu = self.device.type == "cpu"
+        if precision == "auto":
+            precision = ("int8" if on_cpu and self.model.config.hidden_size >= 256
+                         and int8_available() else "fp32")
+        if precision == "int8" and not (on_cpu and int8_available()):
+            raise ConfigError("int8 sampling needs the CPU and a PyTorch build with quantised "
+                              "kernels; use fp32")
+        cache = self.__dict__.setdefault("_steppers", {})
+        if precision not in cache:
+            cache[precision] = Stepper(self.model, int8=precision == "int8")
+        return cache[precision]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -216,6 +216,9 @@ def train(ctx, text, resume, init_from, quiet, **options):
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=str),
               help="Write the songs (or JSON) to this new file instead of stdout.")
 @device_option
+@click.option("--precision", default="auto", show_default=True,
+              type=click.Choice(["auto", "fp32", "int8"]),
+              help="auto: int8 weights on the CPU for models of 256+ units (faster, same quality).")
 @json_option
 @library_call
 def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_copy, output,
@@ -239,12 +242,15 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
                                   read_prime_file(prime_file) if prime_file else "")
     index = open_copy_index(corpus, trained, max_copy) if corpus else None
     if options["num_songs"] == 1 and not (as_json or output or index):
-        # One song to the terminal or a pipe: print characters as they come, flushed per line.
+        # One song to the terminal or a pipe: print characters as they come, flushed at the
+        # first character (it shows the song has started) and then at every line end.
+        first = True
         for piece in stream(trained, **{k: v for k, v in options.items() if k != "num_songs"
                                         and k != "retries"}):
             sys.stdout.write(piece)
-            if "\n" in piece:
+            if first or "\n" in piece:
                 sys.stdout.flush()
+                first = False
         sys.stdout.write("\n")
         return
     songs = generate(trained, copy_index=index, max_copy=max_copy, **options)

@@ -21,6 +21,12 @@ EOS = "\x00"
 _SONG_BREAK = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _VERSION_SUFFIX = re.compile(r"\s*\([^()]*\)\s*$")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_CODE_POINTS = 0x110000
+_CHUNK = 1 << 22  # characters per chunk when encoding or hashing
+# Peak memory while loading, per byte of corpus file: measured 3.8 for a 100 MB corpus whose
+# text needs two bytes a character in Python (benchmarks/bench_corpus.py); text that needs
+# four bytes a character (emoji, rare scripts) doubles it.
+LOAD_BYTES_PER_BYTE = 6.0
 
 
 def _decode(raw: bytes, path: Path) -> str:
@@ -58,7 +64,11 @@ def normalise(text: str) -> str:
 
     Every U+FEFF goes, not only a leading one: files joined with `cat` carry their BOMs inside.
     """
-    text = text.replace("\ufeff", "").replace("\r\n", "\n").replace("\r", "\n")
+    # Each replace scans the whole text even when it finds nothing; most files need none.
+    if "\ufeff" in text:
+        text = text.replace("\ufeff", "")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     return unicodedata.normalize("NFC", text)
 
 
@@ -104,10 +114,35 @@ def split_songs(text: str) -> list[str]:
     return songs
 
 
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(files: list[Path], per_byte: float = LOAD_BYTES_PER_BYTE) -> None:
+    """Refuse, before reading anything, a corpus that could not be loaded in the memory left."""
+    size = sum(f.stat().st_size for f in files)
+    available = _available_memory()
+    if available is not None and size * per_byte > available:
+        raise CorpusError(
+            f"the corpus is {size / 1e9:.2f} GB; loading it needs about "
+            f"{size * per_byte / 1e9:.1f} GB of memory but {available / 1e9:.1f} GB is free; "
+            "train on a part of it or free memory")
+
+
 def read_songs(path: str | Path) -> list[str]:
     """All songs of a file or a folder, in order."""
     songs = []
-    for file in text_files(path):
+    files = text_files(path)
+    check_memory(files)
+    for file in files:
         songs.extend(split_songs(read_text(file)))
     if not songs:
         raise CorpusError(f"{path} holds no lyrics (it is empty or only whitespace); "
@@ -123,20 +158,24 @@ class Vocab:
             raise ValueError("a vocabulary starts with the end-of-song symbol and has no repeats")
         self.chars = list(chars)
         self.index = {c: i for i, c in enumerate(self.chars)}
-        codes = np.array([ord(c) for c in self.chars], dtype=np.int64)
-        self._order = np.argsort(codes)
-        self._sorted_codes = codes[self._order]
+        # Code point -> id for every possible code point, so that encoding is one table lookup
+        # per character, straight into the output dtype; `_missing` marks code points outside
+        # the vocabulary (an id no symbol has when it fits, else -1 in a wider table).
+        narrow = len(self.chars) < 256
+        self._missing = 255 if narrow else -1
+        self._table = np.full(_CODE_POINTS, self._missing, dtype=np.uint8 if narrow else np.int32)
+        self._table[[ord(c) for c in self.chars]] = np.arange(len(self.chars))
 
     @classmethod
-    def from_text(cls, text: str) -> "Vocab":
-        return cls([EOS] + sorted(set(text) - {EOS}))
+    def from_text(cls, *texts: str) -> "Vocab":
+        return cls([EOS] + sorted(_chars_in(*texts) - {EOS}))
 
     def __len__(self) -> int:
         return len(self.chars)
 
     def extended(self, text: str) -> "Vocab":
         """This vocabulary plus the characters of `text` it lacks, appended (old ids unchanged)."""
-        return Vocab(self.chars + sorted(set(text) - set(self.index) - {EOS}))
+        return Vocab(self.chars + sorted(_chars_in(text) - set(self.index) - {EOS}))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocab) and self.chars == other.chars
@@ -154,19 +193,16 @@ class Vocab:
         """Characters of `text` that are not in the vocabulary, sorted."""
         return sorted(set(text) - set(self.index))
 
-    def encode(self, text: str, chunk: int = 1 << 24) -> torch.Tensor:
-        """Vectorised encoding (chunks bound the temporary memory). Raises on unknown characters."""
+    def encode(self, text: str) -> torch.Tensor:
+        """Vectorised encoding, a chunk at a time. Raises on unknown characters."""
         out = torch.empty(len(text), dtype=self.dtype)
         view = out.numpy()
-        for start in range(0, len(text), chunk):
-            piece = text[start:start + chunk]
-            codes = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-            pos = np.searchsorted(self._sorted_codes, codes)
-            pos = np.minimum(pos, len(self._sorted_codes) - 1)
-            if not np.array_equal(self._sorted_codes[pos], codes):
-                missing = self.unknown(piece)
+        for start, codes in _code_chunks(text):
+            ids = self._table[codes]
+            if (ids.max(initial=0) if self._missing == 255 else ids.min(initial=0)) == self._missing:
+                missing = self.unknown(text[start:start + len(codes)])
                 raise CorpusError(f"characters not in the vocabulary: {describe_chars(missing)}")
-            view[start:start + len(piece)] = self._order[pos]
+            view[start:start + len(codes)] = ids
         return out
 
     def decode(self, ids) -> str:
@@ -187,9 +223,30 @@ def join_songs(songs: list[str]) -> str:
     return "".join(song + EOS for song in songs)
 
 
-def fingerprint(text: str) -> str:
-    """A short stable id of the normalised corpus, to check that a resume uses the same text."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+def fingerprint(*texts: str) -> str:
+    """A short stable id of the normalised corpus (the texts one after the other), to check that
+    a resume uses the same text. Hashed in chunks, so no UTF-8 copy of the whole is made."""
+    digest = hashlib.sha256()
+    for text in texts:
+        for start in range(0, len(text), _CHUNK):
+            digest.update(text[start:start + _CHUNK].encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:16]
+
+
+def _code_chunks(text: str):
+    """(start, code points as uint32) for consecutive chunks of `text`: bounded temporaries."""
+    for start in range(0, len(text), _CHUNK):
+        piece = text[start:start + _CHUNK].encode("utf-32-le", "surrogatepass")
+        yield start, np.frombuffer(piece, dtype=np.uint32)
+
+
+def _chars_in(*texts: str) -> set[str]:
+    """The set of characters of the texts, counted with numpy instead of a Python set."""
+    present = np.zeros(_CODE_POINTS, dtype=bool)
+    for text in texts:
+        for _, codes in _code_chunks(text):
+            present[codes] = True
+    return {chr(c) for c in np.flatnonzero(present)}
 
 
 def _title_key(song: str) -> str:
@@ -248,19 +305,20 @@ def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = N
     the characters it lacks if `extend`; with `expect_fingerprint`, refuse a text other than the
     one the checkpoint was trained on."""
     songs = read_songs(path)
+    count = len(songs)
     train_text, val_text = split_train_val(songs, val_frac)
-    whole = train_text + val_text
-    found = fingerprint(whole)
+    del songs  # the joined texts hold everything now; free the per-song copies early
+    found = fingerprint(train_text, val_text)
     if expect_fingerprint is not None and found != expect_fingerprint:
         raise CorpusError(f"{path} is not the text the checkpoint was trained on (fingerprint "
                           f"{found}, expected {expect_fingerprint}); resume with the same "
                           "text, or start a new run in another checkpoint folder")
     if vocab is None:
-        vocab = Vocab.from_text(whole)
+        vocab = Vocab.from_text(train_text, val_text)
     elif extend:
-        vocab = vocab.extended(whole)
+        vocab = vocab.extended(train_text + val_text)
     return Corpus(vocab=vocab, train=vocab.encode(train_text), val=vocab.encode(val_text),
-                  songs=len(songs), fingerprint=found)
+                  songs=count, fingerprint=found)
 
 
 def demo_corpus() -> Path:

@@ -89,7 +89,7 @@ def _check(trained: Trained, prime: str, num_songs: int, temperature: float, top
 
 @torch.inference_mode()
 def _steps(trained: Trained, n: int, prime: str, temperature: float, top_k: int, top_p: float,
-           length: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+           length: int, gen: torch.Generator, precision: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield, per generated position, the chosen ids (n,) and their log-probabilities (n,).
 
     The LSTM state is carried: each step feeds one character, never the window again.
@@ -102,7 +102,7 @@ def _steps(trained: Trained, n: int, prime: str, temperature: float, top_k: int,
     state = tuple(t.expand(-1, n, -1).contiguous() for t in trained.start_state)
     logits, state = model(x, state)
     logits = logits[:, -1].float()                                # (n, vocab)
-    stepper, layers = trained.stepper, Stepper.split(state)
+    stepper, layers = trained.stepper(precision), Stepper.split(state)
     for _ in range(length - len(prime)):
         # Sample from the reshaped distribution; score with the model's own one.
         logp = torch.log_softmax(logits, dim=-1)
@@ -187,12 +187,14 @@ class _Batch:
 
 
 def _write(trained: Trained, batch: _Batch, prime: str, temperature: float, top_k: int,
-           top_p: float, length: int, gen: torch.Generator) -> Iterator[list[str | None]]:
+           top_p: float, length: int, gen: torch.Generator,
+           precision: str) -> Iterator[list[str | None]]:
     """Run the model until every song of `batch` has stopped; yield each step's new characters."""
     if batch.finished:
         return
     n = len(batch.stop)
-    for chosen, logp in _steps(trained, n, prime, temperature, top_k, top_p, length, gen):
+    for chosen, logp in _steps(trained, n, prime, temperature, top_k, top_p, length, gen,
+                               precision):
         yield batch.add(chosen.tolist(), logp.tolist())
         if batch.finished:
             return
@@ -201,7 +203,7 @@ def _write(trained: Trained, batch: _Batch, prime: str, temperature: float, top_
 def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int = 1,
              temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0, prime: str = "",
              length: int = 3000, max_lines: int | None = None, seed: int | None = None,
-             device: str = "cpu", copy_index: CopyIndex | None = None,
+             device: str = "cpu", precision: str = "auto", copy_index: CopyIndex | None = None,
              max_copy: int | None = None, retries: int = 5) -> list[Song]:
     """Write `num_songs` songs at once (one batch of parallel LSTM streams).
 
@@ -218,7 +220,7 @@ def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int =
     pending = list(range(num_songs))
     for attempt in range(retries + 1):
         batch = _Batch(len(pending), prime, trained.vocab.chars, max_lines)
-        for _ in _write(trained, batch, prime, temperature, top_k, top_p, length, gen):
+        for _ in _write(trained, batch, prime, temperature, top_k, top_p, length, gen, precision):
             pass
         rejected = []
         for index, song in zip(pending, batch.songs(seed)):
@@ -241,8 +243,8 @@ def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int =
 
 def stream(checkpoint: str | Path | Trained | None = None, *, temperature: float = 0.8,
            top_k: int = 0, top_p: float = 1.0, prime: str = "", length: int = 3000,
-           max_lines: int | None = None, seed: int | None = None,
-           device: str = "cpu") -> Iterator[str]:
+           max_lines: int | None = None, seed: int | None = None, device: str = "cpu",
+           precision: str = "auto") -> Iterator[str]:
     """One song, yielded a character at a time as it is generated (the prime comes first).
 
     Gives the same song as `generate` with the same seed and options."""
@@ -252,6 +254,6 @@ def stream(checkpoint: str | Path | Trained | None = None, *, temperature: float
     if prime:
         yield prime
     batch = _Batch(1, prime, trained.vocab.chars, max_lines)
-    for new in _write(trained, batch, prime, temperature, top_k, top_p, length, gen):
+    for new in _write(trained, batch, prime, temperature, top_k, top_p, length, gen, precision):
         if new[0] is not None:
             yield new[0]

@@ -10,15 +10,43 @@ transposed once, not per step. Results equal nn.LSTM's up to float rounding (tes
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import torch
 
 from .model import CharLSTM, State
 
 
+def _int8_linear(weight: torch.Tensor, bias: torch.Tensor | None):
+    """Prepacked int8 weights (one scale per output row) for torch's dynamic int8 linear."""
+    scales = (weight.abs().amax(dim=1).clamp(min=1e-8) / 127).double()
+    zeros = torch.zeros(weight.shape[0], dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's notice that eager quantisation moves on
+        q = torch.quantize_per_channel(weight.float(), scales, zeros, 0, torch.qint8)
+        return torch.ops.quantized.linear_prepack(q, bias)
+
+
+@functools.lru_cache(maxsize=None)
+def int8_available() -> bool:
+    """Whether this PyTorch build can run dynamic int8 linear layers on the CPU."""
+    try:
+        packed = _int8_linear(torch.ones(4, 4), torch.zeros(4))
+        torch.ops.quantized.linear_dynamic(torch.ones(1, 4), packed)
+        return True
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return False
+
+
 class Stepper:
-    def __init__(self, model: CharLSTM):
+    """`int8`: keep the recurrent and upper-layer weights as int8 (a quarter of the memory
+    traffic per character, 2-5x faster on the CPU); costs about 0.1% in bits per character
+    (see README). The embedding table and the output layer stay in float."""
+
+    def __init__(self, model: CharLSTM, int8: bool = False):
         lstm, cfg = model.lstm, model.config
-        self.hidden, self.layers = cfg.hidden_size, cfg.layers
+        self.hidden, self.layers, self.int8 = cfg.hidden_size, cfg.layers, int8
         with torch.no_grad():
             bias = [getattr(lstm, f"bias_ih_l{l}") + getattr(lstm, f"bias_hh_l{l}")
                     for l in range(self.layers)]
@@ -31,6 +59,12 @@ class Stepper:
             self.bias = bias
             self.head_w = model.head.weight.t().contiguous()
             self.head_b = model.head.bias.detach().clone()
+            if int8:
+                # Layer 0: recurrent weights only; above: input and recurrent side by side.
+                self.packed = [_int8_linear(lstm.weight_hh_l0, None)] + [
+                    _int8_linear(torch.cat([getattr(lstm, f"weight_ih_l{l}"),
+                                            getattr(lstm, f"weight_hh_l{l}")], 1), bias[l])
+                    for l in range(1, self.layers)]
 
     @staticmethod
     def split(state: State) -> list[list[torch.Tensor]]:
@@ -45,7 +79,11 @@ class Stepper:
         x = None
         for l in range(self.layers):
             h, c = state[l]
-            if l == 0:
+            if self.int8:
+                linear = torch.ops.quantized.linear_dynamic
+                gates = (self.table[ids] + linear(h, self.packed[0]) if l == 0 else
+                         linear(torch.cat([x, h], 1), self.packed[l]))
+            elif l == 0:
                 gates = torch.addmm(self.table[ids], h, self.w_hh[0])
             else:
                 gates = torch.addmm(self.bias[l], x, self.w_ih[l]).addmm_(h, self.w_hh[l])

@@ -72,10 +72,16 @@ def test_vocab_roundtrip_smallest_dtype_and_eos_first():
     assert Vocab([EOS] + [chr(0x4E00 + i) for i in range(300)]).dtype == torch.int16
 
 
-def test_encode_in_chunks_matches_whole():
-    text = join_songs(["# abc\n\nhello world"] * 50)
+def test_encode_in_chunks_matches_whole(monkeypatch):
+    import songgen.corpus as corpus
+
+    text = join_songs(["# abc\n\nhello wörld ♪"] * 50)
     vocab = Vocab.from_text(text)
-    assert torch.equal(vocab.encode(text, chunk=7), vocab.encode(text))
+    whole = vocab.encode(text)
+    monkeypatch.setattr(corpus, "_CHUNK", 7)
+    assert Vocab.from_text(text) == vocab
+    assert torch.equal(vocab.encode(text), whole)
+    assert corpus.fingerprint(text[:10], text[10:]) == corpus.fingerprint(text)
 
 
 def test_encode_unknown_characters_lists_them():
@@ -113,3 +119,12 @@ def test_load_corpus_checks_fingerprint(songs_file, tmp_path):
     other.write_text("# Other\n\nwords here\nand here\n")
     with pytest.raises(CorpusError, match="not the text the checkpoint was trained on"):
         load_corpus(other, expect_fingerprint=corpus.fingerprint)
+
+
+def test_a_corpus_too_large_for_memory_is_refused_before_reading(songs_file, monkeypatch):
+    import songgen.corpus as corpus
+
+    monkeypatch.setattr(corpus, "_available_memory", lambda: 1000)
+    with pytest.raises(CorpusError, match=r"the corpus is 0.00 GB; loading it needs about "
+                                          r"0.0 GB of memory but 0.0 GB is free; train on a part"):
+        read_songs(songs_file)

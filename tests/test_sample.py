@@ -105,3 +105,28 @@ def test_packed_stepper_equals_nn_lstm():
     state = Stepper.split((torch.zeros(3, 4, 16), torch.zeros(3, 4, 16)))
     steps = torch.stack([stepper.step(x[:, t], state) for t in range(12)], dim=1)
     torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not __import__("songgen.stepper").stepper.int8_available(),
+                    reason="this PyTorch has no int8 CPU kernels")
+def test_int8_stepper_stays_close_to_float():
+    from songgen.stepper import Stepper
+
+    torch.manual_seed(2)
+    model = CharLSTM(ModelConfig(vocab_size=13, embed_dim=8, hidden_size=64, layers=2)).eval()
+    x = torch.randint(0, 13, (2, 30))
+    full, _ = model(x)
+    stepper = Stepper(model, int8=True)
+    state = Stepper.split((torch.zeros(2, 2, 64), torch.zeros(2, 2, 64)))
+    steps = torch.stack([stepper.step(x[:, t], state) for t in range(30)], dim=1)
+    probs, ref = torch.softmax(steps, -1), torch.softmax(full, -1)
+    assert (probs - ref).abs().max() < 0.02
+
+
+def test_int8_sampling_is_reproducible(tmp_path):
+    trained = make_trained(tmp_path)
+    a = generate(trained, num_songs=2, seed=4, length=80, precision="int8")
+    b = generate(trained, num_songs=2, seed=4, length=80, precision="int8")
+    assert [s.text for s in a] == [s.text for s in b]
+    with pytest.raises(ConfigError, match="unknown sampling precision"):
+        generate(trained, precision="int4")

@@ -161,7 +161,8 @@ def cli():
 @device_option
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-              help="auto: bf16 mixed precision on recent CUDA GPUs, fp32 elsewhere.")
+              help="auto: bf16 mixed precision where the hardware has it natively (CUDA from "
+              "Ampere on, CPUs with AMX), fp32 elsewhere.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or statistics.")
 @click.pass_context
 @library_call

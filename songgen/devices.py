@@ -48,12 +48,15 @@ def _mps_available() -> bool:
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     """The autocast dtype: float32 means no autocast.
 
-    auto uses bf16 only on CUDA GPUs with native bf16 (Ampere and newer), where the fused LSTM
-    and the output layer run faster in it; everywhere else full precision is as fast or faster.
+    auto uses bf16 where the hardware computes in it natively: CUDA GPUs from Ampere on, and
+    CPUs with AMX tiles (Intel Sapphire Rapids and newer), where training ran 1.8-2.6x faster
+    with the same loss per step (README). Elsewhere bf16 is emulated and slower, so fp32.
     """
     name = (name or "auto").lower()
     if name == "auto":
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        if device.type == "cpu" and cpu_has_amx():
             return torch.bfloat16
         return torch.float32
     table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -62,6 +65,14 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     if name == "fp16" and device.type != "cuda":
         raise DeviceError("fp16 training needs a CUDA GPU; use fp32 or bf16 on this device")
     return table[name]
+
+
+def cpu_has_amx() -> bool:
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private; absent before 2.3
+    try:
+        return bool(check and check())
+    except RuntimeError:
+        return False
 
 
 def autocast(device: torch.device, dtype: torch.dtype):

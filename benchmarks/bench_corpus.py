@@ -13,7 +13,6 @@ no validation split). Sides alternate, rounds rotated.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path

@@ -132,8 +132,11 @@ def worker_bare(spec: dict) -> dict:
     head = nn.Linear(spec["hidden"], vocab).to(device)
     params = [*embed.parameters(), *lstm.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(params, lr=3e-3, weight_decay=0.01)
-    # The same autocast songgen's precision "auto" picks (bf16 on recent CUDA GPUs only).
-    amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    # The same autocast songgen's precision "auto" picks (bf16 on recent CUDA GPUs and on CPUs
+    # with AMX), so that both sides do the same arithmetic and the ratio is the loop's overhead.
+    from songgen.devices import resolve_precision
+
+    amp = resolve_precision("auto", device) == torch.bfloat16
 
     state = None
     common.sync(spec["device"])

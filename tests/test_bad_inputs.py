@@ -67,16 +67,6 @@ class Malicious:
         return (open, (self.marker, "w"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models: one thread avoids paying for thread wake-ups on every op, which makes them
-    # several times slower on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def proto(tmp_path_factory) -> Path:
     """One real tiny training run plus every bad file the catalogue points at."""

@@ -32,16 +32,6 @@ TINY = ["--embed-dim", "8", "--hidden-size", "16", "--layers", "1", "--seq-len",
         "--batch-size", "4", "--device", "cpu", "-q"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The models here are tiny: one thread avoids paying for thread wake-ups on every op
-    # (several times slower on a busy 2-core machine).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fuzz")

@@ -57,6 +57,15 @@ def _song_start_context(train: torch.Tensor, size: int = 1000) -> torch.Tensor:
     return train[max(0, end - size):end]
 
 
+def fused_if_supported(device: torch.device) -> dict:
+    """AdamW's fused kernel (one pass over all parameters) where this PyTorch has it for the
+    device: CUDA, and the CPU from PyTorch 2.4; a few per cent faster than the default."""
+    if device.type == "cuda" or (device.type == "cpu" and
+                                 tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 4)):
+        return {"fused": True}
+    return {}
+
+
 def _rng_state(device: torch.device) -> dict:
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -97,7 +106,8 @@ class TrainingLoop:
         if self.base_weights is not None:
             load_grown(self.model, self.base_weights)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
-                                           weight_decay=self.config.weight_decay)
+                                           weight_decay=self.config.weight_decay,
+                                           **fused_if_supported(self.device))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.step = self.epoch = self.position = 0
         self.state = None
@@ -251,7 +261,7 @@ class TrainingLoop:
     def _evaluate_and_save(self, train_loss: float | None, start: float) -> float | None:
         c = self.config
         val = evaluate(self.model, self.corpus.val, self.device, self.dtype,
-                       rows=c.batch_size, chunk=max(c.seq_len, 256))
+                       rows=128, chunk=256)
         if not math.isfinite(val):
             self._roll_back(f"the validation loss became {val}")
             return None

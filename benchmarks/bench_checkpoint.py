@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from songgen.config import ModelConfig, TrainConfig
-from songgen.devices import keep_freed_memory
+from songgen.devices import autocast, keep_freed_memory, resolve_precision
 from songgen.evaluation import evaluate
 from songgen.model import CharLSTM
 from songgen.rundir import CheckpointFolder
@@ -31,9 +31,13 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr)
     x = torch.randint(0, 98, (train_cfg.batch_size, train_cfg.seq_len))
 
+    cpu = torch.device("cpu")
+    dtype = resolve_precision("auto", cpu)  # what the defaults train in here
+
     def step():
-        logits, _ = model(x)
-        loss = F.cross_entropy(logits.flatten(0, 1), x.flatten())
+        with autocast(cpu, dtype):
+            logits, _ = model(x)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), x.flatten())
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -57,11 +61,11 @@ def main():
         size = (ckpt.last.stat().st_size) / 1e6
     val = torch.randint(0, 98, (args.val_chars,), dtype=torch.uint8)
     t = time.perf_counter()
-    evaluate(model, val, torch.device("cpu"), rows=train_cfg.batch_size, chunk=256)
+    evaluate(model, val, cpu, dtype, rows=128, chunk=256)
     eval_time = time.perf_counter() - t
     step_t, save_t = statistics.median(step_times), statistics.median(save_times)
     interval = args.steps_per_eval * step_t
-    print(f"default model {cfg.layers}x{cfg.hidden_size}: checkpoint {size:.1f} MB, save "
+    print(f"default model {cfg.layers}x{cfg.hidden_size} ({str(dtype).split('.')[1]}): checkpoint {size:.1f} MB, save "
           f"{save_t * 1000:.0f} ms (median of 10, fsync included); training step "
           f"{step_t * 1000:.0f} ms")
     print(f"every {args.steps_per_eval} steps: save = {save_t / interval:.2%} of training time, "

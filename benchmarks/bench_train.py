@@ -1,4 +1,4 @@
-"""Training throughput: songgen.train.train() against a bare PyTorch loop, chars/s.
+"""Training throughput: songgen.training.train() against a bare PyTorch loop, chars/s.
 
 Each side is its own fresh subprocess (songgen's train() tunes glibc malloc for the whole
 process, so sides must not share one), kept alive to serve all rounds: songgen (one whole
@@ -51,7 +51,7 @@ def _prepare(spec: dict) -> None:
     if _LOOP_SECONDS.get("patched"):
         return
     _LOOP_SECONDS["patched"] = 1.0
-    train_module = importlib.import_module("songgen.train")
+    train_module = importlib.import_module("songgen.training")
     # Time the loop itself (bar, steps, evaluation, checkpoints) but not the corpus loading and
     # model construction before it, which the bare side does untimed too: wrap the run() of
     # the loop class train() uses (found by shape, so a rename does not break the benchmark;
@@ -73,10 +73,10 @@ def _prepare(spec: dict) -> None:
 
 
 def worker_songgen(spec: dict) -> dict:
-    """The real thing: songgen.train.train() with its default options except the shapes, the
+    """The real thing: songgen.training.train() with its default options except the shapes, the
     step count and a fresh throwaway checkpoint folder; progress bar on (stderr is a file)."""
     _prepare(spec)
-    train_module = importlib.import_module("songgen.train")
+    train_module = importlib.import_module("songgen.training")
     from songgen.config import TrainConfig
 
     folder = Path(tempfile.mkdtemp(prefix="checkpoints-", dir=spec["tmp"]))

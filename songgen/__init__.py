@@ -11,7 +11,7 @@ Names are imported lazily so that `songgen --help` starts without loading PyTorc
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "train": "train", "TrainResult": "loop", "TrainConfig": "config", "ModelConfig": "config",
+    "train": "training", "TrainResult": "loop", "TrainConfig": "config", "ModelConfig": "config",
     "CharLSTM": "model",
     "generate": "sample", "stream": "sample", "Song": "sample",
     "load_checkpoint": "checkpoint", "evaluate_text": "evaluation", "Score": "evaluation",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, SonggenWarning
 
 FORMAT = "songgen-checkpoint"
 VERSION = 1
@@ -261,17 +261,29 @@ def _check_finite(weights: dict, path) -> None:
 
 def find_default(folder: str | Path = "checkpoints") -> Path:
     """best.pt of the folder, else last.pt."""
-    folder = Path(folder)
-    for name in ("best.pt", "last.pt"):
-        if (folder / name).exists():
-            return folder / name
-    raise CheckpointError(f"no checkpoint in {folder} (no best.pt or last.pt); train a model "
-                          "first or give a checkpoint path")
+    return _candidates(Path(folder))[0]
+
+
+def _candidates(folder: Path) -> list[Path]:
+    found = [folder / name for name in ("best.pt", "last.pt") if (folder / name).exists()]
+    if not found:
+        raise CheckpointError(f"no checkpoint in {folder} (no best.pt or last.pt); train a model "
+                              "first or give a checkpoint path")
+    return found
 
 
 def load_checkpoint(path: str | Path | None = None, device: str = "cpu") -> Trained:
-    """Load a checkpoint for sampling or evaluation (default: checkpoints/best.pt or last.pt)."""
+    """Load a checkpoint for sampling or evaluation. `path` may be a file, or a folder (default:
+    checkpoints/) whose best.pt is used, or its last.pt when best.pt is missing or unreadable."""
     from .devices import resolve_device
 
-    path = Path(path) if path is not None else find_default()
-    return Trained(path, load(path), resolve_device(device))
+    if path is not None and not Path(path).is_dir():
+        return Trained(Path(path), load(path), resolve_device(device))
+    first, *rest = _candidates(Path(path or "checkpoints"))
+    try:
+        return Trained(first, load(first), resolve_device(device))
+    except CheckpointError as exc:
+        if not rest:
+            raise
+        warnings.warn(f"{exc}; using {rest[0]} instead", SonggenWarning)
+        return Trained(rest[0], load(rest[0]), resolve_device(device))

@@ -173,7 +173,7 @@ def train(ctx, text, resume, init_from, quiet, **options):
     blank lines. Training stops at --steps, --epochs or --time-limit, whichever comes first,
     or when validation stops improving (--patience); Ctrl-C saves and stops.
     """
-    from .train import train as run_training
+    from .training import train as run_training
 
     explicit = {name for name in options
                 if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
@@ -186,7 +186,8 @@ def train(ctx, text, resume, init_from, quiet, **options):
 
 @cli.command()
 @click.option("--checkpoint", type=click.Path(path_type=str),
-              help="Checkpoint to sample from [default: checkpoints/best.pt, else last.pt].")
+              help="Checkpoint file, or a folder (its best.pt, else last.pt) [default: "
+              "checkpoints].")
 @click.option("--temp", "--temperature", "temperature", default=0.8, show_default=True,
               type=click.FloatRange(0, 100), help="Randomness: 0 = always the likeliest "
               "character, 1 = the model's own odds, higher = wilder.")
@@ -255,6 +256,10 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
         sys.stdout.write("\n")
         return
     songs = generate(trained, copy_index=index, max_copy=max_copy, **options)
+    if not songs:
+        raise click.ClickException(
+            f"every song copied more than {max_copy} characters from the corpus, even after "
+            f"{options['retries']} more tries; raise --max-copy or --retries, or the --temp")
     for number, song in enumerate(songs, 1):
         if song.copy is not None:
             click.echo(f"song {number}: longest passage copied from the corpus: "
@@ -295,6 +300,9 @@ def write_new_file(path: str, text: str) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".songgen-", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a song file is not
         os.replace(tmp, path)
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -303,7 +311,8 @@ def write_new_file(path: str, text: str) -> None:
 @cli.command(name="eval")
 @click.argument("text", type=click.Path(exists=True, path_type=str))
 @click.option("--checkpoint", type=click.Path(path_type=str),
-              help="Checkpoint to score [default: checkpoints/best.pt, else last.pt].")
+              help="Checkpoint file, or a folder (its best.pt, else last.pt) [default: "
+              "checkpoints].")
 @click.option("--skip-unknown", is_flag=True,
               help="Skip characters the model never saw (counted) instead of failing.")
 @device_option
@@ -331,7 +340,8 @@ def info(checkpoint, as_json):
     """Show what CHECKPOINT holds [default: checkpoints/best.pt, else last.pt]."""
     from .checkpoint import find_default, load
 
-    path = checkpoint or find_default()
+    path = find_default(checkpoint or "checkpoints") if not checkpoint or os.path.isdir(
+        checkpoint) else checkpoint
     state = load(path)
     summary = {
         "checkpoint": str(path), "songgen_version": state.get("songgen_version"),

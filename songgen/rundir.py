@@ -107,14 +107,14 @@ class CheckpointFolder:
         return state
 
     def save(self, state: dict, step: int, best: bool, keep: int) -> None:
-        """Write last.pt; link it as step-N.pt (rotated to `keep`) and as best.pt if it is."""
+        """Write last.pt; copy it to step-N.pt (rotated to `keep`) and to best.pt if it is."""
         try:
             ckpt.save(state, self.last)
             if keep > 0:
-                _link(self.last, ckpt.numbered_path(self.path, step))
+                _copy(self.last, ckpt.numbered_path(self.path, step))
                 ckpt.rotate(self.path, keep)
             if best:
-                _link(self.last, self.best)
+                _copy(self.last, self.best)
         except OSError as exc:
             raise SonggenError(f"could not write a checkpoint in {self.path}: "
                                f"{exc.strerror or exc}; the previous checkpoint is intact. "
@@ -129,13 +129,12 @@ class CheckpointFolder:
                                "free space or fix the folder, then resume") from None
 
 
-def _link(src: Path, dst: Path) -> None:
-    """Make `dst` the same file as `src`, atomically: a hard link where the file system
-    allows it (no extra disk, no extra write time), a copy otherwise."""
-    tmp = dst.with_name(f".{dst.name}.link")
+def _copy(src: Path, dst: Path) -> None:
+    """Make `dst` an independent copy of `src`, atomically (temporary file, fsync, rename).
+    Not a hard link: damage to one file on disk must not reach the others."""
+    tmp = dst.with_name(f".{dst.name}.copy")
     tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
+    shutil.copyfile(src, tmp)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
     os.replace(tmp, dst)

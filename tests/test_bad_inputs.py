@@ -280,7 +280,7 @@ CASES = [
     Case("sample-missing-checkpoint", ["sample", "--checkpoint", "nothing.pt"], 1,
          "no checkpoint at nothing.pt"),
     Case("sample-checkpoint-folder", ["sample", "--checkpoint", "bad/folder.pt"], 1,
-         "is a folder"),
+         "no checkpoint in bad/folder.pt (no best.pt or last.pt)"),
     Case("sample-random-bytes", ["sample", "--checkpoint", "bad/random.pt"], 1,
          "bad/random.pt is corrupt"),
     Case("sample-text-file", ["sample", "--checkpoint", "bad/text.pt"], 1, "bad/text.pt is corrupt"),
@@ -350,7 +350,8 @@ CASES = [
          "Did you mean '--skip-unknown'?"),
     # ---- info ----
     Case("info-missing", ["info", "nothing.pt"], 1, "no checkpoint at nothing.pt"),
-    Case("info-folder", ["info", "checkpoints"], 1, "checkpoints is a folder"),
+    Case("info-folder", ["info", "bad/folder.pt"], 1,
+         "no checkpoint in bad/folder.pt (no best.pt or last.pt)"),
     Case("info-random-bytes", ["info", "bad/random.pt"], 1, "corrupt"),
     Case("info-text-file", ["info", "bad/text.pt"], 1, "corrupt"),
     Case("info-truncated", ["info", "bad/truncated.pt"], 1, "corrupt"),

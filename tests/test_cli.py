@@ -53,6 +53,9 @@ def test_train_sample_info_eval(run, trained, tmp_path):
     many = run("sample", "-n", 3, "--seed", 3, "--length", 80, "--json")
     records = [json.loads(line) for line in many.stdout.splitlines()]
     assert len(records) == 3 and all(r["step"] == 20 and r["seed"] == 3 for r in records)
+    from_folder = run("sample", "--checkpoint", "checkpoints", "--seed", 3, "--length", 80,
+                      "--prime", "# ")
+    assert from_folder.stdout == song.stdout
     info = run("info", "--json")
     assert json.loads(info.stdout)["step"] == 20
     assert "1x16 LSTM" in run("info").stdout

@@ -143,7 +143,7 @@ class Blob(bytes):
 @pytest.fixture(scope="module")
 def real_checkpoint(tmp_path_factory) -> Blob:
     from songgen.config import TrainConfig
-    from songgen.train import train
+    from songgen.training import train
 
     from .conftest import make_songs
 

@@ -136,7 +136,7 @@ os.fsync = fsync
 real_replace = os.replace
 def replace(src, dst, *args, **kwargs):
     s = os.fspath(src)
-    if s.endswith(".link"):
+    if s.endswith(".copy"):
         now["linked"] += 1
         if armed("link") and now["linked"] == 1:
             pause("link", f"{s} -> {os.fspath(dst)}")
@@ -243,7 +243,7 @@ def last_step(folder: Path) -> int | None:
 
 def temp_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.startswith(".")
-                  and (p.name.endswith(".tmp") or p.name.endswith(".link")))
+                  and (p.name.endswith(".tmp") or p.name.endswith(".copy")))
 
 
 def assert_nothing_torn(folder: Path) -> None:
@@ -357,7 +357,7 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(songs_file, tmp_path
                 assert after == at, (plan, before, after)
                 assert not ckpt.numbered_path(killed, at).exists()
                 if phase == "link":
-                    assert (killed / f".{ckpt.numbered_path(killed, at).name}.link").exists()
+                    assert (killed / f".{ckpt.numbered_path(killed, at).name}.copy").exists()
         else:
             assert after is not None and after >= base and after % EVAL_EVERY == 0
             assert after < STEPS

@@ -9,7 +9,7 @@ from songgen.cli import cli
 from songgen.copycheck import CopyIndex
 from songgen.corpus import EOS, join_songs
 from songgen.sample import _Batch, generate, make_prime
-from songgen.train import train
+from songgen.training import train
 
 from .test_sample import make_trained
 

@@ -8,7 +8,7 @@ import torch
 from songgen import checkpoint as ckpt
 from songgen.errors import CheckpointError, CorpusError, SonggenError, SonggenWarning
 from songgen.rundir import CheckpointFolder
-from songgen.train import train
+from songgen.training import train
 
 
 def weights(folder):
@@ -100,12 +100,12 @@ def test_resume_without_checkpoint_is_an_error(songs_file, tiny_model, tiny_conf
 def test_unreadable_last_falls_back_to_older_checkpoint(songs_file, tiny_model, tiny_config):
     result = train(songs_file, model=tiny_model, config=tiny_config(steps=10), quiet=True)
     last = result.checkpoint_dir / "last.pt"
-    last.unlink()  # it is a hard link of step-10; write a damaged file in its place
-    last.write_bytes(b"garbage")
+    last.write_bytes(b"garbage")  # damaged on disk; step-10.pt is an independent copy
     with pytest.warns(SonggenWarning, match=r"resuming from step-000000010.pt at step 10"):
         again = train(songs_file, model=tiny_model, config=tiny_config(steps=15), resume=True,
                       quiet=True)
     assert again.step == 15
+    assert ckpt.load(result.checkpoint_dir / "best.pt")["step"] == 15
 
 
 def test_full_disk_keeps_previous_checkpoint_and_stops(songs_file, tiny_model, tiny_config,
@@ -166,3 +166,12 @@ def test_non_finite_loss_rolls_back_and_lowers_the_learning_rate(songs_file, tin
     state = torch.load(result.checkpoint_dir / "last.pt", weights_only=True)
     assert result.step == 20 and state["optimizer_state"]["param_groups"][0]["lr"] == 1.5e-3
     assert all(h["val_loss"] == h["val_loss"] for h in state["history"])  # no NaN saved
+
+
+def test_public_train_can_be_called_twice(songs_file, tiny_model, tiny_config, tmp_path):
+    import songgen
+
+    for name in ("a", "b"):
+        result = songgen.train(songs_file, model=tiny_model, quiet=True,
+                               config=tiny_config(steps=2, checkpoint_dir=str(tmp_path / name)))
+        assert result.step == 2

@@ -38,6 +38,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 _default_showwarning = warnings.showwarning
 
 
+# The command line's own advice for some library errors, naming its options.
+_HINTS = {
+    "existing-run": "add --resume to continue it, or give --checkpoint-dir a new folder",
+    "skip-unknown": "add --skip-unknown to score the rest",
+    "resume-or-init": "use --resume or --init-from, not both",
+}
+
+
 def library_call(func):
     """Run a command body with library errors mapped to `Error: ...` and exit codes."""
 
@@ -45,20 +53,42 @@ def library_call(func):
     def wrapper(*args, **kwargs):
         warnings.showwarning = _show_warning
         try:
+            _import_torch_uninterrupted()
             return func(*args, **kwargs)
         except TrainingInterrupted as exc:
             click.echo(str(exc), err=True)
             click.echo(f"To continue: {_resume_command()}", err=True)
             sys.exit(128 + exc.signum)
         except SonggenError as exc:
-            raise click.ClickException(str(exc)) from None
+            hint = _HINTS.get(exc.hint)
+            raise click.ClickException(f"{exc.what}; {hint}" if hint else str(exc)) from None
         except KeyboardInterrupt:
-            click.echo("Interrupted; nothing was saved.", err=True)
+            click.echo("Interrupted.", err=True)
             sys.exit(130)
         finally:
             warnings.showwarning = _default_showwarning
 
     return wrapper
+
+
+def _import_torch_uninterrupted() -> None:
+    """Import PyTorch (a second or so) with Ctrl-C held back until it is done: an import cut
+    short leaves half-initialised modules behind that fail later in confusing ways."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        import torch  # noqa: F401  (signal handlers belong to the main thread)
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        import numpy  # noqa: F401
+        import torch  # noqa: F401
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _resume_command() -> str:

@@ -1,8 +1,18 @@
 """Errors the library raises. Messages are plain sentences: what is wrong, and what to do."""
 
+from __future__ import annotations
+
 
 class SonggenError(Exception):
-    """Base class: anything a user can fix by changing input, options or files."""
+    """Base class: anything a user can fix by changing input, options or files.
+
+    Some errors also carry `what` (the problem alone) and a `hint` key, so that the command
+    line can give its own advice, naming its options, in place of the library's.
+    """
+
+    def __init__(self, message: str, *, what: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.what, self.hint = what or message, hint
 
 
 class CorpusError(SonggenError):

@@ -58,8 +58,9 @@ def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = No
     skipped = 0
     if unknown:
         if not skip_unknown:
-            raise CorpusError(f"{path} has characters the model never saw: "
-                              f"{describe_chars(unknown)}; skip them to score the rest")
+            what = f"{path} has characters the model never saw: {describe_chars(unknown)}"
+            raise CorpusError(f"{what}; pass skip_unknown=True to score the rest", what=what,
+                              hint="skip-unknown")
         drop = set(unknown)
         kept = "".join(c for c in text if c not in drop)
         skipped, text = len(text) - len(kept), kept

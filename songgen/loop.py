@@ -98,6 +98,12 @@ class TrainingLoop:
         self._fresh()
         if saved is not None:
             self._restore(saved)
+            say(f"resuming at step {self.step} (epoch {self.epoch})", quiet)
+            if config.patience and self.bad_evals >= config.patience:
+                # The last run stopped on patience; resuming asks for more training.
+                self.bad_evals = 0
+                say(f"validation had stopped improving; continuing until it fails to improve "
+                    f"for {config.patience} more evaluations", quiet)
 
     def _fresh(self) -> None:
         """A new model (seeded, or the fine-tuning base) and optimiser at step 0."""
@@ -199,9 +205,9 @@ class TrainingLoop:
                     last_val = self._evaluate_and_save(last_train, start)
         finally:
             bar.close()
-        say(f"stopped: {reason} at step {self.step} (epoch {self.epoch}); "
-             f"best validation loss {self._fmt(self.best_val)}; checkpoints in {self.folder.path}",
-             self.quiet)
+        say(f"stopped: {reason} at step {self.step} ({self.epoch} epochs done); best validation "
+            f"loss {self._fmt(self.best_val)}; checkpoints saved in {self.folder.path}/",
+            self.quiet)
         return TrainResult(self.step, self.epoch, self.best_val, last_val, self.folder.path, reason)
 
     def _stop_reason(self, start: float) -> str | None:

@@ -79,8 +79,9 @@ class CheckpointFolder:
     def check_fresh(self) -> None:
         """A new run must not overwrite an earlier one's checkpoints."""
         if self.last.exists() or self.best.exists():
-            raise CheckpointError(f"{self.path} already holds a training run; resume it, or "
-                                  "choose another checkpoint folder (or delete that one)")
+            what = f"{self.path} already holds a training run"
+            raise CheckpointError(f"{what}; resume it, or choose another checkpoint folder",
+                                  what=what, hint="existing-run")
 
     def load_for_resume(self) -> dict:
         """last.pt, or else the newest readable older checkpoint (with a warning)."""

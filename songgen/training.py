@@ -45,8 +45,8 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
     given_model = model.to_dict() if isinstance(model, ModelConfig) else dict(model or {})
     given_model.pop("vocab_size", None)
     if resume and init_from is not None:
-        raise ConfigError("resuming a run and starting from a base model cannot be combined; "
-                          "choose one")
+        what = "resuming a run and starting from a base model cannot be combined"
+        raise ConfigError(f"{what}; choose one", what=what, hint="resume-or-init")
     device = resolve_device(config.device)
     dtype = resolve_precision(config.precision, device)
     folder = CheckpointFolder(config.checkpoint_dir)

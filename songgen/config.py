@@ -69,6 +69,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be at least 1")
+        if self.time_limit is not None and not isinstance(self.time_limit, (int, float)):
+            raise ConfigError("the time limit is a number of seconds")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError("the time limit must be positive")
         if not 0 < self.val_frac <= 0.5:

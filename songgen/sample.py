@@ -180,7 +180,11 @@ class _Batch:
     def songs(self, seed: int) -> list[Song]:
         out = []
         for i, parts in enumerate(self.parts):
+            # A song cut after its last allowed line keeps no trailing line break, so songs
+            # stay separated by exactly two blank lines.
             text = "".join(parts)
+            if self.stop[i] == "max-lines":
+                text = text.rstrip("\n")
             bpc = self.nats[i] / math.log(2) / max(self.scored[i], 1)
             out.append(Song(text, title_of(text), seed, self.stop[i] or "length", bpc))
         return out

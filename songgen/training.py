@@ -73,8 +73,8 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
             arch = _reconcile(picked, base["model_config"], "model option")
             model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
             added = len(corpus.vocab) - len(base["vocab"])
-            say(f"fine-tuning from {init_from} (step {base['step']}); {added} new characters "
-                 "added to its vocabulary", quiet)
+            say(f"fine-tuning from {init_from} (step {base['step']}); {added} new "
+                f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)
         else:
             folder.check_fresh()
             corpus = load_corpus(source, config.val_frac)

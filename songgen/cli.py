@@ -74,17 +74,17 @@ def library_call(func):
 def _import_torch_uninterrupted() -> None:
     """Import PyTorch (a second or so) with Ctrl-C held back until it is done: an import cut
     short leaves half-initialised modules behind that fail later in confusing ways."""
+    import importlib
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        import torch  # noqa: F401  (signal handlers belong to the main thread)
+        importlib.import_module("torch")  # signal handlers belong to the main thread
         return
     caught = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
-        import numpy  # noqa: F401
-        import torch  # noqa: F401
+        importlib.import_module("torch")
     finally:
         signal.signal(signal.SIGINT, previous)
     if caught:

@@ -160,9 +160,10 @@ class TrainingLoop:
         if c.epochs is not None:
             target = min(target or math.inf, c.epochs * len(self.batches))
         eval_every = c.eval_every or min(len(self.batches), 1000)
+        # Into a log file rather than a terminal, redraw every 30 s, not 10 times a second.
         bar = tqdm(total=None if target in (None, math.inf) else int(target), initial=self.step,
-                   unit="step", file=sys.stderr, disable=self.quiet,
-                   dynamic_ncols=True, smoothing=0.1)
+                   unit=" steps", file=sys.stderr, disable=self.quiet, dynamic_ncols=True,
+                   smoothing=0.1, mininterval=0.1 if sys.stderr.isatty() else 30)
         start = time.monotonic()
         window_start, window_steps, cps = start, 0, 0.0
         loss_sum = torch.zeros((), device=self.device)

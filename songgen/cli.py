@@ -398,8 +398,11 @@ def info(checkpoint, as_json):
     history = summary["history"]
     if history:
         lines.append("history      step     train    val (nats/char)")
-        shown = history if len(history) <= 8 else history[:3] + history[-5:]
+        shown = history if len(history) <= 8 else history[:3] + [None] + history[-5:]
         for h in shown:
+            if h is None:
+                lines.append(f"             ... ({len(history) - 8} more)")
+                continue
             train_loss = "-" if h.get("train_loss") is None else f"{h['train_loss']:.4f}"
             lines.append(f"             {h['step']:<8} {train_loss:<8} {h['val_loss']:.4f}")
     click.echo("\n".join(lines))

@@ -9,6 +9,7 @@ import tempfile
 import warnings
 from dataclasses import fields
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import torch
 
@@ -22,16 +23,22 @@ _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 def save(state: dict, path: str | Path) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it.
+    """Write a checkpoint atomically: a crash at any instant leaves either the old file or the
+    new one, never a torn one."""
+    write_atomically(path, lambda f: torch.save(state, f))
 
-    A crash at any instant leaves either the old file or the new one, never a torn one.
-    """
+
+def write_atomically(path: str | Path, write: Callable[[BinaryIO], None],
+                     suffix: str = ".tmp") -> None:
+    """Call `write` on a temporary file beside `path`, fsync it, then rename it over `path`
+    (and fsync the folder, so the rename itself survives a crash). On failure nothing but the
+    old `path` remains."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; use normal permissions
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

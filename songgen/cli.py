@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 import warnings
 
 import click
@@ -324,16 +323,11 @@ def _song_record(song, trained, options) -> dict:
 
 
 def write_new_file(path: str, text: str) -> None:
-    """Write all of `text` to a temporary file beside `path`, then rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
+    """Write all of `text` to `path` atomically (never a half-written song file)."""
+    from .checkpoint import write_atomically
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".songgen-", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a song file is not
-        os.replace(tmp, path)
+        write_atomically(path, lambda f: f.write(text.encode("utf-8")))
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
 

@@ -133,9 +133,5 @@ class CheckpointFolder:
 def _copy(src: Path, dst: Path) -> None:
     """Make `dst` an independent copy of `src`, atomically (temporary file, fsync, rename).
     Not a hard link: damage to one file on disk must not reach the others."""
-    tmp = dst.with_name(f".{dst.name}.copy")
-    tmp.unlink(missing_ok=True)
-    shutil.copyfile(src, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, dst)
+    with open(src, "rb") as source:
+        ckpt.write_atomically(dst, lambda f: shutil.copyfileobj(source, f), suffix=".copy")

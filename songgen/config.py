@@ -9,8 +9,21 @@ from .errors import ConfigError
 from .limits import MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_SEED, MAX_SEQ_LEN
 
 
+class _Plain:
+    """Dataclass <-> plain dict (what a checkpoint stores); unknown keys from other versions
+    are ignored."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(_Plain):
     vocab_size: int = 0
     embed_dim: int = 64
     hidden_size: int = 256
@@ -25,17 +38,9 @@ class ModelConfig:
         if not 0 <= self.dropout < 1:
             raise ConfigError("dropout must be at least 0 and below 1")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Plain):
     seq_len: int = 100
     batch_size: int = 32
     lr: float = 3e-3
@@ -83,11 +88,3 @@ class TrainConfig:
             raise ConfigError("gradient clip, weight decay, patience and keep-last cannot be negative")
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"the seed must be between 0 and {MAX_SEED}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})

@@ -177,7 +177,8 @@ class TrainingLoop:
                     window_steps += 1
                     bar.update(1)
                     evaluating = self.step % eval_every == 0
-                    if self.step % c.log_every == 0 or evaluating:
+                    reporting = evaluating or self.step % c.log_every == 0
+                    if reporting:
                         # The one host synchronisation: read the running loss.
                         last_train = loss_sum.item() / loss_count
                         now = time.monotonic()
@@ -194,7 +195,9 @@ class TrainingLoop:
                         loss_sum.zero_()
                         loss_count = 0
                         last_val = self._evaluate_and_save(last_train, start)
-                    bar.set_postfix_str(self._postfix(last_train, last_val, cps), refresh=False)
+                    if reporting:  # not every step: formatting it costs time in the hot loop
+                        bar.set_postfix_str(self._postfix(last_train, last_val, cps),
+                                            refresh=False)
                     if signals.signum is not None:
                         self._save_now(start)
                         raise TrainingInterrupted(

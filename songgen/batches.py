@@ -11,7 +11,8 @@ where row r at step t-1 stopped, so the LSTM state carried between steps stays m
     row 2:  q r s | t u v
 
 Rows are views of the one encoded tensor (1 byte a character for small vocabularies); a batch is
-widened to int64 only when it is taken.
+widened to int64 only when it is taken. In distributed training each process takes a slice of
+the rows (`rows`), so the layout is the same whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from .errors import ConfigError
 
 
 class StreamBatches:
-    def __init__(self, data: torch.Tensor, batch_size: int, seq_len: int):
+    def __init__(self, data: torch.Tensor, batch_size: int, seq_len: int,
+                 rows: slice = slice(None)):
         columns = (len(data) - 1) // batch_size
         if columns < seq_len:
             raise ConfigError(
@@ -31,8 +33,8 @@ class StreamBatches:
                 "sequence length, or more text")
         self.batch_size = batch_size
         self.seq_len = seq_len
-        self.inputs = data[: batch_size * columns].view(batch_size, columns)
-        self.targets = data[1 : batch_size * columns + 1].view(batch_size, columns)
+        self.inputs = data[: batch_size * columns].view(batch_size, columns)[rows]
+        self.targets = data[1 : batch_size * columns + 1].view(batch_size, columns)[rows]
         # The ragged last columns are dropped: every step has the same shape.
         self.steps_per_epoch = columns // seq_len
 
@@ -40,7 +42,7 @@ class StreamBatches:
         return self.steps_per_epoch
 
     def batch(self, index: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets of step `index` of an epoch, both (batch_size, seq_len) int64."""
+        """Inputs and targets of step `index` of an epoch, both (rows, seq_len) int64."""
         cols = slice(index * self.seq_len, (index + 1) * self.seq_len)
         x = self.inputs[:, cols].to(device, non_blocking=True).long()
         y = self.targets[:, cols].to(device, non_blocking=True).long()

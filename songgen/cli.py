@@ -55,12 +55,16 @@ def library_call(func):
             _import_torch_uninterrupted()
             return func(*args, **kwargs)
         except TrainingInterrupted as exc:
-            click.echo(str(exc), err=True)
-            click.echo(f"To continue: {_resume_command()}", err=True)
+            if not exc.silent:
+                click.echo(str(exc), err=True)
+                click.echo(f"To continue: {_resume_command()}", err=True)
             sys.exit(128 + exc.signum)
         except SonggenError as exc:
+            if exc.silent:  # another process of a distributed run has reported it
+                sys.exit(1)
             hint = _HINTS.get(exc.hint)
-            raise click.ClickException(f"{exc.what}; {hint}" if hint else str(exc)) from None
+            message = f"{exc.what}; {hint}" if hint else str(exc)
+            raise click.ClickException(_process_prefix() + message) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -68,6 +72,12 @@ def library_call(func):
             warnings.showwarning = _default_showwarning
 
     return wrapper
+
+
+def _process_prefix() -> str:
+    """Under torchrun, errors of processes other than the first say which process they are."""
+    rank = os.environ.get("RANK", "0")
+    return f"process {rank}: " if int(os.environ.get("WORLD_SIZE", "1")) > 1 and rank != "0" else ""
 
 
 def _import_torch_uninterrupted() -> None:
@@ -101,7 +111,11 @@ def _resume_command() -> str:
             skip = True
             continue
         argv.append(arg)
-    return shlex.join(["songgen", *argv, "--resume"])
+    launcher = ["songgen"]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        launcher = ["torchrun", "--standalone", "--nproc-per-node",
+                    os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]), "-m", "songgen"]
+    return shlex.join([*launcher, *argv, "--resume"])
 
 
 class Duration(click.ParamType):

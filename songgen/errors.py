@@ -10,6 +10,8 @@ class SonggenError(Exception):
     line can give its own advice, naming its options, in place of the library's.
     """
 
+    silent = False  # already reported (by another process of a distributed run)
+
     def __init__(self, message: str, *, what: str | None = None, hint: str | None = None):
         super().__init__(message)
         self.what, self.hint = what or message, hint

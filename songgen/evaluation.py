@@ -13,6 +13,7 @@ from .batches import eval_rows
 from .checkpoint import Trained, load_checkpoint
 from .corpus import EOS, describe_chars, join_songs, read_songs
 from .devices import autocast
+from .distributed import Team
 from .errors import CorpusError
 from .model import CharLSTM
 
@@ -21,21 +22,27 @@ LN2 = math.log(2)
 
 @torch.no_grad()
 def evaluate(model: CharLSTM, data: torch.Tensor, device: torch.device,
-             dtype: torch.dtype = torch.float32, rows: int = 32, chunk: int = 512) -> float:
-    """Mean cross-entropy (nats per character) over all of `data`, streamed in contiguous rows."""
+             dtype: torch.dtype = torch.float32, rows: int = 32, chunk: int = 512,
+             team: Team | None = None) -> float:
+    """Mean cross-entropy (nats per character) over all of `data`, streamed in contiguous rows.
+    With a team of processes each scores its share of the rows and the sums are combined."""
     was_training = model.training
     model.eval()
     x, y = eval_rows(data, rows)
-    total = torch.zeros((), dtype=torch.float64, device=device)
+    team = team or Team()
+    x, y = x[team.rank::team.world], y[team.rank::team.world]
+    total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, characters
     state = None
-    for start in range(0, x.shape[1], chunk):
+    for start in range(0, x.shape[1] if len(x) else 0, chunk):
         xb = x[:, start:start + chunk].to(device).long()
         yb = y[:, start:start + chunk].to(device).long()
         with autocast(device, dtype):
             logits, state = model(xb, state)
-        total += F.cross_entropy(logits.float().flatten(0, 1), yb.flatten(), reduction="sum")
+        total[0] += F.cross_entropy(logits.float().flatten(0, 1), yb.flatten(), reduction="sum")
+    total[1] = y.numel()
     model.train(was_training)
-    return total.item() / y.numel()
+    loss_sum, count = team.total(total).tolist()
+    return loss_sum / count
 
 
 @dataclass

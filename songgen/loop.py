@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 import time
 import warnings
@@ -20,6 +21,7 @@ from .batches import StreamBatches
 from .config import ModelConfig, TrainConfig
 from .corpus import Corpus
 from .devices import autocast, keep_freed_memory
+from .distributed import Team
 from .errors import CheckpointError, ConfigError, SonggenWarning, TrainingInterrupted
 from .evaluation import LN2, evaluate
 from .model import CharLSTM, context_state, detach, load_grown
@@ -85,10 +87,11 @@ class TrainingLoop:
 
     def __init__(self, corpus: Corpus, model_config: ModelConfig, config: TrainConfig,
                  device: torch.device, dtype: torch.dtype, folder: CheckpointFolder,
-                 saved: dict | None, quiet: bool):
+                 saved: dict | None, quiet: bool, team: Team | None = None):
         self.corpus, self.config, self.device, self.dtype = corpus, config, device, dtype
-        self.folder, self.quiet = folder, quiet
-        self.batches = StreamBatches(corpus.train, config.batch_size, config.seq_len)
+        self.folder, self.quiet, self.team = folder, quiet, team or Team()
+        self.rows = self.team.rows(config.batch_size)
+        self.batches = StreamBatches(corpus.train, config.batch_size, config.seq_len, self.rows)
         if device.type == "cpu":
             keep_freed_memory()
         self.model_config = model_config
@@ -111,6 +114,9 @@ class TrainingLoop:
         self.model = CharLSTM(self.model_config).to(self.device)
         if self.base_weights is not None:
             load_grown(self.model, self.base_weights)
+        if self.team.rank:
+            torch.manual_seed(self.config.seed + self.team.rank)  # its own dropout masks
+        self.net = None  # what the training step calls; set by _join()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
                                            weight_decay=self.config.weight_decay,
                                            **fused_if_supported(self.device))
@@ -136,21 +142,37 @@ class TrainingLoop:
             self.optimizer.load_state_dict(saved["optimizer_state"])
             if saved.get("scaler_state"):
                 self.scaler.load_state_dict(saved["scaler_state"])
-            _set_rng_state(saved["rng"], self.device)
+            self._set_rng(saved["rng"], saved["step"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"the checkpoint's training state does not fit the model: "
                                   f"{str(exc).splitlines()[0]}") from None
         self.step, self.epoch = saved["step"], saved["epoch"]
         self.position = saved["position"]
         stream = saved.get("stream_state")
-        self.state = None if stream is None else (stream[0].to(self.device),
-                                                  stream[1].to(self.device))
+        self.state = None if stream is None else (stream[0][:, self.rows].to(self.device),
+                                                  stream[1][:, self.rows].to(self.device))
         self.best_val = saved.get("best_val_loss")
         self.bad_evals = saved.get("bad_evals", 0)
         self.history = list(saved.get("history", []))
         self.elapsed_before = saved.get("elapsed", 0.0)
         if self.position >= len(self.batches):
             raise CheckpointError("the checkpoint's stream position is past the end of the corpus")
+
+    def _set_rng(self, saved: dict, step: int) -> None:
+        """Each process gets back its own random state; a run resumed on a different number of
+        processes seeds the extra ones afresh (only dropout masks depend on it)."""
+        ranks = saved.get("ranks")
+        if self.team.world > 1 and ranks and len(ranks) == self.team.world:
+            saved = ranks[self.team.rank]
+        elif self.team.rank:
+            torch.manual_seed(self.config.seed + self.team.rank + step)
+            return
+        _set_rng_state(saved, self.device)
+
+    def _join(self) -> None:
+        """Wrap the model for the training step: in DDP when distributed, which also copies
+        process 0's weights to the others."""
+        self.net = self.team.wrap(self.model, self.device)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -169,18 +191,22 @@ class TrainingLoop:
         loss_sum = torch.zeros((), device=self.device)
         loss_count = 0
         last_train = last_val = None
+        self._join()
         try:
             with StopSignals() as signals:
-                while (reason := self._stop_reason(start)) is None:
+                while (reason := self._stop_reason()) is None:
                     loss_sum += self._train_step()
                     loss_count += 1
                     window_steps += 1
                     bar.update(1)
                     evaluating = self.step % eval_every == 0
                     reporting = evaluating or self.step % c.log_every == 0
+                    signum, time_up = signals.signum, self._time_up(start)
                     if reporting:
-                        # The one host synchronisation: read the running loss.
-                        last_train = loss_sum.item() / loss_count
+                        # The one host synchronisation: read the running loss (and, with several
+                        # processes, agree on whether to stop).
+                        last_train, signum, time_up = self._agree(loss_sum, loss_count, signum,
+                                                                  time_up)
                         now = time.monotonic()
                         cps = window_steps * c.batch_size * c.seq_len / max(now - window_start, 1e-9)
                         window_start, window_steps = now, 0
@@ -191,6 +217,8 @@ class TrainingLoop:
                             bar.reset(total=bar.total)
                             bar.update(self.step)
                             continue
+                    elif self.team.world > 1:
+                        signum, time_up = None, False  # acted on once all processes agree
                     if evaluating:
                         loss_sum.zero_()
                         loss_count = 0
@@ -198,14 +226,15 @@ class TrainingLoop:
                     if reporting:  # not every step: formatting it costs time in the hot loop
                         bar.set_postfix_str(self._postfix(last_train, last_val, cps),
                                             refresh=False)
-                    if signals.signum is not None:
+                    if signum:
                         self._save_now(start)
-                        raise TrainingInterrupted(
-                            f"{signals.name} received: training stopped at step {self.step}, "
-                            f"saved {self.folder.last}", signals.signum)
+                        raise self._interrupted(signum)
+                    if time_up:
+                        reason = "reached the time limit"
+                        break
                 if not self.history or self.history[-1]["step"] != self.step:
                     if loss_count:
-                        last_train = loss_sum.item() / loss_count
+                        last_train = self._agree(loss_sum, loss_count, None, False)[0]
                     last_val = self._evaluate_and_save(last_train, start)
         finally:
             bar.close()
@@ -214,14 +243,35 @@ class TrainingLoop:
             self.quiet)
         return TrainResult(self.step, self.epoch, self.best_val, last_val, self.folder.path, reason)
 
-    def _stop_reason(self, start: float) -> str | None:
+    def _time_up(self, start: float) -> bool:
+        limit = self.config.time_limit
+        return limit is not None and time.monotonic() - start >= limit
+
+    def _agree(self, loss_sum: torch.Tensor, count: int, signum: int | None,
+               time_up: bool) -> tuple[float, int | None, bool]:
+        """The mean training loss since the last reading, over all processes, and whether any
+        process was signalled or ran out of time."""
+        if self.team.world == 1:
+            return loss_sum.item() / count, signum, time_up
+        totals = self.team.total(torch.stack([loss_sum.float(), torch.tensor(
+            float(count), device=self.device)])).tolist()
+        flags = self.team.largest(torch.tensor([signum or 0, int(time_up)],
+                                               device=self.device)).tolist()
+        return totals[0] / totals[1], flags[0] or None, bool(flags[1])
+
+    def _interrupted(self, signum: int) -> TrainingInterrupted:
+        name = signal.Signals(signum).name
+        error = TrainingInterrupted(f"{name} received: training stopped at step {self.step}, "
+                                    f"saved {self.folder.last}", signum)
+        error.silent = not self.team.main
+        return error
+
+    def _stop_reason(self) -> str | None:
         c = self.config
         if c.steps is not None and self.step >= c.steps:
             return "reached the step limit"
         if c.epochs is not None and self.epoch >= c.epochs:
             return "reached the epoch limit"
-        if c.time_limit is not None and time.monotonic() - start >= c.time_limit:
-            return "reached the time limit"
         if c.patience and self.bad_evals >= c.patience:
             return f"validation loss stopped improving for {c.patience} evaluations"
         return None
@@ -231,7 +281,7 @@ class TrainingLoop:
         x, y = self.batches.batch(self.position, self.device)
         self.model.train()
         with autocast(self.device, self.dtype):
-            logits, state = self.model(x, self.state)
+            logits, state = self.net(x, self.state)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -259,10 +309,11 @@ class TrainingLoop:
                 f"(e.g. {lr / 10:g}) and gradient clipping (e.g. 1.0)")
         failed_at = self.step
         self.config = replace(self.config, lr=lr / 2)
-        if self.folder.last.exists():
+        if self.team.gather_objects(self.folder.last.exists())[0]:  # process 0's view
             self._restore(ckpt.load(self.folder.last))
         else:
             self._fresh()
+            self._join()
         for group in self.optimizer.param_groups:
             group["lr"] = lr / 2
         warnings.warn(f"{what} at step {failed_at}; rolled back to step {self.step} and halved "
@@ -271,7 +322,7 @@ class TrainingLoop:
     def _evaluate_and_save(self, train_loss: float | None, start: float) -> float | None:
         c = self.config
         val = evaluate(self.model, self.corpus.val, self.device, self.dtype,
-                       rows=128, chunk=256)
+                       rows=128, chunk=256, team=self.team)
         if not math.isfinite(val):
             self._roll_back(f"the validation loss became {val}")
             return None
@@ -287,8 +338,10 @@ class TrainingLoop:
                   "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(elapsed, 3)}
         self.history.append(record)
         self.history = self.history[-200:]
-        self.folder.append_metrics(json.dumps(record))
-        self.folder.save(self._state(elapsed), self.step, best=improved, keep=c.keep_last)
+        state = self._state(elapsed)
+        if self.team.main:
+            self.folder.append_metrics(json.dumps(record))
+            self.folder.save(state, self.step, best=improved, keep=c.keep_last)
         say(f"step {self.step}: validation {val:.4f} nats/char ({val / LN2:.3f} bits/char)"
              + (" (best)" if improved else ""), self.quiet)
         return val
@@ -299,9 +352,21 @@ class TrainingLoop:
 
     def _save_now(self, start: float) -> None:
         elapsed = self.elapsed_before + time.monotonic() - start
-        self.folder.save(self._state(elapsed), self.step, best=False, keep=self.config.keep_last)
+        state = self._state(elapsed)
+        if self.team.main:
+            self.folder.save(state, self.step, best=False, keep=self.config.keep_last)
 
-    def _state(self, elapsed: float) -> dict:
+    def _state(self, elapsed: float) -> dict | None:
+        """The checkpoint; with several processes, their stream states and random states are
+        gathered into process 0's (the others return None)."""
+        stream = None if self.state is None else [self.team.gather_rows(t, 1).cpu()
+                                                  for t in self.state]
+        rng = _rng_state(self.device)
+        ranks = self.team.gather_objects(rng)
+        if not self.team.main:
+            return None
+        if self.team.world > 1:
+            rng["ranks"] = ranks
         return {
             "format": ckpt.FORMAT, "version": ckpt.VERSION, "songgen_version": __version__,
             "model_config": self.model.config.to_dict(), "train_config": self.config.to_dict(),
@@ -309,10 +374,10 @@ class TrainingLoop:
             "model_state": self.model.state_dict(), "optimizer_state": self.optimizer.state_dict(),
             "scaler_state": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "step": self.step, "epoch": self.epoch, "position": self.position,
-            "stream_state": None if self.state is None else [t.cpu() for t in self.state],
+            "stream_state": stream,
             "start_state": [t.cpu() for t in context_state(self.model, self.start_context,
                                                            self.device)],
-            "rng": _rng_state(self.device), "best_val_loss": self.best_val,
+            "rng": rng, "best_val_loss": self.best_val,
             "bad_evals": self.bad_evals, "history": self.history, "elapsed": elapsed,
         }
 

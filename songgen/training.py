@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from . import checkpoint as ckpt
 from .config import ModelConfig, TrainConfig
 from .corpus import Vocab, demo_corpus, load_corpus
 from .devices import resolve_device, resolve_precision
+from .distributed import Team
 from .errors import ConfigError, SonggenError, SonggenWarning
 from .loop import TrainingLoop, TrainResult, say
 from .rundir import CheckpointFolder
@@ -47,49 +49,74 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
     if resume and init_from is not None:
         what = "resuming a run and starting from a base model cannot be combined"
         raise ConfigError(f"{what}; choose one", what=what, hint="resume-or-init")
-    device = resolve_device(config.device)
+    team, device = Team.start(resolve_device(config.device))
+    try:
+        # Only process 0 of a distributed run owns the folder (lock, checks, saving) and speaks.
+        quiet = quiet or not team.main
+        with contextlib.ExitStack() as held:
+            with team.together():
+                folder = CheckpointFolder(config.checkpoint_dir)
+                if team.main:
+                    held.enter_context(folder.lock())
+                loop = _prepare(source, given_model, config, resume, init_from, explicit,
+                                device, folder, team, quiet)
+            try:
+                result = loop.run()
+                team.finish()
+                return result
+            except (_OUT_OF_MEMORY, MemoryError, RuntimeError) as exc:
+                if team.lost_contact(exc):
+                    raise SonggenError("lost contact with another process of the run, which "
+                                       "stopped (see its message); the last checkpoint is "
+                                       "intact, resume from it") from None
+                if isinstance(exc, RuntimeError) and "allocate" not in str(exc):
+                    raise
+                raise SonggenError(f"out of memory on {device}: the model or batch is too large "
+                                   "for this machine; use a smaller hidden size, batch size or "
+                                   "sequence length (the last checkpoint, if any, is intact)") from None
+    finally:
+        team.close()
+
+
+def _prepare(source, given_model: dict, config: TrainConfig, resume: bool, init_from,
+             explicit: set[str] | None, device, folder: CheckpointFolder, team: Team,
+             quiet: bool) -> TrainingLoop:
+    """Read the corpus and the checkpoint to start from; build the training loop."""
     dtype = resolve_precision(config.precision, device)
-    folder = CheckpointFolder(config.checkpoint_dir)
     source = Path(source) if source is not None else demo_corpus()
     picked = {k: v for k, v in given_model.items() if explicit is None or k in explicit}
     base = ckpt.load(init_from) if init_from is not None else None
-
-    with folder.lock():
-        saved = folder.load_for_resume() if resume else None
-        if saved is not None:
-            model_config = ModelConfig.from_dict(
-                _reconcile(picked, saved["model_config"], "model option"))
-            old = TrainConfig.from_dict(saved["train_config"])
-            mine = {k: getattr(config, k) for k in TrainConfig.FIXED_ON_RESUME
-                    if explicit is None or k in explicit}
-            kept = _reconcile(mine, {k: getattr(old, k) for k in TrainConfig.FIXED_ON_RESUME},
-                              "training option")
-            config = TrainConfig(**{**config.to_dict(), **kept})
-            corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved["vocab"]),
-                                 expect_fingerprint=saved.get("fingerprint"))
-        elif base is not None:
+    saved = folder.load_for_resume() if resume else None
+    if saved is not None:
+        model_config = ModelConfig.from_dict(
+            _reconcile(picked, saved["model_config"], "model option"))
+        old = TrainConfig.from_dict(saved["train_config"])
+        mine = {k: getattr(config, k) for k in TrainConfig.FIXED_ON_RESUME
+                if explicit is None or k in explicit}
+        kept = _reconcile(mine, {k: getattr(old, k) for k in TrainConfig.FIXED_ON_RESUME},
+                          "training option")
+        config = TrainConfig(**{**config.to_dict(), **kept})
+        corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved["vocab"]),
+                             expect_fingerprint=saved.get("fingerprint"))
+    elif base is not None:
+        if team.main:
             folder.check_fresh()
-            corpus = load_corpus(source, config.val_frac, vocab=Vocab(base["vocab"]), extend=True)
-            arch = _reconcile(picked, base["model_config"], "model option")
-            model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
-            added = len(corpus.vocab) - len(base["vocab"])
-            say(f"fine-tuning from {init_from} (step {base['step']}); {added} new "
-                f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)
-        else:
+        corpus = load_corpus(source, config.val_frac, vocab=Vocab(base["vocab"]), extend=True)
+        arch = _reconcile(picked, base["model_config"], "model option")
+        model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
+        added = len(corpus.vocab) - len(base["vocab"])
+        say(f"fine-tuning from {init_from} (step {base['step']}); {added} new "
+            f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)
+    else:
+        if team.main:
             folder.check_fresh()
-            corpus = load_corpus(source, config.val_frac)
-            model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
-        say(corpus.summary(), quiet)
-        try:
-            loop = TrainingLoop(corpus, model_config, config, device, dtype, folder, saved, quiet)
-            if base is not None:
-                loop.start_from(base["model_state"], init_from)
-            return loop.run()
-        except (_OUT_OF_MEMORY, MemoryError, RuntimeError) as exc:
-            if isinstance(exc, RuntimeError) and "allocate" not in str(exc):
-                raise
-            raise SonggenError(f"out of memory on {device}: the model or batch is too large for "
-                               "this machine; use a smaller hidden size, batch size or sequence "
-                               "length (the last checkpoint, if any, is intact)") from None
-
-
+        corpus = load_corpus(source, config.val_frac)
+        model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
+    say(corpus.summary(), quiet)
+    if team.world > 1:
+        say(f"distributed: {team.world} processes on {device.type}, "
+            f"{config.batch_size // team.world} of the {config.batch_size} batch rows each", quiet)
+    loop = TrainingLoop(corpus, model_config, config, device, dtype, folder, saved, quiet, team)
+    if base is not None:
+        loop.start_from(base["model_state"], init_from)
+    return loop

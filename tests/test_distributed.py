@@ -1,0 +1,99 @@
+"""Training with torchrun on two CPU processes (gloo), as a user launches it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+
+pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
+                                reason="this PyTorch has no gloo backend")
+
+TINY = ["--seq-len", "16", "--hidden-size", "16", "--embed-dim", "8", "--eval-every", "5",
+        "--device", "cpu", "--precision", "fp32", "--patience", "0", "-q"]
+
+
+def torchrun(*args, procs=2, **kwargs):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", str(procs), "-m", "songgen", "train", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, **kwargs)
+
+
+def single(*args):
+    command = [sys.executable, "-m", "songgen", "train", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def load(folder):
+    return torch.load(folder / "last.pt", weights_only=True)
+
+
+def test_two_processes_train_like_one_process_with_the_same_batch(songs_file, tmp_path):
+    options = [str(songs_file), *TINY, "--batch-size", "8", "--dropout", "0", "--steps", "12"]
+    run = torchrun(*options, "--checkpoint-dir", str(tmp_path / "two"))
+    assert run.returncode == 0, run.stderr
+    assert single(*options, "--checkpoint-dir", str(tmp_path / "one")).returncode == 0
+    two, one = load(tmp_path / "two"), load(tmp_path / "one")
+    assert two["step"] == one["step"] == 12 and two["position"] == one["position"]
+    for name, value in one["model_state"].items():
+        torch.testing.assert_close(two["model_state"][name], value, rtol=1e-4, atol=1e-5)
+    # The carried LSTM state of all 8 rows is gathered into the one checkpoint.
+    for a, b in zip(two["stream_state"], one["stream_state"]):
+        assert a.shape == b.shape == (2, 8, 16)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert two["best_val_loss"] == pytest.approx(one["best_val_loss"], rel=1e-5)
+    # Only process 0 writes: one metrics line per evaluation, not two.
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_distributed_resume_is_bit_identical(songs_file, tmp_path):
+    options = [str(songs_file), *TINY, "--batch-size", "8", "--dropout", "0.2"]
+    assert torchrun(*options, "--steps", "17", "--checkpoint-dir", str(tmp_path / "a")).returncode == 0
+    for stop, resume in ((7, []), (17, ["--resume"])):
+        run = torchrun(*options, "--steps", str(stop), "--checkpoint-dir", str(tmp_path / "b"),
+                       *resume)
+        assert run.returncode == 0, run.stderr
+    a, b = load(tmp_path / "a"), load(tmp_path / "b")
+    assert a["step"] == b["step"] == 17
+    for name, value in a["model_state"].items():
+        assert torch.equal(b["model_state"][name], value), name
+
+
+def test_a_bad_option_is_reported_once_by_process_0(songs_file, tmp_path):
+    run = torchrun(str(songs_file), *TINY, "--batch-size", "7", "--steps", "3",
+                   "--checkpoint-dir", str(tmp_path / "c"))
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == ["Error: batch size 7 does not split evenly over 2 processes; "
+                      "use a multiple of 2"]
+    assert "[rank" not in run.stderr  # no worker traceback
+    assert not (tmp_path / "c").exists()
+
+
+def test_ctrl_c_saves_once_and_says_how_to_resume(songs_file, tmp_path):
+    folder = tmp_path / "d"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", "2", "-m", "songgen", "train", str(songs_file), *TINY,
+               "--batch-size", "8", "--steps", "1000000", "--checkpoint-dir", str(folder)]
+    # A terminal's Ctrl-C reaches the whole process group: torchrun and both workers.
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 60
+    while not (folder / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    lines = stderr.splitlines()
+    assert sum("SIGINT received: training stopped at step" in line for line in lines) == 1
+    resume = [line for line in lines if line.startswith("To continue: ")]
+    assert len(resume) == 1 and "torchrun --standalone --nproc-per-node 2 -m songgen" in resume[0]
+    assert resume[0].endswith("--resume")
+    saved = load(folder)
+    assert saved["step"] > 0 and len(saved["rng"]["ranks"]) == 2

@@ -29,7 +29,7 @@ def worker_songgen(spec: dict) -> dict:
     import numpy  # noqa: F401
     import torch  # noqa: F401
 
-    from songgen.corpus import load_corpus
+    from songgen.loading import load_corpus
 
     base = common.rss_kib("VmRSS")
     start = common.timer()

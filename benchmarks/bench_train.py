@@ -114,7 +114,7 @@ def worker_bare(spec: dict) -> dict:
     import torch.nn.functional as F
     from torch import nn
 
-    from songgen.corpus import load_corpus  # the same encoded text; untimed set-up only
+    from songgen.loading import load_corpus  # the same encoded text; untimed set-up only
 
     device = torch.device(spec["device"])
     corpus = load_corpus(spec["path"], 0.1)
@@ -167,7 +167,7 @@ def _default_eval_ratio(text_path: Path) -> tuple[float, int]:
     (batch 32 x seq 100, once an epoch capped at 1000 steps) on the whole corpus."""
     from songgen.batches import StreamBatches
     from songgen.config import TrainConfig
-    from songgen.corpus import load_corpus
+    from songgen.loading import load_corpus
 
     d = TrainConfig()
     corpus = load_corpus(text_path, d.val_frac)
@@ -185,7 +185,7 @@ def make_slice(songs: list[str], folder: Path, batch: int, seq: int, steps: int,
     Returns the file, its steps per epoch and its evaluation ratio.
     """
     from songgen.batches import StreamBatches
-    from songgen.corpus import load_corpus
+    from songgen.loading import load_corpus
 
     need = steps * batch * seq * (1 + want_ratio) + batch
     for limit in (1500, 3000, math.inf):
@@ -290,7 +290,7 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
 def _default_every(source: Path, batch: int, seq: int) -> int:
     """Steps between evaluations/checkpoints with the default interval on the whole corpus."""
     from songgen.batches import StreamBatches
-    from songgen.corpus import load_corpus
+    from songgen.loading import load_corpus
 
     return min(len(StreamBatches(load_corpus(source, 0.1).train, batch, seq)), 1000)
 

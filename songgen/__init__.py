@@ -15,7 +15,7 @@ _EXPORTS = {
     "CharLSTM": "model",
     "generate": "sample", "stream": "sample", "Song": "sample",
     "load_checkpoint": "checkpoint", "evaluate_text": "evaluation", "Score": "evaluation",
-    "load_corpus": "corpus", "Vocab": "corpus",
+    "load_corpus": "loading", "Vocab": "corpus",
     "SonggenError": "errors", "SonggenWarning": "errors",
 }
 

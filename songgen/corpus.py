@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,24 +17,25 @@ from .errors import CorpusError
 EOS = "\x00"
 
 # Two or more blank lines (lines holding only spaces/tabs count as blank) separate songs.
-_SONG_BREAK = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+SONG_BREAK = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _VERSION_SUFFIX = re.compile(r"\s*\([^()]*\)\s*$")
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _CODE_POINTS = 0x110000
 _CHUNK = 1 << 22  # characters per chunk when encoding or hashing
-# Peak memory while loading, per byte of corpus file: measured 3.8 for a 100 MB corpus whose
-# text needs two bytes a character in Python (benchmarks/bench_corpus.py); text that needs
-# four bytes a character (emoji, rare scripts) doubles it.
-LOAD_BYTES_PER_BYTE = 6.0
+# Peak memory while reading whole songs (`read_songs`), per byte of the files: 3.8 measured
+# for text that needs two bytes a character in Python; four-byte text (emoji) doubles it.
+READ_BYTES_PER_BYTE = 6.0
 
 
-def _decode(raw: bytes, path: Path) -> str:
+def _decode(raw: bytes, path: Path, offset: int = 0, lines: int = 0) -> str:
     """Strict UTF-8 (UTF-16 when it carries a BOM); errors name the line and byte offset.
 
     NUL is the end-of-song symbol, so text holding it is refused whatever its encoding; it is
     checked before UTF-8 decoding so that a binary file (an image, a PDF) is called one.
+    `raw` may be a piece of the file that starts a line: `offset` bytes and `lines` lines
+    come before it.
     """
-    if raw.startswith(_UTF16_BOMS):
+    if raw.startswith(UTF16_BOMS):
         try:
             text = raw.decode("utf-16")
         except UnicodeDecodeError as exc:
@@ -48,10 +48,10 @@ def _decode(raw: bytes, path: Path) -> str:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
+            line = lines + raw.count(b"\n", 0, exc.start) + 1
             column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1)
             raise CorpusError(
-                f"{path}: not valid UTF-8 at line {line}, byte offset {exc.start} "
+                f"{path}: not valid UTF-8 at line {line}, byte offset {offset + exc.start} "
                 f"(byte {column} of the line); save the file as UTF-8 and try again") from None
     if "\x00" in text:
         raise CorpusError(f"{path}: contains NUL characters, which lyrics cannot hold; "
@@ -84,10 +84,10 @@ def read_text(path: str | Path) -> str:
     return decode_text(raw, path)
 
 
-def decode_text(raw: bytes, name: str | Path) -> str:
+def decode_text(raw: bytes, name: str | Path, offset: int = 0, lines: int = 0) -> str:
     """Bytes from anywhere (a file, standard input) decoded and normalised like a corpus file;
-    `name` is what errors call the source."""
-    return normalise(_decode(raw, name))
+    `name` is what errors call the source (see `_decode` for the rest)."""
+    return normalise(_decode(raw, name, offset, lines))
 
 
 def text_files(path: str | Path) -> list[Path]:
@@ -105,10 +105,15 @@ def text_files(path: str | Path) -> list[Path]:
 
 def split_songs(text: str) -> list[str]:
     """Songs are separated by two or more blank lines; surrounding blank lines are dropped."""
+    return clean_songs(SONG_BREAK.split(text))
+
+
+def clean_songs(pieces: list[str]) -> list[str]:
+    """The text between song breaks as songs: trailing spaces on the last line and blank edges
+    carry no lyric, and a piece that is only blank is no song."""
     songs = []
-    for chunk in _SONG_BREAK.split(text):
-        # Trailing spaces on the last line and blank edges carry no lyric.
-        song = chunk.strip("\n").rstrip()
+    for piece in pieces:
+        song = piece.strip("\n").rstrip()
         if song.strip():
             songs.append(song)
     return songs
@@ -126,14 +131,16 @@ def _available_memory() -> int | None:
     return None
 
 
-def check_memory(files: list[Path], per_byte: float = LOAD_BYTES_PER_BYTE) -> None:
+def check_memory(files: list[Path], per_byte: float = READ_BYTES_PER_BYTE,
+                 overhead: int = 0) -> None:
     """Refuse, before reading anything, a corpus that could not be loaded in the memory left."""
     size = sum(f.stat().st_size for f in files)
     available = _available_memory()
-    if available is not None and size * per_byte > available:
+    needed = size * per_byte + overhead
+    if available is not None and needed > available:
         raise CorpusError(
             f"the corpus is {size / 1e9:.2f} GB; loading it needs about "
-            f"{size * per_byte / 1e9:.1f} GB of memory but {available / 1e9:.1f} GB is free; "
+            f"{needed / 1e9:.1f} GB of memory but {available / 1e9:.1f} GB is free; "
             "train on a part of it or free memory")
 
 
@@ -249,76 +256,10 @@ def _chars_in(*texts: str) -> set[str]:
     return {chr(c) for c in np.flatnonzero(present)}
 
 
-def _title_key(song: str) -> str:
+def title_key(song: str) -> str:
     """The title without a trailing '(version)' so that variants of one song group together."""
     first = song.split("\n", 1)[0]
     return _VERSION_SUFFIX.sub("", first)
-
-
-def split_train_val(songs: list[str], val_frac: float) -> tuple[str, str]:
-    """Joined train and validation text: the last `val_frac` of the corpus.
-
-    Cut at the song boundary closest to the target, preferring boundaries between songs with
-    different titles, because variants of one song sit next to each other and would leak.
-    A corpus of one song is cut at a line boundary instead.
-    """
-    if len(songs) == 1:
-        lines = songs[0].split("\n")
-        if len(lines) < 2:
-            raise CorpusError("the corpus is a single line; a validation split needs at least two "
-                              "lines of lyrics")
-        sizes = np.cumsum([len(line) + 1 for line in lines])
-        k = int(np.searchsorted(sizes, sizes[-1] * (1 - val_frac)))
-        k = min(max(k, 1), len(lines) - 1)
-        return "\n".join(lines[:k]) + "\n", "\n".join(lines[k:]) + EOS
-    sizes = np.cumsum([len(s) + 1 for s in songs])
-    target = sizes[-1] * (1 - val_frac)
-    cuts = [k for k in range(1, len(songs)) if _title_key(songs[k - 1]) != _title_key(songs[k])]
-    cuts = cuts or list(range(1, len(songs)))
-    k = min(cuts, key=lambda c: abs(sizes[c - 1] - target))
-    return join_songs(songs[:k]), join_songs(songs[k:])
-
-
-@dataclass
-class Corpus:
-    """A corpus ready for training: vocabulary, encoded train and validation streams."""
-
-    vocab: Vocab
-    train: torch.Tensor
-    val: torch.Tensor
-    songs: int
-    fingerprint: str
-
-    @property
-    def chars(self) -> int:
-        return len(self.train) + len(self.val)
-
-    def summary(self) -> str:
-        return (f"corpus: {self.chars:,} characters, {self.songs:,} songs, vocabulary "
-                f"{len(self.vocab)} symbols; train {len(self.train):,} / validation "
-                f"{len(self.val):,} characters")
-
-
-def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = None,
-                expect_fingerprint: str | None = None, extend: bool = False) -> Corpus:
-    """Read, split and encode. With `vocab` (from a checkpoint), encode with it instead, adding
-    the characters it lacks if `extend`; with `expect_fingerprint`, refuse a text other than the
-    one the checkpoint was trained on."""
-    songs = read_songs(path)
-    count = len(songs)
-    train_text, val_text = split_train_val(songs, val_frac)
-    del songs  # the joined texts hold everything now; free the per-song copies early
-    found = fingerprint(train_text, val_text)
-    if expect_fingerprint is not None and found != expect_fingerprint:
-        raise CorpusError(f"{path} is not the text the checkpoint was trained on (fingerprint "
-                          f"{found}, expected {expect_fingerprint}); resume with the same "
-                          "text, or start a new run in another checkpoint folder")
-    if vocab is None:
-        vocab = Vocab.from_text(train_text, val_text)
-    elif extend:
-        vocab = vocab.extended(train_text + val_text)
-    return Corpus(vocab=vocab, train=vocab.encode(train_text), val=vocab.encode(val_text),
-                  songs=count, fingerprint=found)
 
 
 def demo_corpus() -> Path:

@@ -23,12 +23,13 @@ LN2 = math.log(2)
 @torch.no_grad()
 def evaluate(model: CharLSTM, data: torch.Tensor, device: torch.device,
              dtype: torch.dtype = torch.float32, rows: int = 32, chunk: int = 512,
-             team: Team | None = None) -> float:
-    """Mean cross-entropy (nats per character) over all of `data`, streamed in contiguous rows.
-    With a team of processes each scores its share of the rows and the sums are combined."""
+             team: Team | None = None, limit: int | None = None) -> float:
+    """Mean cross-entropy (nats per character) over all of `data` (or `limit` characters
+    sampled evenly from it), streamed in contiguous rows. With a team of processes each scores
+    its share of the rows and the sums are combined."""
     was_training = model.training
     model.eval()
-    x, y = eval_rows(data, rows)
+    x, y = eval_rows(data, rows, limit)
     team = team or Team()
     x, y = x[team.rank::team.world], y[team.rank::team.world]
     total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, characters

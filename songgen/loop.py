@@ -19,7 +19,7 @@ from . import __version__
 from . import checkpoint as ckpt
 from .batches import StreamBatches
 from .config import ModelConfig, TrainConfig
-from .corpus import Corpus
+from .loading import Corpus
 from .devices import autocast, keep_freed_memory
 from .distributed import Team
 from .errors import CheckpointError, ConfigError, SonggenWarning, TrainingInterrupted
@@ -29,6 +29,9 @@ from .rundir import CheckpointFolder
 from .signals import StopSignals
 
 MAX_ROLLBACKS = 3
+# Validation during training scores at most this many characters, spread over the validation
+# text: enough for a stable mean, and quick even when a huge corpus leaves 100M to score.
+VAL_CHARS = 2_000_000
 
 
 @dataclass
@@ -96,6 +99,9 @@ class TrainingLoop:
             keep_freed_memory()
         self.model_config = model_config
         self.start_context = _song_start_context(corpus.train)
+        if len(corpus.val) > VAL_CHARS + 1:
+            say(f"validation scores {VAL_CHARS:,} of its {len(corpus.val):,} characters, in "
+                "stretches spread evenly over it", quiet)
         self.base_weights: dict | None = None
         self.rollbacks = 0
         self._fresh()
@@ -322,7 +328,7 @@ class TrainingLoop:
     def _evaluate_and_save(self, train_loss: float | None, start: float) -> float | None:
         c = self.config
         val = evaluate(self.model, self.corpus.val, self.device, self.dtype,
-                       rows=128, chunk=256, team=self.team)
+                       rows=128, chunk=256, team=self.team, limit=VAL_CHARS)
         if not math.isfinite(val):
             self._roll_back(f"the validation loss became {val}")
             return None

@@ -10,7 +10,8 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import ModelConfig, TrainConfig
-from .corpus import Vocab, demo_corpus, load_corpus
+from .corpus import Vocab, demo_corpus
+from .loading import load_corpus
 from .devices import resolve_device, resolve_precision
 from .distributed import Team
 from .errors import ConfigError, SonggenError, SonggenWarning

@@ -28,3 +28,11 @@ def test_eval_rows_cover_the_data_once():
     x, y = eval_rows(data, rows=8)
     assert torch.equal(y, x + 1)
     assert x.numel() >= len(data) - 8
+
+
+def test_eval_rows_sample_a_long_text_evenly_within_the_limit():
+    data = torch.arange(100_001)
+    x, y = eval_rows(data, rows=8, limit=10_000)
+    assert x.shape == (8, 1250) and torch.equal(y, x + 1)
+    assert x[0, 0] == 0 and y[-1, -1] == 100_000  # from the very start to the very end
+    assert all(x[i + 1, 0] > x[i, -1] for i in range(7))  # no character scored twice

@@ -1,9 +1,18 @@
 import pytest
 import torch
 
-from songgen.corpus import (EOS, Vocab, fingerprint, join_songs, load_corpus, read_songs,
-                            read_text, split_songs, split_train_val)
+from songgen.corpus import EOS, Vocab, fingerprint, join_songs, read_songs, read_text, split_songs
 from songgen.errors import CorpusError
+from songgen import loading
+from songgen.loading import load_corpus
+
+
+def split_train_val(tmp_path, songs, val_frac):
+    """Train and validation text of a corpus file holding `songs`."""
+    path = tmp_path / "split.txt"
+    path.write_text("\n\n\n".join(songs), encoding="utf-8")
+    corpus = load_corpus(path, val_frac)
+    return corpus.vocab.decode(corpus.train), corpus.vocab.decode(corpus.val)
 
 
 def test_normalise_bom_crlf_cr_and_nfc(tmp_path):
@@ -90,24 +99,24 @@ def test_encode_unknown_characters_lists_them():
         vocab.encode("abzx")
 
 
-def test_validation_is_the_tail_cut_at_a_song_boundary():
-    songs = [f"# Song {i}\n\n" + "la " * 30 for i in range(20)]
-    train, val = split_train_val(songs, 0.1)
+def test_validation_is_the_tail_cut_at_a_song_boundary(tmp_path):
+    songs = [f"# Song {i}\n\n" + " ".join(["la"] * 30) for i in range(20)]
+    train, val = split_train_val(tmp_path, songs, 0.1)
     assert train + val == join_songs(songs)
     assert val.startswith("# Song 18") and train.endswith(EOS)
 
 
-def test_versions_of_one_song_stay_on_one_side():
-    songs = [f"# Ballad {i // 4} ({chr(65 + i % 4)})\n\n" + "la " * 30 for i in range(20)]
-    train, val = split_train_val(songs, 0.15)
+def test_versions_of_one_song_stay_on_one_side(tmp_path):
+    songs = [f"# Ballad {i // 4} ({chr(65 + i % 4)})\n\n" + " ".join(["la"] * 30) for i in range(20)]
+    train, val = split_train_val(tmp_path, songs, 0.15)
     last_train = train.rstrip(EOS).split(EOS)[-1].split("\n")[0]
     first_val = val.split("\n")[0]
     assert last_train.split(" (")[0] != first_val.split(" (")[0]
 
 
-def test_single_song_splits_at_a_line_boundary():
+def test_single_song_splits_at_a_line_boundary(tmp_path):
     song = "\n".join(f"line {i} of the only song" for i in range(50))
-    train, val = split_train_val([song], 0.1)
+    train, val = split_train_val(tmp_path, [song], 0.1)
     assert train + val == song + EOS
     assert train.endswith("\n") and val.startswith("line ")
 
@@ -128,3 +137,32 @@ def test_a_corpus_too_large_for_memory_is_refused_before_reading(songs_file, mon
     with pytest.raises(CorpusError, match=r"the corpus is 0.00 GB; loading it needs about "
                                           r"0.0 GB of memory but 0.0 GB is free; train on a part"):
         read_songs(songs_file)
+
+
+def test_streamed_loading_agrees_with_whole_songs_whatever_the_piece_size(tmp_path,
+                                                                          monkeypatch):
+    # Breaks made of blank lines holding spaces, CRLF breaks, a BOM, decomposed accents and
+    # multi-byte characters: every piece size cuts them somewhere.
+    raw = ("\ufeff# A\r\n\r\nla la\r\n\r\n \r\n\t\r\n  \r\n# B \u266a\n\nlo\u0301 lo\n\n\n  \n"
+           "\t\n\n# C (x)\n\nn\u00e9 \U0001f3b5\n\n\n\n# C (y)\n\nend  \n \n").encode("utf-8")
+    path = tmp_path / "tricky.txt"
+    path.write_bytes(raw)
+    songs = read_songs(path)
+    assert [s.split("\n")[0] for s in songs] == ["# A", "# B \u266a", "# C (x)", "# C (y)"]
+    expected = Vocab.from_text(join_songs(songs)).encode(join_songs(songs))
+    for size in range(1, len(raw) + 2):
+        monkeypatch.setattr(loading, "READ_BYTES", size)
+        corpus = load_corpus(path, 0.3)
+        assert torch.equal(torch.cat([corpus.train, corpus.val]), expected), size
+        # Versions of one song stay together: validation starts at "# C (x)", not "# C (y)".
+        assert corpus.vocab.decode(corpus.val).startswith("# C (x)")
+
+
+def test_loading_refuses_a_corpus_too_large_for_memory_before_reading(songs_file, monkeypatch):
+    import songgen.corpus as corpus
+
+    monkeypatch.setattr(corpus, "_available_memory", lambda: 1000)
+    monkeypatch.setattr(loading, "_Encoder", None)  # nothing may be read or allocated
+    with pytest.raises(CorpusError, match=r"the corpus is 0.00 GB; loading it needs about "
+                                          r"0.6 GB of memory but 0.0 GB is free; train on a part"):
+        load_corpus(songs_file)

@@ -279,7 +279,7 @@ def _candidates(folder: Path) -> list[Path]:
     return found
 
 
-def load_checkpoint(path: str | Path | None = None, device: str = "cpu") -> Trained:
+def load_checkpoint(path: str | Path | None = None, device: str = "auto") -> Trained:
     """Load a checkpoint for sampling or evaluation. `path` may be a file, or a folder (default:
     checkpoints/) whose best.pt is used, or its last.pt when best.pt is missing or unreadable."""
     from .devices import resolve_device

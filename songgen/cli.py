@@ -275,6 +275,7 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
     """
     from .checkpoint import load_checkpoint
     from .copycheck import open_copy_index
+    from .corpus import describe_chars
     from .sample import generate, make_prime, stream
 
     if max_copy is not None and corpus is None:
@@ -283,6 +284,10 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
         raise click.ClickException(f"{output} already exists; choose a new file name (songgen "
                                    "never overwrites a file)")
     trained = load_checkpoint(checkpoint, device=device)
+    unknown = trained.vocab.unknown(make_prime(None, title or ""))
+    if unknown:
+        raise click.ClickException(f"--title has characters the model never saw: "
+                                   f"{describe_chars(unknown)}; remove or replace them")
     options["prime"] = make_prime(title, prime.replace("\\n", "\n"),
                                   read_prime_file(prime_file) if prime_file else "")
     index = open_copy_index(corpus, trained, max_copy) if corpus else None
@@ -386,7 +391,8 @@ def info(checkpoint, as_json):
         "format_version": state["version"], "model": state["model_config"],
         "training": state.get("train_config"), "vocab_size": len(state["vocab"]),
         "step": state["step"], "epoch": state.get("epoch"),
-        "best_val_loss": state.get("best_val_loss"), "corpus_fingerprint": state.get("fingerprint"),
+        "best_val_loss": state.get("best_val_loss"), "corpus": state.get("corpus"),
+        "corpus_fingerprint": state.get("fingerprint"),
         "history": state.get("history", []),
     }
     if as_json:
@@ -398,6 +404,8 @@ def info(checkpoint, as_json):
         f"checkpoint   {path}",
         f"model        {m['layers']}x{m['hidden_size']} LSTM, embedding {m['embed_dim']}, "
         f"dropout {m['dropout']}, vocabulary {summary['vocab_size']}",
+        f"corpus       {summary['corpus'] or 'not recorded'} (fingerprint "
+        f"{summary['corpus_fingerprint']})",
         f"training     step {summary['step']:,}, epoch {summary['epoch']}, batch "
         f"{t.get('batch_size')} x seq {t.get('seq_len')}, lr {t.get('lr')}",
         "best val     " + ("n/a" if best is None else f"{best:.4f} nats/char "

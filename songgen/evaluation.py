@@ -58,7 +58,7 @@ class Score:
 
 
 def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = None, *,
-                  skip_unknown: bool = False, device: str = "cpu") -> Score:
+                  skip_unknown: bool = False, device: str = "auto") -> Score:
     """Loss of a checkpoint on a lyrics file or folder, read and split like a training corpus."""
     trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
     text = join_songs(read_songs(path))

@@ -37,6 +37,7 @@ class Corpus:
     val: torch.Tensor
     songs: int
     fingerprint: str
+    source: str = ""  # the file or folder it was read from
 
     @property
     def chars(self) -> int:
@@ -72,7 +73,7 @@ def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = N
     vocab, data = encoder.finish()
     cut = _validation_cut(encoder, data, vocab, val_frac)
     return Corpus(vocab=vocab, train=data[:cut], val=data[cut:], songs=len(encoder.sizes),
-                  fingerprint=found)
+                  fingerprint=found, source=str(path))
 
 
 def _songs(path: Path):

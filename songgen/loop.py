@@ -188,10 +188,20 @@ class TrainingLoop:
         if c.epochs is not None:
             target = min(target or math.inf, c.epochs * len(self.batches))
         eval_every = c.eval_every or min(len(self.batches), 1000)
-        # Into a log file rather than a terminal, redraw every 30 s, not 10 times a second.
-        bar = tqdm(total=None if target in (None, math.inf) else int(target), initial=self.step,
-                   unit=" steps", file=sys.stderr, disable=self.quiet, dynamic_ncols=True,
-                   smoothing=0.1, mininterval=0.1 if sys.stderr.isatty() else 30)
+        # With no step or epoch limit the bar shows the current epoch. Into a log file rather
+        # than a terminal, it redraws every 30 s, not 10 times a second.
+        by_epoch = target in (None, math.inf)
+        bar = tqdm(total=len(self.batches) if by_epoch else int(target), unit=" steps",
+                   file=sys.stderr, disable=self.quiet, dynamic_ncols=True, smoothing=0.1,
+                   mininterval=0.1 if sys.stderr.isatty() else 30)
+
+        def redraw_bar():
+            bar.reset(total=bar.total)
+            bar.update(self.position if by_epoch else self.step)
+            if by_epoch:
+                bar.set_description(f"epoch {self.epoch + 1}", refresh=False)
+
+        redraw_bar()
         start = time.monotonic()
         window_start, window_steps, cps = start, 0, 0.0
         loss_sum = torch.zeros((), device=self.device)
@@ -205,6 +215,8 @@ class TrainingLoop:
                     loss_count += 1
                     window_steps += 1
                     bar.update(1)
+                    if by_epoch and self.position == 0:
+                        redraw_bar()  # a new epoch
                     evaluating = self.step % eval_every == 0
                     reporting = evaluating or self.step % c.log_every == 0
                     signum, time_up = signals.signum, self._time_up(start)
@@ -220,8 +232,7 @@ class TrainingLoop:
                             self._roll_back(f"the training loss became {last_train}")
                             loss_sum.zero_()
                             loss_count = 0
-                            bar.reset(total=bar.total)
-                            bar.update(self.step)
+                            redraw_bar()
                             continue
                     elif self.team.world > 1:
                         signum, time_up = None, False  # acted on once all processes agree
@@ -377,6 +388,7 @@ class TrainingLoop:
             "format": ckpt.FORMAT, "version": ckpt.VERSION, "songgen_version": __version__,
             "model_config": self.model.config.to_dict(), "train_config": self.config.to_dict(),
             "vocab": self.corpus.vocab.chars, "fingerprint": self.corpus.fingerprint,
+            "corpus": self.corpus.source,
             "model_state": self.model.state_dict(), "optimizer_state": self.optimizer.state_dict(),
             "scaler_state": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "step": self.step, "epoch": self.epoch, "position": self.position,

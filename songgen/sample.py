@@ -207,7 +207,7 @@ def _write(trained: Trained, batch: _Batch, prime: str, temperature: float, top_
 def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int = 1,
              temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0, prime: str = "",
              length: int = 3000, max_lines: int | None = None, seed: int | None = None,
-             device: str = "cpu", precision: str = "auto", copy_index: CopyIndex | None = None,
+             device: str = "auto", precision: str = "auto", copy_index: CopyIndex | None = None,
              max_copy: int | None = None, retries: int = 5) -> list[Song]:
     """Write `num_songs` songs at once (one batch of parallel LSTM streams).
 
@@ -247,7 +247,7 @@ def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int =
 
 def stream(checkpoint: str | Path | Trained | None = None, *, temperature: float = 0.8,
            top_k: int = 0, top_p: float = 1.0, prime: str = "", length: int = 3000,
-           max_lines: int | None = None, seed: int | None = None, device: str = "cpu",
+           max_lines: int | None = None, seed: int | None = None, device: str = "auto",
            precision: str = "auto") -> Iterator[str]:
     """One song, yielded a character at a time as it is generated (the prime comes first).
 

@@ -113,6 +113,26 @@ def test_prime_with_unseen_characters(run, trained):
                              "remove or replace them\n")
 
 
+def test_title_with_unseen_characters_names_the_title(run, trained):
+    result = run("sample", "--title", "Love é§")
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: --title has characters the model never saw: '§', "
+                             "'é'; remove or replace them\n")
+
+
+def test_info_names_the_corpus(run, trained):
+    result = run("info")
+    assert result.exit_code == 0
+    assert f"corpus       {trained} (fingerprint " in result.stdout
+
+
+def test_without_a_step_or_epoch_limit_the_bar_shows_the_epoch(run, songs_file):
+    args = [a for a in TINY if a != "-q"]
+    result = run("train", songs_file, *args, "--time-limit", "1", "--eval-every", 10)
+    assert result.exit_code == 0, result.output
+    assert "epoch 1:" in result.stderr and "epoch 2:" in result.stderr
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_where_there_is_none(run, songs_file):
     result = run("train", songs_file, "--device", "cuda")

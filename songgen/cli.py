@@ -74,10 +74,15 @@ def library_call(func):
     return wrapper
 
 
+def _under_torchrun() -> bool:
+    """A worker of a distributed run of several processes (torchrun sets WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def _process_prefix() -> str:
     """Under torchrun, errors of processes other than the first say which process they are."""
     rank = os.environ.get("RANK", "0")
-    return f"process {rank}: " if int(os.environ.get("WORLD_SIZE", "1")) > 1 and rank != "0" else ""
+    return f"process {rank}: " if _under_torchrun() and rank != "0" else ""
 
 
 def _import_torch_uninterrupted() -> None:
@@ -112,7 +117,7 @@ def _resume_command() -> str:
             continue
         argv.append(arg)
     launcher = ["songgen"]
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if _under_torchrun():
         launcher = ["torchrun", "--standalone", "--nproc-per-node",
                     os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]), "-m", "songgen"]
     return shlex.join([*launcher, *argv, "--resume"])
@@ -225,6 +230,13 @@ def train(ctx, text, resume, init_from, quiet, **options):
     config = TrainConfig(**options)
     run_training(text, model=model, config=config, resume=resume, init_from=init_from,
                  explicit=explicit, quiet=quiet)
+    if _under_torchrun():
+        # A torchrun worker whose run is complete and saved leaves at once: now and then the
+        # interpreter's shutdown after distributed training aborted a worker (SIGABRT from
+        # gloo's threads), which torchrun then reports as a failed run.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @cli.command()
@@ -250,8 +262,8 @@ def train(ctx, text, resume, init_from, quiet, **options):
               "of lyrics (title and blank lines not counted).")
 @click.option("--num-songs", "-n", default=1, show_default=True, type=click.IntRange(1, MAX_SONGS),
               help="Songs to write (generated together as one batch).")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), help="Random seed: the same seed gives the "
-              "same songs.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), help="Random seed: the same seed and options "
+              "(-n included) give the same songs.")
 @click.option("--corpus", type=click.Path(exists=True, path_type=str),
               help="The training text: report each song's longest passage copied from it.")
 @click.option("--max-copy", type=click.IntRange(2), help="With --corpus: write a song again "

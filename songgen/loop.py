@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import signal
-import sys
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -13,9 +12,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from . import __version__
 from . import checkpoint as ckpt
 from .batches import StreamBatches
 from .config import ModelConfig, TrainConfig
@@ -24,9 +21,11 @@ from .devices import autocast, keep_freed_memory
 from .distributed import Team
 from .errors import CheckpointError, ConfigError, SonggenWarning, TrainingInterrupted
 from .evaluation import LN2, evaluate
-from .model import CharLSTM, context_state, detach, load_grown
+from .model import CharLSTM, detach, load_grown
+from .progress import Progress, describe_loss, say
 from .rundir import CheckpointFolder
 from .signals import StopSignals
+from .snapshot import Snapshots, song_start_context
 
 MAX_ROLLBACKS = 3
 # Validation during training scores at most this many characters, spread over the validation
@@ -44,24 +43,6 @@ class TrainResult:
     stopped_because: str
 
 
-def say(message: str, quiet: bool) -> None:
-    if not quiet:
-        tqdm.write(message, file=sys.stderr)
-
-
-def _song_start_context(train: torch.Tensor, size: int = 1000) -> torch.Tensor:
-    """The end of the last whole training song, without its end-of-song symbol.
-
-    The state after reading it is the state the model is in when a song ends, so sampling
-    starts from it (feeding the end-of-song symbol next), exactly as every song began in
-    training. A zero state at that point is something the model never saw.
-    """
-    tail_start = max(0, len(train) - 100 * size)
-    ends = (train[tail_start:] == 0).nonzero().flatten()
-    end = tail_start + int(ends[-1]) if len(ends) else len(train)
-    return train[max(0, end - size):end]
-
-
 def fused_if_supported(device: torch.device) -> dict:
     """AdamW's fused kernel (one pass over all parameters) where this PyTorch has it for the
     device: CUDA, and the CPU from PyTorch 2.4; a few per cent faster than the default."""
@@ -71,20 +52,7 @@ def fused_if_supported(device: torch.device) -> dict:
     return {}
 
 
-def _rng_state(device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and state.get("cuda") is not None:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-class TrainingLoop:
+class TrainingLoop(Snapshots):
     """One run: built from a corpus and configurations (restored from a checkpoint when
     resuming), then `run()`."""
 
@@ -98,7 +66,7 @@ class TrainingLoop:
         if device.type == "cpu":
             keep_freed_memory()
         self.model_config = model_config
-        self.start_context = _song_start_context(corpus.train)
+        self.start_context = song_start_context(corpus.train)
         if len(corpus.val) > VAL_CHARS + 1:
             say(f"validation scores {VAL_CHARS:,} of its {len(corpus.val):,} characters, in "
                 "stretches spread evenly over it", quiet)
@@ -142,39 +110,6 @@ class TrainingLoop:
                                   f"{str(exc).splitlines()[0][:120]}") from None
         self.base_weights = weights
 
-    def _restore(self, saved: dict) -> None:
-        try:
-            self.model.load_state_dict(saved["model_state"])
-            self.optimizer.load_state_dict(saved["optimizer_state"])
-            if saved.get("scaler_state"):
-                self.scaler.load_state_dict(saved["scaler_state"])
-            self._set_rng(saved["rng"], saved["step"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"the checkpoint's training state does not fit the model: "
-                                  f"{str(exc).splitlines()[0]}") from None
-        self.step, self.epoch = saved["step"], saved["epoch"]
-        self.position = saved["position"]
-        stream = saved.get("stream_state")
-        self.state = None if stream is None else (stream[0][:, self.rows].to(self.device),
-                                                  stream[1][:, self.rows].to(self.device))
-        self.best_val = saved.get("best_val_loss")
-        self.bad_evals = saved.get("bad_evals", 0)
-        self.history = list(saved.get("history", []))
-        self.elapsed_before = saved.get("elapsed", 0.0)
-        if self.position >= len(self.batches):
-            raise CheckpointError("the checkpoint's stream position is past the end of the corpus")
-
-    def _set_rng(self, saved: dict, step: int) -> None:
-        """Each process gets back its own random state; a run resumed on a different number of
-        processes seeds the extra ones afresh (only dropout masks depend on it)."""
-        ranks = saved.get("ranks")
-        if self.team.world > 1 and ranks and len(ranks) == self.team.world:
-            saved = ranks[self.team.rank]
-        elif self.team.rank:
-            torch.manual_seed(self.config.seed + self.team.rank + step)
-            return
-        _set_rng_state(saved, self.device)
-
     def _join(self) -> None:
         """Wrap the model for the training step: in DDP when distributed, which also copies
         process 0's weights to the others."""
@@ -188,22 +123,9 @@ class TrainingLoop:
         if c.epochs is not None:
             target = min(target or math.inf, c.epochs * len(self.batches))
         eval_every = c.eval_every or min(len(self.batches), 1000)
-        # With no step or epoch limit the bar shows the current epoch. Into a log file rather
-        # than a terminal, it redraws every 30 s, not 10 times a second.
-        by_epoch = target in (None, math.inf)
-        bar = tqdm(total=len(self.batches) if by_epoch else int(target), unit=" steps",
-                   file=sys.stderr, disable=self.quiet, dynamic_ncols=True, smoothing=0.1,
-                   mininterval=0.1 if sys.stderr.isatty() else 30)
-
-        def redraw_bar():
-            bar.reset(total=bar.total)
-            bar.update(self.position if by_epoch else self.step)
-            if by_epoch:
-                bar.set_description(f"epoch {self.epoch + 1}", refresh=False)
-
-        redraw_bar()
+        progress = Progress(len(self.batches), target, c.batch_size * c.seq_len, self.quiet)
+        progress.show(self.step, self.epoch, self.position)
         start = time.monotonic()
-        window_start, window_steps, cps = start, 0, 0.0
         loss_sum = torch.zeros((), device=self.device)
         loss_count = 0
         last_train = last_val = None
@@ -213,10 +135,7 @@ class TrainingLoop:
                 while (reason := self._stop_reason()) is None:
                     loss_sum += self._train_step()
                     loss_count += 1
-                    window_steps += 1
-                    bar.update(1)
-                    if by_epoch and self.position == 0:
-                        redraw_bar()  # a new epoch
+                    progress.advance(self.step, self.epoch, self.position)
                     evaluating = self.step % eval_every == 0
                     reporting = evaluating or self.step % c.log_every == 0
                     signum, time_up = signals.signum, self._time_up(start)
@@ -225,14 +144,11 @@ class TrainingLoop:
                         # processes, agree on whether to stop).
                         last_train, signum, time_up = self._agree(loss_sum, loss_count, signum,
                                                                   time_up)
-                        now = time.monotonic()
-                        cps = window_steps * c.batch_size * c.seq_len / max(now - window_start, 1e-9)
-                        window_start, window_steps = now, 0
                         if not math.isfinite(last_train):
                             self._roll_back(f"the training loss became {last_train}")
                             loss_sum.zero_()
                             loss_count = 0
-                            redraw_bar()
+                            progress.show(self.step, self.epoch, self.position)
                             continue
                     elif self.team.world > 1:
                         signum, time_up = None, False  # acted on once all processes agree
@@ -240,9 +156,8 @@ class TrainingLoop:
                         loss_sum.zero_()
                         loss_count = 0
                         last_val = self._evaluate_and_save(last_train, start)
-                    if reporting:  # not every step: formatting it costs time in the hot loop
-                        bar.set_postfix_str(self._postfix(last_train, last_val, cps),
-                                            refresh=False)
+                    if reporting:
+                        progress.report(last_train, last_val)
                     if signum:
                         self._save_now(start)
                         raise self._interrupted(signum)
@@ -254,9 +169,11 @@ class TrainingLoop:
                         last_train = self._agree(loss_sum, loss_count, None, False)[0]
                     last_val = self._evaluate_and_save(last_train, start)
         finally:
-            bar.close()
+            progress.close()
+            # Drop the DDP wrapper now: it must not outlive the process group it talks through.
+            self.net = None
         say(f"stopped: {reason} at step {self.step} ({self.epoch} epochs done); best validation "
-            f"loss {self._fmt(self.best_val)}; checkpoints saved in {self.folder.path}/",
+            f"loss {describe_loss(self.best_val)}; checkpoints saved in {self.folder.path}/",
             self.quiet)
         return TrainResult(self.step, self.epoch, self.best_val, last_val, self.folder.path, reason)
 
@@ -372,40 +289,3 @@ class TrainingLoop:
         state = self._state(elapsed)
         if self.team.main:
             self.folder.save(state, self.step, best=False, keep=self.config.keep_last)
-
-    def _state(self, elapsed: float) -> dict | None:
-        """The checkpoint; with several processes, their stream states and random states are
-        gathered into process 0's (the others return None)."""
-        stream = None if self.state is None else [self.team.gather_rows(t, 1).cpu()
-                                                  for t in self.state]
-        rng = _rng_state(self.device)
-        ranks = self.team.gather_objects(rng)
-        if not self.team.main:
-            return None
-        if self.team.world > 1:
-            rng["ranks"] = ranks
-        return {
-            "format": ckpt.FORMAT, "version": ckpt.VERSION, "songgen_version": __version__,
-            "model_config": self.model.config.to_dict(), "train_config": self.config.to_dict(),
-            "vocab": self.corpus.vocab.chars, "fingerprint": self.corpus.fingerprint,
-            "corpus": self.corpus.source,
-            "model_state": self.model.state_dict(), "optimizer_state": self.optimizer.state_dict(),
-            "scaler_state": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "step": self.step, "epoch": self.epoch, "position": self.position,
-            "stream_state": stream,
-            "start_state": [t.cpu() for t in context_state(self.model, self.start_context,
-                                                           self.device)],
-            "rng": rng, "best_val_loss": self.best_val,
-            "bad_evals": self.bad_evals, "history": self.history, "elapsed": elapsed,
-        }
-
-    @staticmethod
-    def _fmt(loss: float | None) -> str:
-        return "n/a" if loss is None else f"{loss:.4f} nats/char ({loss / LN2:.3f} bits/char)"
-
-    @staticmethod
-    def _postfix(train: float | None, val: float | None, cps: float) -> str:
-        parts = [f"loss={train:.3f}" if train is not None else "loss=?"]
-        parts.append(f"val={val:.3f}" if val is not None else "val=-")
-        parts.append(f"{cps:,.0f} chars/s")
-        return " ".join(parts)

@@ -15,7 +15,8 @@ from .loading import load_corpus
 from .devices import resolve_device, resolve_precision
 from .distributed import Team
 from .errors import ConfigError, SonggenError, SonggenWarning
-from .loop import TrainingLoop, TrainResult, say
+from .loop import TrainingLoop, TrainResult
+from .progress import say
 from .rundir import CheckpointFolder
 
 # torch.OutOfMemoryError appeared in PyTorch 2.5; older releases only have the CUDA one.

@@ -38,7 +38,8 @@ def test_two_processes_train_like_one_process_with_the_same_batch(songs_file, tm
     options = [str(songs_file), *TINY, "--batch-size", "8", "--dropout", "0", "--steps", "12"]
     run = torchrun(*options, "--checkpoint-dir", str(tmp_path / "two"))
     assert run.returncode == 0, run.stderr
-    assert single(*options, "--checkpoint-dir", str(tmp_path / "one")).returncode == 0
+    alone = single(*options, "--checkpoint-dir", str(tmp_path / "one"))
+    assert alone.returncode == 0, alone.stderr
     two, one = load(tmp_path / "two"), load(tmp_path / "one")
     assert two["step"] == one["step"] == 12 and two["position"] == one["position"]
     for name, value in one["model_state"].items():
@@ -54,7 +55,8 @@ def test_two_processes_train_like_one_process_with_the_same_batch(songs_file, tm
 
 def test_distributed_resume_is_bit_identical(songs_file, tmp_path):
     options = [str(songs_file), *TINY, "--batch-size", "8", "--dropout", "0.2"]
-    assert torchrun(*options, "--steps", "17", "--checkpoint-dir", str(tmp_path / "a")).returncode == 0
+    straight = torchrun(*options, "--steps", "17", "--checkpoint-dir", str(tmp_path / "a"))
+    assert straight.returncode == 0, straight.stderr
     for stop, resume in ((7, []), (17, ["--resume"])):
         run = torchrun(*options, "--steps", str(stop), "--checkpoint-dir", str(tmp_path / "b"),
                        *resume)

@@ -207,20 +207,39 @@ def _validation_cut(encoder: _Encoder, data: torch.Tensor, vocab: Vocab, val_fra
     """Where validation starts: the last `val_frac` of the corpus, cut at the song boundary
     closest to the target, preferring boundaries between songs with different titles, because
     variants of one song sit next to each other and would leak. A corpus of one song is cut at
-    a line boundary instead."""
-    if len(encoder.sizes) == 1:
-        newline = vocab.index.get("\n")
-        ends = np.flatnonzero(data.numpy() == newline) + 1 if newline is not None else []
-        if len(ends) == 0:
+    a line boundary instead, and so is one whose songs are too long for a song boundary to come
+    within a quarter of the validation size of the target (a play, a few long texts)."""
+    total = len(data)
+    target = total * (1 - val_frac)
+    cut = None
+    if len(encoder.sizes) > 1:
+        sizes = np.cumsum(np.frombuffer(encoder.sizes, dtype=np.int64))
+        cuts = np.flatnonzero(np.frombuffer(encoder.new_title, dtype=np.int8)[1:]) + 1
+        if len(cuts) == 0:
+            cuts = np.arange(1, len(sizes))
+        cut = int(sizes[cuts[np.argmin(np.abs(sizes[cuts - 1] - target))] - 1])
+        if abs(cut - target) <= (total - target) / 4:
+            return cut
+    line_cut = _line_cut(data, vocab, target)
+    if line_cut is None:
+        if cut is None:
             raise CorpusError("the corpus is a single line; a validation split needs at least "
                               "two lines of lyrics")
-        lines = np.append(ends, len(data))  # cumulative sizes of the lines (with their \n)
-        k = int(np.searchsorted(lines, lines[-1] * (1 - val_frac)))
-        return int(lines[min(max(k, 1), len(lines) - 1) - 1])
-    sizes = np.cumsum(np.frombuffer(encoder.sizes, dtype=np.int64))
-    target = sizes[-1] * (1 - val_frac)
-    cuts = np.flatnonzero(np.frombuffer(encoder.new_title, dtype=np.int8)[1:]) + 1
-    if len(cuts) == 0:
-        cuts = np.arange(1, len(sizes))
-    k = cuts[np.argmin(np.abs(sizes[cuts - 1] - target))]
-    return int(sizes[k - 1])
+        return cut
+    return line_cut if cut is None else min((cut, line_cut), key=lambda c: abs(c - target))
+
+
+def _line_cut(data: torch.Tensor, vocab: Vocab, target: float) -> int | None:
+    """The end of the last line that ends before the line where `target` falls (None for a
+    text without line breaks)."""
+    newline = vocab.index.get("\n")
+    if newline is None:
+        return None
+    ids, step = data.numpy(), 1 << 24
+    ends = np.concatenate([np.flatnonzero(ids[i:i + step] == newline) + i + 1
+                           for i in range(0, len(ids), step)])
+    if len(ends) == 0:
+        return None
+    lines = np.append(ends, len(ids))  # cumulative sizes of the lines, each with its \n
+    k = int(np.searchsorted(lines, target))
+    return int(lines[min(max(k, 1), len(lines) - 1) - 1])

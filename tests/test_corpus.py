@@ -152,7 +152,7 @@ def test_streamed_loading_agrees_with_whole_songs_whatever_the_piece_size(tmp_pa
     expected = Vocab.from_text(join_songs(songs)).encode(join_songs(songs))
     for size in range(1, len(raw) + 2):
         monkeypatch.setattr(loading, "READ_BYTES", size)
-        corpus = load_corpus(path, 0.3)
+        corpus = load_corpus(path, 0.5)
         assert torch.equal(torch.cat([corpus.train, corpus.val]), expected), size
         # Versions of one song stay together: validation starts at "# C (x)", not "# C (y)".
         assert corpus.vocab.decode(corpus.val).startswith("# C (x)")
@@ -166,3 +166,16 @@ def test_loading_refuses_a_corpus_too_large_for_memory_before_reading(songs_file
     with pytest.raises(CorpusError, match=r"the corpus is 0.00 GB; loading it needs about "
                                           r"0.6 GB of memory but 0.0 GB is free; train on a part"):
         load_corpus(songs_file)
+
+
+def test_a_corpus_of_few_long_songs_is_cut_at_a_line_near_the_target(tmp_path):
+    # Two long texts (like a play): the song boundary is far from 10%, so a line boundary is
+    # used, and validation is close to the 10% asked for.
+    acts = ["\n".join(f"line {i} of act {a}" for i in range(400)) for a in (1, 2)]
+    path = tmp_path / "play.txt"
+    path.write_text("\n\n\n".join(acts), encoding="utf-8")
+    corpus = load_corpus(path, 0.1)
+    assert corpus.songs == 2
+    assert 0.09 < len(corpus.val) / corpus.chars < 0.11
+    assert corpus.vocab.decode(corpus.train).endswith("\n")
+    assert corpus.vocab.decode(corpus.val).startswith("line ")

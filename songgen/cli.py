@@ -66,7 +66,8 @@ def library_call(func):
             message = f"{exc.what}; {hint}" if hint else str(exc)
             raise click.ClickException(_process_prefix() + message) from None
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+            if not _process_prefix():  # under torchrun, process 0 says it for all
+                click.echo("Interrupted.", err=True)
             sys.exit(130)
         finally:
             warnings.showwarning = _default_showwarning

@@ -16,6 +16,7 @@ import warnings
 
 import torch
 
+from .devices import resolve_device
 from .errors import ConfigError, DeviceError, SonggenError, SonggenWarning
 
 
@@ -43,29 +44,20 @@ class Team:
         return self.rank == 0
 
     @classmethod
-    def start(cls, device: torch.device) -> tuple["Team", torch.device]:
+    def start(cls, device_name: str) -> tuple["Team", torch.device]:
         """Join the torchrun run (if any); returns the team and this process's device."""
         if not launched_distributed():
-            return cls(), device
+            return cls(), resolve_device(device_name)
         import torch.distributed as dist
 
         rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         local = int(os.environ.get("LOCAL_RANK", rank))
-        if device.type == "mps":
-            raise DeviceError("distributed training needs CUDA GPUs or CPUs; Apple MPS has no "
-                              "distributed backend, so run a single process there")
-        if device.type == "cuda":
-            if device.index not in (None, local):
-                raise DeviceError(f"with torchrun each process uses the GPU of its local rank; "
-                                  f"use --device cuda or auto, not {device}")
-            if local >= torch.cuda.device_count():
-                raise DeviceError(f"torchrun started {local + 1}+ processes on this machine but "
-                                  f"it has {torch.cuda.device_count()} GPU(s); start at most one "
-                                  "process per GPU")
-            device = torch.device("cuda", local)
-            torch.cuda.set_device(device)
-        if not dist.is_available():
-            raise DeviceError("this PyTorch build has no distributed support; run one process")
+        try:
+            device = cls._own_device(resolve_device(device_name), local)
+        except DeviceError:
+            if rank:  # every process fails this check alike; process 0 reports it
+                raise PeerStopped("process 0 reports it") from None
+            raise
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                 rank=rank, world_size=world)
         if rank != 0:
@@ -80,6 +72,28 @@ class Team:
             import torch.distributed as dist
 
             dist.barrier()
+
+    @staticmethod
+    def _own_device(device: torch.device, local: int) -> torch.device:
+        import torch.distributed as dist
+
+        if device.type == "mps":
+            raise DeviceError("distributed training needs CUDA GPUs or CPUs; Apple MPS has no "
+                              "distributed backend: use --device cpu, or run a single process")
+        if device.type == "cuda":
+            if device.index not in (None, local):
+                raise DeviceError(f"with torchrun each process uses the GPU of its local rank; "
+                                  f"use --device cuda or auto, not {device}")
+            here = int(os.environ.get("LOCAL_WORLD_SIZE", local + 1))
+            if here > torch.cuda.device_count():
+                raise DeviceError(f"torchrun started {here} processes on this machine but it "
+                                  f"has {torch.cuda.device_count()} GPU(s); start at most one "
+                                  "process per GPU")
+            device = torch.device("cuda", local)
+            torch.cuda.set_device(device)
+        if not dist.is_available():
+            raise DeviceError("this PyTorch build has no distributed support; run one process")
+        return device
 
     def close(self) -> None:
         if self._started:

@@ -75,7 +75,7 @@ class TrainingLoop(Snapshots):
         self._fresh()
         if saved is not None:
             self._restore(saved)
-            say(f"resuming at step {self.step} (epoch {self.epoch})", quiet)
+            say(f"resuming at step {self.step} ({self.epoch} epochs done)", quiet)
             if config.patience and self.bad_evals >= config.patience:
                 # The last run stopped on patience; resuming asks for more training.
                 self.bad_evals = 0
@@ -123,8 +123,8 @@ class TrainingLoop(Snapshots):
         if c.epochs is not None:
             target = min(target or math.inf, c.epochs * len(self.batches))
         eval_every = c.eval_every or min(len(self.batches), 1000)
-        progress = Progress(len(self.batches), target, c.batch_size * c.seq_len, self.quiet)
-        progress.show(self.step, self.epoch, self.position)
+        progress = Progress(len(self.batches), target, c.batch_size * c.seq_len, self.quiet,
+                            self.step, self.epoch, self.position)
         start = time.monotonic()
         loss_sum = torch.zeros((), device=self.device)
         loss_count = 0

@@ -25,21 +25,23 @@ class Progress:
     the latest training and validation loss and the characters per second beside it."""
 
     def __init__(self, steps_per_epoch: int, target: float | None, chars_per_step: int,
-                 quiet: bool):
+                 quiet: bool, step: int, epoch: int, position: int):
         self.by_epoch = target in (None, math.inf)
         self.chars_per_step = chars_per_step
         # Into a log file rather than a terminal, redraw every 30 s, not 10 times a second.
         self.bar = tqdm(total=steps_per_epoch if self.by_epoch else int(target), unit=" steps",
+                        initial=position if self.by_epoch else step,
+                        desc=f"epoch {epoch + 1}" if self.by_epoch else None,
                         file=sys.stderr, disable=quiet, dynamic_ncols=True, smoothing=0.1,
                         mininterval=0.1 if sys.stderr.isatty() else 30)
         self.window_start, self.window_steps = time.monotonic(), 0
 
     def show(self, step: int, epoch: int, position: int) -> None:
-        """Draw the bar afresh at this point (start, a new epoch, a roll-back)."""
+        """Draw the bar afresh at this point (a new epoch, a roll-back)."""
+        if self.by_epoch:
+            self.bar.set_description_str(f"epoch {epoch + 1}", refresh=False)
         self.bar.reset(total=self.bar.total)
         self.bar.update(position if self.by_epoch else step)
-        if self.by_epoch:
-            self.bar.set_description(f"epoch {epoch + 1}", refresh=False)
 
     def advance(self, step: int, epoch: int, position: int) -> None:
         self.window_steps += 1

@@ -12,7 +12,7 @@ from . import checkpoint as ckpt
 from .config import ModelConfig, TrainConfig
 from .corpus import Vocab, demo_corpus
 from .loading import load_corpus
-from .devices import resolve_device, resolve_precision
+from .devices import resolve_precision
 from .distributed import Team
 from .errors import ConfigError, SonggenError, SonggenWarning
 from .loop import TrainingLoop, TrainResult
@@ -51,7 +51,7 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
     if resume and init_from is not None:
         what = "resuming a run and starting from a base model cannot be combined"
         raise ConfigError(f"{what}; choose one", what=what, hint="resume-or-init")
-    team, device = Team.start(resolve_device(config.device))
+    team, device = Team.start(config.device)
     try:
         # Only process 0 of a distributed run owns the folder (lock, checks, saving) and speaks.
         quiet = quiet or not team.main
@@ -98,11 +98,13 @@ def _prepare(source, given_model: dict, config: TrainConfig, resume: bool, init_
         kept = _reconcile(mine, {k: getattr(old, k) for k in TrainConfig.FIXED_ON_RESUME},
                           "training option")
         config = TrainConfig(**{**config.to_dict(), **kept})
+        team.rows(config.batch_size)  # before the corpus: a long load would end in this error
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved["vocab"]),
                              expect_fingerprint=saved.get("fingerprint"))
     elif base is not None:
         if team.main:
             folder.check_fresh()
+        team.rows(config.batch_size)
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(base["vocab"]), extend=True)
         arch = _reconcile(picked, base["model_config"], "model option")
         model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
@@ -112,6 +114,7 @@ def _prepare(source, given_model: dict, config: TrainConfig, resume: bool, init_
     else:
         if team.main:
             folder.check_fresh()
+        team.rows(config.batch_size)
         corpus = load_corpus(source, config.val_frac)
         model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
     say(corpus.summary(), quiet)

@@ -10,6 +10,7 @@ The result equals reading every song first (`read_songs`) and encoding the joine
 from __future__ import annotations
 
 import hashlib
+import warnings
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +20,14 @@ import torch
 
 from .corpus import (EOS, SONG_BREAK, UTF16_BOMS, Vocab, check_memory, clean_songs,
                      decode_text, describe_chars, split_songs, text_files, title_key)
-from .errors import CorpusError
+from .errors import CorpusError, SonggenWarning
 
 READ_BYTES = 1 << 22  # bytes of a file read at a time
 # Peak memory while loading: the encoded corpus (up to the file size before it is trimmed) plus
 # the pieces in flight; measured by benchmarks/bench_corpus.py.
 LOAD_BYTES_PER_BYTE = 1.3
 LOAD_OVERHEAD = 600 << 20
+ONE_SONG_WARNING = 20_000  # characters: longer than any real song
 
 
 @dataclass
@@ -44,7 +46,8 @@ class Corpus:
         return len(self.train) + len(self.val)
 
     def summary(self) -> str:
-        return (f"corpus: {self.chars:,} characters, {self.songs:,} songs, vocabulary "
+        songs = f"{self.songs:,} song{'' if self.songs == 1 else 's'}"
+        return (f"corpus: {self.chars:,} characters, {songs}, vocabulary "
                 f"{len(self.vocab)} symbols; train {len(self.train):,} / validation "
                 f"{len(self.val):,} characters")
 
@@ -71,9 +74,13 @@ def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = N
     if encoder.unknown:
         raise CorpusError(f"characters not in the vocabulary: {describe_chars(encoder.unknown)}")
     vocab, data = encoder.finish()
+    if len(encoder.sizes) == 1 and len(data) > ONE_SONG_WARNING:
+        warnings.warn(f"{path} reads as one song of {len(data):,} characters: it never has two "
+                      "blank lines in a row; if it holds several songs, separate them with two "
+                      "blank lines so that the model learns where a song ends", SonggenWarning)
     cut = _validation_cut(encoder, data, vocab, val_frac)
     return Corpus(vocab=vocab, train=data[:cut], val=data[cut:], songs=len(encoder.sizes),
-                  fingerprint=found, source=str(path))
+                  fingerprint=found, source=str(Path(path).resolve()))
 
 
 def _songs(path: Path):
@@ -87,20 +94,34 @@ def _songs(path: Path):
         if head.startswith(UTF16_BOMS):  # rare: decoded whole, as UTF-16 has no byte-level lines
             yield split_songs(decode_text(head + handle.read(), path))
             return
-        offset, lines, carry, raw = 0, 0, "", head
+        offset, lines, raw = 0, 0, head
+        open_song: list[str] = []  # text read since the last song break, in pieces
         while True:
             block = _read(handle, path)
             raw += block
-            end = len(raw) if not block else raw.rfind(b"\n") + 1
+            end = len(raw) if not block else max(raw.rfind(b"\n"), raw.rfind(b"\r")) + 1
             if block and end == 0:
                 continue  # no line end yet: read on
-            # Cut after a line end, so that no UTF-8 sequence or CRLF pair is split.
-            text = carry + decode_text(raw[:end], path, offset, lines)
+            # Cut after a line end, so that no UTF-8 sequence is split; a CR at the very end
+            # may be the first half of a CRLF, so it waits for the next block.
+            if block and end == len(raw) and raw.endswith(b"\r"):
+                end -= 1
+                if end == 0:
+                    continue
+            text = decode_text(raw[:end], path, offset, lines)
             offset, lines, raw = offset + end, lines + raw.count(b"\n", 0, end), raw[end:]
             if not block:
-                yield split_songs(text)
+                yield split_songs("".join(open_song) + text)
                 return
-            pieces, carry = _closed_songs(text)
+            # A break that closes the open song starts in its trailing blank lines or later.
+            tail = _blank_tail(open_song)
+            pieces, rest = _closed_songs(tail + text)
+            if not pieces:
+                open_song.append(text)
+                continue
+            head_text = "".join(open_song)
+            pieces[0] = head_text[:len(head_text) - len(tail)] + pieces[0]
+            open_song = [rest]
             yield clean_songs(pieces)
 
 
@@ -109,6 +130,17 @@ def _read(handle, path: Path) -> bytes:
         return handle.read(READ_BYTES)
     except OSError as exc:
         raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _blank_tail(parts: list[str]) -> str:
+    """The run of spaces, tabs and line ends that the joined `parts` end with."""
+    tail = []
+    for part in reversed(parts):
+        kept = part.rstrip(" \t\n")
+        tail.append(part[len(kept):])
+        if kept:
+            break
+    return "".join(reversed(tail))
 
 
 def _closed_songs(text: str) -> tuple[list[str], str]:
@@ -153,13 +185,16 @@ class _Encoder:
             self.new_title.append(title != self.last_title)
             self.last_title = title
         text = EOS.join(songs) + EOS
-        self.digest.update(text.encode("utf-8", "surrogatepass"))
-        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        ids = self.table[codes]
-        if ids.min() < 0:
-            self._learn(np.unique(codes[ids < 0]))
+        # In slices: a file without song breaks is one piece as long as the file.
+        for start in range(0, len(text), READ_BYTES):
+            part = text[start:start + READ_BYTES]
+            self.digest.update(part.encode("utf-8", "surrogatepass"))
+            codes = np.frombuffer(part.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
             ids = self.table[codes]
-        self._write(ids)
+            if ids.min() < 0:
+                self._learn(np.unique(codes[ids < 0]))
+                ids = self.table[codes]
+            self._write(ids)
 
     def _learn(self, codes: np.ndarray) -> None:
         fresh = [chr(c) for c in codes]

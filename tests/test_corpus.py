@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from songgen.corpus import EOS, Vocab, fingerprint, join_songs, read_songs, read_text, split_songs
-from songgen.errors import CorpusError
+from songgen.errors import CorpusError, SonggenWarning
 from songgen import loading
 from songgen.loading import load_corpus
 
@@ -179,3 +179,13 @@ def test_a_corpus_of_few_long_songs_is_cut_at_a_line_near_the_target(tmp_path):
     assert 0.09 < len(corpus.val) / corpus.chars < 0.11
     assert corpus.vocab.decode(corpus.train).endswith("\n")
     assert corpus.vocab.decode(corpus.val).startswith("line ")
+
+
+def test_a_long_text_without_song_breaks_gets_a_warning(tmp_path):
+    path = tmp_path / "one.txt"
+    path.write_text("\n\n".join(f"# Song {i}\n\nla la la {i}\nlo lo lo" for i in range(1000)),
+                    encoding="utf-8")
+    with pytest.warns(SonggenWarning, match=r"one.txt reads as one song of [\d,]+ characters: "
+                                            r"it never has two blank lines in a row"):
+        corpus = load_corpus(path)
+    assert "1 song," in corpus.summary()

@@ -102,6 +102,11 @@ class Team:
             dist.destroy_process_group()
             self._started = False
 
+    @property
+    def local_world(self) -> int:
+        """Processes of this run on this machine (each holds its own copy of the corpus)."""
+        return int(os.environ.get("LOCAL_WORLD_SIZE", self.world)) if self.world > 1 else 1
+
     def lost_contact(self, exc: BaseException) -> bool:
         """Whether `exc` is a collective failing because another process died."""
         if self.world == 1 or not isinstance(exc, RuntimeError):

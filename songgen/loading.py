@@ -53,12 +53,14 @@ class Corpus:
 
 
 def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = None,
-                expect_fingerprint: str | None = None, extend: bool = False) -> Corpus:
+                expect_fingerprint: str | None = None, extend: bool = False,
+                copies: int = 1) -> Corpus:
     """Read, split and encode. With `vocab` (from a checkpoint), encode with it instead, adding
     the characters it lacks if `extend`; with `expect_fingerprint`, refuse a text other than the
-    one the checkpoint was trained on."""
+    one the checkpoint was trained on. `copies`: processes of this machine loading it at once,
+    for the memory check."""
     files = text_files(path)
-    check_memory(files, LOAD_BYTES_PER_BYTE, LOAD_OVERHEAD)
+    check_memory(files, LOAD_BYTES_PER_BYTE * copies, LOAD_OVERHEAD * copies)
     encoder = _Encoder(sum(f.stat().st_size for f in files) + len(files) + 16, vocab, extend)
     for file in files:
         for songs in _songs(file):

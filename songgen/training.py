@@ -100,12 +100,14 @@ def _prepare(source, given_model: dict, config: TrainConfig, resume: bool, init_
         config = TrainConfig(**{**config.to_dict(), **kept})
         team.rows(config.batch_size)  # before the corpus: a long load would end in this error
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved["vocab"]),
-                             expect_fingerprint=saved.get("fingerprint"))
+                             expect_fingerprint=saved.get("fingerprint"),
+                             copies=team.local_world)
     elif base is not None:
         if team.main:
             folder.check_fresh()
         team.rows(config.batch_size)
-        corpus = load_corpus(source, config.val_frac, vocab=Vocab(base["vocab"]), extend=True)
+        corpus = load_corpus(source, config.val_frac, vocab=Vocab(base["vocab"]), extend=True,
+                             copies=team.local_world)
         arch = _reconcile(picked, base["model_config"], "model option")
         model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
         added = len(corpus.vocab) - len(base["vocab"])
@@ -115,7 +117,7 @@ def _prepare(source, given_model: dict, config: TrainConfig, resume: bool, init_
         if team.main:
             folder.check_fresh()
         team.rows(config.batch_size)
-        corpus = load_corpus(source, config.val_frac)
+        corpus = load_corpus(source, config.val_frac, copies=team.local_world)
         model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
     say(corpus.summary(), quiet)
     if team.world > 1:

@@ -42,8 +42,9 @@ def _decode(raw: bytes, path: Path, offset: int = 0, lines: int = 0) -> str:
             raise CorpusError(f"{path}: invalid UTF-16 at byte offset {exc.start}; "
                               "convert the file to UTF-8 and try again") from None
     elif b"\x00" in raw:
-        raise CorpusError(f"{path}: contains NUL bytes, so it looks like a binary file, "
-                          "not lyrics; give a plain UTF-8 text file")
+        raise CorpusError(f"{path}: contains NUL bytes, so it looks like a binary file (or "
+                          "UTF-16 without a byte-order mark), not lyrics; give a plain UTF-8 "
+                          "text file")
     else:
         try:
             text = raw.decode("utf-8")

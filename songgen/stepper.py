@@ -88,10 +88,9 @@ class Stepper:
             else:
                 gates = torch.addmm(self.bias[l], x, self.w_ih[l]).addmm_(h, self.w_hh[l])
             # PyTorch's gate order: input, forget, cell candidate, output.
-            sig = torch.sigmoid(gates)
-            cand = torch.tanh(gates[:, 2 * H:3 * H])
-            c = torch.addcmul(sig[:, H:2 * H] * c, sig[:, :H], cand)
-            h = sig[:, 3 * H:] * torch.tanh(c)
+            i, f, _, o = torch.sigmoid(gates).chunk(4, 1)
+            c = torch.addcmul(f * c, i, torch.tanh(gates[:, 2 * H:3 * H]))
+            h = o * torch.tanh(c)
             state[l] = [h, c]
             x = h
         return torch.addmm(self.head_b, x, self.head_w)

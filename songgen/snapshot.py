@@ -18,9 +18,12 @@ def song_start_context(train: torch.Tensor, size: int = 1000) -> torch.Tensor:
     starts from it (feeding the end-of-song symbol next), exactly as every song began in
     training. A zero state at that point is something the model never saw.
     """
-    tail_start = max(0, len(train) - 100 * size)
-    ends = (train[tail_start:] == 0).nonzero().flatten()
-    end = tail_start + int(ends[-1]) if len(ends) else len(train)
+    end, step = len(train), 1 << 20
+    for stop in range(len(train), 0, -step):  # from the back, a stretch at a time
+        ends = (train[max(0, stop - step):stop] == 0).nonzero().flatten()
+        if len(ends):
+            end = max(0, stop - step) + int(ends[-1])
+            break
     return train[max(0, end - size):end]
 
 

@@ -175,3 +175,12 @@ def test_public_train_can_be_called_twice(songs_file, tiny_model, tiny_config, t
         result = songgen.train(songs_file, model=tiny_model, quiet=True,
                                config=tiny_config(steps=2, checkpoint_dir=str(tmp_path / name)))
         assert result.step == 2
+
+
+def test_sampling_starts_from_the_end_of_the_last_song_even_far_back():
+    from songgen.snapshot import song_start_context
+
+    text = torch.full((3_000_000,), 5, dtype=torch.uint8)
+    text[500_000 - 1000:500_000] = 7
+    text[500_000] = 0  # the only end of song, 2.5 M characters before the end
+    assert torch.equal(song_start_context(text), torch.full((1000,), 7, dtype=torch.uint8))

@@ -395,43 +395,9 @@ def eval_command(text, checkpoint, skip_unknown, device, as_json):
 def info(checkpoint, as_json):
     """Show what CHECKPOINT holds [default: checkpoints/best.pt, else last.pt]."""
     from .checkpoint import find_default, load
+    from .summary import describe, summarise
 
     path = find_default(checkpoint or "checkpoints") if not checkpoint or os.path.isdir(
         checkpoint) else checkpoint
-    state = load(path)
-    summary = {
-        "checkpoint": str(path), "songgen_version": state.get("songgen_version"),
-        "format_version": state["version"], "model": state["model_config"],
-        "training": state.get("train_config"), "vocab_size": len(state["vocab"]),
-        "step": state["step"], "epoch": state.get("epoch"),
-        "best_val_loss": state.get("best_val_loss"), "corpus": state.get("corpus"),
-        "corpus_fingerprint": state.get("fingerprint"),
-        "history": state.get("history", []),
-    }
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-        return
-    m, t = summary["model"], summary["training"] or {}
-    best = summary["best_val_loss"]
-    lines = [
-        f"checkpoint   {path}",
-        f"model        {m['layers']}x{m['hidden_size']} LSTM, embedding {m['embed_dim']}, "
-        f"dropout {m['dropout']}, vocabulary {summary['vocab_size']}",
-        f"corpus       {summary['corpus'] or 'not recorded'} (fingerprint "
-        f"{summary['corpus_fingerprint']})",
-        f"training     step {summary['step']:,}, epoch {summary['epoch']}, batch "
-        f"{t.get('batch_size')} x seq {t.get('seq_len')}, lr {t.get('lr')}",
-        "best val     " + ("n/a" if best is None else f"{best:.4f} nats/char "
-                            f"({best / 0.6931471805599453:.3f} bits/char)"),
-    ]
-    history = summary["history"]
-    if history:
-        lines.append("history      step     train    val (nats/char)")
-        shown = history if len(history) <= 8 else history[:3] + [None] + history[-5:]
-        for h in shown:
-            if h is None:
-                lines.append(f"             ... ({len(history) - 8} more)")
-                continue
-            train_loss = "-" if h.get("train_loss") is None else f"{h['train_loss']:.4f}"
-            lines.append(f"             {h['step']:<8} {train_loss:<8} {h['val_loss']:.4f}")
-    click.echo("\n".join(lines))
+    summary = summarise(load(path), path)
+    click.echo(json.dumps(summary, indent=2) if as_json else describe(summary))

@@ -13,7 +13,6 @@ data=$(cd "${1:?give the data folder}" && pwd)
 out=$(mkdir -p "${2:?give the output folder}" && cd "$2" && pwd)
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} SONGGEN_BENCH_DATA=$data
-songgen() { python3 -m songgen "$@"; }
 
 python3 -c 'import torch; print("torch", torch.__version__, "|", torch.cuda.get_device_name(),
             "| bf16:", torch.cuda.is_bf16_supported(), "| GPUs:", torch.cuda.device_count())' \

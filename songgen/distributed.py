@@ -58,12 +58,16 @@ class Team:
             if rank:  # every process fails this check alike; process 0 reports it
                 raise PeerStopped("process 0 reports it") from None
             raise
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                rank=rank, world_size=world)
+        # A script calling songgen.train() may have started the group itself: use it, and
+        # leave it for the script to end.
+        ours = not dist.is_initialized()
+        if ours:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                    rank=rank, world_size=world)
         if rank != 0:
             # Process 0 speaks for the run; the others would repeat every warning.
             warnings.simplefilter("ignore", SonggenWarning)
-        return cls(rank, world, group_started=True), device
+        return cls(rank, world, group_started=ours), device
 
     def finish(self) -> None:
         """Wait until every process is done (process 0 writes the last checkpoint) before

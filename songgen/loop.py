@@ -276,8 +276,8 @@ class TrainingLoop(Snapshots):
         if self.team.main:
             self.folder.append_metrics(json.dumps(record))
             self.folder.save(state, self.step, best=improved, keep=c.keep_last)
-        say(f"step {self.step}: validation {val:.4f} nats/char ({val / LN2:.3f} bits/char)"
-             + (" (best)" if improved else ""), self.quiet)
+        say(f"step {self.step}: validation {describe_loss(val)}" + (" (best)" if improved else ""),
+            self.quiet)
         return val
 
     def _chars_per_sec(self, elapsed: float) -> float:

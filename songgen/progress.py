@@ -8,7 +8,7 @@ import time
 
 from tqdm import tqdm
 
-LN2 = math.log(2)
+from .evaluation import LN2
 
 
 def say(message: str, quiet: bool) -> None:

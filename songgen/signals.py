@@ -16,10 +16,6 @@ class StopSignals:
         self.signum: int | None = None
         self._previous = {}
 
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum else ""
-
     def _handle(self, signum, frame):
         if self.signum is None:
             self.signum = signum

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
+
+from .progress import describe_loss
 
 
 def summarise(state: dict, path: str | Path) -> dict:
@@ -21,7 +22,6 @@ def summarise(state: dict, path: str | Path) -> dict:
 
 def describe(summary: dict) -> str:
     m, t = summary["model"], summary["training"] or {}
-    best = summary["best_val_loss"]
     lines = [
         f"checkpoint   {summary['checkpoint']}",
         f"model        {m['layers']}x{m['hidden_size']} LSTM, embedding {m['embed_dim']}, "
@@ -30,8 +30,7 @@ def describe(summary: dict) -> str:
         f"{summary['corpus_fingerprint']})",
         f"training     step {summary['step']:,}, epoch {summary['epoch']}, batch "
         f"{t.get('batch_size')} x seq {t.get('seq_len')}, lr {t.get('lr')}",
-        "best val     " + ("n/a" if best is None else f"{best:.4f} nats/char "
-                            f"({best / math.log(2):.3f} bits/char)"),
+        f"best val     {describe_loss(summary['best_val_loss'])}",
     ]
     history = summary["history"]
     if history:

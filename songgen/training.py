@@ -89,6 +89,8 @@ def _prepare(source, given_model: dict, config: TrainConfig, resume: bool, init_
     picked = {k: v for k, v in given_model.items() if explicit is None or k in explicit}
     base = ckpt.load(init_from) if init_from is not None else None
     saved = folder.load_for_resume() if resume else None
+    if saved is None and team.main:
+        folder.check_fresh()
     if saved is not None:
         model_config = ModelConfig.from_dict(
             _reconcile(picked, saved["model_config"], "model option"))
@@ -98,14 +100,12 @@ def _prepare(source, given_model: dict, config: TrainConfig, resume: bool, init_
         kept = _reconcile(mine, {k: getattr(old, k) for k in TrainConfig.FIXED_ON_RESUME},
                           "training option")
         config = TrainConfig(**{**config.to_dict(), **kept})
-        team.rows(config.batch_size)  # before the corpus: a long load would end in this error
+    team.rows(config.batch_size)  # before the corpus: a long load would end in this error
+    if saved is not None:
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved["vocab"]),
                              expect_fingerprint=saved.get("fingerprint"),
                              copies=team.local_world)
     elif base is not None:
-        if team.main:
-            folder.check_fresh()
-        team.rows(config.batch_size)
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(base["vocab"]), extend=True,
                              copies=team.local_world)
         arch = _reconcile(picked, base["model_config"], "model option")
@@ -114,9 +114,6 @@ def _prepare(source, given_model: dict, config: TrainConfig, resume: bool, init_
         say(f"fine-tuning from {init_from} (step {base['step']}); {added} new "
             f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)
     else:
-        if team.main:
-            folder.check_fresh()
-        team.rows(config.batch_size)
         corpus = load_corpus(source, config.val_frac, copies=team.local_world)
         model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
     say(corpus.summary(), quiet)

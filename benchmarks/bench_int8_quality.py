@@ -22,7 +22,7 @@ def main():
     parser.add_argument("text")
     parser.add_argument("--chars", type=int, default=20_000)
     args = parser.parse_args()
-    trained = load_checkpoint(args.checkpoint)
+    trained = load_checkpoint(args.checkpoint, device="cpu")  # the int8 stepper is CPU-only
     data = load_corpus(args.text, vocab=trained.vocab).val[: args.chars].long()
     cfg = trained.model.config
     with torch.no_grad():

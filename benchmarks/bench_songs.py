@@ -19,7 +19,7 @@ def main():
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    trained = load_checkpoint(args.checkpoint)
+    trained = load_checkpoint(args.checkpoint, device="cpu")  # the README figures are CPU ones
     generate(trained, num_songs=2, length=200, seed=0, precision=args.precision)  # warm-up
     print("| songs at once | songs/s | characters/s | mean song length |")
     print("|---|---|---|---|")

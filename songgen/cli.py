@@ -168,6 +168,9 @@ def cli():
     songgen sample --temp 0.8       print a new song from checkpoints/best.pt
     songgen eval other.txt          score a checkpoint on any text
     songgen info                    what a checkpoint holds
+
+    \b
+    Several GPUs: torchrun --standalone --nproc-per-node gpu -m songgen train lyrics.txt
     """
 
 
@@ -184,7 +187,8 @@ def cli():
 @click.option("--dropout", default=_MODEL.dropout, show_default=True,
               type=click.FloatRange(0, 1, max_open=True), help="Dropout between and after layers.")
 @click.option("--seq-len", **_positive(_TRAIN.seq_len, "Characters per step (BPTT length).", MAX_SEQ_LEN))
-@click.option("--batch-size", **_positive(_TRAIN.batch_size, "Parallel streams per step.", MAX_BATCH))
+@click.option("--batch-size", **_positive(_TRAIN.batch_size, "Parallel streams per step (under "
+              "torchrun: in all, split over the processes).", MAX_BATCH))
 @click.option("--lr", default=_TRAIN.lr, show_default=True,
               type=click.FloatRange(0, 10, min_open=True), help="AdamW learning rate.")
 @click.option("--weight-decay", default=_TRAIN.weight_decay, show_default=True,

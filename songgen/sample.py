@@ -67,15 +67,16 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
-def draw(probs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """One symbol per row of `probs` (n, vocab), drawn with those probabilities.
+def draw(scores: torch.Tensor, gen: torch.Generator, temperature: float = 1.0) -> torch.Tensor:
+    """One symbol per row of `scores` (n, vocab), drawn from softmax(scores / temperature).
 
-    Exponential race: the argmax of p / E, E ~ Exp(1), is a draw from p, in a few cheap
-    operations (torch.multinomial costs several times more for one row). The clamp keeps
-    0 / 0 from letting a symbol of probability 0 win.
+    Exponential race: with E ~ Exp(1), the argmax of p / E is a draw from p, and so is the
+    argmax of scores - temperature * log E (the same order, in logs). That is a few cheap
+    operations, where torch.multinomial and a softmax cost several times more for one row.
+    The clamp keeps log 0 out, so a symbol whose score is -inf can never win.
     """
-    race = torch.empty_like(probs).exponential_(generator=gen).clamp_(min=_TINY)
-    return (probs / race).argmax(dim=-1)
+    race = torch.empty_like(scores).exponential_(generator=gen).clamp_(min=_TINY).log_()
+    return torch.add(scores, race, alpha=-temperature).argmax(dim=-1)
 
 
 def _check(trained: Trained, prime: str, num_songs: int, temperature: float, top_k: int,
@@ -121,9 +122,10 @@ def _steps(trained: Trained, n: int, prime: str, temperature: float, top_k: int,
         logp = torch.log_softmax(logits, dim=-1)
         if temperature == 0:
             chosen = logits.argmax(dim=-1)
+        elif top_k or top_p < 1:
+            chosen = draw(filter_logits(logits / temperature, top_k, top_p), gen)
         else:
-            shaped = filter_logits(logits / temperature, top_k, top_p)
-            chosen = draw(torch.softmax(shaped, dim=-1), gen)
+            chosen = draw(logits, gen, temperature)
         yield chosen, logp.gather(1, chosen[:, None]).squeeze(1)
         logits = stepper.step(chosen, layers)
 

@@ -136,8 +136,11 @@ def test_draw_follows_the_probabilities_and_never_picks_an_impossible_symbol():
     from songgen.sample import draw
 
     probs = torch.tensor([[0.5, 0.3, 0.2, 0.0]]).expand(200_000, -1)
-    counts = torch.bincount(draw(probs, torch.Generator().manual_seed(3)), minlength=4)
-    assert counts[3] == 0
+    gen = torch.Generator().manual_seed(3)
     # 200,000 draws: the standard error of each share is about 0.001.
-    torch.testing.assert_close(counts[:3] / 200_000, torch.tensor([0.5, 0.3, 0.2]),
-                               atol=0.005, rtol=0)
+    for temperature in (1.0, 0.5):
+        shaped = probs ** (1 / temperature)
+        expected = shaped[0, :3] / shaped[0].sum()
+        counts = torch.bincount(draw(probs.log(), gen, temperature), minlength=4)
+        assert counts[3] == 0
+        torch.testing.assert_close(counts[:3] / 200_000, expected, atol=0.005, rtol=0)

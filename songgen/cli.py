@@ -1,127 +1,28 @@
-"""The command line: parse options, call the library, turn its errors into one-line messages.
+"""The command line: options, the commands, and what they print.
 
-PyTorch is imported only inside commands, so `songgen --help` answers at once.
+PyTorch is imported only inside commands, so `songgen --help` answers at once; how a command
+body runs (errors, Ctrl-C, torchrun) is in command.py.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
-import shlex
 import sys
-import warnings
 
 import click
 from click.core import ParameterSource
 
 from . import __version__
+from .command import library_call, under_torchrun
 from .config import ModelConfig, TrainConfig
-from .errors import SonggenError, SonggenWarning, TrainingInterrupted
 from .limits import (MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_LENGTH, MAX_SEED,
                      MAX_SEQ_LEN, MAX_SONGS)
 
 _MODEL = ModelConfig()
 _TRAIN = TrainConfig()
 _DEVICES = "auto|cpu|cuda|cuda:N|mps"
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    if issubclass(category, SonggenWarning):
-        click.echo(f"Warning: {message}", err=True)
-    else:
-        _default_showwarning(message, category, filename, lineno, file, line)
-
-
-_default_showwarning = warnings.showwarning
-
-
-# The command line's own advice for some library errors, naming its options.
-_HINTS = {
-    "existing-run": "add --resume to continue it, or give --checkpoint-dir a new folder",
-    "skip-unknown": "add --skip-unknown to score the rest",
-    "resume-or-init": "use --resume or --init-from, not both",
-}
-
-
-def library_call(func):
-    """Run a command body with library errors mapped to `Error: ...` and exit codes."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        warnings.showwarning = _show_warning
-        try:
-            _import_torch_uninterrupted()
-            return func(*args, **kwargs)
-        except TrainingInterrupted as exc:
-            if not exc.silent:
-                click.echo(str(exc), err=True)
-                click.echo(f"To continue: {_resume_command()}", err=True)
-            sys.exit(128 + exc.signum)
-        except SonggenError as exc:
-            if exc.silent:  # another process of a distributed run has reported it
-                sys.exit(1)
-            hint = _HINTS.get(exc.hint)
-            message = f"{exc.what}; {hint}" if hint else str(exc)
-            raise click.ClickException(_process_prefix() + message) from None
-        except KeyboardInterrupt:
-            if not _process_prefix():  # under torchrun, process 0 says it for all
-                click.echo("Interrupted.", err=True)
-            sys.exit(130)
-        finally:
-            warnings.showwarning = _default_showwarning
-
-    return wrapper
-
-
-def _under_torchrun() -> bool:
-    """A worker of a distributed run of several processes (torchrun sets WORLD_SIZE)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def _process_prefix() -> str:
-    """Under torchrun, errors of processes other than the first say which process they are."""
-    rank = os.environ.get("RANK", "0")
-    return f"process {rank}: " if _under_torchrun() and rank != "0" else ""
-
-
-def _import_torch_uninterrupted() -> None:
-    """Import PyTorch (a second or so) with Ctrl-C held back until it is done: an import cut
-    short leaves half-initialised modules behind that fail later in confusing ways."""
-    import importlib
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        importlib.import_module("torch")  # signal handlers belong to the main thread
-        return
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        importlib.import_module("torch")
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
-
-
-def _resume_command() -> str:
-    """The command line that was run, as a resume: --init-from only applies to the start."""
-    argv, skip = [], False
-    for arg in sys.argv[1:]:
-        if skip or arg == "--resume" or arg.startswith("--init-from="):
-            skip = False
-            continue
-        if arg == "--init-from":
-            skip = True
-            continue
-        argv.append(arg)
-    launcher = ["songgen"]
-    if _under_torchrun():
-        launcher = ["torchrun", "--standalone", "--nproc-per-node",
-                    os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]), "-m", "songgen"]
-    return shlex.join([*launcher, *argv, "--resume"])
 
 
 class Duration(click.ParamType):
@@ -235,7 +136,7 @@ def train(ctx, text, resume, init_from, quiet, **options):
     config = TrainConfig(**options)
     run_training(text, model=model, config=config, resume=resume, init_from=init_from,
                  explicit=explicit, quiet=quiet)
-    if _under_torchrun():
+    if under_torchrun():
         # A torchrun worker whose run is complete and saved leaves at once: now and then the
         # interpreter's shutdown after distributed training aborted a worker (SIGABRT from
         # gloo's threads), which torchrun then reports as a failed run.

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "train": "training", "TrainResult": "loop", "TrainConfig": "config", "ModelConfig": "config",
     "CharLSTM": "model",
-    "generate": "sample", "stream": "sample", "Song": "sample",
+    "generate": "sample", "stream": "sample", "Song": "songbook",
     "load_checkpoint": "checkpoint", "evaluate_text": "evaluation", "Score": "evaluation",
     "load_corpus": "loading", "Vocab": "corpus",
     "SonggenError": "errors", "SonggenWarning": "errors",

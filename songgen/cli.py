@@ -261,7 +261,7 @@ def _song_record(song, trained, options) -> dict:
 
 def write_new_file(path: str, text: str) -> None:
     """Write all of `text` to `path` atomically (never a half-written song file)."""
-    from .checkpoint import write_atomically
+    from .atomicfile import write_atomically
 
     try:
         write_atomically(path, lambda f: f.write(text.encode("utf-8")))

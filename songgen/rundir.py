@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 from . import checkpoint as ckpt
+from .atomicfile import write_atomically
 from .errors import CheckpointError, SonggenError, SonggenWarning
 
 try:
@@ -134,4 +135,4 @@ def _copy(src: Path, dst: Path) -> None:
     """Make `dst` an independent copy of `src`, atomically (temporary file, fsync, rename).
     Not a hard link: damage to one file on disk must not reach the others."""
     with open(src, "rb") as source:
-        ckpt.write_atomically(dst, lambda f: shutil.copyfileobj(source, f), suffix=".copy")
+        write_atomically(dst, lambda f: shutil.copyfileobj(source, f), suffix=".copy")

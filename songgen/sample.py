@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import secrets
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -13,36 +12,13 @@ import torch
 
 from .checkpoint import Trained, load_checkpoint
 from .corpus import EOS, describe_chars, normalise
-from .copycheck import Copy, CopyIndex
+from .copycheck import CopyIndex
 from .errors import ConfigError, SonggenWarning
 from .limits import MAX_LENGTH, MAX_SONGS
+from .songbook import Song, SongBatch
 from .stepper import Stepper
 
 _TINY = torch.finfo(torch.float32).tiny
-
-
-
-@dataclass
-class Song:
-    text: str
-    title: str | None
-    seed: int
-    stop: str               # "end" (the model ended it), "max-lines" or "length"
-    bits_per_char: float    # the model's own surprise at what it wrote (temperature 1)
-    copy: Copy | None = None  # longest passage copied from the corpus, when checked
-
-    @property
-    def chars(self) -> int:
-        return len(self.text)
-
-    @property
-    def ended(self) -> bool:
-        return self.stop == "end"
-
-
-def title_of(text: str) -> str | None:
-    first = text.split("\n", 1)[0]
-    return first[2:].strip() if first.startswith("# ") else None
 
 
 def make_prime(title: str | None, *texts: str) -> str:
@@ -137,74 +113,7 @@ def _generator(seed: int | None, device: torch.device) -> tuple[torch.Generator,
     return gen, seed
 
 
-class _Batch:
-    """Bookkeeping of songs written side by side: text so far, stop reasons, line counts."""
-
-    def __init__(self, n: int, prime: str, chars: list[str], max_lines: int | None):
-        self.chars, self.max_lines = chars, max_lines
-        self.parts = [[prime] for _ in range(n)]
-        self.stop: list[str | None] = [None] * n
-        self.nats = [0.0] * n
-        self.scored = [0] * n
-        self.lines = [0] * n             # lyric lines finished so far
-        self.seen = [0] * n              # all lines finished so far
-        self.current = [""] * n          # the line being written
-        for i in range(n):
-            for c in prime:
-                self._count_line(i, c)
-            if max_lines is not None and self.lines[i] >= max_lines:
-                self.stop[i] = "max-lines"
-
-    def _count_line(self, i: int, c: str) -> None:
-        if c != "\n":
-            self.current[i] += c
-            return
-        line, self.current[i] = self.current[i], ""
-        # A lyric line is not blank and not the title line the corpus format starts songs with.
-        is_title = self.seen[i] == 0 and line.startswith("# ")
-        self.seen[i] += 1
-        if line.strip() and not is_title:
-            self.lines[i] += 1
-
-    def add(self, tokens: list[int], logps: list[float]) -> list[str | None]:
-        """Take one generated symbol per song; return the new character of each live song."""
-        new: list[str | None] = []
-        for i, (token, lp) in enumerate(zip(tokens, logps)):
-            if self.stop[i] is not None:
-                new.append(None)
-                continue
-            self.nats[i] -= lp
-            self.scored[i] += 1
-            if token == 0:
-                self.stop[i] = "end"
-                new.append(None)
-                continue
-            c = self.chars[token]
-            self.parts[i].append(c)
-            self._count_line(i, c)
-            if self.max_lines is not None and self.lines[i] >= self.max_lines:
-                self.stop[i] = "max-lines"
-            new.append(c)
-        return new
-
-    @property
-    def finished(self) -> bool:
-        return all(s is not None for s in self.stop)
-
-    def songs(self, seed: int) -> list[Song]:
-        out = []
-        for i, parts in enumerate(self.parts):
-            # A song cut after its last allowed line keeps no trailing line break, so songs
-            # stay separated by exactly two blank lines.
-            text = "".join(parts)
-            if self.stop[i] == "max-lines":
-                text = text.rstrip("\n")
-            bpc = self.nats[i] / math.log(2) / max(self.scored[i], 1)
-            out.append(Song(text, title_of(text), seed, self.stop[i] or "length", bpc))
-        return out
-
-
-def _write(trained: Trained, batch: _Batch, prime: str, temperature: float, top_k: int,
+def _write(trained: Trained, batch: SongBatch, prime: str, temperature: float, top_k: int,
            top_p: float, length: int, gen: torch.Generator,
            precision: str) -> Iterator[list[str | None]]:
     """Run the model until every song of `batch` has stopped; yield each step's new characters."""
@@ -237,7 +146,7 @@ def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int =
     results: list[Song | None] = [None] * num_songs
     pending = list(range(num_songs))
     for attempt in range(retries + 1):
-        batch = _Batch(len(pending), prime, trained.vocab.chars, max_lines)
+        batch = SongBatch(len(pending), prime, trained.vocab.chars, max_lines)
         for _ in _write(trained, batch, prime, temperature, top_k, top_p, length, gen, precision):
             pass
         rejected = []
@@ -271,7 +180,7 @@ def stream(checkpoint: str | Path | Trained | None = None, *, temperature: float
     gen, _ = _generator(seed, trained.device)
     if prime:
         yield prime
-    batch = _Batch(1, prime, trained.vocab.chars, max_lines)
+    batch = SongBatch(1, prime, trained.vocab.chars, max_lines)
     for new in _write(trained, batch, prime, temperature, top_k, top_p, length, gen, precision):
         if new[0] is not None:
             yield new[0]

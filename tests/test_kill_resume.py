@@ -54,7 +54,7 @@ WRAPPER = r'''
 import io, json, os, stat, sys, time
 plan = json.loads(os.environ.get("SONGGEN_KILLTEST") or "{}")
 import torch
-import songgen.checkpoint as ck
+import songgen.atomicfile as atomicfile
 import songgen.rundir as rd
 import songgen.loop as tr
 from songgen.cli import cli
@@ -69,12 +69,12 @@ def say(line):
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
-real_mkstemp = ck.tempfile.mkstemp
+real_mkstemp = atomicfile.tempfile.mkstemp
 def mkstemp(*args, **kwargs):
     fd, path = real_mkstemp(*args, **kwargs)
     now["tmp"] = path  # the temp file checkpoint.save is writing
     return fd, path
-ck.tempfile.mkstemp = mkstemp
+atomicfile.tempfile.mkstemp = mkstemp
 
 def pause(name, detail=""):
     now["fired"] = True

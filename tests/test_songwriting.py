@@ -8,7 +8,8 @@ from click.testing import CliRunner
 from songgen.cli import cli
 from songgen.copycheck import CopyIndex
 from songgen.corpus import EOS, join_songs
-from songgen.sample import _Batch, generate, make_prime
+from songgen.sample import generate, make_prime
+from songgen.songbook import SongBatch
 from songgen.training import train
 
 from .test_sample import make_trained
@@ -21,7 +22,7 @@ def test_title_becomes_the_first_line():
 
 def test_max_lines_counts_lyric_lines_only():
     chars = [EOS] + list("#ab \n")
-    batch = _Batch(1, "# ab\n\n", chars, max_lines=2)
+    batch = SongBatch(1, "# ab\n\n", chars, max_lines=2)
     ids = {c: i for i, c in enumerate(chars)}
     for c in "ab\n\nab\n":
         batch.add([ids[c]], [0.0])

@@ -120,7 +120,7 @@ def clean_songs(pieces: list[str]) -> list[str]:
     return songs
 
 
-def _available_memory() -> int | None:
+def available_memory() -> int | None:
     """Bytes of memory available to a new allocation (Linux), or None where unknown."""
     try:
         with open("/proc/meminfo") as f:
@@ -136,7 +136,7 @@ def check_memory(files: list[Path], per_byte: float = READ_BYTES_PER_BYTE,
                  overhead: int = 0) -> None:
     """Refuse, before reading anything, a corpus that could not be loaded in the memory left."""
     size = sum(f.stat().st_size for f in files)
-    available = _available_memory()
+    available = available_memory()
     needed = size * per_byte + overhead
     if available is not None and needed > available:
         raise CorpusError(

@@ -27,6 +27,21 @@ class CharLSTM(nn.Module):
         return self.head(self.drop(out)), state
 
 
+def parameter_count(config: ModelConfig) -> int:
+    V, E, H, L = config.vocab_size, config.embed_dim, config.hidden_size, config.layers
+    lstm = sum(4 * H * ((E if l == 0 else H) + H) + 8 * H for l in range(L))
+    return V * E + lstm + H * V + V
+
+
+def training_bytes(config: ModelConfig, rows: int, seq_len: int) -> int:
+    """A rough upper estimate of the memory one training process needs for the model: fp32
+    weights, gradients and AdamW's two moments (16 bytes a parameter), a low-precision weight
+    copy (2), and the activations kept for backpropagation (about 8 values per unit, layer and
+    character, and three copies of the logits)."""
+    per_char = 4 * (8 * config.hidden_size * config.layers + 3 * config.vocab_size)
+    return 18 * parameter_count(config) + rows * seq_len * per_char
+
+
 @torch.no_grad()
 def context_state(model: CharLSTM, ids: torch.Tensor, device: torch.device) -> State:
     """The LSTM state after reading `ids` (1-D), batch of one: 2 x (layers, 1, hidden)."""

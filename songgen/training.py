@@ -10,12 +10,13 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import ModelConfig, TrainConfig
-from .corpus import Vocab, demo_corpus
+from .corpus import Vocab, available_memory, demo_corpus
 from .loading import load_corpus
 from .devices import resolve_precision
 from .distributed import Team
 from .errors import ConfigError, SonggenError, SonggenWarning
 from .loop import TrainingLoop, TrainResult
+from .model import training_bytes
 from .progress import say
 from .rundir import CheckpointFolder
 
@@ -80,6 +81,25 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
         team.close()
 
 
+def _check_fits(model_config: ModelConfig, config: TrainConfig, device: torch.device,
+                team: Team) -> None:
+    """Refuse, before building it, a model that could not train in the memory left: otherwise
+    the system kills the process mid-allocation with no word of why."""
+    need = training_bytes(model_config, config.batch_size // team.world, config.seq_len)
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+    elif device.type == "cpu":
+        free, need = available_memory(), need * team.local_world
+    else:
+        return
+    if free is not None and need > free:
+        shape = f"{model_config.layers}x{model_config.hidden_size}"
+        raise ConfigError(f"training a {shape} model with batch {config.batch_size} x "
+                          f"{config.seq_len} needs about {need / 1e9:.1f} GB of memory but "
+                          f"{device} has {free / 1e9:.1f} GB free; use a smaller hidden size, "
+                          "fewer layers or a smaller batch")
+
+
 def _prepare(source, given_model: dict, config: TrainConfig, resume: bool, init_from,
              explicit: set[str] | None, device, folder: CheckpointFolder, team: Team,
              quiet: bool) -> TrainingLoop:
@@ -120,6 +140,7 @@ def _prepare(source, given_model: dict, config: TrainConfig, resume: bool, init_
     if team.world > 1:
         say(f"distributed: {team.world} processes on {device.type}, "
             f"{config.batch_size // team.world} of the {config.batch_size} batch rows each", quiet)
+    _check_fits(model_config, config, device, team)
     loop = TrainingLoop(corpus, model_config, config, device, dtype, folder, saved, quiet, team)
     if base is not None:
         loop.start_from(base["model_state"], init_from)

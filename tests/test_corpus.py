@@ -133,7 +133,7 @@ def test_load_corpus_checks_fingerprint(songs_file, tmp_path):
 def test_a_corpus_too_large_for_memory_is_refused_before_reading(songs_file, monkeypatch):
     import songgen.corpus as corpus
 
-    monkeypatch.setattr(corpus, "_available_memory", lambda: 1000)
+    monkeypatch.setattr(corpus, "available_memory", lambda: 1000)
     with pytest.raises(CorpusError, match=r"the corpus is 0.00 GB; loading it needs about "
                                           r"0.0 GB of memory but 0.0 GB is free; train on a part"):
         read_songs(songs_file)
@@ -161,7 +161,7 @@ def test_streamed_loading_agrees_with_whole_songs_whatever_the_piece_size(tmp_pa
 def test_loading_refuses_a_corpus_too_large_for_memory_before_reading(songs_file, monkeypatch):
     import songgen.corpus as corpus
 
-    monkeypatch.setattr(corpus, "_available_memory", lambda: 1000)
+    monkeypatch.setattr(corpus, "available_memory", lambda: 1000)
     monkeypatch.setattr(loading, "_Encoder", None)  # nothing may be read or allocated
     with pytest.raises(CorpusError, match=r"the corpus is 0.00 GB; loading it needs about "
                                           r"0.6 GB of memory but 0.0 GB is free; train on a part"):

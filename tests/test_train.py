@@ -184,3 +184,22 @@ def test_sampling_starts_from_the_end_of_the_last_song_even_far_back():
     text[500_000 - 1000:500_000] = 7
     text[500_000] = 0  # the only end of song, 2.5 M characters before the end
     assert torch.equal(song_start_context(text), torch.full((1000,), 7, dtype=torch.uint8))
+
+
+def test_a_model_too_big_for_the_free_memory_is_refused_before_it_is_built(
+        songs_file, tiny_config, tmp_path, monkeypatch):
+    import songgen.training
+
+    monkeypatch.setattr(songgen.training, "available_memory", lambda: 200_000_000)
+    built = []
+    monkeypatch.setattr(songgen.training, "TrainingLoop", lambda *a, **k: built.append(1))
+    cfg = tiny_config(steps=1, checkpoint_dir=str(tmp_path / "big"), device="cpu")
+    with pytest.raises(SonggenError, match=r"training a 3x1024 model with batch .* needs about "
+                                           r"0\.[2-9] GB of memory but cpu has 0\.2 GB free"):
+        train(songs_file, model={"hidden_size": 1024, "layers": 3}, config=cfg, quiet=True)
+    assert not built
+    # A model that fits the same memory trains.
+    monkeypatch.undo()
+    monkeypatch.setattr(songgen.training, "available_memory", lambda: 200_000_000)
+    result = train(songs_file, model={"hidden_size": 32, "layers": 1}, config=cfg, quiet=True)
+    assert result.step == 1

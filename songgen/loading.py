@@ -54,11 +54,11 @@ class Corpus:
 
 def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = None,
                 expect_fingerprint: str | None = None, extend: bool = False,
-                copies: int = 1) -> Corpus:
+                copies: int = 1, trained_on: str | None = None) -> Corpus:
     """Read, split and encode. With `vocab` (from a checkpoint), encode with it instead, adding
     the characters it lacks if `extend`; with `expect_fingerprint`, refuse a text other than the
-    one the checkpoint was trained on. `copies`: processes of this machine loading it at once,
-    for the memory check."""
+    one the checkpoint was trained on (`trained_on`, its recorded path, is named then).
+    `copies`: processes of this machine loading it at once, for the memory check."""
     files = text_files(path)
     check_memory(files, LOAD_BYTES_PER_BYTE * copies, LOAD_OVERHEAD * copies)
     encoder = _Encoder(sum(f.stat().st_size for f in files) + len(files) + 16, vocab, extend)
@@ -70,9 +70,10 @@ def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = N
                           "give a file with at least one song")
     found = encoder.digest.hexdigest()[:16]
     if expect_fingerprint is not None and found != expect_fingerprint:
-        raise CorpusError(f"{path} is not the text the checkpoint was trained on (fingerprint "
-                          f"{found}, expected {expect_fingerprint}); resume with the same "
-                          "text, or start a new run in another checkpoint folder")
+        where = f", {trained_on}" if trained_on else ""
+        raise CorpusError(f"{path} is not the text the checkpoint was trained on{where} "
+                          f"(fingerprint {found}, expected {expect_fingerprint}); resume with "
+                          "the same text, or start a new run in another checkpoint folder")
     if encoder.unknown:
         raise CorpusError(f"characters not in the vocabulary: {describe_chars(encoder.unknown)}")
     vocab, data = encoder.finish()

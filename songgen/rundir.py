@@ -80,9 +80,19 @@ class CheckpointFolder:
     def check_fresh(self) -> None:
         """A new run must not overwrite an earlier one's checkpoints."""
         if self.last.exists() or self.best.exists():
-            what = f"{self.path} already holds a training run"
+            corpus = self._recorded_corpus()
+            what = f"{self.path} already holds a training run" + (f" (on {corpus})" if corpus else "")
             raise CheckpointError(f"{what}; resume it, or choose another checkpoint folder",
                                   what=what, hint="existing-run")
+
+    def _recorded_corpus(self) -> str | None:
+        """The corpus path the run in this folder recorded, if a checkpoint can tell."""
+        for path in (self.last, self.best):
+            try:
+                return ckpt.load(path).get("corpus")
+            except (SonggenError, OSError):
+                continue
+        return None
 
     def load_for_resume(self) -> dict:
         """last.pt, or else the newest readable older checkpoint (with a warning)."""

@@ -124,6 +124,7 @@ def _prepare(source, given_model: dict, config: TrainConfig, resume: bool, init_
     if saved is not None:
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved["vocab"]),
                              expect_fingerprint=saved.get("fingerprint"),
+                             trained_on=saved.get("corpus"),
                              copies=team.local_world)
     elif base is not None:
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(base["vocab"]), extend=True,

@@ -240,7 +240,7 @@ CASES = [
          "No such option '--stesp'", ("Did you mean", "'--steps'")),
     # ---- train: checkpoints ----
     Case("train-existing-run", ["train", "songs.txt", *TINY, "--steps", 2], 1,
-         "checkpoints already holds a training run"),
+         "checkpoints already holds a training run", ("songs.txt)", "add --resume")),
     Case("train-resume-nothing", ["train", "songs.txt", *TINY, "--resume", "--checkpoint-dir",
                                   "empty-run"], 1, "nothing to resume"),
     Case("train-resume-missing-folder", ["train", "songs.txt", *TINY, "--resume",
@@ -249,7 +249,7 @@ CASES = [
     Case("train-resume-corrupt", ["train", "songs.txt", *TINY, "--resume", "--checkpoint-dir",
                                   "broken-run"], 1, "corrupt", ("last.pt",)),
     Case("train-resume-other-text", ["train", "unknown.txt", *TINY, "--resume"], 1,
-         "is not the text the checkpoint was trained on"),
+         "is not the text the checkpoint was trained on", ("songs.txt (fingerprint",)),
     Case("train-checkpoint-dir-is-a-file", ["train", "songs.txt", *TINY, "--checkpoint-dir",
                                             "a-file"], 1, "a-file is a file"),
     Case("train-checkpoint-dir-read-only", ["train", "songs.txt", *TINY, "--resume",

@@ -18,6 +18,9 @@ VERSION = 1
 REQUIRED = ("format", "version", "model_config", "vocab", "model_state", "step")
 _NUMBERED = re.compile(r"^step-(\d+)\.pt$")
 _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+# What to do about a file that cannot be read as a checkpoint.
+_GIVE = ("give a .pt file that songgen train wrote (a run's folder holds last.pt, best.pt "
+         "and step-N.pt; an older one may still be whole)")
 
 
 def save(state: dict, path: str | Path) -> None:
@@ -48,9 +51,11 @@ def load(path: str | Path) -> dict:
             raise CheckpointError(f"{path} holds Python code or objects ({refused.group(1)}) that "
                                   "a safe load refuses; it is not a songgen checkpoint, or it was "
                                   "tampered with: do not open it some other way") from None
-        raise CheckpointError(f"{path} is corrupt or not a checkpoint (unpickling failed)") from None
+        what = f"{path} is corrupt or not a checkpoint (unpickling failed)"
+        raise CheckpointError(f"{what}; {_GIVE}", what=what) from None
     except Exception:  # any other loader failure on a damaged file means the same to a user
-        raise CheckpointError(f"{path} is corrupt, truncated or not a PyTorch file") from None
+        what = f"{path} is corrupt, truncated or not a PyTorch file"
+        raise CheckpointError(f"{what}; {_GIVE}", what=what) from None
     return validate(state, path)
 
 

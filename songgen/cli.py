@@ -196,6 +196,9 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
     from .corpus import describe_chars
     from .sample import generate, make_prime, stream
 
+    if prime and prime_file:
+        raise click.UsageError("--prime and --prime-file cannot be combined; put the whole "
+                               "opening in one of them")
     if max_copy is not None and corpus is None:
         raise click.UsageError("--max-copy needs --corpus (the text the model was trained on)")
     if output is not None and os.path.exists(output):

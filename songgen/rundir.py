@@ -112,9 +112,10 @@ class CheckpointFolder:
             if path == self.last:
                 return loaded[0][1]
         if not loaded:
-            raise first_error
+            raise CheckpointError(f"{first_error.what}, and no other checkpoint in {self.path} "
+                                  "can be read; start a new run in another folder")
         path, state = max(loaded, key=lambda item: item[1]["step"])
-        warnings.warn(f"{self.last} is unusable ({first_error}); resuming from {path.name} "
+        warnings.warn(f"{self.last} is unusable ({first_error.what}); resuming from {path.name} "
                       f"at step {state['step']}", SonggenWarning)
         return state
 

@@ -22,8 +22,11 @@ _TINY = torch.finfo(torch.float32).tiny
 
 
 def make_prime(title: str | None, *texts: str) -> str:
-    """A song's opening: the title line in the corpus format, then the given text."""
-    head = f"# {title.strip()}\n\n" if title and title.strip() else ""
+    """A song's opening: the title line in the corpus format, then the given text. A title
+    typed with the format's "# " already in front does not get a second one."""
+    title = (title or "").strip()
+    title = title[2:].strip() if title.startswith("# ") else title
+    head = f"# {title}\n\n" if title else ""
     return normalise(head + "".join(texts))
 
 
@@ -73,8 +76,8 @@ def _check(trained: Trained, prime: str, num_songs: int, temperature: float, top
         raise ConfigError(f"the prime has characters the model never saw: {shown}; "
                           "remove or replace them")
     if len(prime) >= length:
-        raise ConfigError(f"the prime ({len(prime)} characters) is as long as the length limit "
-                          f"({length}); raise the length")
+        raise ConfigError(f"the prime, title included, ({len(prime)} characters) is as long as "
+                          f"the length limit ({length}); raise the length")
 
 
 @torch.inference_mode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import sys
 
 import click
@@ -212,6 +213,11 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
     options["prime"] = make_prime(title, prime.replace("\\n", "\n"),
                                   read_prime_file(prime_file) if prime_file else "")
     index = open_copy_index(corpus, trained, max_copy) if corpus else None
+    # Chosen here rather than inside the library, so that it can be shown: a song worth
+    # keeping can then be written again.
+    chosen_seed = options["seed"] is None and not as_json
+    if options["seed"] is None:
+        options["seed"] = secrets.randbits(31)
     if options["num_songs"] == 1 and not (as_json or output or index):
         # One song to the terminal or a pipe: print characters as they come, flushed at the
         # first character (it shows the song has started) and then at every line end.
@@ -223,15 +229,18 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
                 sys.stdout.flush()
                 first = False
         sys.stdout.write("\n")
+        sys.stdout.flush()
+        _tell_seed(chosen_seed, options["seed"])
         return
     songs = generate(trained, copy_index=index, max_copy=max_copy, **options)
     if not songs:
         raise click.ClickException(
             f"every song copied more than {max_copy} characters from the corpus, even after "
-            f"{options['retries']} more tries; raise --max-copy or --retries, or the --temp")
-    for number, song in enumerate(songs, 1):
+            f"{options['retries']} more {'try' if options['retries'] == 1 else 'tries'}; raise "
+            "--max-copy or --retries, or the --temp")
+    for song in songs:
         if song.copy is not None:
-            click.echo(f"song {number}: longest passage copied from the corpus: "
+            click.echo(f"song {song.number}: longest passage copied from the corpus: "
                        f"{song.copy.length} characters" +
                        (f" ({song.copy.text[:60]!r})" if song.copy.length else ""), err=True)
     if as_json:
@@ -241,9 +250,17 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
         text = "\n\n\n".join(song.text for song in songs) + "\n" if songs else ""
     if output is None:
         click.echo(text, nl=False)
-        return
-    write_new_file(output, text)
-    click.echo(f"wrote {len(songs)} song(s) to {output}", err=True)
+    else:
+        write_new_file(output, text)
+        click.echo(f"wrote {len(songs)} song{'' if len(songs) == 1 else 's'} to {output}",
+                   err=True)
+    _tell_seed(chosen_seed, options["seed"])
+
+
+def _tell_seed(chosen: bool, seed: int) -> None:
+    if chosen:
+        click.echo(f"seed {seed} (--seed {seed} with the same options writes this again)",
+                   err=True)
 
 
 def read_prime_file(path: str) -> str:
@@ -254,7 +271,7 @@ def read_prime_file(path: str) -> str:
 
 
 def _song_record(song, trained, options) -> dict:
-    return {"text": song.text, "title": song.title, "chars": song.chars, "stop": song.stop,
+    return {"number": song.number, "text": song.text, "title": song.title, "chars": song.chars, "stop": song.stop,
             "bits_per_char": round(song.bits_per_char, 4), "seed": song.seed,
             "temperature": options["temperature"], "top_k": options["top_k"],
             "top_p": options["top_p"], "checkpoint": str(trained.path), "step": trained.step,

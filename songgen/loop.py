@@ -22,7 +22,7 @@ from .distributed import Team
 from .errors import CheckpointError, ConfigError, SonggenWarning, TrainingInterrupted
 from .evaluation import LN2, evaluate
 from .model import CharLSTM, detach, load_grown
-from .progress import Progress, describe_loss, say
+from .progress import Progress, describe_loss, epochs_done, say
 from .rundir import CheckpointFolder
 from .signals import StopSignals
 from .snapshot import Snapshots, song_start_context
@@ -75,7 +75,7 @@ class TrainingLoop(Snapshots):
         self._fresh()
         if saved is not None:
             self._restore(saved)
-            say(f"resuming at step {self.step} ({self.epoch} epochs done)", quiet)
+            say(f"resuming at step {self.step} ({epochs_done(self.epoch)})", quiet)
             if config.patience and self.bad_evals >= config.patience:
                 # The last run stopped on patience; resuming asks for more training.
                 self.bad_evals = 0
@@ -172,7 +172,7 @@ class TrainingLoop(Snapshots):
             progress.close()
             # Drop the DDP wrapper now: it must not outlive the process group it talks through.
             self.net = None
-        say(f"stopped: {reason} at step {self.step} ({self.epoch} epochs done); best validation "
+        say(f"stopped: {reason} at step {self.step} ({epochs_done(self.epoch)}); best validation "
             f"loss {describe_loss(self.best_val)}; checkpoints saved in {self.folder.path}/",
             self.quiet)
         return TrainResult(self.step, self.epoch, self.best_val, last_val, self.folder.path, reason)

@@ -16,6 +16,10 @@ def say(message: str, quiet: bool) -> None:
         tqdm.write(message, file=sys.stderr)
 
 
+def epochs_done(epochs: int) -> str:
+    return f"{epochs} epoch{'' if epochs == 1 else 's'} done"
+
+
 def describe_loss(loss: float | None) -> str:
     return "n/a" if loss is None else f"{loss:.4f} nats/char ({loss / LN2:.3f} bits/char)"
 

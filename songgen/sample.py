@@ -162,8 +162,10 @@ def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int =
                                   f"the corpus; writing it again (try {attempt + 2} of "
                                   f"{retries + 1})" if attempt < retries else
                                   f"song {index + 1} still copied {song.copy.length} characters "
-                                  f"after {retries + 1} tries; it is left out", SonggenWarning)
+                                  f"after {retries + 1} {'try' if retries == 0 else 'tries'}; it "
+                                  "is left out", SonggenWarning)
                     continue
+            song.number = index + 1
             results[index] = song
         pending = rejected
         if not pending:

@@ -17,6 +17,7 @@ class Song:
     stop: str               # "end" (the model ended it), "max-lines" or "length"
     bits_per_char: float    # the model's own surprise at what it wrote (temperature 1)
     copy: Copy | None = None  # longest passage copied from the corpus, when checked
+    number: int = 1           # its place among the songs asked for (a left-out one leaves a gap)
 
     @property
     def chars(self) -> int:

@@ -36,7 +36,7 @@ def describe(summary: dict) -> str:
     if history:
         lines.append("history      step     train    val (nats/char)")
         # The first few and the last few evaluations; the middle is summed up in one row.
-        shown = history if len(history) <= 8 else history[:3] + [None] + history[-5:]
+        shown = history if len(history) <= 9 else history[:3] + [None] + history[-5:]
         for h in shown:
             if h is None:
                 lines.append(f"             ... ({len(history) - 8} more)")

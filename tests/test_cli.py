@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -61,6 +62,17 @@ def test_train_sample_info_eval(run, trained, tmp_path):
     assert "1x16 LSTM" in run("info").stdout
     score = run("eval", trained, "--json")
     assert score.exit_code == 0 and json.loads(score.stdout)["chars"] > 1000
+
+
+@pytest.mark.parametrize("songs", [1, 3])
+def test_without_a_seed_the_seed_used_is_shown_and_writes_the_same_songs(run, trained, songs):
+    first = run("sample", "-n", songs, "--length", 80)
+    assert first.exit_code == 0, first.output
+    match = re.fullmatch(r"seed (\d+) \(--seed \1 with the same options writes this again\)\n",
+                         first.stderr)
+    assert match, first.stderr
+    again = run("sample", "-n", songs, "--length", 80, "--seed", match[1])
+    assert again.stdout == first.stdout and again.stderr == ""
 
 
 def test_several_songs_are_separated_by_two_blank_lines(run, trained):

@@ -59,6 +59,9 @@ def test_copy_guard_rewrites_and_drops_copying_songs(tmp_path, recwarn):
     messages = [str(w.message) for w in recwarn]
     assert any("writing it again (try 2 of 3)" in m for m in messages)
     assert len(songs) == 2 or any("it is left out" in m for m in messages)
+    # Each kept song keeps its number, so the warnings and the songs agree.
+    left_out = {int(m.split()[1]) for m in messages if "it is left out" in m}
+    assert [s.number for s in songs] == [n for n in (1, 2) if n not in left_out]
 
 
 def test_fine_tuning_beats_training_from_scratch(songs_file, tiny_model, tiny_config, tmp_path):

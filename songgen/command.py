@@ -18,7 +18,9 @@ from .errors import SonggenError, SonggenWarning, TrainingInterrupted
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, SonggenWarning):
-        click.echo(f"Warning: {message}", err=True)
+        from tqdm import tqdm
+
+        tqdm.write(f"Warning: {message}", file=sys.stderr)  # above a progress bar, not into it
     else:
         _default_showwarning(message, category, filename, lineno, file, line)
 

@@ -93,9 +93,9 @@ def _songs(path: Path):
     except OSError as exc:
         raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
     with handle:
-        head = handle.read(2)
+        head = _read(handle, path, 2)
         if head.startswith(UTF16_BOMS):  # rare: decoded whole, as UTF-16 has no byte-level lines
-            yield split_songs(decode_text(head + handle.read(), path))
+            yield split_songs(decode_text(head + _read(handle, path, -1), path))
             return
         offset, lines, raw = 0, 0, head
         open_song: list[str] = []  # text read since the last song break, in pieces
@@ -128,9 +128,10 @@ def _songs(path: Path):
             yield clean_songs(pieces)
 
 
-def _read(handle, path: Path) -> bytes:
+def _read(handle, path: Path, size: int | None = None) -> bytes:
+    """The next `size` bytes (a piece, by default; -1: the rest), read errors made plain."""
     try:
-        return handle.read(READ_BYTES)
+        return handle.read(READ_BYTES if size is None else size)
     except OSError as exc:
         raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
 

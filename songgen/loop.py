@@ -72,6 +72,7 @@ class TrainingLoop(Snapshots):
                 "stretches spread evenly over it", quiet)
         self.base_weights: dict | None = None
         self.rollbacks = 0
+        self.warned_diverging = False
         self._fresh()
         if saved is not None:
             self._restore(saved)
@@ -278,7 +279,18 @@ class TrainingLoop(Snapshots):
             self.folder.save(state, self.step, best=improved, keep=c.keep_last)
         say(f"step {self.step}: validation {describe_loss(val)}" + (" (best)" if improved else ""),
             self.quiet)
+        self._warn_if_diverging(val)
         return val
+
+    def _warn_if_diverging(self, val: float) -> None:
+        """A finite loss can still be far worse than knowing nothing: guessing every character
+        at random scores ln(vocabulary size). Well above that, the run is diverging."""
+        guess = math.log(len(self.corpus.vocab))
+        if val > guess + 0.5 and not self.warned_diverging and self.team.main:
+            self.warned_diverging = True
+            warnings.warn(f"the validation loss {val:.4g} nats/char is worse than guessing at "
+                          f"random ({guess:.2f}): training is diverging; lower the learning "
+                          f"rate (now {self.optimizer.param_groups[0]['lr']:g})", SonggenWarning)
 
     def _chars_per_sec(self, elapsed: float) -> float:
         # Average over the whole run so far, resumes included.

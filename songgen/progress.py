@@ -1,4 +1,5 @@
-"""What a training run shows on stderr: a progress bar, and one-line messages above it."""
+"""What a training run shows on stderr: a progress bar (in a terminal) or a status line every
+LOG_SECONDS (into a file or a pipe), and one-line messages."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 from tqdm import tqdm
 
 from .evaluation import LN2
+
+LOG_SECONDS = 30.0
 
 
 def say(message: str, quiet: bool) -> None:
@@ -26,19 +29,26 @@ def describe_loss(loss: float | None) -> str:
 
 class Progress:
     """Steps towards the step or epoch limit, or through the current epoch when there is none;
-    the latest training and validation loss and the characters per second beside it."""
+    the latest training and validation loss and the characters per second beside it.
+
+    A bar only makes sense in a terminal: in a log file every redraw is a new line, and each
+    new epoch's bar would start with a line at 0%. There, a plain line is written instead,
+    at a loss reading at least LOG_SECONDS after the last one."""
 
     def __init__(self, steps_per_epoch: int, target: float | None, chars_per_step: int,
                  quiet: bool, step: int, epoch: int, position: int):
         self.by_epoch = target in (None, math.inf)
+        self.steps_per_epoch, self.target = steps_per_epoch, target
         self.chars_per_step = chars_per_step
-        # Into a log file rather than a terminal, redraw every 30 s, not 10 times a second.
+        self.logging = not quiet and not sys.stderr.isatty()
         self.bar = tqdm(total=steps_per_epoch if self.by_epoch else int(target), unit=" steps",
                         initial=position if self.by_epoch else step,
                         desc=f"epoch {epoch + 1}" if self.by_epoch else None,
-                        file=sys.stderr, disable=quiet, dynamic_ncols=True, smoothing=0.1,
-                        mininterval=0.1 if sys.stderr.isatty() else 30)
+                        file=sys.stderr, disable=quiet or self.logging, dynamic_ncols=True,
+                        smoothing=0.1, mininterval=0.1)
         self.window_start, self.window_steps = time.monotonic(), 0
+        self.at = (step, epoch, position)
+        self.last_line = time.monotonic()
 
     def show(self, step: int, epoch: int, position: int) -> None:
         """Draw the bar afresh at this point (a new epoch, a roll-back)."""
@@ -49,6 +59,7 @@ class Progress:
 
     def advance(self, step: int, epoch: int, position: int) -> None:
         self.window_steps += 1
+        self.at = (step, epoch, position)
         if self.by_epoch and position == 0:
             self.show(step, epoch, position)
         else:
@@ -63,6 +74,12 @@ class Progress:
         parts = [f"loss={train:.3f}" if train is not None else "loss=?",
                  f"val={val:.3f}" if val is not None else "val=-", f"{speed:,.0f} chars/s"]
         self.bar.set_postfix_str(" ".join(parts), refresh=False)
+        if self.logging and now - self.last_line >= LOG_SECONDS:
+            self.last_line = now
+            step, epoch, position = self.at
+            where = (f"epoch {epoch + 1}, {100 * position / self.steps_per_epoch:.0f}%"
+                     if self.by_epoch else f"{100 * step / self.target:.0f}%, epoch {epoch + 1}")
+            say(f"step {step} ({where}): {' '.join(parts)}", False)
 
     def close(self) -> None:
         self.bar.close()

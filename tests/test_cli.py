@@ -138,11 +138,19 @@ def test_info_names_the_corpus(run, trained):
     assert f"corpus       {trained} (fingerprint " in result.stdout
 
 
-def test_without_a_step_or_epoch_limit_the_bar_shows_the_epoch(run, songs_file):
+def test_into_a_log_file_progress_is_plain_lines_that_name_the_epoch(run, songs_file,
+                                                                     monkeypatch):
+    import songgen.progress
+
+    monkeypatch.setattr(songgen.progress, "LOG_SECONDS", 0)  # a line at every loss reading
     args = [a for a in TINY if a != "-q"]
     result = run("train", songs_file, *args, "--time-limit", "1", "--eval-every", 10)
     assert result.exit_code == 0, result.output
-    assert "epoch 1:" in result.stderr and "epoch 2:" in result.stderr
+    lines = result.stderr.splitlines()
+    status = [line for line in lines if line.startswith("step ") and "loss=" in line]
+    assert any("(epoch 1, " in line for line in status)
+    assert any("(epoch 2, " in line for line in status)
+    assert not any("|" in line for line in lines)  # no bar drawn into the file
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -203,3 +203,18 @@ def test_a_model_too_big_for_the_free_memory_is_refused_before_it_is_built(
     monkeypatch.setattr(songgen.training, "available_memory", lambda: 200_000_000)
     result = train(songs_file, model={"hidden_size": 32, "layers": 1}, config=cfg, quiet=True)
     assert result.step == 1
+
+
+def test_a_diverging_run_is_told_to_lower_the_learning_rate(songs_file, tiny_model,
+                                                            tiny_config, tmp_path):
+    cfg = tiny_config(steps=40, eval_every=10, lr=10.0, grad_clip=0.0, precision="fp32",
+                      checkpoint_dir=str(tmp_path / "wild"))
+    with pytest.warns(SonggenWarning, match=r"worse than guessing at random \(\d\.\d\d\): "
+                                            r"training is diverging; lower the learning rate "
+                                            r"\(now 10\)") as caught:
+        train(songs_file, model=tiny_model, config=cfg, quiet=True)
+    assert sum("diverging" in str(w.message) for w in caught) == 1  # once, not every evaluation
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SonggenWarning)  # a sane run stays silent
+        train(songs_file, model=tiny_model, config=tiny_config(
+            steps=40, eval_every=10, checkpoint_dir=str(tmp_path / "calm")), quiet=True)

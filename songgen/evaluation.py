@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .batches import eval_rows
 from .checkpoint import Trained, load_checkpoint
@@ -23,10 +25,10 @@ LN2 = math.log(2)
 @torch.no_grad()
 def evaluate(model: CharLSTM, data: torch.Tensor, device: torch.device,
              dtype: torch.dtype = torch.float32, rows: int = 32, chunk: int = 512,
-             team: Team | None = None, limit: int | None = None) -> float:
+             team: Team | None = None, limit: int | None = None, bar: bool = False) -> float:
     """Mean cross-entropy (nats per character) over all of `data` (or `limit` characters
     sampled evenly from it), streamed in contiguous rows. With a team of processes each scores
-    its share of the rows and the sums are combined."""
+    its share of the rows and the sums are combined. `bar`: show progress in a terminal."""
     was_training = model.training
     model.eval()
     x, y = eval_rows(data, rows, limit)
@@ -34,7 +36,9 @@ def evaluate(model: CharLSTM, data: torch.Tensor, device: torch.device,
     x, y = x[team.rank::team.world], y[team.rank::team.world]
     total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, characters
     state = None
-    for start in range(0, x.shape[1] if len(x) else 0, chunk):
+    starts = range(0, x.shape[1] if len(x) else 0, chunk)
+    for start in tqdm(starts, disable=not (bar and sys.stderr.isatty()), leave=False,
+                      file=sys.stderr, unit=" chunks", desc="scoring"):
         xb = x[:, start:start + chunk].to(device).long()
         yb = y[:, start:start + chunk].to(device).long()
         with autocast(device, dtype):
@@ -75,5 +79,5 @@ def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = No
     data = trained.vocab.encode(EOS + text)  # scored as after an end of song, like training
     if len(data) < 2:
         raise CorpusError(f"{path} has nothing left to score")
-    loss = evaluate(trained.model, data, trained.device, rows=32, chunk=1024)
+    loss = evaluate(trained.model, data, trained.device, rows=32, chunk=1024, bar=True)
     return Score(loss, len(data) - 1, skipped)

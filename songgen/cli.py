@@ -105,7 +105,8 @@ def cli():
 @click.option("--steps", type=click.IntRange(min=1), help="Stop at this step (counted from the "
               "start of the run, resumes included).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Stop after this many epochs.")
-@click.option("--time-limit", type=Duration(), help="Stop after this long, e.g. 90s, 10m, 2h.")
+@click.option("--time-limit", type=Duration(), help="Stop after this long, e.g. 90s, 10m, 2h "
+              "(a bare number is seconds).")
 @click.option("--patience", default=_TRAIN.patience, show_default=True,
               type=click.IntRange(0), help="Stop after this many evaluations without a better "
               "validation loss (0 = never).")
@@ -122,7 +123,7 @@ def cli():
 @click.pass_context
 @library_call
 def train(ctx, text, resume, init_from, quiet, **options):
-    """Train on TEXT: a UTF-8 lyrics file or a folder of .txt files.
+    """Train on TEXT: a UTF-8 lyrics file or a folder of .txt files (subfolders included).
 
     Without TEXT, trains on the demo songs bundled with songgen. Songs are separated by two
     blank lines. Training stops at --steps, --epochs or --time-limit, whichever comes first,
@@ -157,7 +158,7 @@ def train(ctx, text, resume, init_from, quiet, **options):
               help="Pick only among the K likeliest characters (0 = off).")
 @click.option("--top-p", default=1.0, show_default=True,
               type=click.FloatRange(0, 1, min_open=True),
-              help="Pick only among the likeliest characters whose odds add up to P.")
+              help="Pick only among the likeliest characters whose odds add up to P (1 = off).")
 @click.option("--title", help="Start the song with this title line (# TITLE).")
 @click.option("--prime", default="", help="Start the song with this text (\\n for a new line).")
 @click.option("--prime-file", type=click.Path(exists=True, dir_okay=False, allow_dash=True,

@@ -34,7 +34,7 @@ SCRIPT = Path(__file__).resolve()
 # whole epoch.
 CONFIGS = {
     "small": dict(layers=2, hidden=128, embed=64, seq=50, batch=50, steps=(12, 60)),
-    "medium": dict(layers=2, hidden=512, embed=64, seq=100, batch=64, steps=(2, 8)),
+    "medium": dict(layers=2, hidden=512, embed=64, seq=100, batch=64, steps=(2, 24)),
 }
 DROPOUT = 0.1   # songgen's default model has it; the bare model gets the same
 

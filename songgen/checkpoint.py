@@ -38,7 +38,7 @@ def load(path: str | Path) -> dict:
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes), not a checkpoint; it may be from an "
-                              "interrupted copy")
+                              "interrupted copy", hint="unreadable")
     try:
         with warnings.catch_warnings():
             # PyTorch warns about unusual pickle protocols before refusing or reading them;
@@ -52,10 +52,10 @@ def load(path: str | Path) -> dict:
                                   "a safe load refuses; it is not a songgen checkpoint, or it was "
                                   "tampered with: do not open it some other way") from None
         what = f"{path} is corrupt or not a checkpoint (unpickling failed)"
-        raise CheckpointError(f"{what}; {_GIVE}", what=what) from None
+        raise CheckpointError(f"{what}; {_GIVE}", what=what, hint="unreadable") from None
     except Exception:  # any other loader failure on a damaged file means the same to a user
         what = f"{path} is corrupt, truncated or not a PyTorch file"
-        raise CheckpointError(f"{what}; {_GIVE}", what=what) from None
+        raise CheckpointError(f"{what}; {_GIVE}", what=what, hint="unreadable") from None
     return validate(state, path)
 
 

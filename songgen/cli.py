@@ -19,7 +19,7 @@ from . import __version__
 from .command import library_call, under_torchrun
 from .config import ModelConfig, TrainConfig
 from .limits import (MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_LENGTH, MAX_SEED,
-                     MAX_SEQ_LEN, MAX_SONGS)
+                     MAX_SEQ_LEN, MAX_SONGS, MAX_TEMPERATURE)
 
 _MODEL = ModelConfig()
 _TRAIN = TrainConfig()
@@ -152,7 +152,7 @@ def train(ctx, text, resume, init_from, quiet, **options):
               help="Checkpoint file, or a folder (its best.pt, else last.pt) [default: "
               "checkpoints].")
 @click.option("--temp", "--temperature", "temperature", default=0.8, show_default=True,
-              type=click.FloatRange(0, 100), help="Randomness: 0 = always the likeliest "
+              type=click.FloatRange(0, MAX_TEMPERATURE), help="Randomness: 0 = always the likeliest "
               "character, 1 = the model's own odds, higher = wilder.")
 @click.option("--top-k", default=0, show_default=True, type=click.IntRange(0),
               help="Pick only among the K likeliest characters (0 = off).")
@@ -272,8 +272,8 @@ def read_prime_file(path: str) -> str:
 
 
 def _song_record(song, trained, options) -> dict:
-    return {"number": song.number, "text": song.text, "title": song.title, "chars": song.chars, "stop": song.stop,
-            "bits_per_char": round(song.bits_per_char, 4), "seed": song.seed,
+    return {"number": song.number, "text": song.text, "title": song.title, "chars": song.chars,
+            "stop": song.stop, "bits_per_char": round(song.bits_per_char, 4), "seed": song.seed,
             "temperature": options["temperature"], "top_k": options["top_k"],
             "top_p": options["top_p"], "checkpoint": str(trained.path), "step": trained.step,
             "longest_copy": None if song.copy is None else song.copy.length,

@@ -70,10 +70,13 @@ def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = N
                           "give a file with at least one song")
     found = encoder.digest.hexdigest()[:16]
     if expect_fingerprint is not None and found != expect_fingerprint:
-        where = f", {trained_on}" if trained_on else ""
-        raise CorpusError(f"{path} is not the text the checkpoint was trained on{where} "
-                          f"(fingerprint {found}, expected {expect_fingerprint}); resume with "
-                          "the same text, or start a new run in another checkpoint folder")
+        if trained_on and Path(path).resolve() == Path(trained_on).resolve():
+            what = f"{path} has changed since the run was trained on it"
+        else:
+            where = f", {trained_on}" if trained_on else ""
+            what = f"{path} is not the text the checkpoint was trained on{where}"
+        raise CorpusError(f"{what} (fingerprint {found}, expected {expect_fingerprint}); resume "
+                          "with the same text, or start a new run in another checkpoint folder")
     if encoder.unknown:
         raise CorpusError(f"characters not in the vocabulary: {describe_chars(encoder.unknown)}")
     vocab, data = encoder.finish()

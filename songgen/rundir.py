@@ -8,6 +8,8 @@ import shutil
 import warnings
 from pathlib import Path
 
+import torch
+
 from . import checkpoint as ckpt
 from .atomicfile import write_atomically
 from .errors import CheckpointError, SonggenError, SonggenWarning
@@ -88,9 +90,10 @@ class CheckpointFolder:
     def _recorded_corpus(self) -> str | None:
         """The corpus path the run in this folder recorded, if a checkpoint can tell."""
         for path in (self.last, self.best):
-            try:
-                return ckpt.load(path).get("corpus")
-            except (SonggenError, OSError):
+            try:  # mapped, not read: only one small entry is wanted
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                return state.get("corpus") if isinstance(state, dict) else None
+            except Exception:  # unreadable: the error is only a little less specific
                 continue
         return None
 
@@ -112,11 +115,14 @@ class CheckpointFolder:
             if path == self.last:
                 return loaded[0][1]
         if not loaded:
+            if first_error.hint != "unreadable":  # e.g. a newer format: its own advice holds
+                raise first_error
             raise CheckpointError(f"{first_error.what}, and no other checkpoint in {self.path} "
                                   "can be read; start a new run in another folder")
         path, state = max(loaded, key=lambda item: item[1]["step"])
-        warnings.warn(f"{self.last} is unusable ({first_error.what}); resuming from {path.name} "
-                      f"at step {state['step']}", SonggenWarning)
+        why = f"unusable ({first_error.what})" if first_error else "missing"
+        warnings.warn(f"{self.last} is {why}; resuming from {path.name} at step {state['step']}",
+                      SonggenWarning)
         return state
 
     def save(self, state: dict, step: int, best: bool, keep: int) -> None:

@@ -14,7 +14,7 @@ from .checkpoint import Trained, load_checkpoint
 from .corpus import EOS, describe_chars, normalise
 from .copycheck import CopyIndex
 from .errors import ConfigError, SonggenWarning
-from .limits import MAX_LENGTH, MAX_SONGS
+from .limits import MAX_LENGTH, MAX_SONGS, MAX_TEMPERATURE
 from .songbook import Song, SongBatch
 from .stepper import Stepper
 
@@ -64,8 +64,8 @@ def _check(trained: Trained, prime: str, num_songs: int, temperature: float, top
         raise ConfigError(f"the number of songs must be between 1 and {MAX_SONGS:,}")
     if not 1 <= length <= MAX_LENGTH:
         raise ConfigError(f"the length must be between 1 and {MAX_LENGTH:,} characters")
-    if not (temperature >= 0 and math.isfinite(temperature)):
-        raise ConfigError("the temperature must be 0 (greedy) or more")
+    if not 0 <= temperature <= MAX_TEMPERATURE:  # NaN fails too
+        raise ConfigError(f"the temperature must be 0 (greedy) to {MAX_TEMPERATURE:g}")
     if top_k < 0:
         raise ConfigError("top-k must be 0 (off) or more")
     if not 0 < top_p <= 1:
@@ -76,8 +76,8 @@ def _check(trained: Trained, prime: str, num_songs: int, temperature: float, top
         raise ConfigError(f"the prime has characters the model never saw: {shown}; "
                           "remove or replace them")
     if len(prime) >= length:
-        raise ConfigError(f"the prime, title included, ({len(prime)} characters) is as long as "
-                          f"the length limit ({length}); raise the length")
+        raise ConfigError(f"the opening text ({len(prime)} characters, any title line included) "
+                          f"is as long as the length limit ({length}); raise the length")
 
 
 @torch.inference_mode()

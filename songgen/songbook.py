@@ -96,5 +96,6 @@ class SongBatch:
             if self.stop[i] == "max-lines":
                 text = text.rstrip("\n")
             bpc = self.nats[i] / math.log(2) / max(self.scored[i], 1)
-            out.append(Song(text, title_of(text), seed, self.stop[i] or "length", bpc))
+            out.append(Song(text, title_of(text), seed, self.stop[i] or "length", bpc,
+                            number=i + 1))
         return out

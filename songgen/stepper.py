@@ -58,8 +58,9 @@ class StepState:
                                      for l in range(1, layers)]
         self.c = [c[l].clone() for l in range(layers)]
         self.gates = torch.empty(n, 4 * hidden, dtype=h.dtype, device=h.device)
-        # PyTorch's gate order: input, forget, cell candidate, output.
-        self.i, self.f, self.g, self.o = self.gates.chunk(4, 1)
+        # PyTorch's gate order: input, forget, cell candidate, output. The candidate's tanh is
+        # taken out of place, so these column views are only ever read.
+        self.i, self.f, _, self.o = self.gates.chunk(4, 1)
         self.tanh_c = torch.empty_like(self.c[0])
 
 
@@ -111,7 +112,6 @@ class Stepper:
             else:
                 pre = torch.addmm(self.bias[l], s.inputs[l], self.w[l])
             torch.sigmoid(pre, out=s.gates)
-            torch.tanh(pre[:, 2 * H:3 * H], out=s.g)
-            c = s.c[l].mul_(s.f).addcmul_(s.i, s.g)
+            c = s.c[l].mul_(s.f).addcmul_(s.i, torch.tanh(pre[:, 2 * H:3 * H]))
             torch.mul(s.o, torch.tanh(c, out=s.tanh_c), out=s.h[l])
         return torch.addmm(self.head_b, s.h[-1], self.head_w)

@@ -86,17 +86,19 @@ def _check_fits(model_config: ModelConfig, config: TrainConfig, device: torch.de
     """Refuse, before building it, a model that could not train in the memory left: otherwise
     the system kills the process mid-allocation with no word of why."""
     need = training_bytes(model_config, config.batch_size // team.world, config.seq_len)
+    processes = ""
     if device.type == "cuda":
         free = torch.cuda.mem_get_info(device)[0]
-    elif device.type == "cpu":
+    elif device.type == "cpu":  # every process of this machine trains its own copy
         free, need = available_memory(), need * team.local_world
+        processes = f" ({team.local_world} processes)" if team.local_world > 1 else ""
     else:
         return
     if free is not None and need > free:
         shape = f"{model_config.layers}x{model_config.hidden_size}"
         raise ConfigError(f"training a {shape} model with batch {config.batch_size} x "
-                          f"{config.seq_len} needs about {need / 1e9:.1f} GB of memory but "
-                          f"{device} has {free / 1e9:.1f} GB free; use a smaller hidden size, "
+                          f"{config.seq_len} needs about {need / 1e9:.1f} GB of memory{processes} "
+                          f"but {device} has {free / 1e9:.1f} GB free; use a smaller hidden size, "
                           "fewer layers or a smaller batch")
 
 

@@ -108,6 +108,25 @@ def test_unreadable_last_falls_back_to_older_checkpoint(songs_file, tiny_model, 
     assert ckpt.load(result.checkpoint_dir / "best.pt")["step"] == 15
 
 
+def test_missing_last_falls_back_to_older_checkpoint(songs_file, tiny_model, tiny_config):
+    result = train(songs_file, model=tiny_model, config=tiny_config(steps=10), quiet=True)
+    (result.checkpoint_dir / "last.pt").unlink()
+    with pytest.warns(SonggenWarning, match=r"last.pt is missing; resuming from "
+                                            r"step-000000010.pt at step 10"):
+        again = train(songs_file, model=tiny_model, config=tiny_config(steps=15), resume=True,
+                      quiet=True)
+    assert again.step == 15
+
+
+def test_resume_with_every_checkpoint_unreadable_says_so(songs_file, tiny_model, tiny_config):
+    result = train(songs_file, model=tiny_model, config=tiny_config(steps=10), quiet=True)
+    for path in result.checkpoint_dir.glob("*.pt"):
+        path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match=r"last.pt is corrupt .*, and no other checkpoint "
+                                              r"in .* can be read; start a new run"):
+        train(songs_file, model=tiny_model, config=tiny_config(steps=15), resume=True, quiet=True)
+
+
 def test_full_disk_keeps_previous_checkpoint_and_stops(songs_file, tiny_model, tiny_config,
                                                        monkeypatch):
     result = train(songs_file, model=tiny_model, config=tiny_config(steps=5), quiet=True)

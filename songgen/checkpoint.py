@@ -167,10 +167,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _check_model(state: dict, path) -> None:
-    """The configuration, vocabulary and weights must describe one model. Shapes are compared
-    on the meta device, so a damaged configuration never allocates memory."""
+    """The configuration, vocabulary and weights must describe one model. The expected shapes
+    are worked out, not allocated, so a damaged configuration never takes memory."""
     from .config import ModelConfig
-    from .model import CharLSTM
+    from .model import weight_shapes
 
     absent = [f.name for f in fields(ModelConfig) if f.name not in state["model_config"]]
     if absent:
@@ -178,8 +178,13 @@ def _check_model(state: dict, path) -> None:
                               f"{', '.join(absent)})")
     try:
         config = ModelConfig.from_dict(state["model_config"])
-        with torch.device("meta"):
-            expected = {k: v.shape for k, v in CharLSTM(config).state_dict().items()}
+        sizes = {k: getattr(config, k) for k in ("vocab_size", "embed_dim", "hidden_size", "layers")}
+        wrong = [k for k, v in sizes.items() if not (type(v) is int and v >= 1)]
+        if not (_is_number(config.dropout) and 0 <= config.dropout < 1):
+            wrong.append("dropout")
+        if wrong:
+            raise ValueError(f"bad {', '.join(wrong)}")
+        expected = weight_shapes(config)
     except Exception as exc:  # wrong types or values inside a damaged file
         raise CheckpointError(f"{path} has a damaged model configuration "
                               f"({_first_line(exc)})") from None
@@ -193,7 +198,7 @@ def _check_model(state: dict, path) -> None:
                               "model its configuration describes)")
     for name, shape in expected.items():
         value = weights[name]
-        if not isinstance(value, torch.Tensor) or value.shape != shape:
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
             raise CheckpointError(f"{path} has a damaged model (weight {name} has the wrong "
                                   "shape)")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -27,10 +29,21 @@ class CharLSTM(nn.Module):
         return self.head(self.drop(out)), state
 
 
+def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in CharLSTM(config).state_dict(), worked out without building
+    the model (even on the meta device that costs PyTorch a second of imports)."""
+    V, E, H = config.vocab_size, config.embed_dim, config.hidden_size
+    shapes: dict[str, tuple[int, ...]] = {"embed.weight": (V, E)}
+    for l in range(config.layers):
+        shapes.update({f"lstm.weight_ih_l{l}": (4 * H, E if l == 0 else H),
+                       f"lstm.weight_hh_l{l}": (4 * H, H),
+                       f"lstm.bias_ih_l{l}": (4 * H,), f"lstm.bias_hh_l{l}": (4 * H,)})
+    shapes.update({"head.weight": (V, H), "head.bias": (V,)})
+    return shapes
+
+
 def parameter_count(config: ModelConfig) -> int:
-    V, E, H, L = config.vocab_size, config.embed_dim, config.hidden_size, config.layers
-    lstm = sum(4 * H * ((E if l == 0 else H) + H) + 8 * H for l in range(L))
-    return V * E + lstm + H * V + V
+    return sum(math.prod(shape) for shape in weight_shapes(config).values())
 
 
 def training_bytes(config: ModelConfig, rows: int, seq_len: int) -> int:

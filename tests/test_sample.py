@@ -144,3 +144,27 @@ def test_draw_follows_the_probabilities_and_never_picks_an_impossible_symbol():
         counts = torch.bincount(draw(probs.log(), gen, temperature), minlength=4)
         assert counts[3] == 0
         torch.testing.assert_close(counts[:3] / 200_000, expected, atol=0.005, rtol=0)
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_worked_out_weight_shapes_are_the_models(layers):
+    from songgen.model import parameter_count, weight_shapes
+
+    config = ModelConfig(vocab_size=7, embed_dim=5, hidden_size=6, layers=layers)
+    model = CharLSTM(config)
+    assert weight_shapes(config) == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert parameter_count(config) == sum(p.numel() for p in model.parameters())
+
+
+def test_sampling_does_not_import_the_compiler(tmp_path):
+    # Building even a meta-device model to check a checkpoint's shapes used to import
+    # torch._dynamo: about a second before the first character of every song.
+    import subprocess
+    import sys
+
+    make_trained(tmp_path)
+    code = ("import sys; from songgen.sample import generate; "
+            f"generate({str(tmp_path / 'm.pt')!r}, length=20, seed=1); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -197,6 +197,7 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
     from .copycheck import open_copy_index
     from .corpus import describe_chars
     from .sample import generate, make_prime, stream
+    from .sampleio import read_prime_file, song_record, tell_seed, write_new_file
 
     if prime and prime_file:
         raise click.UsageError("--prime and --prime-file cannot be combined; put the whole "
@@ -231,7 +232,7 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
                 first = False
         sys.stdout.write("\n")
         sys.stdout.flush()
-        _tell_seed(chosen_seed, options["seed"])
+        tell_seed(chosen_seed, options["seed"])
         return
     songs = generate(trained, copy_index=index, max_copy=max_copy, **options)
     if not songs:
@@ -245,8 +246,8 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
                        f"{song.copy.length} characters" +
                        (f" ({song.copy.text[:60]!r})" if song.copy.length else ""), err=True)
     if as_json:
-        text = "".join(json.dumps(_song_record(song, trained, options), ensure_ascii=False) + "\n"
-                       for song in songs)
+        text = "".join(json.dumps(song_record(song, trained, options), ensure_ascii=False)
+                       + "\n" for song in songs)
     else:
         text = "\n\n\n".join(song.text for song in songs) + "\n" if songs else ""
     if output is None:
@@ -255,39 +256,7 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
         write_new_file(output, text)
         click.echo(f"wrote {len(songs)} song{'' if len(songs) == 1 else 's'} to {output}",
                    err=True)
-    _tell_seed(chosen_seed, options["seed"])
-
-
-def _tell_seed(chosen: bool, seed: int) -> None:
-    if chosen:
-        click.echo(f"seed {seed} (--seed {seed} with the same options writes this again)",
-                   err=True)
-
-
-def read_prime_file(path: str) -> str:
-    """A prime file (or stdin for -), read and normalised like a corpus file."""
-    from .corpus import decode_text, read_text
-
-    return decode_text(sys.stdin.buffer.read(), "standard input") if path == "-" else read_text(path)
-
-
-def _song_record(song, trained, options) -> dict:
-    return {"number": song.number, "text": song.text, "title": song.title, "chars": song.chars,
-            "stop": song.stop, "bits_per_char": round(song.bits_per_char, 4), "seed": song.seed,
-            "temperature": options["temperature"], "top_k": options["top_k"],
-            "top_p": options["top_p"], "checkpoint": str(trained.path), "step": trained.step,
-            "longest_copy": None if song.copy is None else song.copy.length,
-            "longest_copy_text": None if song.copy is None else song.copy.text}
-
-
-def write_new_file(path: str, text: str) -> None:
-    """Write all of `text` to `path` atomically (never a half-written song file)."""
-    from .atomicfile import write_atomically
-
-    try:
-        write_atomically(path, lambda f: f.write(text.encode("utf-8")))
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+    tell_seed(chosen_seed, options["seed"])
 
 
 @cli.command(name="eval")

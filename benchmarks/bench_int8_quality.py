@@ -13,7 +13,7 @@ import torch
 
 from songgen.checkpoint import load_checkpoint
 from songgen.loading import load_corpus
-from songgen.stepper import Stepper
+from songgen.stepper import StepState, Stepper
 
 
 def main():
@@ -32,7 +32,7 @@ def main():
     for int8 in (False, True):
         stepper = Stepper(trained.model, int8=int8)
         zeros = torch.zeros(cfg.layers, 1, cfg.hidden_size)
-        state = Stepper.split((zeros, zeros.clone()))
+        state = StepState((zeros, zeros.clone()))
         nats = 0.0
         start = time.perf_counter()
         for i in range(len(data) - 1):

@@ -16,7 +16,7 @@ from .copycheck import CopyIndex
 from .errors import ConfigError, SonggenWarning
 from .limits import MAX_LENGTH, MAX_SONGS, MAX_TEMPERATURE
 from .songbook import Song, SongBatch
-from .stepper import Stepper
+from .stepper import StepState
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -95,7 +95,7 @@ def _steps(trained: Trained, n: int, prime: str, temperature: float, top_k: int,
     state = tuple(t.expand(-1, n, -1).contiguous() for t in trained.start_state)
     logits, state = model(x, state)
     logits = logits[:, -1].float()                                # (n, vocab)
-    stepper, layers = trained.stepper(precision), Stepper.split(state)
+    stepper, layers = trained.stepper(precision), StepState(state)
     for _ in range(length - len(prime)):
         # Sample from the reshaped distribution; score with the model's own one.
         logp = torch.log_softmax(logits, dim=-1)

@@ -50,6 +50,7 @@ class StepState:
     """
 
     def __init__(self, state: State):
+        """From nn.LSTM's state, 2 x (layers, n, hidden); a copy."""
         h, c = state
         layers, n, hidden = h.shape
         self.hs = h.transpose(0, 1).reshape(n, layers * hidden).clone()
@@ -89,11 +90,6 @@ class Stepper:
                 self.w = [w.t().contiguous() for w in weights]
             self.head_w = model.head.weight.t().contiguous()
             self.head_b = model.head.bias.detach().clone()
-
-    @staticmethod
-    def split(state: State) -> StepState:
-        """nn.LSTM's state, 2 x (layers, n, hidden), in the stepper's layout (a copy)."""
-        return StepState(state)
 
     @torch.no_grad()
     def step(self, ids: torch.Tensor, s: StepState) -> torch.Tensor:

@@ -95,14 +95,14 @@ def test_prime_with_unseen_characters_lists_them(tmp_path):
 
 
 def test_packed_stepper_equals_nn_lstm():
-    from songgen.stepper import Stepper
+    from songgen.stepper import StepState, Stepper
 
     torch.manual_seed(1)
     model = CharLSTM(ModelConfig(vocab_size=13, embed_dim=8, hidden_size=16, layers=3)).eval()
     x = torch.randint(0, 13, (4, 12))
     full, _ = model(x)
     stepper = Stepper(model)
-    state = Stepper.split((torch.zeros(3, 4, 16), torch.zeros(3, 4, 16)))
+    state = StepState((torch.zeros(3, 4, 16), torch.zeros(3, 4, 16)))
     steps = torch.stack([stepper.step(x[:, t], state) for t in range(12)], dim=1)
     torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)
 
@@ -110,14 +110,14 @@ def test_packed_stepper_equals_nn_lstm():
 @pytest.mark.skipif(not __import__("songgen.stepper").stepper.int8_available(),
                     reason="this PyTorch has no int8 CPU kernels")
 def test_int8_stepper_stays_close_to_float():
-    from songgen.stepper import Stepper
+    from songgen.stepper import StepState, Stepper
 
     torch.manual_seed(2)
     model = CharLSTM(ModelConfig(vocab_size=13, embed_dim=8, hidden_size=64, layers=2)).eval()
     x = torch.randint(0, 13, (2, 30))
     full, _ = model(x)
     stepper = Stepper(model, int8=True)
-    state = Stepper.split((torch.zeros(2, 2, 64), torch.zeros(2, 2, 64)))
+    state = StepState((torch.zeros(2, 2, 64), torch.zeros(2, 2, 64)))
     steps = torch.stack([stepper.step(x[:, t], state) for t in range(30)], dim=1)
     probs, ref = torch.softmax(steps, -1), torch.softmax(full, -1)
     assert (probs - ref).abs().max() < 0.02

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import secrets
 import warnings
@@ -183,9 +184,18 @@ def stream(checkpoint: str | Path | Trained | None = None, *, temperature: float
     trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
     _check(trained, prime, 1, temperature, top_k, top_p, length)
     gen, _ = _generator(seed, trained.device)
-    if prime:
-        yield prime
     batch = SongBatch(1, prime, trained.vocab.chars, max_lines)
-    for new in _write(trained, batch, prime, temperature, top_k, top_p, length, gen, precision):
-        if new[0] is not None:
-            yield new[0]
+    written = (new[0] for new in _write(trained, batch, prime, temperature, top_k, top_p,
+                                        length, gen, precision) if new[0] is not None)
+    # Line ends are held back until more text follows: a song cut after its last allowed line
+    # ends without them, as in `generate`.
+    held = ""
+    for piece in itertools.chain([prime], written):
+        body = piece.rstrip("\n")
+        if body:
+            yield held + body
+            held = piece[len(body):]
+        else:
+            held += piece
+    if held and batch.stop[0] != "max-lines":
+        yield held

@@ -63,6 +63,13 @@ def test_same_seed_same_songs_and_stream_matches_generate(tmp_path):
     assert [s.text for s in a] == [s.text for s in b]
     one = generate(trained, num_songs=1, seed=9, length=200, prime="# a")
     assert "".join(stream(trained, seed=9, length=200, prime="# a")) == one[0].text
+    (tmp_path / "endless").mkdir()
+    endless = make_trained(tmp_path / "endless", eos_bias=-50.0)
+    for lines in (1, 2):  # cut after a line: no line end left over, in either
+        cut = generate(endless, seed=9, length=200, prime="# a", max_lines=lines)[0]
+        assert cut.stop == "max-lines" and not cut.text.endswith("\n")
+        assert "".join(stream(endless, seed=9, length=200, prime="# a",
+                              max_lines=lines)) == cut.text
     assert one[0].text.startswith("# a")
     assert all(EOS not in s.text and len(s.text) <= 200 for s in a)
 

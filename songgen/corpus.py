@@ -181,10 +181,6 @@ class Vocab:
     def __len__(self) -> int:
         return len(self.chars)
 
-    def extended(self, text: str) -> "Vocab":
-        """This vocabulary plus the characters of `text` it lacks, appended (old ids unchanged)."""
-        return Vocab(self.chars + sorted(_chars_in(text) - set(self.index) - {EOS}))
-
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocab) and self.chars == other.chars
 

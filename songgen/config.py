@@ -33,9 +33,12 @@ class ModelConfig(_Plain):
     def __post_init__(self):
         for name, most in (("embed_dim", MAX_EMBED), ("hidden_size", MAX_HIDDEN),
                            ("layers", MAX_LAYERS)):
-            if not 1 <= getattr(self, name) <= most:
-                raise ConfigError(f"{name.replace('_', ' ')} must be between 1 and {most}")
-        if not 0 <= self.dropout < 1:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                raise ConfigError(f"{name.replace('_', ' ')} must be a whole number between 1 "
+                                  f"and {most}")
+        number = isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool)
+        if not (number and 0 <= self.dropout < 1):
             raise ConfigError("dropout must be at least 0 and below 1")
 
 

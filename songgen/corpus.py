@@ -158,6 +158,13 @@ def read_songs(path: str | Path) -> list[str]:
     return songs
 
 
+def id_dtype(symbols: int) -> torch.dtype:
+    """The smallest integer dtype that holds ids of `symbols` symbols (1 byte up to 256)."""
+    if symbols <= 256:
+        return torch.uint8
+    return torch.int16 if symbols <= 32768 else torch.int32
+
+
 class Vocab:
     """Characters <-> integer ids. Id 0 is the end-of-song symbol; the rest are sorted characters."""
 
@@ -186,12 +193,7 @@ class Vocab:
 
     @property
     def dtype(self) -> torch.dtype:
-        """The smallest integer dtype that holds every id."""
-        if len(self) <= 256:
-            return torch.uint8
-        if len(self) <= 32768:
-            return torch.int16
-        return torch.int32
+        return id_dtype(len(self))
 
     def unknown(self, text: str) -> list[str]:
         """Characters of `text` that are not in the vocabulary, sorted."""

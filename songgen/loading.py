@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .corpus import (EOS, SONG_BREAK, UTF16_BOMS, Vocab, check_memory, clean_songs,
-                     decode_text, describe_chars, split_songs, text_files, title_key)
+                     decode_text, describe_chars, id_dtype, split_songs, text_files, title_key)
 from .errors import CorpusError, SonggenWarning
 
 READ_BYTES = 1 << 22  # bytes of a file read at a time
@@ -240,9 +240,7 @@ class _Encoder:
 
 
 def _id_dtype(symbols: int) -> np.dtype:
-    if symbols <= 256:
-        return np.dtype(np.uint8)
-    return np.dtype(np.int16 if symbols <= 32768 else np.int32)
+    return torch.empty(0, dtype=id_dtype(symbols)).numpy().dtype
 
 
 def _validation_cut(encoder: _Encoder, data: torch.Tensor, vocab: Vocab, val_frac: float) -> int:

@@ -133,8 +133,9 @@ def available_memory() -> int | None:
 
 
 def check_memory(files: list[Path], per_byte: float = READ_BYTES_PER_BYTE,
-                 overhead: int = 0) -> None:
-    """Refuse, before reading anything, a corpus that could not be loaded in the memory left."""
+                 overhead: int = 0) -> int:
+    """Refuse, before reading anything, a corpus that could not be loaded in the memory left;
+    returns the files' total size in bytes."""
     size = sum(f.stat().st_size for f in files)
     available = available_memory()
     needed = size * per_byte + overhead
@@ -143,6 +144,7 @@ def check_memory(files: list[Path], per_byte: float = READ_BYTES_PER_BYTE,
             f"the corpus is {size / 1e9:.2f} GB; loading it needs about "
             f"{needed / 1e9:.1f} GB of memory but {available / 1e9:.1f} GB is free; "
             "train on a part of it or free memory")
+    return size
 
 
 def read_songs(path: str | Path) -> list[str]:

@@ -60,8 +60,8 @@ def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = N
     one the checkpoint was trained on (`trained_on`, its recorded path, is named then).
     `copies`: processes of this machine loading it at once, for the memory check."""
     files = text_files(path)
-    check_memory(files, LOAD_BYTES_PER_BYTE * copies, LOAD_OVERHEAD * copies)
-    encoder = _Encoder(sum(f.stat().st_size for f in files) + len(files) + 16, vocab, extend)
+    size = check_memory(files, LOAD_BYTES_PER_BYTE * copies, LOAD_OVERHEAD * copies)
+    encoder = _Encoder(size + len(files) + 16, vocab, extend)
     for file in files:
         for songs in _songs(file):
             encoder.add(songs)

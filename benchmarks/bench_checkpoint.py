@@ -12,11 +12,12 @@ import time
 import torch
 import torch.nn.functional as F
 
+from songgen.checkpoint import Checkpoint, RunFolder
 from songgen.config import ModelConfig, TrainConfig
 from songgen.devices import autocast, keep_freed_memory, resolve_precision
 from songgen.evaluation import evaluate
+from songgen.lyrics import EOS
 from songgen.model import CharLSTM
-from songgen.rundir import CheckpointFolder
 
 
 def main():
@@ -49,16 +50,18 @@ def main():
         t = time.perf_counter()
         step()
         step_times.append(time.perf_counter() - t)
-    state = {"format": "songgen-checkpoint", "version": 1, "model_state": model.state_dict(),
-             "optimizer_state": opt.state_dict(), "step": 1}
+    vocab = [EOS] + [chr(32 + i) for i in range(cfg.vocab_size - 1)]
+    checkpoint = Checkpoint(model_config=cfg, vocab=vocab, model_state=model.state_dict(),
+                            optimizer_state=opt.state_dict(), train_config=train_cfg, step=1)
     save_times = []
-    with tempfile.TemporaryDirectory() as folder:
-        ckpt = CheckpointFolder(folder)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = RunFolder(tmp)
         for i in range(10):
+            checkpoint.step = i + 1
             t = time.perf_counter()
-            ckpt.save(state, i + 1, best=True, keep=train_cfg.keep_last)
+            folder.save(checkpoint, best=True, keep=train_cfg.keep_last)
             save_times.append(time.perf_counter() - t)
-        size = (ckpt.last.stat().st_size) / 1e6
+        size = folder.last.stat().st_size / 1e6
     val = torch.randint(0, 98, (args.val_chars,), dtype=torch.uint8)
     t = time.perf_counter()
     evaluate(model, val, cpu, dtype, rows=128, chunk=256)

@@ -1,4 +1,4 @@
-"""Corpus loading: file -> encoded tensor with songgen.corpus.load_corpus, MB/s and peak memory.
+"""Corpus loading: file -> encoded tensor with songgen.lyrics.load_corpus, MB/s and peak memory.
 
 A ~100 MB corpus is built by repeating child_ballads.txt into a temporary file (deleted at the
 end). Every load runs in a fresh subprocess, which records its resident memory after importing
@@ -29,7 +29,7 @@ def worker_songgen(spec: dict) -> dict:
     import numpy  # noqa: F401
     import torch  # noqa: F401
 
-    from songgen.loading import load_corpus
+    from songgen.lyrics import load_corpus
 
     base = common.rss_kib("VmRSS")
     start = common.timer()

@@ -12,7 +12,7 @@ import statistics
 import time
 
 from songgen.copycheck import CopyIndex
-from songgen.corpus import join_songs, read_songs
+from songgen.lyrics import join_songs, read_songs
 
 
 def main():
@@ -26,7 +26,7 @@ def main():
     index = CopyIndex(text)
     build = time.perf_counter() - t
     if args.checkpoint:
-        from songgen.sample import generate
+        from songgen.generate import generate
         songs = [s.text for s in generate(args.checkpoint, num_songs=args.songs, seed=1)]
     else:
         rng = random.Random(0)

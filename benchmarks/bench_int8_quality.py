@@ -12,7 +12,7 @@ import time
 import torch
 
 from songgen.checkpoint import load_checkpoint
-from songgen.loading import load_corpus
+from songgen.lyrics import load_corpus
 from songgen.stepper import StepState, Stepper
 
 

@@ -38,7 +38,7 @@ TARGETS = {(2, 128): {1: 2.5, 8: 1.0, 64: 1.0}, (2, 512): {1: 10.0, 8: 1.0, 64: 
 
 
 def vocab_chars() -> list[str]:
-    from songgen.corpus import Vocab, read_text
+    from songgen.lyrics import Vocab, read_text
 
     try:
         return Vocab.from_text(read_text(common.corpus_path())).chars
@@ -63,7 +63,7 @@ def build_checkpoint(folder: Path, layers: int, hidden: int, chars: list[str], d
              "model_config": model.config.to_dict(), "vocab": chars,
              "model_state": model.state_dict(), "step": 0}
     path = folder / f"untrained-{layers}x{hidden}.pt"
-    ckpt.save(state, path)
+    ckpt.save(ckpt.Checkpoint.from_dict(state), path)
     return path
 
 
@@ -131,7 +131,7 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
     import torch
 
     from songgen.checkpoint import load_checkpoint
-    from songgen.sample import generate
+    from songgen.generate import generate
 
     if threads:
         torch.set_num_threads(threads)

@@ -9,7 +9,7 @@ import argparse
 import time
 
 from songgen.checkpoint import load_checkpoint
-from songgen.sample import generate
+from songgen.generate import generate
 
 
 def main():

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from songgen.loading import load_corpus
+from songgen.lyrics import load_corpus
 from songgen.evaluation import evaluate
 
 

@@ -11,11 +11,12 @@ Names are imported lazily so that `songgen --help` starts without loading PyTorc
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "train": "training", "TrainResult": "loop", "TrainConfig": "config", "ModelConfig": "config",
-    "CharLSTM": "model",
-    "generate": "sample", "stream": "sample", "Song": "songbook",
-    "load_checkpoint": "checkpoint", "evaluate_text": "evaluation", "Score": "evaluation",
-    "load_corpus": "loading", "Vocab": "corpus",
+    "train": "training", "TrainResult": "training", "TrainConfig": "config",
+    "ModelConfig": "config", "CharLSTM": "model",
+    "generate": "generate", "stream": "generate", "Song": "generate",
+    "load_checkpoint": "checkpoint", "Checkpoint": "checkpoint",
+    "evaluate_text": "evaluation", "Score": "evaluation",
+    "load_corpus": "lyrics", "Vocab": "lyrics",
     "SonggenError": "errors", "SonggenWarning": "errors",
 }
 

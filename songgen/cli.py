@@ -1,25 +1,181 @@
-"""The command line: options, the commands, and what they print.
+"""The command line: options, the commands, and what they print; how a command body runs
+(library errors as one-line messages with exit codes, Ctrl-C, the few things a torchrun worker
+does differently). Every command is option parsing plus one library call.
 
-PyTorch is imported only inside commands, so `songgen --help` answers at once; how a command
-body runs (errors, Ctrl-C, torchrun) is in command.py.
+PyTorch is imported only inside commands, so `songgen --help` answers at once.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import secrets
+import shlex
 import sys
+import warnings
 
 import click
 from click.core import ParameterSource
 
 from . import __version__
-from .command import library_call, under_torchrun
-from .config import ModelConfig, TrainConfig
-from .limits import (MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_LENGTH, MAX_SEED,
-                     MAX_SEQ_LEN, MAX_SONGS, MAX_TEMPERATURE)
+from .config import (MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_LENGTH, MAX_SEED,
+                     MAX_SEQ_LEN, MAX_SONGS, MAX_TEMPERATURE, ModelConfig, TrainConfig,
+                     launched_distributed)
+from .errors import SonggenError, SonggenWarning, TrainingInterrupted
+
+
+# -- how a command body runs --------------------------------------------------------------
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, SonggenWarning):
+        from tqdm import tqdm
+
+        tqdm.write(f"Warning: {message}", file=sys.stderr)  # above a progress bar, not into it
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
+def library_call(func):
+    """Run a command body with library errors mapped to `Error: ...` and exit codes."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        warnings.showwarning = _show_warning
+        try:
+            _import_torch_uninterrupted()
+            return func(*args, **kwargs)
+        except TrainingInterrupted as exc:
+            if not exc.silent:
+                click.echo(str(exc), err=True)
+                click.echo(f"To continue: {_resume_command()}", err=True)
+            sys.exit(128 + exc.signum)
+        except SonggenError as exc:
+            if exc.silent:  # another process of a distributed run has reported it
+                sys.exit(1)
+            raise click.ClickException(_process_prefix() + str(exc)) from None
+        except KeyboardInterrupt:
+            if not _process_prefix():  # under torchrun, process 0 says it for all
+                click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        finally:
+            warnings.showwarning = _default_showwarning
+
+    return wrapper
+
+
+def _process_prefix() -> str:
+    """Under torchrun, errors of processes other than the first say which process they are."""
+    rank = os.environ.get("RANK", "0")
+    return f"process {rank}: " if launched_distributed() and rank != "0" else ""
+
+
+def _import_torch_uninterrupted() -> None:
+    """Import PyTorch (a second or so) with Ctrl-C held back until it is done: an import cut
+    short leaves half-initialised modules behind that fail later in confusing ways."""
+    import importlib
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        importlib.import_module("torch")  # signal handlers belong to the main thread
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        importlib.import_module("torch")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _resume_command() -> str:
+    """The command line that was run, as a resume: --init-from only applies to the start."""
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip or arg == "--resume" or arg.startswith("--init-from="):
+            skip = False
+            continue
+        if arg == "--init-from":
+            skip = True
+            continue
+        argv.append(arg)
+    launcher = ["songgen"]
+    if launched_distributed():
+        launcher = ["torchrun", "--standalone", "--nproc-per-node",
+                    os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]), "-m", "songgen"]
+    return shlex.join([*launcher, *argv, "--resume"])
+
+
+# -- what sample and info print ----------------------------------------------------------
+
+def tell_seed(chosen: bool, seed: int) -> None:
+    if chosen:
+        click.echo(f"seed {seed} (--seed {seed} with the same options writes this again)",
+                   err=True)
+
+
+def read_prime_file(path: str) -> str:
+    """A prime file (or stdin for -), read and normalised like a corpus file."""
+    from .lyrics import decode_text, read_text
+
+    return decode_text(sys.stdin.buffer.read(), "standard input") if path == "-" else read_text(path)
+
+
+def song_record(song, trained, options) -> dict:
+    return {"number": song.number, "text": song.text, "title": song.title, "chars": song.chars,
+            "stop": song.stop, "bits_per_char": round(song.bits_per_char, 4), "seed": song.seed,
+            "temperature": options["temperature"], "top_k": options["top_k"],
+            "top_p": options["top_p"], "checkpoint": str(trained.path), "step": trained.step,
+            "longest_copy": None if song.copy is None else song.copy.length,
+            "longest_copy_text": None if song.copy is None else song.copy.text}
+
+
+def write_new_file(path: str, text: str) -> None:
+    """Write all of `text` to `path` atomically (never a half-written song file)."""
+    from .checkpoint import write_atomically
+
+    try:
+        write_atomically(path, lambda f: f.write(text.encode("utf-8")))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def describe(summary: dict) -> str:
+    """`songgen info` as text."""
+    from .progress import describe_loss
+
+    m, t = summary["model"], summary["training"] or {}
+    lines = [
+        f"checkpoint   {summary['checkpoint']}",
+        f"model        {m['layers']}x{m['hidden_size']} LSTM, embedding {m['embed_dim']}, "
+        f"dropout {m['dropout']}, vocabulary {summary['vocab_size']}",
+        f"corpus       {summary['corpus'] or 'not recorded'} (fingerprint "
+        f"{summary['corpus_fingerprint']})",
+        f"training     step {summary['step']:,}, epoch {summary['epoch']}, batch "
+        f"{t.get('batch_size')} x seq {t.get('seq_len')}, lr {t.get('lr')}",
+        f"best val     {describe_loss(summary['best_val_loss'])}",
+    ]
+    history = summary["history"]
+    if history:
+        lines.append("history      step     train    val (nats/char)")
+        # The first few and the last few evaluations; the middle is summed up in one row.
+        shown = history if len(history) <= 9 else history[:3] + [None] + history[-5:]
+        for h in shown:
+            if h is None:
+                lines.append(f"             ... ({len(history) - 8} more)")
+                continue
+            train_loss = "-" if h.get("train_loss") is None else f"{h['train_loss']:.4f}"
+            lines.append(f"             {h['step']:<8} {train_loss:<8} {h['val_loss']:.4f}")
+    return "\n".join(lines)
+
+
+# -- the commands ------------------------------------------------------------------------
 
 _MODEL = ModelConfig()
 _TRAIN = TrainConfig()
@@ -129,6 +285,7 @@ def train(ctx, text, resume, init_from, quiet, **options):
     blank lines. Training stops at --steps, --epochs or --time-limit, whichever comes first,
     or when validation stops improving (--patience); Ctrl-C saves and stops.
     """
+    from .errors import ExistingRun
     from .training import train as run_training
 
     explicit = {name for name in options
@@ -136,9 +293,16 @@ def train(ctx, text, resume, init_from, quiet, **options):
                                                       ParameterSource.ENVIRONMENT)}
     model = {k: options.pop(k) for k in ("embed_dim", "hidden_size", "layers", "dropout")}
     config = TrainConfig(**options)
-    run_training(text, model=model, config=config, resume=resume, init_from=init_from,
-                 explicit=explicit, quiet=quiet)
-    if under_torchrun():
+    if resume and init_from:
+        raise click.ClickException("resuming a run and starting from a base model cannot be "
+                                   "combined; use --resume or --init-from, not both")
+    try:
+        run_training(text, model=model, config=config, resume=resume, init_from=init_from,
+                     explicit=explicit, quiet=quiet)
+    except ExistingRun as exc:
+        raise click.ClickException(f"{exc.what}; add --resume to continue it, or give "
+                                   "--checkpoint-dir a new folder") from None
+    if launched_distributed():
         # A torchrun worker whose run is complete and saved leaves at once: now and then the
         # interpreter's shutdown after distributed training aborted a worker (SIGABRT from
         # gloo's threads), which torchrun then reports as a failed run.
@@ -195,9 +359,8 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
     """
     from .checkpoint import load_checkpoint
     from .copycheck import open_copy_index
-    from .corpus import describe_chars
-    from .sample import generate, make_prime, stream
-    from .sampleio import read_prime_file, song_record, tell_seed, write_new_file
+    from .generate import generate, make_prime, stream
+    from .lyrics import describe_chars
 
     if prime and prime_file:
         raise click.UsageError("--prime and --prime-file cannot be combined; put the whole "
@@ -272,8 +435,12 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
 def eval_command(text, checkpoint, skip_unknown, device, as_json):
     """Score a checkpoint on TEXT: loss in nats and bits per character (lower is better)."""
     from .evaluation import evaluate_text
+    from .lyrics import UnknownCharacters
 
-    score = evaluate_text(text, checkpoint, skip_unknown=skip_unknown, device=device)
+    try:
+        score = evaluate_text(text, checkpoint, skip_unknown=skip_unknown, device=device)
+    except UnknownCharacters as exc:
+        raise click.ClickException(f"{exc.what}; add --skip-unknown to score the rest") from None
     if as_json:
         click.echo(json.dumps({"loss": score.loss, "bits_per_char": score.bits_per_char,
                                "chars": score.chars, "skipped": score.skipped}))
@@ -290,9 +457,8 @@ def eval_command(text, checkpoint, skip_unknown, device, as_json):
 def info(checkpoint, as_json):
     """Show what CHECKPOINT holds [default: checkpoints/best.pt, else last.pt]."""
     from .checkpoint import find_default, load
-    from .summary import describe, summarise
 
     path = find_default(checkpoint or "checkpoints") if not checkpoint or os.path.isdir(
         checkpoint) else checkpoint
-    summary = summarise(load(path), path)
+    summary = load(path).summary(path)
     click.echo(json.dumps(summary, indent=2) if as_json else describe(summary))

@@ -1,12 +1,25 @@
-"""Model and training configuration: plain dataclasses, importable without PyTorch."""
+"""Model and training configuration: plain dataclasses, importable without PyTorch, and the
+upper bounds on what one command may ask for (shared by the library and the command line)."""
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 
 from .errors import ConfigError
-from .limits import MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_SEED, MAX_SEQ_LEN
+
+# Far beyond any useful setting: their job is to turn a typo (an extra zero or three) into a
+# clear message instead of an allocation that exhausts memory.
+MAX_LENGTH = 1_000_000   # characters in one song
+MAX_SONGS = 10_000       # songs in one call
+MAX_HIDDEN = 8192        # LSTM units per layer
+MAX_EMBED = 4096         # embedding size
+MAX_LAYERS = 16
+MAX_SEQ_LEN = 10_000
+MAX_BATCH = 8192
+MAX_SEED = 2**63 - 1
+MAX_TEMPERATURE = 100.0  # already as good as uniform; far above, float32 overflows
 
 
 class _Plain:
@@ -91,3 +104,9 @@ class TrainConfig(_Plain):
             raise ConfigError("gradient clip, weight decay, patience and keep-last cannot be negative")
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"the seed must be between 0 and {MAX_SEED}")
+
+
+def launched_distributed() -> bool:
+    """True inside a torchrun worker of a run with more than one process (torchrun sets
+    WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1

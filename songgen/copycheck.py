@@ -1,7 +1,7 @@
 """Plagiarism guard: how long a passage of a generated song was copied verbatim from the corpus.
 
 Every window of `k` characters of the corpus is hashed once, and the window start positions are
-sorted by hash (well under a second for 3 MB). For a song, each of its windows is looked up to
+sorted by hash. For a song, each of its windows is looked up to
 find where in the corpus it occurs. A copy of length L starting at song position i is a chain of
 L-k+1 windows found at consecutive corpus positions p, p+1, ...: the search follows such chains
 by intersecting position sets, and only tries starts that could beat the best copy so far. The
@@ -93,11 +93,11 @@ class CopyIndex:
 
 def open_copy_index(path, trained, max_copy: int | None = None) -> CopyIndex:
     """Index the training text of `trained` for the plagiarism guard; refuse any other text."""
-    from .corpus import fingerprint, join_songs, read_songs
+    from .lyrics import fingerprint, join_songs, read_songs
     from .errors import CorpusError
 
     text = join_songs(read_songs(path))
-    expected = trained.state.get("fingerprint")
+    expected = trained.checkpoint.fingerprint
     if expected is not None and fingerprint(text) != expected:
         raise CorpusError(f"{path} is not the text {trained.path} was trained on; give that "
                           "text to check copies against it")

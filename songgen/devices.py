@@ -46,19 +46,10 @@ def _mps_available() -> bool:
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype: float32 means no autocast.
-
-    auto uses bf16 where the hardware computes in it natively: CUDA GPUs from Ampere on, and
-    CPUs with AMX tiles (Intel Sapphire Rapids and newer), where training ran 1.8-2.6x faster
-    with the same loss per step (README). Elsewhere bf16 is emulated and slower, so fp32.
-    """
+    """The autocast dtype: float32 means no autocast. auto: see `auto_precision`."""
     name = (name or "auto").lower()
     if name == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        if device.type == "cpu" and cpu_has_amx():
-            return torch.bfloat16
-        return torch.float32
+        return auto_precision(device)[0]
     table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     if name not in table:
         raise DeviceError(f"unknown precision {name!r}; use auto, fp32, bf16 or fp16")
@@ -67,12 +58,33 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     return table[name]
 
 
-def cpu_has_amx() -> bool:
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private; absent before 2.3
-    try:
-        return bool(check and check())
-    except RuntimeError:
-        return False
+def auto_precision(device: torch.device) -> tuple[torch.dtype, str]:
+    """bf16 mixed precision where the hardware computes in it natively, and why: CUDA GPUs
+    from Ampere on, and CPUs with the instructions oneDNN runs bf16 on (AMX tiles, AVX-512
+    BF16), where training runs faster at the same loss per step (benchmarks/RESULTS.md).
+    Elsewhere bf16 is emulated and slower than float32."""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16, "bf16: this GPU computes in bf16 natively"
+        return torch.float32, "fp32: this GPU has no native bf16"
+    if device.type == "cpu":
+        native = cpu_bf16_instructions()
+        if native:
+            return torch.bfloat16, f"bf16: this CPU computes in bf16 natively ({native})"
+        return torch.float32, "fp32: this CPU has no native bf16 (no AMX or AVX-512 BF16)"
+    return torch.float32, f"fp32 on {device.type}"
+
+
+def cpu_bf16_instructions() -> str | None:
+    """The CPU's native bf16 instructions that oneDNN uses, by name, or None."""
+    for name, check in (("AMX", "_is_amx_tile_supported"), ("AVX-512 BF16", "_is_avx512_bf16_supported")):
+        probe = getattr(torch.cpu, check, None)  # private; absent in older releases
+        try:
+            if probe and probe():
+                return name
+        except RuntimeError:
+            pass
+    return None
 
 
 def autocast(device: torch.device, dtype: torch.dtype):
@@ -85,8 +97,9 @@ def keep_freed_memory() -> None:
     """Ask glibc to keep freed memory instead of returning it to the OS at once.
 
     The LSTM's backward pass allocates and frees the same large buffers every step; with glibc's
-    defaults each one is a fresh mmap whose pages fault in again, which costs 20-50% of CPU
-    training time. Same as MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ in the environment.
+    defaults each one is a fresh mmap whose pages fault in again, a sizeable share of CPU
+    training time (benchmarks/RESULTS.md). Same as MALLOC_MMAP_THRESHOLD_ and
+    MALLOC_TRIM_THRESHOLD_ in the environment.
     """
     if not sys.platform.startswith("linux"):
         return

@@ -16,6 +16,7 @@ import warnings
 
 import torch
 
+from .config import launched_distributed
 from .devices import resolve_device
 from .errors import ConfigError, DeviceError, SonggenError, SonggenWarning
 
@@ -24,11 +25,6 @@ class PeerStopped(SonggenError):
     """Another process of the run failed and printed why; this one stops without a message."""
 
     silent = True
-
-
-def launched_distributed() -> bool:
-    """True inside a torchrun worker of a run with more than one process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 class Team:

@@ -1,20 +1,20 @@
-"""Errors the library raises. Messages are plain sentences: what is wrong, and what to do."""
+"""Errors the library raises. Messages are plain sentences: what is wrong, and what to do.
+
+Errors a caller may want to handle on their own are their own types; each keeps `what`, the
+problem alone, so that the command line can put its own advice (naming its options) after it.
+"""
 
 from __future__ import annotations
 
 
 class SonggenError(Exception):
-    """Base class: anything a user can fix by changing input, options or files.
-
-    Some errors also carry `what` (the problem alone) and a `hint` key, so that the command
-    line can give its own advice, naming its options, in place of the library's.
-    """
+    """Base class: anything a user can fix by changing input, options or files."""
 
     silent = False  # already reported (by another process of a distributed run)
 
-    def __init__(self, message: str, *, what: str | None = None, hint: str | None = None):
+    def __init__(self, message: str, *, what: str | None = None):
         super().__init__(message)
-        self.what, self.hint = what or message, hint
+        self.what = what or message
 
 
 class CorpusError(SonggenError):
@@ -22,7 +22,15 @@ class CorpusError(SonggenError):
 
 
 class CheckpointError(SonggenError):
-    """A checkpoint is missing, unreadable, or does not fit the request."""
+    """A checkpoint is missing, or does not fit the request."""
+
+
+class UnreadableCheckpoint(CheckpointError):
+    """A file that cannot be read as a checkpoint: damaged, truncated, or something else."""
+
+
+class ExistingRun(CheckpointError):
+    """A new run was asked for in a folder that already holds one."""
 
 
 class ConfigError(SonggenError):

@@ -13,10 +13,10 @@ from tqdm import tqdm
 
 from .batches import eval_rows
 from .checkpoint import Trained, load_checkpoint
-from .corpus import EOS, describe_chars, join_songs, read_songs
 from .devices import autocast
 from .distributed import Team
 from .errors import CorpusError
+from .lyrics import EOS, UnknownCharacters, join_songs, read_songs
 from .model import CharLSTM
 
 LN2 = math.log(2)
@@ -70,9 +70,7 @@ def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = No
     skipped = 0
     if unknown:
         if not skip_unknown:
-            what = f"{path} has characters the model never saw: {describe_chars(unknown)}"
-            raise CorpusError(f"{what}; pass skip_unknown=True to score the rest", what=what,
-                              hint="skip-unknown")
+            raise UnknownCharacters(unknown, str(path), "pass skip_unknown=True to score the rest")
         drop = set(unknown)
         kept = "".join(c for c in text if c not in drop)
         skipped, text = len(text) - len(kept), kept

@@ -50,9 +50,8 @@ def training_bytes(config: ModelConfig, rows: int, seq_len: int) -> int:
     """A rough estimate of the memory one training process needs for the model: fp32 weights,
     gradients and AdamW's two moments (16 bytes a parameter), a low-precision weight copy (2),
     and what backpropagation keeps (about 12 values per unit, layer and character, and three
-    copies of the logits). Against measured peaks on the CPU it came out 0.6x (2x512 at 64 x
-    100) and 1.07x (3x1024 at 64 x 200; see README): the check it serves only has to catch
-    models that are far too big, before they are built."""
+    copies of the logits). It is checked against measured peaks in benchmarks/RESULTS.md; the
+    check it serves only has to catch models that are far too big, before they are built."""
     per_char = 4 * (12 * config.hidden_size * config.layers + 3 * config.vocab_size)
     return 18 * parameter_count(config) + rows * seq_len * per_char
 

@@ -40,6 +40,23 @@ def int8_available() -> bool:
         return False
 
 
+def sampling_precision(precision: str, device: torch.device, hidden_size: int) -> str:
+    """fp32 or int8 for a model on `device`. auto: int8 weights on the CPU for models of 256
+    units or more, where they sample faster at no measurable cost in bits per character
+    (benchmarks/RESULTS.md); float32 elsewhere."""
+    from .errors import ConfigError
+
+    if precision not in ("auto", "fp32", "int8"):
+        raise ConfigError(f"unknown sampling precision {precision!r}; use auto, fp32 or int8")
+    on_cpu = device.type == "cpu"
+    if precision == "auto":
+        return "int8" if on_cpu and hidden_size >= 256 and int8_available() else "fp32"
+    if precision == "int8" and not (on_cpu and int8_available()):
+        raise ConfigError("int8 sampling needs the CPU and a PyTorch build with quantised "
+                          "kernels; use fp32")
+    return precision
+
+
 class StepState:
     """The LSTM state of n streams, laid out for in-place steps.
 

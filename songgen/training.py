@@ -1,36 +1,54 @@
-"""train(): set up a fresh, resumed or fine-tuned run, then hand it to the training loop."""
+"""A training run: built whole (fresh, resumed or fine-tuned), then looped: step, log,
+evaluate and save, stop. Ctrl-C and SIGTERM finish the step, save and stop; a loss that
+becomes NaN or infinite rolls the run back to its last checkpoint at half the learning rate.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
+import signal
+import threading
+import time
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from . import checkpoint as ckpt
+from .batches import StreamBatches
+from .checkpoint import Checkpoint, RunFolder
 from .config import ModelConfig, TrainConfig
-from .corpus import Vocab, available_memory, demo_corpus
-from .loading import load_corpus
-from .devices import resolve_precision
+from .devices import auto_precision, autocast, keep_freed_memory, resolve_precision
 from .distributed import Team
-from .errors import ConfigError, SonggenError, SonggenWarning
-from .loop import TrainingLoop, TrainResult
-from .model import training_bytes
-from .progress import say
-from .rundir import CheckpointFolder
+from .errors import CheckpointError, ConfigError, SonggenError, SonggenWarning, TrainingInterrupted
+from .evaluation import LN2, evaluate
+from .lyrics import Corpus, Vocab, available_memory, demo_corpus, load_corpus
+from .model import CharLSTM, context_state, detach, load_grown, training_bytes
+from .progress import Progress, describe_loss, epochs_done, say
+
+MAX_ROLLBACKS = 3
+# Validation during training scores at most this many characters, spread over the validation
+# text: enough for a stable mean, and quick even when a huge corpus leaves 100M to score.
+VAL_CHARS = 2_000_000
+HISTORY = 200  # evaluations kept in the checkpoint
 
 # torch.OutOfMemoryError appeared in PyTorch 2.5; older releases only have the CUDA one.
 _OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
-def _reconcile(given: dict, saved: dict, what: str) -> dict:
-    """Checkpoint values win on resume; warn about each explicit option that disagrees."""
-    for name, value in given.items():
-        if name in saved and saved[name] != value:
-            warnings.warn(f"{what} {name.replace('_', ' ')} = {value} differs from the checkpoint's "
-                          f"{saved[name]}; keeping the checkpoint's value", SonggenWarning)
-    return saved
+@dataclass
+class TrainResult:
+    step: int
+    epoch: int
+    best_val_loss: float | None
+    last_val_loss: float | None
+    checkpoint_dir: Path
+    stopped_because: str
+    loop_seconds: float = 0.0  # the training loop of this call: steps, evaluation, saving
 
 
 def train(source: str | Path | None = None, *, model: dict | ModelConfig | None = None,
@@ -50,21 +68,21 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
     given_model = model.to_dict() if isinstance(model, ModelConfig) else dict(model or {})
     given_model.pop("vocab_size", None)
     if resume and init_from is not None:
-        what = "resuming a run and starting from a base model cannot be combined"
-        raise ConfigError(f"{what}; choose one", what=what, hint="resume-or-init")
+        raise ConfigError("resuming a run and starting from a base model cannot be combined; "
+                          "choose one")
     team, device = Team.start(config.device)
     try:
         # Only process 0 of a distributed run owns the folder (lock, checks, saving) and speaks.
         quiet = quiet or not team.main
         with contextlib.ExitStack() as held:
             with team.together():
-                folder = CheckpointFolder(config.checkpoint_dir)
+                folder = RunFolder(config.checkpoint_dir)
                 if team.main:
                     held.enter_context(folder.lock())
-                loop = _prepare(source, given_model, config, resume, init_from, explicit,
+                run = build_run(source, given_model, config, resume, init_from, explicit,
                                 device, folder, team, quiet)
             try:
-                result = loop.run()
+                result = run.loop()
                 team.finish()
                 return result
             except (_OUT_OF_MEMORY, MemoryError, RuntimeError) as exc:
@@ -79,6 +97,64 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
                                    "sequence length (the last checkpoint, if any, is intact)") from None
     finally:
         team.close()
+
+
+# -- building a run ----------------------------------------------------------------------------
+
+def _reconcile(given: dict, saved: dict, what: str) -> dict:
+    """Checkpoint values win on resume; warn about each explicit option that disagrees."""
+    for name, value in given.items():
+        if name in saved and saved[name] != value:
+            warnings.warn(f"{what} {name.replace('_', ' ')} = {value} differs from the checkpoint's "
+                          f"{saved[name]}; keeping the checkpoint's value", SonggenWarning)
+    return saved
+
+
+def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init_from,
+              explicit: set[str] | None, device: torch.device, folder: RunFolder, team: Team,
+              quiet: bool) -> "Run":
+    """Read the checkpoint to start from and the corpus; settle the configurations."""
+    dtype = resolve_precision(config.precision, device)
+    source = Path(source) if source is not None else demo_corpus()
+    picked = {k: v for k, v in given_model.items() if explicit is None or k in explicit}
+    base = ckpt.load(init_from) if init_from is not None else None
+    saved = folder.load_for_resume() if resume else None
+    if saved is None and team.main:
+        folder.check_fresh()
+    if saved is not None:
+        model_config = ModelConfig.from_dict(
+            _reconcile(picked, saved.model_config.to_dict(), "model option"))
+        old = saved.train_config or TrainConfig()
+        mine = {k: getattr(config, k) for k in TrainConfig.FIXED_ON_RESUME
+                if explicit is None or k in explicit}
+        kept = _reconcile(mine, {k: getattr(old, k) for k in TrainConfig.FIXED_ON_RESUME},
+                          "training option")
+        config = TrainConfig(**{**config.to_dict(), **kept})
+    team.rows(config.batch_size)  # before the corpus: a long load would end in this error
+    if saved is not None:
+        corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved.vocab),
+                             expect_fingerprint=saved.fingerprint, trained_on=saved.corpus,
+                             copies=team.local_world)
+    elif base is not None:
+        corpus = load_corpus(source, config.val_frac, vocab=Vocab(base.vocab), extend=True,
+                             copies=team.local_world)
+        arch = _reconcile(picked, base.model_config.to_dict(), "model option")
+        model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
+        added = len(corpus.vocab) - len(base.vocab)
+        say(f"fine-tuning from {init_from} (step {base.step}); {added} new "
+            f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)
+    else:
+        corpus = load_corpus(source, config.val_frac, copies=team.local_world)
+        model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
+    say(corpus.summary(), quiet)
+    say("precision " + (auto_precision(device)[1] if config.precision == "auto" else
+                        f"{config.precision}: as asked"), quiet)
+    if team.world > 1:
+        say(f"distributed: {team.world} processes on {device.type}, "
+            f"{config.batch_size // team.world} of the {config.batch_size} batch rows each", quiet)
+    _check_fits(model_config, config, device, team)
+    return Run(corpus, model_config, config, device, dtype, folder, team, quiet,
+               resume_from=saved, base=base, base_path=init_from)
 
 
 def _check_fits(model_config: ModelConfig, config: TrainConfig, device: torch.device,
@@ -102,49 +178,366 @@ def _check_fits(model_config: ModelConfig, config: TrainConfig, device: torch.de
                           "fewer layers or a smaller batch")
 
 
-def _prepare(source, given_model: dict, config: TrainConfig, resume: bool, init_from,
-             explicit: set[str] | None, device, folder: CheckpointFolder, team: Team,
-             quiet: bool) -> TrainingLoop:
-    """Read the corpus and the checkpoint to start from; build the training loop."""
-    dtype = resolve_precision(config.precision, device)
-    source = Path(source) if source is not None else demo_corpus()
-    picked = {k: v for k, v in given_model.items() if explicit is None or k in explicit}
-    base = ckpt.load(init_from) if init_from is not None else None
-    saved = folder.load_for_resume() if resume else None
-    if saved is None and team.main:
-        folder.check_fresh()
-    if saved is not None:
-        model_config = ModelConfig.from_dict(
-            _reconcile(picked, saved["model_config"], "model option"))
-        old = TrainConfig.from_dict(saved["train_config"])
-        mine = {k: getattr(config, k) for k in TrainConfig.FIXED_ON_RESUME
-                if explicit is None or k in explicit}
-        kept = _reconcile(mine, {k: getattr(old, k) for k in TrainConfig.FIXED_ON_RESUME},
-                          "training option")
-        config = TrainConfig(**{**config.to_dict(), **kept})
-    team.rows(config.batch_size)  # before the corpus: a long load would end in this error
-    if saved is not None:
-        corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved["vocab"]),
-                             expect_fingerprint=saved.get("fingerprint"),
-                             trained_on=saved.get("corpus"),
-                             copies=team.local_world)
-    elif base is not None:
-        corpus = load_corpus(source, config.val_frac, vocab=Vocab(base["vocab"]), extend=True,
-                             copies=team.local_world)
-        arch = _reconcile(picked, base["model_config"], "model option")
-        model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
-        added = len(corpus.vocab) - len(base["vocab"])
-        say(f"fine-tuning from {init_from} (step {base['step']}); {added} new "
-            f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)
-    else:
-        corpus = load_corpus(source, config.val_frac, copies=team.local_world)
-        model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
-    say(corpus.summary(), quiet)
-    if team.world > 1:
-        say(f"distributed: {team.world} processes on {device.type}, "
-            f"{config.batch_size // team.world} of the {config.batch_size} batch rows each", quiet)
-    _check_fits(model_config, config, device, team)
-    loop = TrainingLoop(corpus, model_config, config, device, dtype, folder, saved, quiet, team)
-    if base is not None:
-        loop.start_from(base["model_state"], init_from)
-    return loop
+def fused_if_supported(device: torch.device) -> dict:
+    """AdamW's fused kernel (one pass over all parameters) where this PyTorch has it for the
+    device: CUDA, and the CPU from PyTorch 2.4."""
+    if device.type == "cuda" or (device.type == "cpu" and
+                                 tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 4)):
+        return {"fused": True}
+    return {}
+
+
+def song_start_context(train: torch.Tensor, size: int = 1000) -> torch.Tensor:
+    """The end of the last whole training song, without its end-of-song symbol.
+
+    The state after reading it is the state the model is in when a song ends, so sampling
+    starts from it (feeding the end-of-song symbol next), exactly as every song began in
+    training. A zero state at that point is something the model never saw.
+    """
+    end, step = len(train), 1 << 20
+    for stop in range(len(train), 0, -step):  # from the back, a stretch at a time
+        ends = (train[max(0, stop - step):stop] == 0).nonzero().flatten()
+        if len(ends):
+            end = max(0, stop - step) + int(ends[-1])
+            break
+    return train[max(0, end - size):end]
+
+
+class StopSignals:
+    """While active, SIGINT/SIGTERM only set `signum`; the loop finishes its step, saves, and
+    stops. A second signal during the save changes nothing, so the save is never torn."""
+
+    HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is None:
+            self.signum = signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.HANDLED:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+class Run:
+    """One training run, complete from construction: the corpus as batches, the model, its
+    optimiser and the counters, either from scratch (seeded; grown from `base` when
+    fine-tuning) or from the checkpoint `resume_from`. Then `loop()`."""
+
+    def __init__(self, corpus: Corpus, model_config: ModelConfig, config: TrainConfig,
+                 device: torch.device, dtype: torch.dtype, folder: RunFolder, team: Team,
+                 quiet: bool, *, resume_from: Checkpoint | None = None,
+                 base: Checkpoint | None = None, base_path=None):
+        self.corpus, self.model_config, self.config = corpus, model_config, config
+        self.device, self.dtype, self.folder, self.team, self.quiet = (device, dtype, folder,
+                                                                       team, quiet)
+        self.rows = team.rows(config.batch_size)
+        self.batches = StreamBatches(corpus.train, config.batch_size, config.seq_len, self.rows)
+        if device.type == "cpu":
+            keep_freed_memory()
+        self.start_context = song_start_context(corpus.train)
+        if len(corpus.val) > VAL_CHARS + 1:
+            say(f"validation scores {VAL_CHARS:,} of its {len(corpus.val):,} characters, in "
+                "stretches spread evenly over it", quiet)
+        self.base, self.base_path = base, base_path
+        self.model = CharLSTM(model_config).to(device)
+        self.net: torch.nn.Module | None = None  # what a step calls: the model, or DDP around it
+        self.rollbacks = 0
+        self.warned_diverging = False
+        self._start(resume_from)
+        if resume_from is not None:
+            say(f"resuming at step {self.step} ({epochs_done(self.epoch)})", quiet)
+            if config.patience and self.bad_evals >= config.patience:
+                # The last run stopped on patience; resuming asks for more training.
+                self.bad_evals = 0
+                say(f"validation had stopped improving; continuing until it fails to improve "
+                    f"for {config.patience} more evaluations", quiet)
+
+    def _start(self, saved: Checkpoint | None) -> None:
+        """Weights, optimiser, random state and counters: from `saved`, or from scratch."""
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
+                                           weight_decay=self.config.weight_decay,
+                                           **fused_if_supported(self.device))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        if saved is None:
+            self.model.load_state_dict(self._initial_weights())
+            self.step = self.epoch = self.position = 0
+            self.stream: tuple[torch.Tensor, torch.Tensor] | None = None
+            self.best_val: float | None = None
+            self.bad_evals = 0
+            self.history: list[dict] = []
+            self.elapsed_before = 0.0
+            return
+        try:
+            self.model.load_state_dict(saved.model_state)
+            self.optimizer.load_state_dict(saved.optimizer_state)
+            if saved.scaler_state:
+                self.scaler.load_state_dict(saved.scaler_state)
+            self._set_rng(saved.rng, saved.step)
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"the checkpoint's training state does not fit the model: "
+                                  f"{str(exc).splitlines()[0]}") from None
+        if saved.position >= len(self.batches):
+            raise CheckpointError("the checkpoint's stream position is past the end of the corpus")
+        self.step, self.epoch, self.position = saved.step, saved.epoch, saved.position
+        stream = saved.stream_state
+        self.stream = None if stream is None else (stream[0][:, self.rows].to(self.device),
+                                                   stream[1][:, self.rows].to(self.device))
+        self.best_val = saved.best_val_loss
+        self.bad_evals = saved.bad_evals
+        self.history = list(saved.history)
+        self.elapsed_before = saved.elapsed
+
+    def _initial_weights(self) -> dict:
+        """A new model's weights (seeded), with the fine-tuning base's copied in."""
+        torch.manual_seed(self.config.seed)
+        fresh = CharLSTM(self.model_config)
+        if self.base is not None:
+            try:
+                load_grown(fresh, self.base.model_state)
+            except (KeyError, RuntimeError, ValueError) as exc:
+                raise CheckpointError(f"{self.base_path} does not fit its own model "
+                                      f"configuration: {str(exc).splitlines()[0][:120]}") from None
+        if self.team.rank:
+            torch.manual_seed(self.config.seed + self.team.rank)  # its own dropout masks
+        return fresh.state_dict()
+
+    def _set_rng(self, saved: dict, step: int) -> None:
+        """Each process gets back its own random state; a run resumed on a different number of
+        processes seeds the extra ones afresh (only dropout masks depend on it)."""
+        ranks = saved.get("ranks")
+        if self.team.world > 1 and ranks and len(ranks) == self.team.world:
+            saved = ranks[self.team.rank]
+        elif self.team.rank:
+            torch.manual_seed(self.config.seed + self.team.rank + step)
+            return
+        torch.set_rng_state(saved["torch"])
+        if self.device.type == "cuda" and saved.get("cuda") is not None:
+            torch.cuda.set_rng_state(saved["cuda"], self.device)
+
+    def _rng(self) -> dict:
+        state = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _checkpoint(self, elapsed: float) -> Checkpoint | None:
+        """The run as a checkpoint; with several processes, their stream states and random
+        states are gathered into process 0's (the others return None)."""
+        stream = None if self.stream is None else [self.team.gather_rows(t, 1).cpu()
+                                                   for t in self.stream]
+        rng = self._rng()
+        ranks = self.team.gather_objects(rng)
+        if not self.team.main:
+            return None
+        if self.team.world > 1:
+            rng["ranks"] = ranks
+        start = context_state(self.model, self.start_context, self.device)
+        return Checkpoint(
+            model_config=self.model.config, train_config=self.config,
+            vocab=self.corpus.vocab.chars, fingerprint=self.corpus.fingerprint,
+            corpus=self.corpus.source, model_state=self.model.state_dict(),
+            optimizer_state=self.optimizer.state_dict(),
+            scaler_state=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            step=self.step, epoch=self.epoch, position=self.position, stream_state=stream,
+            start_state=[t.cpu() for t in start], rng=rng, best_val_loss=self.best_val,
+            bad_evals=self.bad_evals, history=self.history, elapsed=elapsed)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def loop(self) -> TrainResult:
+        c = self.config
+        target = c.steps
+        if c.epochs is not None:
+            target = min(target or math.inf, c.epochs * len(self.batches))
+        eval_every = c.eval_every or min(len(self.batches), 1000)
+        progress = Progress(len(self.batches), target, c.batch_size * c.seq_len, self.quiet,
+                            self.step, self.epoch, self.position)
+        self.started = time.monotonic()
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.loss_count = 0
+        last_train = last_val = None
+        self.net = self.team.wrap(self.model, self.device)
+        try:
+            with StopSignals() as signals:
+                while (reason := self._stop_reason()) is None:
+                    # Step.
+                    self.loss_sum += self._train_step()
+                    self.loss_count += 1
+                    progress.advance(self.step, self.epoch, self.position)
+                    evaluating = self.step % eval_every == 0
+                    reading = evaluating or self.step % c.log_every == 0
+                    # Log: the one host synchronisation, where the running loss is read (and,
+                    # with several processes, agreement on whether to stop).
+                    signum, time_up = signals.signum, self._time_up()
+                    if reading:
+                        last_train, signum, time_up = self._read_loss(signum, time_up)
+                        if not math.isfinite(last_train):
+                            self._roll_back(f"the training loss became {last_train}")
+                            progress.show(self.step, self.epoch, self.position)
+                            continue
+                    elif self.team.world > 1:
+                        signum, time_up = None, False  # acted on once all processes agree
+                    # Evaluate and save.
+                    if evaluating:
+                        self._restart_loss()
+                        last_val = self._evaluate_and_save(last_train)
+                    if reading:
+                        progress.report(last_train, last_val)
+                    # Stop.
+                    if signum:
+                        self._save_now()
+                        raise self._interrupted(signum)
+                    if time_up:
+                        reason = "reached the time limit"
+                        break
+                if not self.history or self.history[-1]["step"] != self.step:
+                    if self.loss_count:
+                        last_train = self._read_loss(None, False)[0]
+                    last_val = self._evaluate_and_save(last_train)
+        finally:
+            progress.close()
+            # Drop the DDP wrapper now: it must not outlive the process group it talks through.
+            self.net = None
+        say(f"stopped: {reason} at step {self.step} ({epochs_done(self.epoch)}); best validation "
+            f"loss {describe_loss(self.best_val)}; checkpoints saved in {self.folder.path}/",
+            self.quiet)
+        return TrainResult(self.step, self.epoch, self.best_val, last_val, self.folder.path,
+                           reason, time.monotonic() - self.started)
+
+    def _elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def _time_up(self) -> bool:
+        limit = self.config.time_limit
+        return limit is not None and time.monotonic() - self.started >= limit
+
+    def _read_loss(self, signum: int | None, time_up: bool) -> tuple[float, int | None, bool]:
+        """The mean training loss since the last evaluation, over all processes, and whether
+        any process was signalled or ran out of time."""
+        if self.team.world == 1:
+            return self.loss_sum.item() / self.loss_count, signum, time_up
+        totals = self.team.total(torch.stack([self.loss_sum.float(), torch.tensor(
+            float(self.loss_count), device=self.device)])).tolist()
+        flags = self.team.largest(torch.tensor([signum or 0, int(time_up)],
+                                               device=self.device)).tolist()
+        return totals[0] / totals[1], flags[0] or None, bool(flags[1])
+
+    def _restart_loss(self) -> None:
+        self.loss_sum.zero_()
+        self.loss_count = 0
+
+    def _interrupted(self, signum: int) -> TrainingInterrupted:
+        name = signal.Signals(signum).name
+        error = TrainingInterrupted(f"{name} received: training stopped at step {self.step}, "
+                                    f"saved {self.folder.last}", signum)
+        error.silent = not self.team.main
+        return error
+
+    def _stop_reason(self) -> str | None:
+        c = self.config
+        if c.steps is not None and self.step >= c.steps:
+            return "reached the step limit"
+        if c.epochs is not None and self.epoch >= c.epochs:
+            return "reached the epoch limit"
+        if c.patience and self.bad_evals >= c.patience:
+            return f"validation loss stopped improving for {c.patience} evaluations"
+        return None
+
+    def _train_step(self) -> torch.Tensor:
+        c = self.config
+        x, y = self.batches.batch(self.position, self.device)
+        self.model.train()
+        with autocast(self.device, self.dtype):
+            logits, stream = self.net(x, self.stream)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if c.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.stream = detach(stream)
+        self.step += 1
+        self.position += 1
+        if self.position == len(self.batches):
+            # Epoch boundary: start the streams again from the top with a fresh state.
+            self.epoch, self.position, self.stream = self.epoch + 1, 0, None
+        return loss.detach()
+
+    def _roll_back(self, what: str) -> None:
+        """Go back to the last checkpoint (never a non-finite one) with half the learning rate."""
+        self.rollbacks += 1
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.rollbacks > MAX_ROLLBACKS:
+            raise ConfigError(
+                f"{what} at step {self.step} again after {MAX_ROLLBACKS} roll-backs, with the "
+                f"learning rate down to {lr:g}; start again with a lower learning rate "
+                f"(e.g. {lr / 10:g}) and gradient clipping (e.g. 1.0)")
+        failed_at = self.step
+        self.config = replace(self.config, lr=lr / 2)
+        saved = self.team.gather_objects(self.folder.last.exists())[0]  # process 0's view
+        self._start(ckpt.load(self.folder.last) if saved else None)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr / 2
+        self._restart_loss()
+        warnings.warn(f"{what} at step {failed_at}; rolled back to step {self.step} and halved "
+                      f"the learning rate to {lr / 2:g}", SonggenWarning)
+
+    def _evaluate_and_save(self, train_loss: float | None) -> float | None:
+        val = evaluate(self.model, self.corpus.val, self.device, self.dtype,
+                       rows=128, chunk=256, team=self.team, limit=VAL_CHARS)
+        if not math.isfinite(val):
+            self._roll_back(f"the validation loss became {val}")
+            return None
+        elapsed = self._elapsed()
+        improved = self.best_val is None or val < self.best_val
+        if improved:
+            self.best_val, self.bad_evals = val, 0
+        else:
+            self.bad_evals += 1
+        record = {"step": self.step, "epoch": self.epoch, "train_loss": train_loss,
+                  "val_loss": val, "val_bpc": val / LN2,
+                  "chars_per_sec": self._chars_per_sec(elapsed),
+                  "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(elapsed, 3)}
+        self.history = (self.history + [record])[-HISTORY:]
+        checkpoint = self._checkpoint(elapsed)
+        if self.team.main:
+            self.folder.append_metrics(json.dumps(record))
+            self.folder.save(checkpoint, best=improved, keep=self.config.keep_last)
+        say(f"step {self.step}: validation {describe_loss(val)}" + (" (best)" if improved else ""),
+            self.quiet)
+        self._warn_if_diverging(val)
+        return val
+
+    def _warn_if_diverging(self, val: float) -> None:
+        """A finite loss can still be far worse than knowing nothing: guessing every character
+        at random scores ln(vocabulary size). Well above that, the run is diverging."""
+        guess = math.log(len(self.corpus.vocab))
+        if val > guess + 0.5 and not self.warned_diverging and self.team.main:
+            self.warned_diverging = True
+            warnings.warn(f"the validation loss {val:.4g} nats/char is worse than guessing at "
+                          f"random ({guess:.2f}): training is diverging; lower the learning "
+                          f"rate (now {self.optimizer.param_groups[0]['lr']:g})", SonggenWarning)
+
+    def _chars_per_sec(self, elapsed: float) -> float:
+        # Average over the whole run so far, resumes included.
+        return round(self.step * self.config.batch_size * self.config.seq_len / max(elapsed, 1e-9))
+
+    def _save_now(self) -> None:
+        checkpoint = self._checkpoint(self._elapsed())
+        if self.team.main:
+            self.folder.save(checkpoint, best=False, keep=self.config.keep_last)

@@ -31,7 +31,7 @@ import torch
 from click.testing import CliRunner
 
 from songgen.cli import cli
-from songgen.corpus import Vocab, join_songs, read_songs
+from songgen.lyrics import Vocab, join_songs, read_songs
 
 from .conftest import make_songs
 
@@ -552,3 +552,57 @@ def test_library_loaders_refuse_a_malicious_checkpoint(malicious):
             with pytest.raises(CheckpointError, match=path.name):
                 loader(path)
         assert not marker.exists()
+
+
+# -- paths that are not regular files, and files that are not text -----------------------------
+
+def test_a_named_pipe_is_refused_at_once_not_read_forever(case_dir):
+    os.mkfifo(case_dir / "pipe.txt")
+    result = invoke("train", "pipe.txt", *NEW)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: pipe.txt is not a regular file (a named pipe, a device or a "
+                             "socket); give a lyrics file or a folder of .txt files\n")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_is_refused_at_once(case_dir):
+    for command in (["train", "/dev/zero", *NEW], ["eval", "/dev/zero"],
+                    ["sample", "--prime-file", "/dev/zero"]):
+        result = invoke(*command)
+        assert result.exit_code in (1, 2), command
+        assert "/dev/zero is not a regular file" in result.stderr, command
+
+
+def test_a_socket_is_refused(case_dir):
+    import socket
+
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind("sock.txt")
+        result = invoke("train", "sock.txt", *NEW)
+    finally:
+        server.close()
+    assert result.exit_code == 1 and "sock.txt is not a regular file" in result.stderr
+
+
+def test_a_folder_finds_txt_files_whatever_the_case_of_the_extension(case_dir):
+    folder = case_dir / "mixed-case"
+    folder.mkdir()
+    (folder / "SONGS.TXT").write_text(make_songs(20), encoding="utf-8")
+    (folder / "lyrics.Txt").write_text(make_songs(20, seed=3), encoding="utf-8")
+    result = invoke("train", "mixed-case", *NEW)
+    assert result.exit_code == 0, result.output
+    state = torch.load(case_dir / "new-run" / "last.pt", weights_only=True)
+    assert state["corpus"].endswith("mixed-case")
+
+
+@pytest.mark.parametrize("magic, what", [
+    (b"PK\x03\x04\x14\x00\x06\x00", "a word-processor document or other zip archive (.docx, .odt)"),
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "a PDF"),
+    (b"{\\rtf1\\ansi\\deff0 ", "a rich-text (RTF) document")])
+def test_a_document_renamed_txt_is_named_for_what_it_is(case_dir, magic, what):
+    (case_dir / "lyrics.txt").write_bytes(magic + b"\x00\x01binary\n" * 50)
+    result = invoke("train", "lyrics.txt", *NEW)
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: lyrics.txt looks like {what}, not plain text; export or "
+                             "save it as plain text (UTF-8) and give that file\n")

@@ -9,8 +9,8 @@ import torch
 
 from songgen.checkpoint import load_checkpoint
 from songgen.devices import resolve_precision
-from songgen.loop import TrainingLoop
-from songgen.sample import generate
+from songgen.training import Run as TrainingLoop
+from songgen.generate import generate
 from songgen.training import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -21,13 +21,13 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from songgen.checkpoint import Trained, load, load_checkpoint
+from songgen.checkpoint import Checkpoint, Trained, load, load_checkpoint
 from songgen.cli import cli
-from songgen import loading
-from songgen.corpus import EOS, Vocab, fingerprint, join_songs, read_songs, title_key
+from songgen import lyrics as loading
+from songgen.lyrics import EOS, Vocab, fingerprint, join_songs, read_songs, title_key
 from songgen.errors import CheckpointError, SonggenError, SonggenWarning
-from songgen.loading import load_corpus
-from songgen.sample import generate
+from songgen.lyrics import load_corpus
+from songgen.generate import generate
 
 # 150 examples a test keeps this file near 20 s on 2 cores; SONGGEN_FUZZ_EXAMPLES=5000 for a hunt.
 FUZZ = settings(max_examples=int(os.environ.get("SONGGEN_FUZZ_EXAMPLES", 150)), deadline=None,
@@ -244,7 +244,7 @@ def check_checkpoint_file(path: Path) -> None:
         assert "\n" not in str(exc) and str(path) in str(exc)
         state = None
     if state is not None:
-        assert isinstance(state, dict)
+        assert isinstance(state, Checkpoint)
     try:
         trained = load_checkpoint(path, device="cpu")
     except CheckpointError as exc:

@@ -54,9 +54,9 @@ WRAPPER = r'''
 import io, json, os, stat, sys, time
 plan = json.loads(os.environ.get("SONGGEN_KILLTEST") or "{}")
 import torch
-import songgen.atomicfile as atomicfile
-import songgen.rundir as rd
-import songgen.loop as tr
+import songgen.checkpoint as atomicfile
+import songgen.checkpoint as rd
+import songgen.training as tr
 from songgen.cli import cli
 
 # One thread in every run, the reference included: same arithmetic in all of them, and no
@@ -85,13 +85,13 @@ def pause(name, detail=""):
 def armed(name):
     return phase == name and not now["fired"] and now["saves"] == plan.get("nth")
 
-real_run = tr.TrainingLoop.run
+real_run = tr.Run.loop
 def run(self):
     say(f"RUN-START step={self.step}")
     return real_run(self)
-tr.TrainingLoop.run = run
+tr.Run.loop = run
 
-real_step = tr.TrainingLoop._train_step
+real_step = tr.Run._train_step
 def train_step(self):
     loss = real_step(self)
     now["step"] = self.step
@@ -103,15 +103,15 @@ def train_step(self):
     elif phase == "step" and self.step == plan["at"]:
         pause("step")
     return loss
-tr.TrainingLoop._train_step = train_step
+tr.Run._train_step = train_step
 
-real_folder_save = rd.CheckpointFolder.save
-def folder_save(self, state, step, best, keep):
+real_folder_save = rd.RunFolder.save
+def folder_save(self, checkpoint, best, keep):
     now["saves"] += 1
-    now["step"] = step
+    now["step"] = checkpoint.step
     now["linked"] = 0
-    return real_folder_save(self, state, step, best, keep)
-rd.CheckpointFolder.save = folder_save
+    return real_folder_save(self, checkpoint, best, keep)
+rd.RunFolder.save = folder_save
 
 real_torch_save = torch.save
 def torch_save(obj, f, *args, **kwargs):
@@ -238,7 +238,7 @@ def last_step(folder: Path) -> int | None:
     """Step of last.pt, loaded the safe way; None when there is no last.pt yet."""
     if not (folder / "last.pt").exists():
         return None
-    return ckpt.load(folder / "last.pt")["step"]
+    return ckpt.load(folder / "last.pt").step
 
 
 def temp_files(folder: Path) -> list[Path]:
@@ -351,7 +351,7 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(songs_file, tmp_path
                     with pytest.raises(CheckpointError):  # really torn: half of the bytes
                         ckpt.load(temp)
                 else:
-                    assert ckpt.load(temp)["step"] == at  # complete, just not renamed yet
+                    assert ckpt.load(temp).step == at  # complete, just not renamed yet
             else:
                 # After the rename, before or during the linking: last.pt is the new one.
                 assert after == at, (plan, before, after)
@@ -386,8 +386,8 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(songs_file, tmp_path
     print(f"{len(kills)} kills:\n{summary}\nfinal resume from step {before}")
 
     # (4) Bit-identical to the uninterrupted run.
-    a = ckpt.load(straight / "last.pt")
-    b = ckpt.load(killed / "last.pt")
+    a = ckpt.load(straight / "last.pt").to_dict()
+    b = ckpt.load(killed / "last.pt").to_dict()
     assert a["step"] == b["step"] == STEPS
     for key in ("model_state", "optimizer_state", "epoch", "position", "stream_state", "rng",
                 "best_val_loss", "bad_evals"):
@@ -396,5 +396,5 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(songs_file, tmp_path
     for x, y in zip(a["history"], b["history"]):
         assert (x["step"], x["train_loss"], x["val_loss"]) == \
                (y["step"], y["train_loss"], y["val_loss"])
-    assert_equal(ckpt.load(straight / "best.pt")["model_state"],
-                 ckpt.load(killed / "best.pt")["model_state"], "best.pt")
+    assert_equal(ckpt.load(straight / "best.pt").model_state,
+                 ckpt.load(killed / "best.pt").model_state, "best.pt")

@@ -5,10 +5,10 @@ import torch
 
 from songgen import checkpoint as ckpt
 from songgen.config import ModelConfig
-from songgen.corpus import EOS, Vocab
+from songgen.lyrics import EOS, Vocab
 from songgen.errors import ConfigError
 from songgen.model import CharLSTM
-from songgen.sample import filter_logits, generate, stream
+from songgen.generate import filter_logits, generate, stream
 
 
 def make_trained(tmp_path, text="# ab\n\nab ba\n", eos_bias=0.0):
@@ -17,11 +17,10 @@ def make_trained(tmp_path, text="# ab\n\nab ba\n", eos_bias=0.0):
     model = CharLSTM(ModelConfig(vocab_size=len(vocab), embed_dim=8, hidden_size=16, layers=2))
     with torch.no_grad():
         model.head.bias[0] += eos_bias
-    state = {"format": ckpt.FORMAT, "version": ckpt.VERSION, "model_config":
-             model.config.to_dict(), "vocab": vocab.chars, "model_state": model.state_dict(),
-             "step": 7}
+    checkpoint = ckpt.Checkpoint(model_config=model.config, vocab=vocab.chars,
+                                 model_state=model.state_dict(), step=7)
     path = tmp_path / "m.pt"
-    ckpt.save(state, path)
+    ckpt.save(checkpoint, path)
     return ckpt.load_checkpoint(path)
 
 
@@ -140,7 +139,7 @@ def test_int8_sampling_is_reproducible(tmp_path):
 
 
 def test_draw_follows_the_probabilities_and_never_picks_an_impossible_symbol():
-    from songgen.sample import draw
+    from songgen.generate import draw
 
     probs = torch.tensor([[0.5, 0.3, 0.2, 0.0]]).expand(200_000, -1)
     gen = torch.Generator().manual_seed(3)
@@ -170,7 +169,7 @@ def test_sampling_does_not_import_the_compiler(tmp_path):
     import sys
 
     make_trained(tmp_path)
-    code = ("import sys; from songgen.sample import generate; "
+    code = ("import sys; from songgen.generate import generate; "
             f"generate({str(tmp_path / 'm.pt')!r}, length=20, seed=1); "
             "print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

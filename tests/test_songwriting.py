@@ -7,9 +7,9 @@ from click.testing import CliRunner
 
 from songgen.cli import cli
 from songgen.copycheck import CopyIndex
-from songgen.corpus import EOS, join_songs
-from songgen.sample import generate, make_prime
-from songgen.songbook import SongBatch
+from songgen.lyrics import EOS, join_songs
+from songgen.generate import generate, make_prime
+from songgen.generate import SongBatch
 from songgen.training import train
 
 from .test_sample import make_trained

@@ -7,7 +7,7 @@ import torch
 
 from songgen import checkpoint as ckpt
 from songgen.errors import CheckpointError, CorpusError, SonggenError, SonggenWarning
-from songgen.rundir import CheckpointFolder
+from songgen.checkpoint import RunFolder as CheckpointFolder
 from songgen.training import train
 
 
@@ -105,7 +105,7 @@ def test_unreadable_last_falls_back_to_older_checkpoint(songs_file, tiny_model, 
         again = train(songs_file, model=tiny_model, config=tiny_config(steps=15), resume=True,
                       quiet=True)
     assert again.step == 15
-    assert ckpt.load(result.checkpoint_dir / "best.pt")["step"] == 15
+    assert ckpt.load(result.checkpoint_dir / "best.pt").step == 15
 
 
 def test_missing_last_falls_back_to_older_checkpoint(songs_file, tiny_model, tiny_config):
@@ -165,9 +165,9 @@ def test_too_high_learning_rate_stops_with_advice(songs_file, tiny_model, tiny_c
 
 def test_non_finite_loss_rolls_back_and_lowers_the_learning_rate(songs_file, tiny_model,
                                                                  tiny_config, monkeypatch):
-    from songgen import loop as train_module
+    from songgen import training as train_module
 
-    real_step = train_module.TrainingLoop._train_step
+    real_step = train_module.Run._train_step
     poisoned = []
 
     def step_once_nan(self):
@@ -177,7 +177,7 @@ def test_non_finite_loss_rolls_back_and_lowers_the_learning_rate(songs_file, tin
             return loss * float("nan")
         return loss
 
-    monkeypatch.setattr(train_module.TrainingLoop, "_train_step", step_once_nan)
+    monkeypatch.setattr(train_module.Run, "_train_step", step_once_nan)
     with pytest.warns(SonggenWarning, match="the training loss became nan at step 12; rolled "
                                             "back to step 10 and halved the learning rate"):
         result = train(songs_file, model=tiny_model, config=tiny_config(steps=20, log_every=1),
@@ -197,7 +197,7 @@ def test_public_train_can_be_called_twice(songs_file, tiny_model, tiny_config, t
 
 
 def test_sampling_starts_from_the_end_of_the_last_song_even_far_back():
-    from songgen.snapshot import song_start_context
+    from songgen.training import song_start_context
 
     text = torch.full((3_000_000,), 5, dtype=torch.uint8)
     text[500_000 - 1000:500_000] = 7
@@ -211,7 +211,7 @@ def test_a_model_too_big_for_the_free_memory_is_refused_before_it_is_built(
 
     monkeypatch.setattr(songgen.training, "available_memory", lambda: 200_000_000)
     built = []
-    monkeypatch.setattr(songgen.training, "TrainingLoop", lambda *a, **k: built.append(1))
+    monkeypatch.setattr(songgen.training, "Run", lambda *a, **k: built.append(1))
     cfg = tiny_config(steps=1, checkpoint_dir=str(tmp_path / "big"), device="cpu")
     with pytest.raises(SonggenError, match=r"training a 3x1024 model with batch .* needs about "
                                            r"0\.[2-9] GB of memory but cpu has 0\.2 GB free"):
@@ -237,3 +237,21 @@ def test_a_diverging_run_is_told_to_lower_the_learning_rate(songs_file, tiny_mod
         warnings.simplefilter("error", SonggenWarning)  # a sane run stays silent
         train(songs_file, model=tiny_model, config=tiny_config(
             steps=40, eval_every=10, checkpoint_dir=str(tmp_path / "calm")), quiet=True)
+
+
+@pytest.mark.parametrize("amx, avx512_bf16, expected", [
+    (True, False, "bf16: this CPU computes in bf16 natively (AMX)"),
+    (False, True, "bf16: this CPU computes in bf16 natively (AVX-512 BF16)"),
+    (False, False, "fp32: this CPU has no native bf16 (no AMX or AVX-512 BF16)")])
+def test_auto_precision_on_the_cpu_follows_its_native_bf16_instructions(monkeypatch, amx,
+                                                                         avx512_bf16, expected):
+    from songgen.devices import auto_precision, resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16,
+                        raising=False)
+    cpu = torch.device("cpu")
+    assert auto_precision(cpu)[1] == expected
+    assert resolve_precision("auto", cpu) == (torch.bfloat16 if amx or avx512_bf16 else
+                                              torch.float32)
+    assert resolve_precision("fp32", cpu) == torch.float32

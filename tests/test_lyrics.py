@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from songgen.corpus import EOS, Vocab, fingerprint, join_songs, read_songs, read_text, split_songs
+from songgen.lyrics import EOS, Vocab, fingerprint, join_songs, read_songs, read_text, split_songs
 from songgen.errors import CorpusError, SonggenWarning
-from songgen import loading
-from songgen.loading import load_corpus
+from songgen import lyrics as loading
+from songgen.lyrics import load_corpus
 
 
 def split_train_val(tmp_path, songs, val_frac):
@@ -82,20 +82,21 @@ def test_vocab_roundtrip_smallest_dtype_and_eos_first():
 
 
 def test_encode_in_chunks_matches_whole(monkeypatch):
-    import songgen.corpus as corpus
+    import songgen.lyrics as corpus
 
     text = join_songs(["# abc\n\nhello wörld ♪"] * 50)
     vocab = Vocab.from_text(text)
     whole = vocab.encode(text)
-    monkeypatch.setattr(corpus, "_CHUNK", 7)
+    fingerprint = corpus.fingerprint(text)
+    monkeypatch.setattr(corpus, "READ_BYTES", 7)
     assert Vocab.from_text(text) == vocab
     assert torch.equal(vocab.encode(text), whole)
-    assert corpus.fingerprint(text[:10], text[10:]) == corpus.fingerprint(text)
+    assert corpus.fingerprint(text) == fingerprint
 
 
 def test_encode_unknown_characters_lists_them():
     vocab = Vocab.from_text("abc")
-    with pytest.raises(CorpusError, match="characters not in the vocabulary: 'x', 'z'"):
+    with pytest.raises(CorpusError, match="has characters the model never saw: 'x', 'z'"):
         vocab.encode("abzx")
 
 
@@ -131,7 +132,7 @@ def test_load_corpus_checks_fingerprint(songs_file, tmp_path):
 
 
 def test_a_corpus_too_large_for_memory_is_refused_before_reading(songs_file, monkeypatch):
-    import songgen.corpus as corpus
+    import songgen.lyrics as corpus
 
     monkeypatch.setattr(corpus, "available_memory", lambda: 1000)
     with pytest.raises(CorpusError, match=r"the corpus is 0.00 GB; loading it needs about "
@@ -159,7 +160,7 @@ def test_streamed_loading_agrees_with_whole_songs_whatever_the_piece_size(tmp_pa
 
 
 def test_loading_refuses_a_corpus_too_large_for_memory_before_reading(songs_file, monkeypatch):
-    import songgen.corpus as corpus
+    import songgen.lyrics as corpus
 
     monkeypatch.setattr(corpus, "available_memory", lambda: 1000)
     monkeypatch.setattr(loading, "_Encoder", None)  # nothing may be read or allocated

@@ -11,7 +11,11 @@ the characters it actually returned. References, with the very same weights:
                over the last 100 characters from a zero state; measured in steady state (the
                window already full) on few characters, because it is slow
 
-All three run in this one process, interleaved, rounds rotated.
+On CUDA a fourth side, songgen eager, is songgen with its CUDA graph step switched off
+(Stepper.cuda_graphs = False), and the 2x512 lines carry the absolute targets of issue #13
+(one song >= 20,000 chars/s, 64 songs >= 200,000 chars/s on an H100-class GPU).
+
+All sides run in this one process, interleaved, rounds rotated.
 
     python benchmarks/bench_sample.py [--quick] [--device cpu|cuda]
 """
@@ -35,6 +39,8 @@ MODELS = {
 }
 # songs: target ratio against the step loop, per model
 TARGETS = {(2, 128): {1: 2.5, 8: 1.0, 64: 1.0}, (2, 512): {1: 10.0, 8: 1.0, 64: 1.0}}
+# songs: chars/s songgen must reach on CUDA, per model
+CUDA_TARGETS = {(2, 512): {1: 20_000, 64: 200_000}}
 
 
 def vocab_chars() -> list[str]:
@@ -144,6 +150,7 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
         for (layers, hidden), lengths in MODELS.items():
             path = build_checkpoint(Path(tmp), layers, hidden, chars, device)
             trained = load_checkpoint(path, device)
+            stepper = trained.stepper()
             bare = Bare(path, device)
             for songs, (quick_len, full_len) in lengths.items():
                 length = quick_len if quick else full_len
@@ -151,12 +158,14 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
                          f"vocab {len(chars)}, temp 1, {threads} thread{'s' * (threads > 1)}, "
                          f"{device}")
 
-                def songgen_side(r):
+                def songgen_side(r, graphs=True):
+                    stepper.cuda_graphs = graphs
                     common.sync(device)
                     start = common.timer()
                     made = generate(trained, num_songs=songs, length=length, temperature=1.0,
                                     seed=100 + r)
                     seconds = common.timer() - start
+                    stepper.cuda_graphs = True
                     return sum(len(s.text) for s in made) / seconds
 
                 def step_side(r):
@@ -173,11 +182,25 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
                 # Warm-up: the first calls of each shape set up kernels.
                 generate(trained, num_songs=songs, length=20, temperature=1.0, seed=1)
                 bare.step_loop(songs, 20, seed=1)
-                res = common.interleave({"songgen": songgen_side, "step": step_side,
-                                         "window": window_side}, rounds)
-                common.log(f"sample {label}: songgen {common.median(res['songgen']):,.0f}, "
-                           f"step loop {common.median(res['step']):,.0f}, window "
-                           f"{common.median(res['window']):,.0f} chars/s")
+                sides = {"songgen": songgen_side, "step": step_side, "window": window_side}
+                cuda = device.startswith("cuda")
+                if cuda:
+                    sides["eager"] = lambda r: songgen_side(r, graphs=False)
+                    generate(trained, num_songs=songs, length=20, temperature=1.0, seed=1)
+                res = common.interleave(sides, rounds)
+                eager = (f", songgen eager {common.median(res['eager']):,.0f}" if cuda else "")
+                common.log(f"sample {label}: songgen {common.median(res['songgen']):,.0f}"
+                           f"{eager}, step loop {common.median(res['step']):,.0f}, window "
+                           f"{common.median(res['window']):,.0f} chars/s"
+                           + (f"; CUDA graph: {stepper.cuda_graph_error or 'used'}"
+                              if cuda else ""))
+                if cuda:
+                    goal = CUDA_TARGETS.get((layers, hidden), {}).get(songs)
+                    met = None if goal is None else common.median(res["songgen"]) >= goal
+                    rows.append(common.ratio_row(
+                        "sampling chars/s vs songgen's eager step (CUDA graph off)", label,
+                        res["songgen"], res["eager"], "chars/s",
+                        absolute=f">= {goal:,} chars/s" if goal else "", absolute_met=met))
                 rows.append(common.ratio_row("sampling chars/s vs bare step loop", label,
                                              res["songgen"], res["step"], "chars/s",
                                              target=TARGETS[(layers, hidden)][songs]))

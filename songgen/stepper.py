@@ -7,12 +7,21 @@ layer's input projection of every symbol is computed once (a vocabulary x 4*hidd
 the embedding and its matrix multiply become a row lookup), the weights are transposed once,
 and the state lives in buffers that each step updates in place (see StepState). Results equal
 nn.LSTM's up to float rounding (tested).
+
+On CUDA the cost is the other way round: a step is a dozen tiny kernels, and launching them from
+Python takes far longer than running them. There the step is captured once per StepState as a
+CUDA graph (lazily, on its first step) and replayed afterwards: one launch per character. The
+graph's memory is the StepState's own buffers, a static input ids buffer and two static logits
+buffers used in turn (see _Graph for why two, and why handing them out is safe). If capture
+fails, the step stays eager and the reason is kept in `Stepper.cuda_graph_error`.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import warnings
+import weakref
 
 import torch
 
@@ -107,10 +116,33 @@ class Stepper:
                 self.w = [w.t().contiguous() for w in weights]
             self.head_w = model.head.weight.t().contiguous()
             self.head_b = model.head.bias.detach().clone()
+        # CUDA graphs (see _Graph): on by default on CUDA; set False to step eagerly.
+        self._cuda = self.table.is_cuda and not int8
+        self.cuda_graphs = True
+        self.cuda_graph_error: str | None = None  # why capture failed, if it did
+        self._graphs: weakref.WeakKeyDictionary[StepState, _Graph] = weakref.WeakKeyDictionary()
+        self._warm: set[int] = set()  # batch sizes warmed up on the side stream
+        self._stream = self._pool = None
 
     @torch.no_grad()
     def step(self, ids: torch.Tensor, s: StepState) -> torch.Tensor:
-        """Feed one symbol per stream (n,); update `s` in place; return logits (n, vocab)."""
+        """Feed one symbol per stream (n,); update `s` in place; return logits (n, vocab).
+
+        On CUDA the logits may be a graph's output buffer: they keep their values for as long
+        as the caller holds them (or any view of them), see _Graph."""
+        if self._cuda and self.cuda_graphs:
+            graph = self._graphs.get(s)
+            if graph is None:
+                graph = self._capture(ids, s)
+            if graph is not None and ids.shape == graph.ids.shape and ids.device == graph.device:
+                logits = graph.replay(ids)
+                if logits is not None:
+                    return logits
+        return self._step(ids, s)
+
+    def _step(self, ids: torch.Tensor, s: StepState,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+        """The eager step; with `out`, the logits are written there."""
         H = self.hidden
         for l in range(self.layers):
             if l == 0:
@@ -127,4 +159,148 @@ class Stepper:
             torch.sigmoid(pre, out=s.gates)
             c = s.c[l].mul_(s.f).addcmul_(s.i, torch.tanh(pre[:, 2 * H:3 * H]))
             torch.mul(s.o, torch.tanh(c, out=s.tanh_c), out=s.h[l])
-        return torch.addmm(self.head_b, s.h[-1], self.head_w)
+        if out is None:
+            return torch.addmm(self.head_b, s.h[-1], self.head_w)
+        return torch.addmm(self.head_b, s.h[-1], self.head_w, out=out)
+
+    # -- CUDA graphs -----------------------------------------------------------------------
+
+    def _capture(self, ids: torch.Tensor, s: StepState) -> _Graph | None:
+        """Capture `s`'s step (None where it cannot be, or capture failed: eager from then on).
+
+        As PyTorch's CUDA graph notes ask: the first capture for a batch size is preceded by
+        eager warm-up steps on a side stream (cuBLAS sets up its workspace for that stream,
+        lazily loaded kernels get loaded), run on a scratch copy of the state so that `s` is
+        not stepped; capture then happens on that same side stream. Capturing runs nothing,
+        so `s` is untouched until the first replay. Not torch.cuda.graph(): it empties the
+        allocator's cache on every capture, which would cost more than a short song.
+        """
+        if self.cuda_graph_error is not None or not _graphable(ids, s, self.table):
+            return None
+        device, n = self.table.device, ids.shape[0]
+        try:
+            current = torch.cuda.current_stream(device)
+            if self._stream is None:
+                self._stream = torch.cuda.Stream(device)
+                self._pool = torch.cuda.graph_pool_handle()
+            side = self._stream
+            # The static buffers are normal tensors even under inference_mode, so that later
+            # steps outside it may still write them.
+            with torch.inference_mode(False):
+                static_ids = torch.empty(n, dtype=ids.dtype, device=device)
+                outs = [torch.empty(n, self.head_w.shape[1], dtype=self.head_w.dtype,
+                                    device=device) for _ in range(2)]
+            side.wait_stream(current)
+            graphs = []
+            with torch.cuda.stream(side):
+                static_ids.copy_(ids)
+                if n not in self._warm:
+                    layers, hidden = len(s.c), s.c[0].shape[1]
+                    scratch = StepState((s.hs.view(n, layers, hidden).transpose(0, 1),
+                                         torch.stack(s.c)))
+                    for _ in range(2):
+                        self._step(static_ids, scratch)
+                    del scratch
+                    self._warm.add(n)
+                for out in outs:
+                    graphs.append(_record(lambda out=out: self._step(static_ids, s, out=out),
+                                          self._pool))
+            current.wait_stream(side)
+        except Exception as exc:  # noqa: BLE001 - any failure means: stay eager
+            self.cuda_graph_error = f"{type(exc).__name__}: {exc}".strip()
+            try:
+                torch.cuda.current_stream(device).wait_stream(self._stream)
+            except Exception:  # noqa: BLE001
+                pass
+            return None
+        graph = _Graph(static_ids, outs, graphs)
+        self._graphs[s] = graph
+        return graph
+
+
+def _graphable(ids: torch.Tensor, s: StepState, table: torch.Tensor) -> bool:
+    """Whether this step can be a graph: ids (n,) and the state on the weights' GPU, float
+    state of the weights' dtype, and no capture of the caller's own under way."""
+    return (ids.is_cuda and ids.dim() == 1 and ids.device == table.device
+            and s.hs.device == table.device and s.hs.dtype == table.dtype
+            and s.hs.shape[0] == ids.shape[0]
+            and not torch.cuda.is_current_stream_capturing())
+
+
+def _record(body, pool) -> torch.cuda.CUDAGraph:
+    """Capture `body()` on the current (side) stream into a new graph sharing `pool`.
+
+    The pool holds only the step's intermediates (its outputs and state live outside it), and
+    one stepper's graphs replay one after the other on the caller's stream, so they can share
+    it. Python's garbage collector is held off meanwhile, so that no unrelated tensor is freed
+    mid-capture."""
+    graph = torch.cuda.CUDAGraph()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        try:
+            graph.capture_begin(pool=pool, capture_error_mode="thread_local")
+        except TypeError:  # an older PyTorch without the keyword
+            graph.capture_begin(pool)
+        try:
+            body()
+        except BaseException:
+            try:
+                graph.capture_end()
+            except Exception:  # noqa: BLE001 - the body's error is the one to report
+                pass
+            raise
+        graph.capture_end()
+    finally:
+        if collecting:
+            gc.enable()
+    return graph
+
+
+# The strong reference count of a storage (what torch.compile's CUDA graph trees use to know
+# whether an output is still held); None in a PyTorch without it, and then outputs are copied.
+_use_count = getattr(torch._C, "_storage_Use_Count", None)
+
+
+class _Graph:
+    """One StepState's step, captured twice: the same work, the logits written to buffer 0 or
+    to buffer 1.
+
+    Why two, and why it is safe to hand a buffer out: the caller gets a fresh tensor object on
+    a buffer (a detached alias) and may keep it, or views of it, for as long as it likes. Each
+    alias or view holds the buffer's storage, so the storage's reference count tells whether
+    anyone outside still does. A step replays the graph of a buffer nobody holds; when both
+    are held, it returns None and the caller steps eagerly into fresh memory. So values the
+    caller holds are never overwritten. sample._steps holds the previous step's logits when it
+    asks for the next (`logits = stepper.step(chosen, layers)` rebinds them only afterwards)
+    and nothing older, so it alternates between the two buffers with no copy and never falls
+    back; a caller that keeps every step's logits (a list) gets correct values too, at eager
+    speed after the first two steps, and one that clones them keeps graph speed.
+    """
+
+    __slots__ = ("ids", "device", "outs", "graphs", "storages", "free", "turn")
+
+    def __init__(self, ids: torch.Tensor, outs: list[torch.Tensor],
+                 graphs: list[torch.cuda.CUDAGraph]):
+        self.ids, self.device, self.outs, self.graphs = ids, ids.device, outs, graphs
+        self.turn = 0
+        if _use_count is not None:
+            self.storages = [out.untyped_storage()._cdata for out in outs]
+            # The count with no alias handed out: the buffers' own references only.
+            self.free = [_use_count(storage) for storage in self.storages]
+
+    def replay(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """One step from `ids` (n,); the logits, or None when both buffers are still held."""
+        if _use_count is None:
+            self.ids.copy_(ids)
+            self.graphs[0].replay()
+            return self.outs[0].clone()
+        k = self.turn
+        if _use_count(self.storages[k]) > self.free[k]:
+            k = 1 - k
+            if _use_count(self.storages[k]) > self.free[k]:
+                return None
+        self.ids.copy_(ids)
+        self.graphs[k].replay()
+        self.turn = 1 - k
+        return self.outs[k].detach()

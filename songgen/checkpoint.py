@@ -10,6 +10,7 @@ and `Checkpoint.from_dict` are the only places that know its keys.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pickle
 import re
@@ -24,8 +25,8 @@ import torch
 
 from . import __version__
 from .config import ModelConfig, TrainConfig
-from .errors import (CheckpointError, ExistingRun, SonggenError, SonggenWarning,
-                     UnreadableCheckpoint)
+from .errors import (CheckpointError, DamagedCheckpoint, ExistingRun, SonggenError,
+                     SonggenWarning, UnreadableCheckpoint)
 
 FORMAT = "songgen-checkpoint"
 VERSION = 1
@@ -59,8 +60,12 @@ class Checkpoint:
     bad_evals: int = 0                      # evaluations since the best one
     history: list[dict] = field(default_factory=list)  # the last 200 evaluations
     elapsed: float = 0.0                    # seconds of training, resumes included
+    init_from: dict | None = None           # a fine-tuned run's base: path, step, fingerprint
     songgen_version: str = __version__
     version: int = VERSION
+    # Set when read from a file: the checksum it carried, verified (None: written before
+    # checkpoints had one).
+    checksum: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -73,7 +78,7 @@ class Checkpoint:
             "position": self.position, "stream_state": self.stream_state,
             "start_state": self.start_state, "rng": self.rng,
             "best_val_loss": self.best_val_loss, "bad_evals": self.bad_evals,
-            "history": self.history, "elapsed": self.elapsed,
+            "history": self.history, "elapsed": self.elapsed, "init_from": self.init_from,
         }
 
     @classmethod
@@ -83,6 +88,10 @@ class Checkpoint:
         model_config = _check_model(state, path)
         values = {f.name: state[f.name] for f in fields(cls) if f.name in state}
         values.pop("version", None)
+        if not isinstance(values.get("init_from"), (dict, type(None))):
+            values["init_from"] = None
+        if not isinstance(values.get("checksum"), (str, type(None))):
+            values["checksum"] = None
         values["model_config"] = model_config
         problem = _check_record(state)
         if problem:
@@ -111,15 +120,49 @@ class Checkpoint:
             "training": None if self.train_config is None else self.train_config.to_dict(),
             "vocab_size": len(self.vocab), "step": self.step, "epoch": self.epoch,
             "best_val_loss": self.best_val_loss, "corpus": self.corpus,
-            "corpus_fingerprint": self.fingerprint, "history": self.history,
+            "corpus_fingerprint": self.fingerprint, "init_from": self.init_from,
+            "checksum": self.checksum, "history": self.history,
         }
 
 
 def save(checkpoint: Checkpoint, path: str | Path) -> None:
     """Write a checkpoint atomically: a crash at any instant leaves either the old file or the
-    new one, never a torn one."""
+    new one, never a torn one. It carries a checksum of its contents, which `load` verifies."""
     state = checkpoint.to_dict()
+    state["checksum"] = content_checksum(state)
     write_atomically(path, lambda f: torch.save(state, f))
+
+
+def content_checksum(state: dict) -> str:
+    """SHA-256 of everything a checkpoint dict holds but its own checksum: every tensor's
+    dtype, shape and bytes, and every other value, walked in a fixed order (sorted keys).
+
+    torch.load does not check the zip archive's CRCs, so without this a flipped bit in a
+    weight loads silently as a different weight."""
+    digest = hashlib.sha256()
+    _digest_value(digest, {k: v for k, v in state.items() if k != "checksum"})
+    return "sha256:" + digest.hexdigest()
+
+
+def _digest_value(digest, value, depth: int = 0) -> None:
+    if depth > 32:  # a real checkpoint nests a few levels; a damaged pickle can loop
+        raise ValueError("the checkpoint's contents nest too deep")
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{flat.dtype}{tuple(value.shape)}:".encode())
+        if flat.numel():
+            digest.update(memoryview(flat.view(torch.uint8).numpy()))
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}:".encode())
+        for key in sorted(value, key=repr):
+            digest.update(f"{key!r}=".encode())
+            _digest_value(digest, value[key], depth + 1)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)}:".encode())
+        for item in value:
+            _digest_value(digest, item, depth + 1)
+    else:  # str, int, float (repr is exact), bool, None
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
 
 
 def load(path: str | Path) -> Checkpoint:
@@ -135,7 +178,19 @@ def load(path: str | Path) -> Checkpoint:
     if path.stat().st_size == 0:
         raise UnreadableCheckpoint(f"{path} is empty (0 bytes), not a checkpoint; it may be from "
                                    "an interrupted copy")
-    return Checkpoint.from_dict(_read_dict(path), path)
+    state = _read_dict(path)
+    _check_header(state, path)  # a newer format may checksum differently: say so first
+    if "checksum" in state:
+        try:
+            found = content_checksum(state)
+        except ValueError as exc:
+            raise UnreadableCheckpoint(f"{path} is damaged or not a checkpoint ({exc})") from None
+        if state["checksum"] != found:
+            raise DamagedCheckpoint(
+                f"{path} is damaged: its contents do not match the checksum saved with it (a "
+                "disk, memory or copy error); use another checkpoint (a run's folder also keeps "
+                "best.pt and step-N.pt)", what=f"{path} is damaged (checksum mismatch)")
+    return Checkpoint.from_dict(state, path)
 
 
 def _read_dict(path: Path, mmap: bool = False):
@@ -325,6 +380,34 @@ def load_checkpoint(path: str | Path | None = None, device: str = "auto") -> Tra
             raise
         warnings.warn(f"{exc}; using {rest[0]} instead", SonggenWarning)
         return Trained(rest[0], load(rest[0]), resolve_device(device))
+
+
+def info(path: str | Path | None = None) -> dict:
+    """What `songgen info` shows. For a file, its summary. For a run folder (default:
+    checkpoints/), the run: its latest checkpoint (last.pt), with the best one (best.pt) beside
+    it; a file of the run that cannot be used is named in `problems`."""
+    path = Path(path or "checkpoints")
+    if not path.is_dir():
+        return load(path).summary(path)
+    found, problems = {}, []
+    for name in ("last.pt", "best.pt"):
+        if (path / name).exists():
+            try:
+                found[name] = load(path / name)
+            except CheckpointError as exc:
+                problems.append(str(exc))
+    if not found:
+        if problems:
+            raise CheckpointError(problems[0])
+        _candidates(path)  # raises: no checkpoint in the folder
+    name, latest = next(iter(found.items()))
+    summary = latest.summary(path / name)
+    summary["run"] = str(path)
+    best = found.get("best.pt")
+    summary["best_checkpoint"] = None if best is None else {
+        "checkpoint": str(path / "best.pt"), "step": best.step, "val_loss": best.best_val_loss}
+    summary["problems"] = problems
+    return summary
 
 
 # -- writing files safely --------------------------------------------------------------------

@@ -151,8 +151,19 @@ def describe(summary: dict) -> str:
     from .progress import describe_loss
 
     m, t = summary["model"], summary["training"] or {}
-    lines = [
+    lines = []
+    if "run" in summary:
+        best = summary["best_checkpoint"]
+        lines.append(f"run          {summary['run']}: latest step {summary['step']:,}" + (
+            f", best at step {best['step']:,} ({describe_loss(best['val_loss'])})" if best
+            else ", no best.pt"))
+        lines += [f"problem      {problem}" for problem in summary["problems"]]
+    integrity = ("intact (its checksum matches its contents)" if summary["checksum"] else
+                 "not checked: written before checkpoints carried a checksum")
+    base = summary["init_from"]
+    lines += [
         f"checkpoint   {summary['checkpoint']}",
+        f"integrity    {integrity}",
         f"model        {m['layers']}x{m['hidden_size']} LSTM, embedding {m['embed_dim']}, "
         f"dropout {m['dropout']}, vocabulary {summary['vocab_size']}",
         f"corpus       {summary['corpus'] or 'not recorded'} (fingerprint "
@@ -161,6 +172,9 @@ def describe(summary: dict) -> str:
         f"{t.get('batch_size')} x seq {t.get('seq_len')}, lr {t.get('lr')}",
         f"best val     {describe_loss(summary['best_val_loss'])}",
     ]
+    if base:
+        lines.append(f"fine-tuned   from {base.get('path')} (step {base.get('step')}, trained "
+                     f"on {base.get('corpus') or 'an unrecorded corpus'})")
     history = summary["history"]
     if history:
         lines.append("history      step     train    val (nats/char)")
@@ -455,10 +469,9 @@ def eval_command(text, checkpoint, skip_unknown, device, as_json):
 @json_option
 @library_call
 def info(checkpoint, as_json):
-    """Show what CHECKPOINT holds [default: checkpoints/best.pt, else last.pt]."""
-    from .checkpoint import find_default, load
+    """Show what CHECKPOINT holds, and whether it is intact; for a run folder [default:
+    checkpoints], the run: its latest step and its best."""
+    from .checkpoint import info as checkpoint_info
 
-    path = find_default(checkpoint or "checkpoints") if not checkpoint or os.path.isdir(
-        checkpoint) else checkpoint
-    summary = load(path).summary(path)
+    summary = checkpoint_info(checkpoint)
     click.echo(json.dumps(summary, indent=2) if as_json else describe(summary))

@@ -29,6 +29,10 @@ class UnreadableCheckpoint(CheckpointError):
     """A file that cannot be read as a checkpoint: damaged, truncated, or something else."""
 
 
+class DamagedCheckpoint(UnreadableCheckpoint):
+    """A checkpoint whose contents do not match the checksum it was saved with."""
+
+
 class ExistingRun(CheckpointError):
     """A new run was asked for in a folder that already holds one."""
 

@@ -252,6 +252,11 @@ class Run:
             say(f"validation scores {VAL_CHARS:,} of its {len(corpus.val):,} characters, in "
                 "stretches spread evenly over it", quiet)
         self.base, self.base_path = base, base_path
+        # A fine-tuned run remembers the model it came from, across its resumes too.
+        self.init_from = resume_from.init_from if resume_from is not None else None
+        if base is not None:
+            self.init_from = {"path": str(Path(base_path).resolve()), "step": base.step,
+                              "fingerprint": base.fingerprint, "corpus": base.corpus}
         self.model = CharLSTM(model_config).to(device)
         self.net: torch.nn.Module | None = None  # what a step calls: the model, or DDP around it
         self.rollbacks = 0
@@ -353,7 +358,8 @@ class Run:
             scaler_state=self.scaler.state_dict() if self.scaler.is_enabled() else None,
             step=self.step, epoch=self.epoch, position=self.position, stream_state=stream,
             start_state=[t.cpu() for t in start], rng=rng, best_val_loss=self.best_val,
-            bad_evals=self.bad_evals, history=self.history, elapsed=elapsed)
+            bad_evals=self.bad_evals, history=self.history, elapsed=elapsed,
+            init_from=self.init_from)
 
     # -- the loop ------------------------------------------------------------------------------
 

@@ -180,6 +180,11 @@ def train(ctx, text, resume, init_from, quiet, **options):
               help="With --max-copy: how many times to write a copying song again.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=str),
               help="Write the songs (or JSON) to this new file instead of stdout.")
+@click.option("--shape", default="song", show_default=True,  # [shape hook]
+              type=click.Choice(["song", "auto", "free"]),
+              help="song (or auto): keep each song shaped like the training songs (a title and "
+              "the blank line after it, stanzas, an ending within their lengths); free: let the "
+              "model run unguided.")
 @device_option
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "fp32", "int8"]),

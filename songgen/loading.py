@@ -21,6 +21,7 @@ import torch
 from .corpus import (EOS, SONG_BREAK, UTF16_BOMS, Vocab, check_memory, clean_songs,
                      decode_text, describe_chars, id_dtype, split_songs, text_files, title_key)
 from .errors import CorpusError, SonggenWarning
+from .shape import ShapeMeter, SongShape
 
 READ_BYTES = 1 << 22  # bytes of a file read at a time
 # Peak memory while loading: the encoded corpus (up to the file size before it is trimmed) plus
@@ -40,6 +41,7 @@ class Corpus:
     songs: int
     fingerprint: str
     source: str = ""  # the file or folder it was read from
+    shape: SongShape | None = None  # [shape hook] what its songs look like (songgen/shape.py)
 
     @property
     def chars(self) -> int:
@@ -86,7 +88,8 @@ def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = N
                       "blank lines so that the model learns where a song ends", SonggenWarning)
     cut = _validation_cut(encoder, data, vocab, val_frac)
     return Corpus(vocab=vocab, train=data[:cut], val=data[cut:], songs=len(encoder.sizes),
-                  fingerprint=found, source=str(Path(path).resolve()))
+                  fingerprint=found, source=str(Path(path).resolve()),
+                  shape=encoder.shape.shape())  # [shape hook]
 
 
 def _songs(path: Path):
@@ -182,10 +185,12 @@ class _Encoder:
         self.last_title: str | None = None
         self.unknown: list[str] = []  # characters a fixed vocabulary lacks
         self.digest = hashlib.sha256()
+        self.shape = ShapeMeter()     # [shape hook] titles, stanzas, lines, song lengths
 
     def add(self, songs: list[str]) -> None:
         if not songs:
             return
+        self.shape.add(songs)  # [shape hook]
         for song in songs:
             self.sizes.append(len(song) + 1)
             title = title_key(song)
@@ -197,6 +202,7 @@ class _Encoder:
             part = text[start:start + READ_BYTES]
             self.digest.update(part.encode("utf-8", "surrogatepass"))
             codes = np.frombuffer(part.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            self.shape.add_codes(codes)  # [shape hook] line lengths
             ids = self.table[codes]
             if ids.min() < 0:
                 self._learn(np.unique(codes[ids < 0]))

@@ -27,7 +27,9 @@ def song_record(song, trained, options) -> dict:
             "temperature": options["temperature"], "top_k": options["top_k"],
             "top_p": options["top_p"], "checkpoint": str(trained.path), "step": trained.step,
             "longest_copy": None if song.copy is None else song.copy.length,
-            "longest_copy_text": None if song.copy is None else song.copy.text}
+            "longest_copy_text": None if song.copy is None else song.copy.text,
+            # [shape hook] how the song was shaped and what shape it has
+            "shape": {"mode": song.shape, "guided_end": song.guided_end, **song.form}}
 
 
 def write_new_file(path: str, text: str) -> None:

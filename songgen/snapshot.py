@@ -67,6 +67,8 @@ class Snapshots:
                                                            self.device)],
             "rng": rng, "best_val_loss": self.best_val,
             "bad_evals": self.bad_evals, "history": self.history, "elapsed": elapsed,
+            # [shape hook] the corpus's song shape (songgen/shape.py), plain numbers and lists
+            "shape": None if self.corpus.shape is None else self.corpus.shape.to_dict(),
         }
 
     def _restore(self, saved: dict) -> None:

@@ -18,6 +18,8 @@ class Song:
     bits_per_char: float    # the model's own surprise at what it wrote (temperature 1)
     copy: Copy | None = None  # longest passage copied from the corpus, when checked
     number: int = 1           # its place among the songs asked for (a left-out one leaves a gap)
+    shape: str = "free"       # [shape hook] "song": steered by the corpus's shape; "free": not
+    guided_end: bool = False  # [shape hook] the end came where the shape steered it
 
     @property
     def chars(self) -> int:
@@ -26,6 +28,13 @@ class Song:
     @property
     def ended(self) -> bool:
         return self.stop == "end"
+
+    @property
+    def form(self) -> dict:
+        """[shape hook] title line, blank line after it, stanzas and lyric lines."""
+        from .shape import song_form
+
+        return song_form(self.text)
 
 
 def title_of(text: str) -> str | None:
@@ -45,6 +54,8 @@ class SongBatch:
         self.lines = [0] * n             # lyric lines finished so far
         self.seen = [0] * n              # all lines finished so far
         self.current = [""] * n          # the line being written
+        self.shape = "free"              # [shape hook] set by the sampler, with:
+        self.guided = [False] * n        # whether each song ended where the shape steered it
         for i in range(n):
             for c in prime:
                 self._count_line(i, c)
@@ -97,5 +108,6 @@ class SongBatch:
                 text = text.rstrip("\n")
             bpc = self.nats[i] / math.log(2) / max(self.scored[i], 1)
             out.append(Song(text, title_of(text), seed, self.stop[i] or "length", bpc,
-                            number=i + 1))
+                            number=i + 1, shape=self.shape,
+                            guided_end=self.stop[i] == "end" and self.guided[i]))
         return out

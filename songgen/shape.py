@@ -13,8 +13,8 @@ it through the logits, never by editing text:
 - a song may not end (end-of-song symbol) mid-line, before the corpus's 5th percentile of
   characters, or before it has two stanzas (fewer where the corpus's songs have fewer);
 - from the corpus's 95th percentile less two typical stanzas, the song ends at the next line
-  end that completes a stanza as long as the one before it; from the 95th percentile, at the
-  next line end (the model's own line end in both cases: the probability of a line break moves to
+  end that completes a stanza as long as the one before it; from the 95th percentile less a
+  line, at the next line end (the model's own line end in both cases: the probability of a line break moves to
   the end-of-song symbol);
 - a stanza that runs far past the corpus's stanza lengths (its 99th percentile of lines) is
   closed with a blank line at the next line end, a line that runs far past the corpus's lines
@@ -258,7 +258,7 @@ class ShapeGuide:
         stanza_chars = shape.q("stanza_chars", 0.5) or 200
         # Song length: no end before the 5th percentile or two stanzas; steered to an end
         # from the 95th percentile less two typical stanzas, at the next line end from the
-        # 95th. `length` (the hard cap) is kept clear by a line when it comes first.
+        # 95th less a line. `length` (the hard cap) is kept clear by a line when it comes first.
         self.min_stanzas = 2
         last_call = max(1, length - self.line_limit - 1)
         if shape.has_song_lengths:
@@ -266,7 +266,10 @@ class ShapeGuide:
             stanzas5, stanzas50 = shape.q("stanzas", 0.05), shape.q("stanzas", 0.5)
             self.min_stanzas = max(1, min(max(2, stanzas5), stanzas50))
             self.min_chars = shape.q("song_chars", 0.05)
-            self.hard_end = min(shape.q("song_chars", 0.95), last_call)
+            # Less a line, so that the line being written when it comes still ends in range.
+            line95 = shape.q("line_chars", 0.95) or 0
+            self.hard_end = max(self.min_chars,
+                                min(shape.q("song_chars", 0.95) - line95, last_call))
         else:  # one long text: run to the length asked for and end there at a line end
             self.min_chars = 0
             self.hard_end = last_call

@@ -61,6 +61,7 @@ class Checkpoint:
     history: list[dict] = field(default_factory=list)  # the last 200 evaluations
     elapsed: float = 0.0                    # seconds of training, resumes included
     init_from: dict | None = None           # a fine-tuned run's base: path, step, fingerprint
+    shape: dict | None = None               # the corpus's song shape (shape.SongShape.to_dict)
     songgen_version: str = __version__
     version: int = VERSION
     # Set when read from a file: the checksum it carried, verified (None: written before
@@ -79,6 +80,7 @@ class Checkpoint:
             "start_state": self.start_state, "rng": self.rng,
             "best_val_loss": self.best_val_loss, "bad_evals": self.bad_evals,
             "history": self.history, "elapsed": self.elapsed, "init_from": self.init_from,
+            "shape": self.shape,
         }
 
     @classmethod
@@ -88,8 +90,9 @@ class Checkpoint:
         model_config = _check_model(state, path)
         values = {f.name: state[f.name] for f in fields(cls) if f.name in state}
         values.pop("version", None)
-        if not isinstance(values.get("init_from"), (dict, type(None))):
-            values["init_from"] = None
+        for name in ("init_from", "shape"):  # optional records: a damaged one is dropped
+            if not isinstance(values.get(name), (dict, type(None))):
+                values[name] = None
         if not isinstance(values.get("checksum"), (str, type(None))):
             values["checksum"] = None
         values["model_config"] = model_config

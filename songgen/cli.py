@@ -133,7 +133,8 @@ def song_record(song, trained, options) -> dict:
             "temperature": options["temperature"], "top_k": options["top_k"],
             "top_p": options["top_p"], "checkpoint": str(trained.path), "step": trained.step,
             "longest_copy": None if song.copy is None else song.copy.length,
-            "longest_copy_text": None if song.copy is None else song.copy.text}
+            "longest_copy_text": None if song.copy is None else song.copy.text,
+            "shape": {"mode": song.shape, "guided_end": song.guided_end, **song.form}}
 
 
 def write_new_file(path: str, text: str) -> None:
@@ -358,6 +359,11 @@ def train(ctx, text, resume, init_from, quiet, **options):
               help="With --max-copy: how many times to write a copying song again.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=str),
               help="Write the songs (or JSON) to this new file instead of stdout.")
+@click.option("--shape", default="song", show_default=True,
+              type=click.Choice(["song", "auto", "free"]),
+              help="song (or auto): keep each song shaped like the training songs (a title and "
+              "the blank line after it, stanzas, an ending within their lengths); free: let the "
+              "model run unguided.")
 @device_option
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "fp32", "int8"]),

@@ -18,6 +18,7 @@ from .config import MAX_LENGTH, MAX_SONGS, MAX_TEMPERATURE
 from .copycheck import Copy, CopyIndex
 from .errors import ConfigError, SonggenWarning
 from .lyrics import EOS, describe_chars, is_title_line, normalise, title_line, title_of
+from .shape import ShapeGuide, resolve as resolve_shape
 from .stepper import StepState
 
 _TINY = torch.finfo(torch.float32).tiny
@@ -32,6 +33,8 @@ class Song:
     bits_per_char: float    # the model's own surprise at what it wrote (temperature 1)
     copy: Copy | None = None  # longest passage copied from the corpus, when checked
     number: int = 1           # its place among the songs asked for (a left-out one leaves a gap)
+    shape: str = "free"       # "song": steered by the corpus's shape; "free": not
+    guided_end: bool = False  # the end came where the shape steered it
 
     @property
     def chars(self) -> int:
@@ -40,6 +43,13 @@ class Song:
     @property
     def ended(self) -> bool:
         return self.stop == "end"
+
+    @property
+    def form(self) -> dict:
+        """Title line, blank line after it, stanzas and lyric lines."""
+        from .shape import song_form
+
+        return song_form(self.text)
 
 
 class SongBatch:
@@ -54,6 +64,8 @@ class SongBatch:
         self.lines = [0] * n             # lyric lines finished so far
         self.seen = [0] * n              # all lines finished so far
         self.current = [""] * n          # the line being written
+        self.shape = "free"              # set by the sampler, with:
+        self.guided = [False] * n        # whether each song ended where the shape steered it
         for i in range(n):
             for c in prime:
                 self._count_line(i, c)
@@ -106,7 +118,8 @@ class SongBatch:
                 text = text.rstrip("\n")
             bpc = self.nats[i] / math.log(2) / max(self.scored[i], 1)
             out.append(Song(text, title_of(text), seed, self.stop[i] or "length", bpc,
-                            number=i + 1))
+                            number=i + 1, shape=self.shape,
+                            guided_end=self.stop[i] == "end" and self.guided[i]))
         return out
 
 
@@ -167,10 +180,12 @@ def _check(trained: Trained, prime: str, num_songs: int, temperature: float, top
 
 @torch.inference_mode()
 def _steps(trained: Trained, n: int, prime: str, temperature: float, top_k: int, top_p: float,
-           length: int, gen: torch.Generator, precision: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+           length: int, gen: torch.Generator, precision: str,
+           guide: ShapeGuide | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield, per generated position, the chosen ids (n,) and their log-probabilities (n,).
 
-    The LSTM state is carried: each step feeds one character, never the window again.
+    The LSTM state is carried: each step feeds one character, never the window again. With a
+    `guide`, the song's shape steers the choice (the log-probabilities stay the model's own).
     """
     model, device = trained.model, trained.device
     # Start after an end-of-song symbol, as every song in training did, then read the prime
@@ -184,12 +199,15 @@ def _steps(trained: Trained, n: int, prime: str, temperature: float, top_k: int,
     for _ in range(length - len(prime)):
         # Sample from the reshaped distribution; score with the model's own one.
         logp = torch.log_softmax(logits, dim=-1)
+        scores = logits if guide is None else guide.steer(logits)
         if temperature == 0:
-            chosen = logits.argmax(dim=-1)
+            chosen = scores.argmax(dim=-1)
         elif top_k or top_p < 1:
-            chosen = draw(filter_logits(logits / temperature, top_k, top_p), gen)
+            chosen = draw(filter_logits(scores / temperature, top_k, top_p), gen)
         else:
-            chosen = draw(logits, gen, temperature)
+            chosen = draw(scores, gen, temperature)
+        if guide is not None:
+            guide.update(chosen)
         yield chosen, logp.gather(1, chosen[:, None]).squeeze(1)
         logits = stepper.step(chosen, layers)
 
@@ -202,40 +220,61 @@ def _generator(seed: int | None, device: torch.device) -> tuple[torch.Generator,
 
 
 def _write(trained: Trained, batch: SongBatch, prime: str, temperature: float, top_k: int,
-           top_p: float, length: int, gen: torch.Generator,
-           precision: str) -> Iterator[list[str | None]]:
+           top_p: float, length: int, gen: torch.Generator, precision: str,
+           shape: str = "auto") -> Iterator[list[str | None]]:
     """Run the model until every song of `batch` has stopped; yield each step's new characters."""
     if batch.finished:
         return
     n = len(batch.stop)
+    # The checkpoint's song shape steers sampling unless shape="free".
+    guide = _guide(trained, shape, n, length, prime)
+    batch.shape = "free" if guide is None else "song"
     for chosen, logp in _steps(trained, n, prime, temperature, top_k, top_p, length, gen,
-                               precision):
+                               precision, guide):
         yield batch.add(chosen.tolist(), logp.tolist())
         if batch.finished:
-            return
+            break
+    if guide is not None:
+        batch.guided = guide.guided.tolist()
+
+
+def _guide(trained: Trained, shape: str, n: int, length: int, prime: str) -> ShapeGuide | None:
+    """The shape guide for `n` songs, having read `prime`; None to sample freely (asked for,
+    or a checkpoint without a recorded shape or without line breaks)."""
+    song_shape = resolve_shape(shape, trained.checkpoint.shape)
+    if song_shape is None or "\n" not in trained.vocab.index:
+        return None
+    guide = ShapeGuide(song_shape, trained.vocab.chars, n, trained.device, length)
+    guide.feed(trained.vocab.encode(prime).tolist())
+    return guide
 
 
 def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int = 1,
              temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0, prime: str = "",
              length: int = 3000, max_lines: int | None = None, seed: int | None = None,
              device: str = "auto", precision: str = "auto", copy_index: CopyIndex | None = None,
-             max_copy: int | None = None, retries: int = 5) -> list[Song]:
+             max_copy: int | None = None, retries: int = 5, shape: str = "auto") -> list[Song]:
     """Write `num_songs` songs at once (one batch of parallel LSTM streams).
 
     Each song starts with `prime` and ends at the model's end-of-song symbol, after `max_lines`
     lines of lyrics, or at `length` characters. The same seed and options give the same songs.
     With `copy_index`, each song reports its longest passage copied from the corpus; with
     `max_copy` too, songs copying more than that many characters are written again, up to
-    `retries` times, and left out (with a warning) if they still copy.
+    `retries` times, and left out (with a warning) if they still copy. `shape`: "auto" (or
+    "song") keeps each song shaped like the corpus's songs (a title, stanzas, an ending in the
+    corpus's range of lengths; see songgen/shape.py) where the checkpoint recorded their shape;
+    "free" samples without it.
     """
     trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
     _check(trained, prime, num_songs, temperature, top_k, top_p, length)
+    resolve_shape(shape, None)  # an unknown shape is refused before any work
     gen, seed = _generator(seed, trained.device)
     results: list[Song | None] = [None] * num_songs
     pending = list(range(num_songs))
     for attempt in range(retries + 1):
         batch = SongBatch(len(pending), prime, trained.vocab.chars, max_lines)
-        for _ in _write(trained, batch, prime, temperature, top_k, top_p, length, gen, precision):
+        for _ in _write(trained, batch, prime, temperature, top_k, top_p, length, gen, precision,
+                        shape):
             pass
         rejected = []
         for index, song in zip(pending, batch.songs(seed)):
@@ -261,16 +300,17 @@ def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int =
 def stream(checkpoint: str | Path | Trained | None = None, *, temperature: float = 0.8,
            top_k: int = 0, top_p: float = 1.0, prime: str = "", length: int = 3000,
            max_lines: int | None = None, seed: int | None = None, device: str = "auto",
-           precision: str = "auto") -> Iterator[str]:
+           precision: str = "auto", shape: str = "auto") -> Iterator[str]:
     """One song, yielded a character at a time as it is generated (the prime comes first).
 
     Gives the same song as `generate` with the same seed and options."""
     trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
     _check(trained, prime, 1, temperature, top_k, top_p, length)
+    resolve_shape(shape, None)
     gen, _ = _generator(seed, trained.device)
     batch = SongBatch(1, prime, trained.vocab.chars, max_lines)
     written = (new[0] for new in _write(trained, batch, prime, temperature, top_k, top_p,
-                                        length, gen, precision) if new[0] is not None)
+                                        length, gen, precision, shape) if new[0] is not None)
     # Line ends are held back until more text follows: a song cut after its last allowed line
     # ends without them, as in `generate`.
     held = ""

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .errors import CorpusError, SonggenWarning
+from .shape import ShapeMeter, SongShape
 
 # End-of-song marker inside joined text. NUL never survives reading (binary files are refused),
 # so it cannot collide with a character of the lyrics. It is vocabulary index 0.
@@ -454,6 +455,7 @@ class Corpus:
     songs: int
     fingerprint: str
     source: str = ""  # the file or folder it was read from
+    shape: SongShape | None = None  # what its songs look like: titles, stanzas, lengths
 
     @property
     def chars(self) -> int:
@@ -493,7 +495,8 @@ def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = N
                       "blank lines so that the model learns where a song ends", SonggenWarning)
     cut = _validation_cut(encoder, data, vocab, val_frac)
     return Corpus(vocab=vocab, train=data[:cut], val=data[cut:], songs=len(encoder.sizes),
-                  fingerprint=found, source=str(Path(path).resolve()))
+                  fingerprint=found, source=str(Path(path).resolve()),
+                  shape=encoder.shape.shape())
 
 
 class _Encoder:
@@ -512,10 +515,12 @@ class _Encoder:
         self.last_title: str | None = None
         self.unknown: list[str] = []  # characters a fixed vocabulary lacks
         self.digest = hashlib.sha256()
+        self.shape = ShapeMeter()     # titles, stanzas, lines, song lengths
 
     def add(self, songs: list[str]) -> None:
         if not songs:
             return
+        self.shape.add(songs)
         for song in songs:
             self.sizes.append(len(song) + 1)
             title = title_key(song)
@@ -526,6 +531,7 @@ class _Encoder:
         # In slices: a file without song breaks is one piece as long as the file.
         for start in range(0, len(text), READ_BYTES):
             codes = _codes(text[start:start + READ_BYTES])
+            self.shape.add_codes(codes)  # line lengths
             ids = self.table[codes]
             if ids.min() < 0:
                 self._learn(np.unique(codes[ids < 0]))

@@ -359,7 +359,8 @@ class Run:
             step=self.step, epoch=self.epoch, position=self.position, stream_state=stream,
             start_state=[t.cpu() for t in start], rng=rng, best_val_loss=self.best_val,
             bad_evals=self.bad_evals, history=self.history, elapsed=elapsed,
-            init_from=self.init_from)
+            init_from=self.init_from,
+            shape=None if self.corpus.shape is None else self.corpus.shape.to_dict())
 
     # -- the loop ------------------------------------------------------------------------------
 

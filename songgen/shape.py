@@ -1,0 +1,368 @@
+"""The shape of a song: measured from the corpus while it is read, kept in the checkpoint, and
+used while sampling to keep every song shaped like the corpus's songs.
+
+A small character model writes good lines but cannot hold a song's plan: it forgets the blank
+line after the title, runs a stanza on for forty lines, or never ends. The sampler can hold the
+plan. `ShapeMeter` measures, song by song as the corpus streams in, how long titles, lines,
+stanzas and songs are; `SongShape` is the result (plain numbers and lists, so a checkpoint
+holding it still loads with `torch.load(weights_only=True)`). `ShapeGuide` steers sampling with
+it through the logits, never by editing text:
+
+- a song of a titled corpus starts with "# ", its title line closes before it is longer than
+  the corpus's titles (99th percentile), and the blank line after it is always written;
+- a song may not end (end-of-song symbol) mid-line, before the corpus's 5th percentile of
+  characters, or before it has two stanzas (fewer where the corpus's songs have fewer);
+- from the corpus's 95th percentile less two typical stanzas, the song ends at the next line
+  end that completes a stanza as long as the one before it; from the 95th percentile less a
+  line, at the next line end (the model's own line end in both cases: the probability of a line break moves to
+  the end-of-song symbol);
+- a stanza that runs far past the corpus's stanza lengths (its 99th percentile of lines) is
+  closed with a blank line at the next line end, a line that runs far past the corpus's lines
+  (twice the 99th percentile) is ended, and two blank lines in a row, which would mean a song
+  break, are never written inside a song.
+
+Everywhere else the model's own choice stands. The guide's per-song state is a few (n,) integer
+tensors on the model's device, updated with tensor operations from the chosen ids, so it adds
+no host synchronisation per character and works the same for one song or a batch, with any
+temperature, top-k or top-p, and reproducibly with a seed.
+
+A corpus without enough songs for a length distribution (a play read as one song, such as
+tinyshakespeare.txt; fewer than MIN_SONGS songs) gets no song-length rules: its samples run to
+the length asked for and end there at a line end (after a complete stanza where one comes in
+the last stretch) instead of mid-line. A corpus without the `# Title` convention gets no title
+rules. A checkpoint without a recorded shape samples freely, as before.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from array import array
+
+import numpy as np
+import torch
+
+SHAPE_VERSION = 1
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
+MIN_SONGS = 20          # fewer songs than this: no song-length distribution worth enforcing
+_HIST = 4096            # line lengths above this are counted as this
+_BLANKS = re.compile(r"\n(?:[ \t]*\n)+")   # one or more blank lines: a stanza break
+SHAPES = ("auto", "song", "free")          # auto = song: shaped where the checkpoint has a shape
+
+
+def _quantiles(values) -> list[int] | None:
+    """The QUANTILES of integer `values` (the smallest value with at least that share at or
+    below it), or None for no values."""
+    data = np.sort(np.asarray(values, dtype=np.int64))
+    if len(data) == 0:
+        return None
+    idx = [min(len(data) - 1, max(0, math.ceil(q * len(data)) - 1)) for q in QUANTILES]
+    return [int(data[i]) for i in idx]
+
+
+def _hist_quantiles(hist: np.ndarray) -> list[int] | None:
+    total = int(hist.sum())
+    if total == 0:
+        return None
+    cum = np.cumsum(hist)
+    return [int(np.searchsorted(cum, max(1, math.ceil(q * total)))) for q in QUANTILES]
+
+
+class ShapeMeter:
+    """Measures songs as the corpus streams through the encoder: `add(songs)` with each list
+    of songs, `add_codes(codes)` with their code points (joined by end-of-song symbols, NUL),
+    in pieces. Holds one number per song and per stanza, and a histogram of line lengths."""
+
+    def __init__(self):
+        self.song_chars = array("q")
+        self.stanzas = array("i")       # stanzas of each song (title not counted)
+        self.stanza_lines = array("i")  # lines of each stanza
+        self.stanza_chars = array("i")  # characters of each stanza
+        self.title_chars = array("i")   # characters of each title line, "# " included
+        self.title_blank = 0            # titled songs with a blank line after the title
+        self.line_hist = np.zeros(_HIST + 1, dtype=np.int64)
+        self._open_line = 0             # characters of a line a piece of codes ended inside
+
+    def add(self, songs: list[str]) -> None:
+        for song in songs:
+            self.song_chars.append(len(song))
+            start, stanzas = 0, 0
+            if song.startswith("# "):
+                end = song.find("\n")
+                end = len(song) if end < 0 else end
+                self.title_chars.append(end)
+                blank = _BLANKS.match(song, end)
+                self.title_blank += blank is not None
+                start = blank.end() if blank else end + 1
+            for brk in _BLANKS.finditer(song, start):
+                stanzas += self._stanza(song, start, brk.start())
+                start = brk.end()
+            stanzas += self._stanza(song, start, len(song))
+            self.stanzas.append(stanzas)
+
+    def _stanza(self, song: str, start: int, end: int) -> int:
+        if end <= start:
+            return 0
+        self.stanza_lines.append(song.count("\n", start, end) + 1)
+        self.stanza_chars.append(end - start)
+        return 1
+
+    def add_codes(self, codes: np.ndarray) -> None:
+        """Line lengths, vectorised: lines end at a line break or an end-of-song symbol."""
+        ends = np.flatnonzero((codes == 10) | (codes == 0))
+        if len(ends) == 0:
+            self._open_line += len(codes)
+            return
+        lengths = np.diff(ends, prepend=-1) - 1
+        lengths[0] += self._open_line
+        self._open_line = len(codes) - 1 - int(ends[-1])
+        lengths = lengths[lengths > 0]
+        self.line_hist += np.bincount(np.minimum(lengths, _HIST), minlength=_HIST + 1)
+
+    def shape(self) -> "SongShape":
+        songs = len(self.song_chars)
+        return SongShape(
+            songs=songs,
+            titled=round(len(self.title_chars) / songs, 4) if songs else 0.0,
+            title_blank=round(self.title_blank / len(self.title_chars), 4)
+            if self.title_chars else 0.0,
+            title_chars=_quantiles(self.title_chars),
+            song_chars=_quantiles(self.song_chars),
+            stanzas=_quantiles(self.stanzas),
+            stanza_lines=_quantiles(self.stanza_lines),
+            stanza_chars=_quantiles(self.stanza_chars),
+            line_chars=_hist_quantiles(self.line_hist),
+        )
+
+
+class SongShape:
+    """What the corpus's songs look like. Each distribution is a list of QUANTILES (5th, 25th,
+    50th, 75th, 95th, 99th percentile and the maximum), or None where there was nothing to
+    measure. `titled`: the share of songs whose first line is a `# Title`; `title_blank`: the
+    share of those with a blank line after the title."""
+
+    FIELDS = ("songs", "titled", "title_blank", "title_chars", "song_chars", "stanzas",
+              "stanza_lines", "stanza_chars", "line_chars")
+
+    def __init__(self, songs: int = 0, titled: float = 0.0, title_blank: float = 0.0,
+                 title_chars=None, song_chars=None, stanzas=None, stanza_lines=None,
+                 stanza_chars=None, line_chars=None):
+        self.songs, self.titled, self.title_blank = songs, titled, title_blank
+        self.title_chars, self.song_chars, self.stanzas = title_chars, song_chars, stanzas
+        self.stanza_lines, self.stanza_chars, self.line_chars = stanza_lines, stanza_chars, line_chars
+
+    def q(self, name: str, quantile: float) -> int | None:
+        values = getattr(self, name)
+        return None if values is None else values[QUANTILES.index(quantile)]
+
+    @property
+    def has_titles(self) -> bool:
+        return self.titled >= 0.5
+
+    @property
+    def has_song_lengths(self) -> bool:
+        """Whether there are enough songs for a song-length distribution to enforce."""
+        return self.songs >= MIN_SONGS and self.song_chars is not None
+
+    def to_dict(self) -> dict:
+        return {"version": SHAPE_VERSION, "quantiles": list(QUANTILES),
+                **{name: getattr(self, name) for name in self.FIELDS}}
+
+    @classmethod
+    def from_dict(cls, data) -> "SongShape | None":
+        """The shape stored in a checkpoint; None for anything unusable (an older or damaged
+        record), so that such a checkpoint samples freely."""
+        try:
+            if (not isinstance(data, dict) or data.get("version") != SHAPE_VERSION
+                    or list(data.get("quantiles", ())) != list(QUANTILES)):
+                return None
+            values = {}
+            for name in cls.FIELDS:
+                value = data[name]
+                if name in ("songs", "titled", "title_blank"):
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        return None
+                elif value is not None:
+                    if (not isinstance(value, list) or len(value) != len(QUANTILES)
+                            or not all(isinstance(v, int) and v >= 0 for v in value)):
+                        return None
+                values[name] = value
+            return cls(**values)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def __eq__(self, other):
+        return isinstance(other, SongShape) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        return f"SongShape({self.to_dict()})"
+
+
+def song_form(text: str) -> dict:
+    """The form of one written song: whether it has a title line and a blank line after it,
+    its stanzas and lyric lines (the title not counted)."""
+    titled = text.startswith("# ")
+    start = 0
+    blank_after_title = False
+    if titled:
+        end = text.find("\n")
+        end = len(text) if end < 0 else end
+        blank = _BLANKS.match(text, end)
+        blank_after_title = blank is not None
+        start = blank.end() if blank else end + 1
+    body = text[start:].strip("\n")
+    stanzas = [s for s in _BLANKS.split(body) if s.strip()] if body.strip() else []
+    lines = sum(1 for s in stanzas for line in s.split("\n") if line.strip())
+    return {"title": titled, "blank_after_title": blank_after_title, "stanzas": len(stanzas),
+            "lines": lines}
+
+
+def resolve(shape: str, recorded: dict | None) -> "SongShape | None":
+    """The shape to sample with: the checkpoint's `recorded` one for "auto"/"song", None for
+    "free" or a checkpoint that has none."""
+    if shape not in SHAPES:
+        from .errors import ConfigError
+
+        raise ConfigError(f"unknown shape {shape!r}; use {', '.join(SHAPES)}")
+    return None if shape == "free" else SongShape.from_dict(recorded)
+
+
+# Rows of ShapeGuide's bias table: bit 0 forbids a line break, bit 1 the end-of-song symbol,
+# bit 2 allows only those two (a line must end); FORCED + k allows only the k-th forced symbol.
+_FORBID_NL, _FORBID_EOS, _LINE_END = 1, 2, 4
+_FORCED = 8
+
+
+class ShapeGuide:
+    """Steers sampling with a SongShape: `steer(logits)` before each draw, `update(chosen)`
+    after it. State: one entry per song of the batch, on the logits' device."""
+
+    def __init__(self, shape: SongShape, chars: list[str], n: int, device: torch.device,
+                 length: int):
+        index = {c: i for i, c in enumerate(chars)}
+        self.nl = index.get("\n")
+        if self.nl is None:
+            raise ValueError("a shape guide needs a vocabulary with a line break")
+        vocab = len(chars)
+        self.hash, self.space, self.tab = (index.get(c, -1) for c in "# \t")
+        # Title rules, only for a titled corpus whose vocabulary can write a title.
+        self.titled = shape.has_titles and self.hash >= 0 and self.space >= 0
+        self.title_blank = self.titled and shape.title_blank >= 0.5
+        self.title_limit = max(3, shape.q("title_chars", 0.99) or 80)
+        # Lines and stanzas: far past the corpus's is closed.
+        line99 = shape.q("line_chars", 0.99) or 80
+        self.line_limit = max(2 * line99, 20)
+        stanza95 = shape.q("stanza_lines", 0.95) or 8
+        self.stanza_limit = max(shape.q("stanza_lines", 0.99) or 16, stanza95 + 1)
+        self.stanza_typical = max(1, shape.q("stanza_lines", 0.5) or 4)
+        stanza_chars = shape.q("stanza_chars", 0.5) or 200
+        # Song length: no end before the 5th percentile or two stanzas; steered to an end
+        # from the 95th percentile less two typical stanzas, at the next line end from the
+        # 95th less a line. `length` (the hard cap) is kept clear by a line when it comes first.
+        self.min_stanzas = 2
+        last_call = max(1, length - self.line_limit - 1)
+        if shape.has_song_lengths:
+            # Two stanzas, or the corpus's 5th percentile of them, never more than its median.
+            stanzas5, stanzas50 = shape.q("stanzas", 0.05), shape.q("stanzas", 0.5)
+            self.min_stanzas = max(1, min(max(2, stanzas5), stanzas50))
+            self.min_chars = shape.q("song_chars", 0.05)
+            # Less a line, so that the line being written when it comes still ends in range.
+            line95 = shape.q("line_chars", 0.95) or 0
+            self.hard_end = max(self.min_chars,
+                                min(shape.q("song_chars", 0.95) - line95, last_call))
+        else:  # one long text: run to the length asked for and end there at a line end
+            self.min_chars = 0
+            self.hard_end = last_call
+        self.soft_end = max(self.min_chars, self.hard_end - 2 * stanza_chars)
+        # The bias table (rows: see _FORBID_NL ...), added to the logits by row index.
+        table = torch.zeros(_FORCED + 3, vocab, device=device)
+        for row in range(_FORCED):
+            if row & _LINE_END:
+                table[row] = -math.inf
+                table[row, self.nl] = 0.0
+                table[row, 0] = 0.0
+            if row & _FORBID_NL:
+                table[row, self.nl] = -math.inf
+            if row & _FORBID_EOS:
+                table[row, 0] = -math.inf
+        for k, token in enumerate((self.hash, self.space, self.nl)):
+            table[_FORCED + k] = -math.inf
+            if token >= 0:
+                table[_FORCED + k, token] = 0.0
+        self.table = table
+
+        def zeros(dtype=torch.long):
+            return torch.zeros(n, dtype=dtype, device=device)
+
+        self.chars = zeros()         # characters of the song so far
+        self.col = zeros()           # characters of the current line
+        self.ink = zeros()           # of them not spaces
+        self.line = zeros()          # lines finished
+        self.stanza_lines = zeros()  # lyric lines of the current stanza
+        self.last_stanza = zeros()   # lyric lines of the stanza before it
+        self.stanzas = zeros()       # stanzas finished
+        self.prev_blank = zeros(torch.bool)  # the last finished line was blank
+        self.title = zeros(torch.bool)       # the first line is a title
+        self.steered = zeros(torch.bool)     # at the last step, a line end would end the song
+        self.guided = zeros(torch.bool)      # the song ended where the guide steered it
+        self.done = zeros(torch.bool)
+
+    def feed(self, ids: list[int]) -> None:
+        """Take in the prime, one symbol at a time (as if it had been chosen)."""
+        n = len(self.chars)
+        for i in ids:
+            self.update(torch.full((n,), i, dtype=torch.long, device=self.chars.device))
+
+    def steer(self, logits: torch.Tensor) -> torch.Tensor:
+        """The logits (n, vocab) with the shape's rules applied (a new tensor)."""
+        in_title = self.title & (self.line == 0)
+        line_start = self.col == 0
+        # The song may end here, where a line of lyrics could end.
+        may_end = ((self.ink > 0) & ~in_title & (self.chars >= self.min_chars)
+                   & (self.stanzas + 1 >= self.min_stanzas))
+        want = torch.where(self.last_stanza > 0, self.last_stanza, self.stanza_typical)
+        complete = self.stanza_lines + 1 >= want
+        end_now = may_end & (((self.chars >= self.soft_end) & complete)
+                             | (self.chars >= self.hard_end))
+        forbid_nl = (end_now | (in_title & (self.col < 3))
+                     | (line_start & (self.prev_blank | (self.chars == 0))))
+        row = (forbid_nl.long() * _FORBID_NL + (~may_end).long() * _FORBID_EOS
+               + ((self.col >= self.line_limit) & ~in_title).long() * _LINE_END)
+        # Forced symbols: "#" and " " to open a titled song, a line break to close a long
+        # title, for the blank line after the title, and to close a runaway stanza.
+        if self.titled:
+            row = torch.where(self.chars == 0, _FORCED, row)
+            row = torch.where(in_title & (self.col == 1), _FORCED + 1, row)
+        close = ((in_title & (self.col >= self.title_limit))
+                 | (line_start & ~self.prev_blank & (self.stanza_lines >= self.stanza_limit)))
+        if self.title_blank:
+            close = close | (self.title & (self.line == 1) & line_start)
+        row = torch.where(close, _FORCED + 2, row)
+        # Where the song is steered to an end, a line break's probability goes to the end.
+        eos = torch.where(end_now, torch.logaddexp(logits[:, 0], logits[:, self.nl]),
+                          logits[:, 0])
+        out = logits + self.table.index_select(0, row)
+        out[:, 0] += eos - logits[:, 0]
+        self.steered = end_now
+        return out
+
+    def update(self, chosen: torch.Tensor) -> None:
+        """Advance every song's state by its chosen symbol (n,)."""
+        is_nl = chosen == self.nl
+        is_eos = chosen == 0
+        inked = ~is_nl & ~is_eos & (chosen != self.space) & (chosen != self.tab)
+        self.title |= (self.chars == 0) & (chosen == self.hash)
+        blank = is_nl & (self.ink == 0)
+        lyric = is_nl & (self.ink > 0) & ~(self.title & (self.line == 0))
+        closes = blank & (self.stanza_lines > 0)
+        self.stanza_lines += lyric
+        self.stanzas += closes
+        self.last_stanza = torch.where(closes, self.stanza_lines, self.last_stanza)
+        self.stanza_lines.masked_fill_(closes, 0)
+        self.prev_blank = torch.where(is_nl, blank, self.prev_blank)
+        self.line += is_nl
+        self.col = torch.where(is_nl, 0, self.col + 1)
+        self.ink = torch.where(is_nl, 0, self.ink + inked)
+        self.chars += 1
+        self.guided |= is_eos & self.steered & ~self.done
+        self.done |= is_eos

@@ -1,0 +1,290 @@
+"""Song shape: measured while the corpus streams in, kept in the checkpoint, steering sampling."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from songgen import checkpoint as ckpt
+from songgen import lyrics as loading
+from songgen.cli import cli
+from songgen.config import ModelConfig
+from songgen.lyrics import Vocab, split_songs
+from songgen.lyrics import load_corpus
+from songgen.model import CharLSTM
+from songgen.generate import generate, stream
+from songgen.shape import MIN_SONGS, ShapeGuide, ShapeMeter, SongShape, song_form
+from songgen.training import train
+
+from .conftest import make_songs
+
+
+def measure(text: str) -> SongShape:
+    songs = split_songs(text)
+    meter = ShapeMeter()
+    meter.add(songs)
+    meter.add_codes(np.frombuffer(("\x00".join(songs) + "\x00").encode("utf-32-le"),
+                                  dtype=np.uint32))
+    return meter.shape()
+
+
+def shaped_checkpoint(tmp_path, text=None, eos_bias=0.0, name="m.pt", shape=True, seed=0):
+    """An untrained tiny model over the characters of `text`, with `text`'s shape recorded."""
+    text = text or make_songs()
+    torch.manual_seed(seed)
+    vocab = Vocab.from_text(text)
+    model = CharLSTM(ModelConfig(vocab_size=len(vocab), embed_dim=8, hidden_size=16, layers=2))
+    with torch.no_grad():
+        model.head.bias[0] += eos_bias
+    checkpoint = ckpt.Checkpoint(model_config=model.config, vocab=vocab.chars,
+                                 model_state=model.state_dict(), step=7,
+                                 shape=measure(text).to_dict() if shape else None)
+    path = tmp_path / name
+    ckpt.save(checkpoint, path)
+    return ckpt.load_checkpoint(path, device="cpu")
+
+
+def assert_well_formed(song, shape: SongShape, guide: ShapeGuide, titled=True):
+    text = song.text
+    assert song.stop == "end", (song.stop, text[-80:])
+    form = song_form(text)
+    if titled:
+        assert text.startswith("# ")
+        assert form["blank_after_title"], text[:80]
+    assert form["stanzas"] >= guide.min_stanzas
+    assert "\n\n\n" not in text               # never a song break inside a song
+    assert not text.endswith("\n") and not text.endswith(" \n")
+    assert text.split("\n")[-1].strip()       # it ends after a line of lyrics
+    if shape.has_song_lengths:
+        assert len(text) >= shape.q("song_chars", 0.05)
+        assert len(text) <= guide.hard_end + guide.line_limit + 1
+
+
+def guide_for(trained, n=1, length=3000):
+    return ShapeGuide(SongShape.from_dict(trained.checkpoint.shape), trained.vocab.chars, n,
+                      trained.device, length)
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+def test_shape_of_a_small_known_text():
+    text = ("# One\n\nab\ncd\n\nef\n\n\n"
+            "# Two Two\n\ngh ij\nkl\nmn\n\nop\nqr\n\nst\n\n\n"
+            "no title\nhere\n")
+    shape = measure(text)
+    assert shape.songs == 3
+    assert shape.titled == round(2 / 3, 4) and shape.title_blank == 1.0
+    assert shape.title_chars == [5, 5, 5, 9, 9, 9, 9]
+    assert shape.song_chars == [13, 13, 16, 33, 33, 33, 33]
+    assert shape.stanzas == [1, 1, 2, 3, 3, 3, 3]          # the untitled song: one stanza
+    assert shape.stanza_lines == [1, 1, 2, 2, 3, 3, 3]      # 2,1 | 3,2,1 | 2
+    assert shape.stanza_chars[-1] == len("no title\nhere")
+    assert shape.line_chars[0] == 2 and shape.line_chars[-1] == 9
+    assert not shape.has_song_lengths                       # 3 songs < MIN_SONGS
+
+
+def test_streamed_loading_measures_the_same_shape_in_pieces(tmp_path, monkeypatch):
+    text = make_songs(60, seed=3)
+    path = tmp_path / "songs.txt"
+    path.write_text(text, encoding="utf-8")
+    whole = load_corpus(path).shape
+    monkeypatch.setattr(loading, "READ_BYTES", 97)  # pieces cut every few lines
+    pieces = load_corpus(path).shape
+    assert whole == pieces == measure(text)
+    assert whole.has_titles and whole.has_song_lengths and whole.songs == 60
+    assert whole.stanza_lines == [4] * 7 and whole.title_blank == 1.0
+    assert whole.stanzas[0] >= 2 and whole.stanzas[-1] <= 4
+
+
+def test_shape_round_trips_and_rejects_damage():
+    shape = measure(make_songs())
+    assert SongShape.from_dict(shape.to_dict()) == shape
+    assert SongShape.from_dict(None) is None
+    assert SongShape.from_dict({**shape.to_dict(), "version": 99}) is None
+    assert SongShape.from_dict({**shape.to_dict(), "stanzas": [1, 2]}) is None
+    assert SongShape.from_dict({**shape.to_dict(), "songs": "many"}) is None
+    assert SongShape.from_dict("junk") is None
+
+
+def test_training_stores_the_shape_in_the_checkpoint(songs_file, tiny_model, tiny_config):
+    result = train(songs_file, model=tiny_model, config=tiny_config(steps=3), quiet=True)
+    last = result.checkpoint_dir / "last.pt"
+    saved = torch.load(last, weights_only=True)
+    assert SongShape.from_dict(saved["shape"]) == load_corpus(songs_file).shape
+    songs = generate(last, num_songs=2, seed=1, length=800, device="cpu")
+    assert all(s.shape == "song" for s in songs)
+
+
+# --- steering --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("options", [dict(temperature=1.0), dict(temperature=0.8),
+                                     dict(temperature=0.0), dict(temperature=1.0, top_k=5),
+                                     dict(temperature=1.0, top_p=0.9)])
+def test_guided_songs_of_an_untrained_model_are_well_formed(tmp_path, options):
+    trained = shaped_checkpoint(tmp_path)
+    shape = SongShape.from_dict(trained.checkpoint.shape)
+    songs = generate(trained, num_songs=6, seed=3, **options)
+    for song in songs:
+        assert_well_formed(song, shape, guide_for(trained))
+        assert song.shape == "song"
+
+
+def test_free_sampling_of_the_same_model_is_not(tmp_path):
+    trained = shaped_checkpoint(tmp_path)
+    songs = generate(trained, num_songs=6, seed=3, temperature=1.0, shape="free")
+    assert not all(s.text.startswith("# ") and song_form(s.text)["blank_after_title"]
+                   for s in songs)
+    assert all(s.shape == "free" and not s.guided_end for s in songs)
+
+
+def test_a_model_that_never_ends_is_ended_at_a_stanza_end_in_range(tmp_path):
+    trained = shaped_checkpoint(tmp_path, eos_bias=-30.0)
+    shape = SongShape.from_dict(trained.checkpoint.shape)
+    songs = generate(trained, num_songs=8, seed=5, temperature=1.0)
+    assert all(s.guided_end for s in songs)
+    for song in songs:
+        assert_well_formed(song, shape, guide_for(trained))
+    free = generate(trained, num_songs=2, seed=5, temperature=1.0, shape="free", length=600)
+    assert all(s.stop == "length" for s in free)
+
+
+def test_a_model_that_ends_at_once_is_kept_going(tmp_path):
+    trained = shaped_checkpoint(tmp_path, eos_bias=30.0)
+    shape = SongShape.from_dict(trained.checkpoint.shape)
+    for song in generate(trained, num_songs=4, seed=2, temperature=0.8):
+        assert_well_formed(song, shape, guide_for(trained))
+    assert all(s.chars == 0 for s in generate(trained, num_songs=2, seed=2, shape="free"))
+
+
+class Scripted:
+    """A 'model' without blank lines: 'a' until a line has 5 characters, then a line break;
+    never the end-of-song symbol. Only the guide can close its stanzas and end it."""
+
+    def __init__(self, chars):
+        self.a, self.nl = chars.index("a"), chars.index("\n")
+
+    def logits(self, guide: ShapeGuide) -> torch.Tensor:
+        out = torch.full((len(guide.col), self.vocab), -20.0)
+        out[:, self.a] = torch.where(guide.col < 5, 5.0, -5.0)
+        out[:, self.nl] = torch.where(guide.col < 5, -5.0, 5.0)
+        return out
+
+
+def test_runaway_stanzas_and_lines_are_closed():
+    text = make_songs()
+    shape = measure(text)
+    chars = Vocab.from_text(text).chars
+    script = Scripted(chars)
+    script.vocab = len(chars)
+    guide = ShapeGuide(shape, chars, 3, torch.device("cpu"), 3000)
+    written = [[] for _ in range(3)]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3000):
+        scores = guide.steer(script.logits(guide))
+        chosen = (scores - torch.empty_like(scores).exponential_(generator=gen).log()).argmax(1)
+        guide.update(chosen)
+        for i, c in enumerate(chosen.tolist()):
+            if not guide.done[i] or c == 0 and not written[i][-1:] == ["\x00"]:
+                written[i].append(chars[c])
+        if bool(guide.done.all()):
+            break
+    assert bool(guide.done.all()) and bool(guide.guided.all())
+    for parts in written:
+        song = "".join(parts).rstrip("\x00")
+        assert song.startswith("# ") and song_form(song)["blank_after_title"]
+        stanzas = song.split("\n\n")[1:]
+        assert len(stanzas) >= 2
+        assert max(s.count("\n") + 1 for s in stanzas) <= guide.stanza_limit
+        assert shape.q("song_chars", 0.05) <= len(song) <= guide.hard_end + guide.line_limit
+
+
+def test_a_long_title_is_closed_and_a_long_line_ended(tmp_path):
+    text = make_songs()
+    shape = measure(text)
+    chars = Vocab.from_text(text).chars
+    guide = ShapeGuide(shape, chars, 1, torch.device("cpu"), 3000)
+    x = chars.index("o")
+    logits = torch.full((1, len(chars)), -10.0)
+    logits[0, x] = 10.0                       # the model only ever wants "x"
+    song = ""
+    for _ in range(400):
+        c = int(guide.steer(logits).argmax(1))
+        guide.update(torch.tensor([c]))
+        song += chars[c]
+    title, blank, rest = song.split("\n", 2)
+    assert title == "# " + "o" * (guide.title_limit - 2) and blank == ""
+    assert len(rest.split("\n")[0]) == guide.line_limit
+
+
+def test_seeded_reproducible_batch_and_stream(tmp_path):
+    trained = shaped_checkpoint(tmp_path)
+    a = generate(trained, num_songs=4, seed=11, temperature=0.9)
+    b = generate(trained, num_songs=4, seed=11, temperature=0.9)
+    assert [s.text for s in a] == [s.text for s in b]
+    assert len({s.text for s in a}) == 4
+    one = generate(trained, num_songs=1, seed=11, temperature=0.9)[0]
+    assert "".join(stream(trained, seed=11, temperature=0.9)) == one.text
+
+
+def test_a_title_prime_is_followed_by_lyrics(tmp_path):
+    trained = shaped_checkpoint(tmp_path)
+    shape = SongShape.from_dict(trained.checkpoint.shape)
+    for song in generate(trained, num_songs=3, seed=4, prime="# Rain Road\n\n"):
+        assert song.text.startswith("# Rain Road\n\n") and song.text[13] != "\n"
+        assert_well_formed(song, shape, guide_for(trained))
+
+
+def test_free_equals_a_checkpoint_without_shape(tmp_path):
+    shaped = shaped_checkpoint(tmp_path, name="a.pt")
+    plain = shaped_checkpoint(tmp_path, name="b.pt", shape=False)
+    for options in (dict(temperature=0.8), dict(temperature=0), dict(top_k=4, top_p=0.8)):
+        free = generate(shaped, num_songs=3, seed=9, length=400, shape="free", **options)
+        old = generate(plain, num_songs=3, seed=9, length=400, **options)
+        assert [(s.text, s.stop, s.bits_per_char) for s in free] == \
+            [(s.text, s.stop, s.bits_per_char) for s in old]
+        assert all(s.shape == "free" for s in old)
+
+
+def test_unknown_shape_is_refused(tmp_path):
+    from songgen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown shape 'sonnet'"):
+        generate(shaped_checkpoint(tmp_path), shape="sonnet")
+
+
+def test_one_long_text_without_titles_ends_at_a_line_end_before_the_length(tmp_path):
+    speech = "\n".join(["Our sorrow is a line of words"] * 4)
+    play = "\n\n".join(f"SPEAKER {i % 3}:\n{speech}" for i in range(60)) + "\n"
+    shape = measure(play)
+    assert shape.songs == 1 < MIN_SONGS and not shape.has_titles
+    trained = shaped_checkpoint(tmp_path, text=play, eos_bias=-30.0)
+    for song in generate(trained, num_songs=4, seed=1, temperature=1.0, length=600):
+        assert song.stop == "end" and song.guided_end
+        assert not song.text.startswith("#")  # no title forced on an untitled text
+        assert 600 - 2 * 4 * shape.q("stanza_chars", 0.5) <= song.chars < 600
+        assert not song.text.endswith("\n")
+        assert "\n\n\n" not in song.text
+
+
+def test_cli_json_records_stop_and_shape(tmp_path):
+    trained = shaped_checkpoint(tmp_path)
+    runner = CliRunner()
+    for mode in ("song", "free"):
+        result = runner.invoke(cli, ["sample", "--checkpoint", str(trained.path), "--json",
+                                     "-n", "2", "--seed", "3", "--shape", mode, "--length",
+                                     "700", "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        records = [json.loads(line) for line in result.output.splitlines()]
+        for record in records:
+            assert record["shape"]["mode"] == mode
+            assert set(record["shape"]) == {"mode", "guided_end", "title", "blank_after_title",
+                                            "stanzas", "lines"}
+            assert record["stop"] in ("end", "length")
+        if mode == "song":
+            assert all(r["stop"] == "end" and r["shape"]["title"] for r in records)
+    result = runner.invoke(cli, ["sample", "--checkpoint", str(trained.path), "--seed", "3",
+                                 "--shape", "free", "--device", "cpu", "--length", "50"])
+    assert result.exit_code == 0

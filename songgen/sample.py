@@ -199,3 +199,59 @@ def stream(checkpoint: str | Path | Trained | None = None, *, temperature: float
             held += piece
     if held and batch.stop[0] != "max-lines":
         yield held
+
+
+# --- Live writing (songgen studio) ------------------------------------------------------------
+# Songs written side by side and shown as they are written: the same procedure as `generate`,
+# yielding every step's new characters instead of only the finished songs.
+
+def write_live(checkpoint: str | Path | Trained | None = None, *, num_songs: int = 1,
+               temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0, prime: str = "",
+               length: int = 3000, max_lines: int | None = None, more_lines: int | None = None,
+               seed: int | None = None, device: str = "auto", precision: str = "auto",
+               copy_index: CopyIndex | None = None, max_copy: int | None = None,
+               retries: int = 5) -> Iterator[tuple]:
+    """Write `num_songs` songs at once, as `generate` does, and tell each step as it happens.
+
+    Yields tagged tuples, in this order:
+      ("prime", text)            the opening every song starts with, once
+      ("chars", [c or None])     per step: the new character of each of the `num_songs` songs
+                                 (None for a song that has stopped or is not being written)
+      ("retry", number, copy)    with `max_copy`: song `number` (from 1) copied `copy.length`
+                                 characters and is written again from the prime
+      ("song", Song)             a finished song, as `generate` returns it
+      ("dropped", number, copy)  with `max_copy`: song `number` still copied after `retries`
+    `more_lines` stops each song after that many lines of lyrics beyond those of the prime
+    (e.g. 1: one new line). The same seed and options give the songs `generate` gives. Closing
+    the generator stops the writing at once.
+    """
+    trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
+    _check(trained, prime, num_songs, temperature, top_k, top_p, length)
+    if more_lines is not None:
+        counted = SongBatch(1, prime, trained.vocab.chars, None).lines[0]
+        max_lines = counted + more_lines if max_lines is None else min(max_lines,
+                                                                        counted + more_lines)
+    gen, seed = _generator(seed, trained.device)
+    yield ("prime", prime)
+    pending = list(range(num_songs))
+    for attempt in range(retries + 1):
+        batch = SongBatch(len(pending), prime, trained.vocab.chars, max_lines)
+        for new in _write(trained, batch, prime, temperature, top_k, top_p, length, gen,
+                          precision):
+            shown: list[str | None] = [None] * num_songs
+            for index, c in zip(pending, new):
+                shown[index] = c
+            yield ("chars", shown)
+        rejected = []
+        for index, song in zip(pending, batch.songs(seed)):
+            song.number = index + 1
+            if copy_index is not None:
+                song.copy = copy_index.longest_copy(song.text)
+                if max_copy is not None and song.copy.length > max_copy:
+                    rejected.append(index)
+                    yield ("retry" if attempt < retries else "dropped", index + 1, song.copy)
+                    continue
+            yield ("song", song)
+        pending = rejected
+        if not pending:
+            break

@@ -3,7 +3,7 @@
 const $ = (id) => document.getElementById(id);
 const COLOURS = ["#1f6fb4", "#d9731a", "#2a9d5b", "#c4314b", "#7b5ab0", "#8a6a3a", "#d058a8", "#5f6b73"];
 const LN2 = Math.log(2);
-let models = [], songs = [], writing = null, runsShown = new Set(), runColours = {};
+let lastSeed = null, models = [], songs = [], writing = null, runsShown = new Set(), runColours = {};
 
 function esc(s) { return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
 function status(text) { $("status").textContent = text; }
@@ -26,8 +26,7 @@ async function loadModels() {
   const keep = $("model").value;
   $("model").innerHTML = models.length ? "" : `<option value="">no checkpoint in ${esc(data.root)}</option>`;
   for (const m of models) {
-    const best = m.best_val_bpc == null ? "" : `, ${m.best_val_bpc.toFixed(3)} bits/char`;
-    const o = new Option(`${m.name} — step ${m.step}${best}, ${m.date}`, m.name);
+    const o = new Option(`${m.name} (step ${m.step.toLocaleString()})`, m.name);
     $("model").add(o);
   }
   if (models.some((m) => m.name === keep)) $("model").value = keep;
@@ -35,7 +34,8 @@ async function loadModels() {
 }
 function modelChanged() {
   const m = currentModel();
-  $("model-info").textContent = m ? `${m.model.layers}×${m.model.hidden_size} LSTM, ${m.chars.length} characters, step ${m.step}` : "";
+  $("model-info").textContent = !m ? "" : `${m.model.layers}×${m.model.hidden_size} LSTM · ` +
+    (m.best_val_bpc == null ? "" : `best ${m.best_val_bpc.toFixed(3)} bits/char · `) + `saved ${m.date}`;
   $("corpus-info").textContent = !m ? "" : m.corpus_available ? `corpus: ${m.corpus}` : "the model's corpus is not on this computer: no check";
   $("originality").disabled = $("max_copy").disabled = !(m && m.corpus_available);
   checkDraft();
@@ -136,7 +136,7 @@ $("write-btn").addEventListener("click", async () => {
   try {
     await stream(body, {
       start(d) {
-        $("seed").placeholder = `random (last: ${d.seed})`;
+        $("seed").title = `the last seed was ${d.seed}: type it here to write the same songs again`; lastSeed = d.seed;
         for (let i = 0; i < d.num_songs; i++) { const s = songCard(i); s.text = d.prime; s.pre.textContent = d.prime; songs.push(s); $("songs").append(s.card); }
       },
       chars(cs) {
@@ -147,7 +147,7 @@ $("write-btn").addEventListener("click", async () => {
       song(d) { render(); showSong(songs[d.number - 1], d); },
       retry(d) { const s = songs[d.number - 1]; s.meta.textContent = `copied ${d.copy} characters: writing it again…`; s.text = s.text.slice(0, 0); },
       dropped(d) { const s = songs[d.number - 1]; s.card.classList.remove("live"); s.meta.textContent = `left out: still copied ${d.copy} characters`; },
-      done(d) { status(`${songs.length} song${songs.length > 1 ? "s" : ""}, ${d.chars.toLocaleString()} characters in ${((performance.now() - t0) / 1000).toFixed(1)} s`); },
+      done(d) { status(`${songs.length} song${songs.length > 1 ? "s" : ""}, ${d.chars.toLocaleString()} characters in ${((performance.now() - t0) / 1000).toFixed(1)} s · seed ${lastSeed}`); },
       error(d) { showError("error", d.error); },
     }, signal);
   } catch (e) {

@@ -78,7 +78,7 @@ def running_pid(folder: str | Path) -> int | None:
     lock = Path(folder) / ".lock"
     try:
         text = lock.read_text(encoding="utf-8", errors="replace").strip()
-        inode = lock.stat().st_ino
+        st = lock.stat()
     except OSError:
         return None
     pid = int(text[4:]) if text.startswith("pid ") and text[4:].isdigit() else None
@@ -93,7 +93,12 @@ def running_pid(folder: str | Path) -> int | None:
             # "1: FLOCK  ADVISORY  WRITE 1234 00:2a:56789 0 EOF" (a blocked waiter adds "->")
             if "->" in parts or len(parts) < 6 or parts[1] != "FLOCK":
                 continue
-            if parts[5].rsplit(":", 1)[-1] == str(inode):
+            try:  # device major and minor in hex, then the inode
+                major, minor, inode = parts[5].split(":")
+                where = (int(major, 16), int(minor, 16), int(inode))
+            except ValueError:
+                continue
+            if where == (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino):
                 return pid or int(parts[4])
         return None
     if pid is None:

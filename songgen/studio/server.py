@@ -288,6 +288,7 @@ def _song_json(song) -> dict:
 class StudioServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 64  # socketserver's 5 drops connections of a burst: 1 s to retry each
 
     def __init__(self, address, runs: Runs, local_only: bool):
         self.runs, self.local_only = runs, local_only

@@ -32,6 +32,7 @@ from ..limits import MAX_LENGTH, MAX_SEED, MAX_SONGS, MAX_TEMPERATURE
 MAX_BODY = 64 * 1024          # bytes of a request body
 MAX_WRITERS = 2               # song batches written at the same time
 MAX_TEXT = 60_000             # characters of a title or an opening text
+MAX_MODELS = 4                # loaded models kept in memory
 _LOCAL = ("127.0.0.1", "localhost", "::1")
 _STATIC = {"index.html": "text/html; charset=utf-8", "studio.js": "text/javascript; charset=utf-8",
            "studio.css": "text/css; charset=utf-8"}
@@ -167,7 +168,10 @@ class Runs:
             if cached and cached[0] == key:
                 return cached[1]
             trained = load_checkpoint(path, device="cpu")
+            self._models.pop(path, None)
             self._models[path] = (key, trained)
+            while len(self._models) > MAX_MODELS:  # the least recently loaded goes
+                self._models.pop(next(iter(self._models)))
             return trained
 
     def copy_index(self, trained, max_copy: int | None):
@@ -362,6 +366,16 @@ class Handler(BaseHTTPRequestHandler):
             self._json({"error": str(exc)}, 400)
         except (BrokenPipeError, ConnectionResetError):
             pass
+        except Exception as exc:  # a bug or a file changing under us: answer, do not hang
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        print(f"songgen studio: {self.command} {self.path} failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr, flush=True)
+        try:
+            self._json({"error": f"the studio failed: {type(exc).__name__}: {exc}"}, 500)
+        except OSError:
+            pass
 
     def do_POST(self):
         try:
@@ -373,6 +387,8 @@ class Handler(BaseHTTPRequestHandler):
             self._problem(exc)
         except (BrokenPipeError, ConnectionResetError):
             pass
+        except Exception as exc:
+            self._failed(exc)
 
     def _static(self, name: str) -> None:
         if name not in _STATIC:
@@ -471,9 +487,13 @@ class Handler(BaseHTTPRequestHandler):
                 send("done", {"chars": chars, "seconds": round(time.monotonic() - start, 3)})
         except (BrokenPipeError, ConnectionResetError):
             pass  # the page went away: stop writing
-        except SonggenError as exc:
+        except Exception as exc:  # the answer has begun: say it as an event, not a status
+            what = str(exc) if isinstance(exc, SonggenError) else \
+                f"the studio failed: {type(exc).__name__}: {exc}"
+            if not isinstance(exc, SonggenError):
+                print(f"songgen studio: writing failed: {what}", file=sys.stderr, flush=True)
             try:
-                send("error", {"error": str(exc)})
+                send("error", {"error": what})
             except OSError:
                 pass
         finally:

@@ -109,9 +109,14 @@ function songCard(i) {
     <button class="keep" title="Take this song to Co-write">Co-write</button><button class="copy">Copy</button></h3>
     <div class="meta">writing…</div><pre></pre>`;
   const s = { text: "", card, pre: card.querySelector("pre"), meta: card.querySelector(".meta"), song: null };
-  card.querySelector(".copy").addEventListener("click", () => navigator.clipboard.writeText(s.text).then(() => status(`song ${i + 1} copied`)));
+  card.querySelector(".copy").addEventListener("click", () => copyText(s.text).then(() => status(`song ${i + 1} copied`)));
   card.querySelector(".keep").addEventListener("click", () => { $("draft").value = s.text + "\n"; checkDraft(); document.querySelector('[data-tab="cowrite"]').click(); });
   return s;
+}
+async function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+  const t = document.createElement("textarea");  // a page opened over the network: no clipboard API
+  t.value = text; document.body.append(t); t.select(); document.execCommand("copy"); t.remove();
 }
 function showSong(s, song) {
   s.song = song; s.text = song.text; s.card.classList.remove("live");

@@ -196,6 +196,12 @@ def load(path: str | Path) -> Checkpoint:
     return Checkpoint.from_dict(state, path)
 
 
+def peek(path: str | Path) -> Checkpoint:
+    """What a checkpoint records, for a listing: memory-mapped, so its weights are not read,
+    and so not verified against its checksum (`load` does that before anything is used)."""
+    return Checkpoint.from_dict(_read_dict(Path(path), mmap=True), path)
+
+
 def _read_dict(path: Path, mmap: bool = False):
     try:
         with warnings.catch_warnings():
@@ -285,7 +291,8 @@ def _is_number(value) -> bool:
 def _check_record(state: dict) -> str | None:
     """What of the bookkeeping that commands print or resume from is damaged, if anything."""
     step = state["step"]
-    history = state.get("history") or []
+    history = state.get("history")
+    history = [] if history is None else history
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         return "the step count"
     if not isinstance(state.get("train_config"), (dict, type(None))):
@@ -300,6 +307,8 @@ def _check_record(state: dict) -> str | None:
         value = state.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             return f"the {name.replace('_', ' ')}"
+    if not (state.get("elapsed") is None or _is_number(state["elapsed"])):
+        return "the training time"
     return None
 
 

@@ -481,3 +481,42 @@ def info(checkpoint, as_json):
 
     summary = checkpoint_info(checkpoint)
     click.echo(json.dumps(summary, indent=2) if as_json else describe(summary))
+
+
+# --- songgen studio: serve and plot ---------------------------------------------------------
+
+@cli.command()
+@click.option("--runs", default="checkpoints", show_default=True,
+              type=click.Path(exists=True, file_okay=False, path_type=str),
+              help="The folder whose checkpoints and training runs the page shows (searched "
+              "down its subfolders).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 lets anyone on the network use it.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a web browser.")
+@library_call
+def serve(runs, host, port, open_browser):
+    """Serve songgen studio: a local web page to write songs with your models (streamed as
+    they are written, side by side), co-write, and watch training curves live.
+
+    Stop it with Ctrl-C.
+    """
+    from .studio import serve as serve_studio
+
+    serve_studio(runs, host=host, port=port, open_browser=open_browser)
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, type=click.Path(exists=True, path_type=str))
+@click.option("--output", "-o", default="curves.svg", show_default=True,
+              type=click.Path(dir_okay=False, path_type=str), help="The SVG file to write.")
+@library_call
+def plot(runs, output):
+    """Draw the training and validation loss of RUNS (checkpoint folders, searched down their
+    subfolders, or metrics.jsonl files) [default: checkpoints] as an SVG file: by step and by
+    elapsed time, in nats and bits per character, one colour per run."""
+    from .curves import plot as plot_curves
+
+    drawn = plot_curves(list(runs), output)
+    click.echo(f"wrote {output} ({len(drawn)} run{'' if len(drawn) == 1 else 's'})", err=True)

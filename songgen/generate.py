@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
 import secrets
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -265,36 +265,25 @@ def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int =
     corpus's range of lengths; see songgen/shape.py) where the checkpoint recorded their shape;
     "free" samples without it.
     """
-    trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
-    _check(trained, prime, num_songs, temperature, top_k, top_p, length)
-    resolve_shape(shape, None)  # an unknown shape is refused before any work
-    gen, seed = _generator(seed, trained.device)
-    results: list[Song | None] = [None] * num_songs
-    pending = list(range(num_songs))
-    for attempt in range(retries + 1):
-        batch = SongBatch(len(pending), prime, trained.vocab.chars, max_lines)
-        for _ in _write(trained, batch, prime, temperature, top_k, top_p, length, gen, precision,
-                        shape):
-            pass
-        rejected = []
-        for index, song in zip(pending, batch.songs(seed)):
-            if copy_index is not None:
-                song.copy = copy_index.longest_copy(song.text)
-                if max_copy is not None and song.copy.length > max_copy:
-                    rejected.append(index)
-                    warnings.warn(f"song {index + 1} copied {song.copy.length} characters from "
-                                  f"the corpus; writing it again (try {attempt + 2} of "
-                                  f"{retries + 1})" if attempt < retries else
-                                  f"song {index + 1} still copied {song.copy.length} characters "
-                                  f"after {retries + 1} {'try' if retries == 0 else 'tries'}; it "
-                                  "is left out", SonggenWarning)
-                    continue
-            song.number = index + 1
-            results[index] = song
-        pending = rejected
-        if not pending:
-            break
-    return [song for song in results if song is not None]
+    songs = []
+    for event in write_live(checkpoint, num_songs=num_songs, temperature=temperature,
+                            top_k=top_k, top_p=top_p, prime=prime, length=length,
+                            max_lines=max_lines, seed=seed, device=device, precision=precision,
+                            copy_index=copy_index, max_copy=max_copy, retries=retries,
+                            shape=shape):
+        if event[0] == "song":
+            songs.append(event[1])
+        elif event[0] == "retry":
+            _, number, copy, next_try = event
+            warnings.warn(f"song {number} copied {copy.length} characters from the corpus; "
+                          f"writing it again (try {next_try} of {retries + 1})",
+                          SonggenWarning)
+        elif event[0] == "dropped":
+            _, number, copy, _ = event
+            warnings.warn(f"song {number} still copied {copy.length} characters after "
+                          f"{retries + 1} {'try' if retries == 0 else 'tries'}; it is left out",
+                          SonggenWarning)
+    return sorted(songs, key=lambda song: song.number)
 
 
 def stream(checkpoint: str | Path | Trained | None = None, *, temperature: float = 0.8,
@@ -323,3 +312,59 @@ def stream(checkpoint: str | Path | Trained | None = None, *, temperature: float
             held += piece
     if held and batch.stop[0] != "max-lines":
         yield held
+
+
+def write_live(checkpoint: str | Path | Trained | None = None, *, num_songs: int = 1,
+               temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0, prime: str = "",
+               length: int = 3000, max_lines: int | None = None, more_lines: int | None = None,
+               seed: int | None = None, device: str = "auto", precision: str = "auto",
+               copy_index: CopyIndex | None = None, max_copy: int | None = None,
+               retries: int = 5, shape: str = "auto") -> Iterator[tuple]:
+    """Write `num_songs` songs at once, as `generate` does, and tell each step as it happens.
+
+    Yields tagged tuples, in this order:
+      ("prime", text)            the opening every song starts with, once
+      ("chars", [c or None])     per step: the new character of each of the `num_songs` songs
+                                 (None for a song that has stopped or is not being written)
+      ("retry", number, copy, try)   with `max_copy`: song `number` (from 1) copied
+                                 `copy.length` characters and is written again from the prime
+                                 (`try`: the number of the next try, from 2)
+      ("song", Song)             a finished song, as `generate` returns it
+      ("dropped", number, copy, try) with `max_copy`: song `number` still copied after
+                                 `retries` more tries
+    `more_lines` stops each song after that many lines of lyrics beyond those of the prime
+    (e.g. 1: one new line). The same seed and options give the songs `generate` gives. Closing
+    the generator stops the writing at once.
+    """
+    trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
+    _check(trained, prime, num_songs, temperature, top_k, top_p, length)
+    resolve_shape(shape, None)  # an unknown shape is refused before any work
+    if more_lines is not None:
+        counted = SongBatch(1, prime, trained.vocab.chars, None).lines[0]
+        max_lines = counted + more_lines if max_lines is None else min(max_lines,
+                                                                        counted + more_lines)
+    gen, seed = _generator(seed, trained.device)
+    yield ("prime", prime)
+    pending = list(range(num_songs))
+    for attempt in range(retries + 1):
+        batch = SongBatch(len(pending), prime, trained.vocab.chars, max_lines)
+        for new in _write(trained, batch, prime, temperature, top_k, top_p, length, gen,
+                          precision, shape):
+            shown: list[str | None] = [None] * num_songs
+            for index, c in zip(pending, new):
+                shown[index] = c
+            yield ("chars", shown)
+        rejected = []
+        for index, song in zip(pending, batch.songs(seed)):
+            song.number = index + 1
+            if copy_index is not None:
+                song.copy = copy_index.longest_copy(song.text)
+                if max_copy is not None and song.copy.length > max_copy:
+                    rejected.append(index)
+                    yield ("retry" if attempt < retries else "dropped", index + 1, song.copy,
+                           attempt + 2)
+                    continue
+            yield ("song", song)
+        pending = rejected
+        if not pending:
+            break

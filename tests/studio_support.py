@@ -1,0 +1,126 @@
+"""Shared by the studio tests: a folder of tiny trained runs, a studio server on an ephemeral
+port in a thread, and a small HTTP client that reads Server-Sent Events."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import threading
+from pathlib import Path
+
+from .conftest import make_songs
+
+
+def train_run(folder: Path, corpus: Path, steps: int = 10, seed: int = 0) -> Path:
+    from songgen import TrainConfig, train
+
+    config = TrainConfig(seq_len=16, batch_size=4, eval_every=5, device="cpu", patience=0,
+                         checkpoint_dir=str(folder), steps=steps, seed=seed)
+    train(corpus, model={"embed_dim": 8, "hidden_size": 16, "layers": 1, "dropout": 0.0},
+          config=config, quiet=True)
+    return folder
+
+
+def make_runs(root: Path) -> Path:
+    """root/runA (10 steps) and root/group/runB (5 steps), both on root/songs.txt."""
+    root.mkdir(parents=True, exist_ok=True)
+    corpus = root / "songs.txt"
+    corpus.write_text(make_songs(), encoding="utf-8")
+    train_run(root / "runA", corpus, steps=10)
+    train_run(root / "group" / "runB", corpus, steps=5, seed=1)
+    endless(root / "runA" / "best.pt", root / "runA" / "endless.pt")
+    return root
+
+
+def endless(source: Path, target: Path) -> None:
+    """A copy of a checkpoint whose model never ends a song: long writings for the tests."""
+    from songgen import checkpoint as ckpt
+
+    checkpoint = ckpt.load(source)
+    checkpoint.model_state["head.bias"][0] = -1e4
+    ckpt.save(checkpoint, target)
+
+
+@contextlib.contextmanager
+def studio(root: Path):
+    from songgen.studio import make_server
+
+    server = make_server(root, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stopping.set()
+        server.shutdown()
+        server.server_close()
+
+
+class Client:
+    def __init__(self, server, timeout: float = 20):
+        self.host, self.port = server.server_address[:2]
+        self.timeout = timeout
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+
+    def get(self, path: str, headers: dict | None = None):
+        conn = self.connect()
+        conn.request("GET", path, headers=headers or {})
+        res = conn.getresponse()
+        body = res.read()
+        conn.close()
+        ctype = res.getheader("Content-Type") or ""
+        return res.status, json.loads(body) if ctype.startswith("application/json") else body
+
+    def post(self, body, path: str = "/api/write", raw: bytes | None = None,
+             ctype: str = "application/json"):
+        """Send a write request; return (connection, response) with the body unread."""
+        conn = self.connect()
+        data = raw if raw is not None else json.dumps(body).encode()
+        conn.request("POST", path, body=data, headers={"Content-Type": ctype})
+        return conn, conn.getresponse()
+
+    def write(self, body):
+        """The whole answer: (status, JSON error) or (200, [(event, data), ...])."""
+        conn, res = self.post(body)
+        try:
+            if res.status != 200:
+                return res.status, json.loads(res.read())
+            return 200, list(events(res))
+        finally:
+            conn.close()
+
+
+def hang_up(res) -> None:
+    """Close a streamed answer as a closed browser tab does."""
+    import socket
+
+    res.fp.raw._sock.shutdown(socket.SHUT_RDWR)
+    res.close()
+
+
+def events(res):
+    """Server-Sent Events of a response as (kind, data), in order, as they arrive."""
+    kind, data = None, []
+    while True:
+        line = res.fp.readline()
+        if not line:
+            return
+        line = line.decode("utf-8").rstrip("\n")
+        if not line:
+            if kind is not None:
+                yield kind, json.loads("".join(data))
+            kind, data = None, []
+        elif line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+
+
+def metrics_line(step: int, val: float, elapsed: float) -> str:
+    return json.dumps({"step": step, "epoch": 1, "train_loss": val + 0.1, "val_loss": val,
+                       "val_bpc": val / 0.6931471805599453, "chars_per_sec": 1000, "lr": 0.003,
+                       "elapsed": elapsed}) + "\n"

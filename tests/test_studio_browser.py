@@ -1,0 +1,133 @@
+"""songgen studio in a real headless Chromium (Debian's `chromium`, driven by Playwright).
+
+Without a browser these skip, except in CI (env CI set), where a missing browser fails.
+"""
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from .studio_support import make_runs, metrics_line, studio
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOT = Path(os.environ.get("STUDIO_SCREENSHOT_DIR", "")) if os.environ.get(
+    "STUDIO_SCREENSHOT_DIR") else None
+
+
+def _browser_or_skip():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    missing = ("Playwright for Python is not installed (pip install -e '.[test]')"
+               if sync_playwright is None else None if CHROMIUM else
+               "no chromium on PATH (apt-get install chromium)")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests need a browser in CI: {missing}")
+        pytest.skip(missing)
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    sync_playwright = _browser_or_skip()
+    root = make_runs(tmp_path_factory.mktemp("runs"))
+    with studio(root) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1360, "height": 820})
+        page.root = root
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        page.wait_for_function("document.getElementById('status').textContent === 'ready'")
+        yield page
+        browser.close()
+
+
+def _shot(page, name):
+    if SCREENSHOT is not None:
+        SCREENSHOT.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT / name))
+
+
+def test_write_shows_songs_growing_as_they_are_written(page):
+    page.select_option("#model", "runA/endless.pt")
+    page.fill("#num_songs", "3")
+    page.fill("#length", "4000")
+    page.fill("#title", "Golden River")
+    page.click("#write-btn")
+    first = page.locator(".song pre").first
+    page.wait_for_function("document.querySelector('.song pre') && "
+                           "document.querySelector('.song pre').textContent.length > 40")
+    before = len(first.text_content())
+    page.wait_for_function(f"document.querySelector('.song pre').textContent.length > {before + 40}")
+    assert page.locator(".song").count() == 3
+    assert not page.is_disabled("#stop-btn")
+    page.click("#stop-btn")
+    page.wait_for_function("!document.getElementById('write-btn').disabled")
+    # A whole batch from a model with its corpus: finished songs, a longest copy for each.
+    page.select_option("#model", "runA/best.pt")
+    page.fill("#length", "500")
+    page.fill("#seed", "11")
+    page.fill("#max_lines", "8")
+    page.click("#write-btn")
+    page.wait_for_function("document.querySelectorAll('.song .meta').length === 3 && "
+                           "[...document.querySelectorAll('.song .meta')].every("
+                           "m => m.textContent.includes('bits/char'))")
+    assert "Golden River" in page.locator(".song pre").first.text_content()
+    assert "longest copy" in page.locator(".song .meta").first.text_content()
+    assert not page.is_disabled("#dl-txt")
+    _shot(page, "studio-write.png")
+
+
+def test_next_line_ideas_click_into_the_text(page):
+    page.click("[data-tab=cowrite]")
+    page.select_option("#model", "runA/best.pt")
+    page.fill("#seed", "")
+    page.fill("#draft", "# Home Again\n\nlove the river\n")
+    page.fill("#num_ideas", "3")
+    page.click("#ideas-btn")
+    page.wait_for_function("document.querySelectorAll('.idea').length === 3 && "
+                           "[...document.querySelectorAll('.idea')].every(b => !b.disabled)")
+    idea = page.evaluate("document.querySelector('.idea').textContent")
+    page.locator(".idea").first.click()
+    draft = page.input_value("#draft")
+    added = draft[len("# Home Again\n\nlove the river\n"):]
+    assert draft.startswith("# Home Again\n\nlove the river\n") and added.strip()
+    assert added.replace("\n", "").strip() in idea.replace("↵", "").replace("\n", "")
+    # A character the model never saw is flagged under the text, not sent.
+    page.fill("#draft", draft + "caf\u00e9 \u2603")
+    assert page.is_visible("#unknown")
+    assert "\u00e9" in page.text_content("#unknown") and page.is_disabled("#continue-btn")
+    page.fill("#draft", draft)
+    assert page.is_hidden("#unknown") and not page.is_disabled("#continue-btn")
+    page.click("#continue-btn")
+    page.wait_for_function("!document.getElementById('continue-btn').disabled")
+    assert len(page.input_value("#draft")) > len(draft)
+    _shot(page, "studio-cowrite.png")
+
+
+def test_training_curves_redraw_when_metrics_grow(page):
+    run = page.root / "live"
+    run.mkdir()
+    with open(run / "metrics.jsonl", "w") as f:
+        for step in range(1, 5):
+            f.write(metrics_line(step * 100, 2.6 - 0.2 * step ** 0.5, step * 12.0))
+    page.click("[data-tab=training]")
+    page.locator(".run", has_text="live").locator("input").check()
+    page.wait_for_function("+(document.getElementById('chart').dataset.points || 0) >= 4")
+    before = int(page.get_attribute("#chart", "data-points"))
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(metrics_line(500, 2.1, 60.0) + metrics_line(600, 2.05, 72.0)[:20])
+    page.wait_for_function(f"+document.getElementById('chart').dataset.points === {before + 1}",
+                           timeout=10_000)
+    assert page.locator("#chart polyline").count() >= 2
+    page.select_option("#x-axis", "elapsed")
+    assert "elapsed training time" in page.text_content("#chart")
+    assert "live" in page.text_content("#run-details")
+    time.sleep(0.2)
+    _shot(page, "studio-training.png")

@@ -22,15 +22,51 @@ import torch
 from .errors import ConfigError
 
 
+MIN_STEPS = 4    # steps an epoch that a batch shape chosen for a short text keeps at least
+MIN_SEQ_LEN = 8  # ... and characters a step
+
+
+def steps_per_epoch(chars: int, batch_size: int, seq_len: int) -> int:
+    return (chars - 1) // batch_size // seq_len
+
+
+def fitting_shape(chars: int, batch_size: int, seq_len: int,
+                  multiple: int = 1) -> tuple[int, int] | None:
+    """A batch size and sequence length, no larger than the given ones, that cut a training
+    text of `chars` characters into at least MIN_STEPS steps: the batch is made smaller first
+    (down to `multiple`, of which it stays a multiple), then the sequence length. None when even
+    the smallest shape gives less than one step."""
+    for steps in (MIN_STEPS, 1):
+        for b in range(batch_size - batch_size % multiple, 0, -multiple):
+            if steps_per_epoch(chars, b, seq_len) >= steps:
+                return b, seq_len
+        b = multiple
+        s = min(seq_len, (chars - 1) // b // steps)
+        if s >= min(MIN_SEQ_LEN, seq_len) or (steps == 1 and s >= 1):
+            return b, s
+    return None
+
+
+class TextTooShort(ConfigError):
+    """The training text is too short for the batch shape; `fits` is a shape that would work
+    (batch size, sequence length), or None when no shape would."""
+
+    def __init__(self, chars: int, batch_size: int, seq_len: int, multiple: int = 1):
+        self.fits = fitting_shape(chars, batch_size, seq_len, multiple)
+        what = (f"the training text has {chars:,} characters, fewer than batch size x sequence "
+                f"length + 1 = {batch_size * seq_len + 1:,}")
+        advice = ("give more text" if self.fits is None else
+                  f"use a smaller batch size or sequence length (batch size {self.fits[0]} x "
+                  f"sequence length {self.fits[1]} fits), or more text")
+        super().__init__(f"{what}; {advice}", what=what)
+
+
 class StreamBatches:
     def __init__(self, data: torch.Tensor, batch_size: int, seq_len: int,
-                 rows: slice = slice(None)):
+                 rows: slice = slice(None), multiple: int = 1):
         columns = (len(data) - 1) // batch_size
         if columns < seq_len:
-            raise ConfigError(
-                f"the training text has {len(data):,} characters, fewer than batch size x "
-                f"sequence length + 1 = {batch_size * seq_len + 1:,}; use a smaller batch size or "
-                "sequence length, or more text")
+            raise TextTooShort(len(data), batch_size, seq_len, multiple)
         self.batch_size = batch_size
         self.seq_len = seq_len
         self.inputs = data[: batch_size * columns].view(batch_size, columns)[rows]

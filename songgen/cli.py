@@ -52,12 +52,18 @@ def library_call(func):
         except TrainingInterrupted as exc:
             if not exc.silent:
                 click.echo(str(exc), err=True)
-                click.echo(f"To continue: {_resume_command()}", err=True)
+                if exc.resumable:
+                    click.echo(f"To continue: {_resume_command()}", err=True)
             sys.exit(128 + exc.signum)
         except SonggenError as exc:
             if exc.silent:  # another process of a distributed run has reported it
                 sys.exit(1)
-            raise click.ClickException(_process_prefix() + str(exc)) from None
+            raise click.ClickException(_process_prefix() + _with_flags(exc)) from None
+        except BrokenPipeError:
+            # The reader closed the pipe (`songgen sample | head -1`): its choice, not an error.
+            # Nothing more goes to stdout, not even the interpreter's flush at exit.
+            _stdout_to_devnull()
+            sys.exit(0)
         except KeyboardInterrupt:
             if not _process_prefix():  # under torchrun, process 0 says it for all
                 click.echo("Interrupted.", err=True)
@@ -66,6 +72,27 @@ def library_call(func):
             warnings.showwarning = _default_showwarning
 
     return wrapper
+
+
+def _with_flags(exc: SonggenError) -> str:
+    """The message of a library error, with the command line's own advice where it has some."""
+    from .lyrics import BadEncoding
+
+    if isinstance(exc, BadEncoding):
+        if exc.encoding == "utf-8":
+            return (f"{exc.what}; save the file as UTF-8, or give its encoding with --encoding, "
+                    "e.g. --encoding cp1252")
+        return f"{exc.what}; give the file's real encoding with --encoding, or save it as UTF-8"
+    return str(exc)
+
+
+def _stdout_to_devnull() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (a test runner's stream)
+        pass
 
 
 def _process_prefix() -> str:
@@ -112,6 +139,18 @@ def _resume_command() -> str:
     return shlex.join([*launcher, *argv, "--resume"])
 
 
+def _fine_tune_command(text, folder: str) -> str:
+    """The command that fine-tunes the run in `folder` on `text`, into a folder not yet used."""
+    base = os.path.join(folder, "last.pt")
+    if not os.path.exists(base):
+        base = os.path.join(folder, "best.pt")
+    stem, n = folder.rstrip("/\\") or folder, 2
+    while os.path.exists(f"{stem}-{n}"):
+        n += 1
+    return shlex.join(["songgen", "train", str(text), "--init-from", base, "--checkpoint-dir",
+                       f"{stem}-{n}"])
+
+
 # -- what sample and info print ----------------------------------------------------------
 
 def tell_seed(chosen: bool, seed: int) -> None:
@@ -120,11 +159,43 @@ def tell_seed(chosen: bool, seed: int) -> None:
                    err=True)
 
 
-def read_prime_file(path: str) -> str:
+def read_prime_file(path: str, encoding: str = "utf-8") -> str:
     """A prime file (or stdin for -), read and normalised like a corpus file."""
     from .lyrics import decode_text, read_text
 
-    return decode_text(sys.stdin.buffer.read(), "standard input") if path == "-" else read_text(path)
+    if path == "-":
+        return decode_text(sys.stdin.buffer.read(), "standard input", encoding=encoding)
+    return read_text(path, encoding)
+
+
+def fit_to_model(vocab, text: str, what: str) -> str:
+    """A title or prime with the characters the model never saw replaced by close ones it
+    knows (Z -> z, é -> e) or dropped, each change told in a warning; an error when nothing
+    usable is left."""
+    from .errors import SonggenWarning
+    from .lyrics import describe_chars
+
+    fitted, changes = vocab.fit(text)
+    if not changes:
+        return text
+    if text.strip() and not fitted.strip():
+        raise click.ClickException(
+            f"{what} has only characters the model never saw: "
+            f"{describe_chars(sorted(c for c, _ in changes))}; write it with characters of the "
+            "training text")
+    told = "; ".join(f"{describe_chars([c])} became {new!r}" if new else
+                     f"{describe_chars([c])} was dropped" for c, new in changes)
+    warnings.warn(f"{what} has characters the model never saw: {told}", SonggenWarning)
+    return fitted
+
+
+def tell_cut(songs, length: int, temperature: float) -> None:
+    """Say which songs were cut at the length limit, rather than ended by the model."""
+    advice = ("greedy decoding (--temp 0) tends to repeat one phrase; raise --temp"
+              if temperature == 0 else "raise --length")
+    for number in songs:
+        which = "the song" if number is None else f"song {number}"
+        click.echo(f"{which} was cut at {length:,} characters; {advice}", err=True)
 
 
 def song_record(song, trained, options) -> dict:
@@ -198,11 +269,13 @@ _DEVICES = "auto|cpu|cuda|cuda:N|mps"
 
 
 class Duration(click.ParamType):
-    """90, 90s, 10m, 2h, 1h30m -> seconds."""
+    """90, 90s, 10m, 2h, 1h30m -> seconds. A number after a unit counts in the next smaller one,
+    as people write it: 1h30 is 1 h 30 min, 5m30 is 5 min 30 s; a lone number is seconds."""
 
     name = "duration"
     _PART = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
-    _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    _NEXT = {"d": "h", "h": "m", "m": "s"}
 
     def convert(self, value, param, ctx):
         if isinstance(value, (int, float)):
@@ -211,7 +284,15 @@ class Duration(click.ParamType):
         parts = self._PART.findall(text)
         if not text or "".join(n + u for n, u in parts) != text:
             self.fail(f"{value!r} is not a duration; write e.g. 90s, 10m, 2h or 1h30m", param, ctx)
-        seconds = sum(float(n) * self._UNIT[u] for n, u in parts)
+        seconds, previous = 0.0, None
+        for number, unit in parts:
+            if not unit:
+                unit = "s" if previous is None else self._NEXT.get(previous)
+                if unit is None:
+                    self.fail(f"{value!r}: a number after seconds has no unit; write e.g. "
+                              "1m30s", param, ctx)
+            seconds += float(number) * self._UNIT[unit]
+            previous = unit
         if seconds <= 0:
             self.fail("the time limit must be more than zero", param, ctx)
         return seconds
@@ -227,11 +308,32 @@ def json_option(f):
                         help="Print machine-readable JSON on stdout.")(f)
 
 
+def _check_encoding(ctx, param, value):
+    from .config import check_encoding
+    from .errors import ConfigError
+
+    try:
+        return None if value is None else check_encoding(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def encoding_option(what: str):
+    return click.option("--encoding", default="utf-8", show_default=True, metavar="NAME",
+                        callback=_check_encoding, help=f"The text encoding of {what}: e.g. "
+                        "cp1252 (Windows), latin-1 (UTF-16 with a byte-order mark is always "
+                        "recognised).")
+
+
 def _positive(default, help, most):
     return dict(default=default, show_default=True, type=click.IntRange(1, most), help=help)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# What `songgen --help` lists for each command, and examples at the end of its own --help.
+# Kept here, in one place, for every command (a later command without an entry lists the first
+# sentence of its description, as click does by default).
+@click.group(
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="songgen")
 def cli():
     """Learn to write song lyrics, one character at a time, with an LSTM.
@@ -241,13 +343,22 @@ def cli():
     songgen sample --temp 0.8       print a new song from checkpoints/best.pt
     songgen eval other.txt          score a checkpoint on any text
     songgen info                    what a checkpoint holds
+    songgen serve                   a local page to write songs and watch training
 
     \b
     Several GPUs: torchrun --standalone --nproc-per-node gpu -m songgen train lyrics.txt
     """
 
 
-@cli.command()
+@cli.command(short_help="Train a model on a lyrics file or folder (Ctrl-C saves).", epilog="""
+        Examples:
+
+        \b
+          songgen train lyrics.txt --checkpoint-dir ck --time-limit 1h30
+          songgen train --checkpoint-dir ck --resume --lr 0.001
+          songgen train new.txt --init-from ck/best.pt --checkpoint-dir ck-new
+          songgen train windows.txt --encoding cp1252
+        """)
 @click.argument("text", required=False, type=click.Path(exists=True, path_type=str))
 @click.option("--checkpoint-dir", default=_TRAIN.checkpoint_dir, show_default=True,
               type=click.Path(path_type=str), help="Where last.pt, best.pt and metrics.jsonl go.")
@@ -290,7 +401,9 @@ def cli():
               type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
               help="auto: bf16 mixed precision where the hardware has it natively (CUDA from "
               "Ampere on, CPUs with AMX), fp32 elsewhere.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or statistics.")
+@encoding_option("TEXT (kept for --resume)")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or statistics (the result "
+              "line stays).")
 @click.pass_context
 @library_call
 def train(ctx, text, resume, init_from, quiet, **options):
@@ -299,8 +412,15 @@ def train(ctx, text, resume, init_from, quiet, **options):
     Without TEXT, trains on the demo songs bundled with songgen. Songs are separated by two
     blank lines. Training stops at --steps, --epochs or --time-limit, whichever comes first,
     or when validation stops improving (--patience); Ctrl-C saves and stops.
+
+    With --resume and no TEXT, the run goes on with the text it was trained on. On resume,
+    --lr, --weight-decay, --grad-clip, --patience, --eval-every and --keep-last may change;
+    the model's shape, --seq-len, --batch-size, --seed and --val-frac stay as they were.
     """
-    from .errors import ExistingRun
+    from .batches import TextTooShort
+    from .errors import CorpusMissing, ExistingRun
+    from .lyrics import CorpusChanged
+    from .progress import format_duration
     from .training import train as run_training
 
     explicit = {name for name in options
@@ -311,12 +431,29 @@ def train(ctx, text, resume, init_from, quiet, **options):
     if resume and init_from:
         raise click.ClickException("resuming a run and starting from a base model cannot be "
                                    "combined; use --resume or --init-from, not both")
+    folder = config.checkpoint_dir
     try:
-        run_training(text, model=model, config=config, resume=resume, init_from=init_from,
-                     explicit=explicit, quiet=quiet)
+        result = run_training(text, model=model, config=config, resume=resume,
+                              init_from=init_from, explicit=explicit, quiet=quiet)
     except ExistingRun as exc:
         raise click.ClickException(f"{exc.what}; add --resume to continue it, or give "
                                    "--checkpoint-dir a new folder") from None
+    except CorpusChanged as exc:
+        raise click.ClickException(
+            f"{exc.what}; resume with the text it was trained on, or go on with this text "
+            f"from the run's weights (its vocabulary grown by any new characters) in a new "
+            f"folder: {_fine_tune_command(exc.path, folder)}") from None
+    except CorpusMissing as exc:
+        raise click.ClickException(f"{exc.what}; give the text as TEXT: songgen train TEXT "
+                                   f"--checkpoint-dir {shlex.quote(folder)} --resume") from None
+    except TextTooShort as exc:
+        advice = ("give more text" if exc.fits is None else
+                  f"use e.g. --batch-size {exc.fits[0]} --seq-len {exc.fits[1]}, or more text")
+        raise click.ClickException(f"{exc.what}; {advice}") from None
+    if not _process_prefix():
+        click.echo(f"done in {format_duration(result.loop_seconds)}; write a song with: "
+                   f"songgen sample --checkpoint {shlex.quote(str(result.checkpoint_dir))}",
+                   err=True)
     if launched_distributed():
         # A torchrun worker whose run is complete and saved leaves at once: now and then the
         # interpreter's shutdown after distributed training aborted a worker (SIGABRT from
@@ -326,7 +463,14 @@ def train(ctx, text, resume, init_from, quiet, **options):
         os._exit(0)
 
 
-@cli.command()
+@cli.command(short_help="Write new songs with a trained model.", epilog="""
+        Examples:
+
+        \b
+          songgen sample --checkpoint ck --temp 0.8
+          songgen sample --title "Harbour Lights" -n 3 --max-lines 16
+          songgen sample --json -n 8 --seed 7 -o songs.jsonl
+        """)
 @click.option("--checkpoint", type=click.Path(path_type=str),
               help="Checkpoint file, or a folder (its best.pt, else last.pt) [default: "
               "checkpoints].")
@@ -368,19 +512,31 @@ def train(ctx, text, resume, init_from, quiet, **options):
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "fp32", "int8"]),
               help="auto: int8 weights on the CPU for models of 256+ units (faster, same quality).")
-@json_option
+@click.option("--strict", is_flag=True, help="Refuse a title or prime with characters the model "
+              "never saw, instead of replacing them with close ones (Z -> z, é -> e) or "
+              "dropping them.")
+@click.option("--encoding", metavar="NAME", callback=_check_encoding,
+              help="The text encoding of --prime-file and --corpus, e.g. cp1252 [default: "
+              "utf-8; for --corpus, the one the model was trained with].")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON Lines on stdout: one JSON object per song, a line each.")
 @library_call
 def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_copy, output,
-           **options):
+           strict, encoding, **options):
     """Write new songs with a trained model and print them on stdout.
 
     Songs are separated by two blank lines, so the output is itself a lyrics corpus. Each song
     ends where the model ends it, after --max-lines lines, or at --length characters.
+
+    A title or prime with characters the model never saw has them replaced by close ones it
+    knows (Z -> z, é -> e) or dropped, with a warning that names each change (--strict
+    refuses them instead).
     """
     from .checkpoint import load_checkpoint
     from .copycheck import open_copy_index
+    from .errors import SonggenWarning
     from .generate import generate, make_prime, stream
-    from .lyrics import describe_chars
+    from .lyrics import describe_chars, normalise
 
     if prime and prime_file:
         raise click.UsageError("--prime and --prime-file cannot be combined; put the whole "
@@ -391,30 +547,47 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
         raise click.ClickException(f"{output} already exists; choose a new file name (songgen "
                                    "never overwrites a file)")
     trained = load_checkpoint(checkpoint, device=device)
+    title = normalise(title) if title else title
+    opening = normalise(prime.replace("\\n", "\n") +
+                        (read_prime_file(prime_file, encoding or "utf-8") if prime_file else ""))
     unknown = trained.vocab.unknown(make_prime(None, title or ""))
-    if unknown:
+    if unknown and strict:
         raise click.ClickException(f"--title has characters the model never saw: "
                                    f"{describe_chars(unknown)}; remove or replace them")
-    options["prime"] = make_prime(title, prime.replace("\\n", "\n"),
-                                  read_prime_file(prime_file) if prime_file else "")
-    index = open_copy_index(corpus, trained, max_copy) if corpus else None
+    if not strict:  # (with --strict, the library refuses a prime that has them)
+        title = fit_to_model(trained.vocab, title, "--title") if title else title
+        opening = fit_to_model(trained.vocab, opening,
+                               "--prime-file" if prime_file else "--prime")
+    options["prime"] = make_prime(title, opening)
+    index = open_copy_index(corpus, trained, max_copy, encoding) if corpus else None
+    if options["temperature"] == 0 and options["num_songs"] > 1:
+        warnings.warn(f"--temp 0 always picks the likeliest character, so all "
+                      f"{options['num_songs']} songs would be the same (greedy decoding is "
+                      "deterministic); writing one. Raise --temp for different songs",
+                      SonggenWarning)
+        options["num_songs"] = 1
     # Chosen here rather than inside the library, so that it can be shown: a song worth
-    # keeping can then be written again.
-    chosen_seed = options["seed"] is None and not as_json
+    # keeping can then be written again. At --temp 0 no seed plays a part.
+    chosen_seed = options["seed"] is None and not as_json and options["temperature"] > 0
     if options["seed"] is None:
         options["seed"] = secrets.randbits(31)
     if options["num_songs"] == 1 and not (as_json or output or index):
         # One song to the terminal or a pipe: print characters as they come, flushed at the
         # first character (it shows the song has started) and then at every line end.
-        first = True
+        first, written = True, 0
         for piece in stream(trained, **{k: v for k, v in options.items() if k != "num_songs"
                                         and k != "retries"}):
             sys.stdout.write(piece)
+            written += len(piece)
             if first or "\n" in piece:
                 sys.stdout.flush()
                 first = False
         sys.stdout.write("\n")
         sys.stdout.flush()
+        # Only a song cut at the length limit is that long (the end-of-song symbol and a
+        # --max-lines stop come before it).
+        if written >= options["length"]:
+            tell_cut([None], options["length"], options["temperature"])
         tell_seed(chosen_seed, options["seed"])
         return
     songs = generate(trained, copy_index=index, max_copy=max_copy, **options)
@@ -439,10 +612,20 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
         write_new_file(output, text)
         click.echo(f"wrote {len(songs)} song{'' if len(songs) == 1 else 's'} to {output}",
                    err=True)
+    cut = [song.number for song in songs if song.stop == "length"]
+    tell_cut([None] if cut and options["num_songs"] == 1 else cut, options["length"],
+             options["temperature"])
     tell_seed(chosen_seed, options["seed"])
 
 
-@cli.command(name="eval")
+@cli.command(name="eval", short_help="Score a checkpoint on any text (bits per character).",
+             epilog="""
+        Examples:
+
+        \b
+          songgen eval other_lyrics.txt --checkpoint ck
+          songgen eval old.txt --encoding latin-1 --skip-unknown --json
+        """)
 @click.argument("text", type=click.Path(exists=True, path_type=str))
 @click.option("--checkpoint", type=click.Path(path_type=str),
               help="Checkpoint file, or a folder (its best.pt, else last.pt) [default: "
@@ -450,15 +633,17 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
 @click.option("--skip-unknown", is_flag=True,
               help="Skip characters the model never saw (counted) instead of failing.")
 @device_option
+@encoding_option("TEXT")
 @json_option
 @library_call
-def eval_command(text, checkpoint, skip_unknown, device, as_json):
+def eval_command(text, checkpoint, skip_unknown, device, encoding, as_json):
     """Score a checkpoint on TEXT: loss in nats and bits per character (lower is better)."""
     from .evaluation import evaluate_text
     from .lyrics import UnknownCharacters
 
     try:
-        score = evaluate_text(text, checkpoint, skip_unknown=skip_unknown, device=device)
+        score = evaluate_text(text, checkpoint, skip_unknown=skip_unknown, device=device,
+                              encoding=encoding)
     except UnknownCharacters as exc:
         raise click.ClickException(f"{exc.what}; add --skip-unknown to score the rest") from None
     if as_json:
@@ -470,7 +655,14 @@ def eval_command(text, checkpoint, skip_unknown, device, as_json):
                (f", {score.skipped:,} unknown skipped)" if score.skipped else ")"))
 
 
-@cli.command()
+@cli.command(short_help="Show what a checkpoint or run holds, and whether it is intact.",
+             epilog="""
+        Examples:
+
+        \b
+          songgen info ck
+          songgen info ck/last.pt --json
+        """)
 @click.argument("checkpoint", required=False, type=click.Path(path_type=str))
 @json_option
 @library_call
@@ -485,7 +677,13 @@ def info(checkpoint, as_json):
 
 # --- songgen studio: serve and plot ---------------------------------------------------------
 
-@cli.command()
+@cli.command(short_help="A local page to write songs and watch training.", epilog="""
+        Examples:
+
+        \b
+          songgen serve --open
+          songgen serve --runs runs/ --port 8080
+        """)
 @click.option("--runs", default="checkpoints", show_default=True,
               type=click.Path(exists=True, file_okay=False, path_type=str),
               help="The folder whose checkpoints and training runs the page shows (searched "
@@ -507,7 +705,13 @@ def serve(runs, host, port, open_browser):
     serve_studio(runs, host=host, port=port, open_browser=open_browser)
 
 
-@cli.command()
+@cli.command(short_help="Draw training curves of runs to an SVG file.", epilog="""
+        Examples:
+
+        \b
+          songgen plot ck -o curves.svg
+          songgen plot ck ck2 runs/ -o compare.svg
+        """)
 @click.argument("runs", nargs=-1, type=click.Path(exists=True, path_type=str))
 @click.option("--output", "-o", default="curves.svg", show_default=True,
               type=click.Path(dir_okay=False, path_type=str), help="The SVG file to write.")

@@ -74,10 +74,14 @@ class TrainConfig(_Plain):
     device: str = "auto"
     precision: str = "auto"
     checkpoint_dir: str = "checkpoints"
+    encoding: str = "utf-8"         # of the text files (UTF-16 with a BOM is always recognised)
 
-    # Options that fix the data layout and optimiser, so a resume keeps the checkpoint's values.
-    FIXED_ON_RESUME = ("seq_len", "batch_size", "lr", "weight_decay", "grad_clip", "seed",
-                       "val_frac")
+    # Options that fix the data layout, so a resume keeps the checkpoint's values.
+    FIXED_ON_RESUME = ("seq_len", "batch_size", "seed", "val_frac")
+    # Options a resume may change (the run goes on with the new value, and records it); not
+    # given, they keep the checkpoint's. Limits (steps, epochs, time) belong to each command.
+    CHANGEABLE_ON_RESUME = ("lr", "weight_decay", "grad_clip", "patience", "eval_every",
+                            "keep_last", "encoding")
 
     def __post_init__(self):
         for name in ("eval_every", "log_every"):
@@ -104,6 +108,21 @@ class TrainConfig(_Plain):
             raise ConfigError("gradient clip, weight decay, patience and keep-last cannot be negative")
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"the seed must be between 0 and {MAX_SEED}")
+        self.encoding = check_encoding(self.encoding)
+
+
+def check_encoding(name: str) -> str:
+    """The codec's own name for a text encoding (cp1252, iso8859-1, utf-8), or ConfigError."""
+    import codecs
+
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, TypeError, ValueError):
+        raise ConfigError(f"unknown text encoding {name!r}; e.g. utf-8, cp1252 (Windows), "
+                          "latin-1") from None
+    if not getattr(info, "_is_text_encoding", True):  # rot13, base64: not text encodings
+        raise ConfigError(f"{name!r} is not a text encoding; e.g. utf-8, cp1252, latin-1")
+    return info.name
 
 
 def launched_distributed() -> bool:

@@ -91,12 +91,17 @@ class CopyIndex:
         return Copy(best_len, song[best_start:best_start + best_len])
 
 
-def open_copy_index(path, trained, max_copy: int | None = None) -> CopyIndex:
-    """Index the training text of `trained` for the plagiarism guard; refuse any other text."""
+def open_copy_index(path, trained, max_copy: int | None = None,
+                    encoding: str | None = None) -> CopyIndex:
+    """Index the training text of `trained` for the plagiarism guard; refuse any other text.
+    `encoding`: of the files; by default, the one the run was trained with."""
     from .lyrics import fingerprint, join_songs, read_songs
     from .errors import CorpusError
 
-    text = join_songs(read_songs(path))
+    if encoding is None:
+        config = trained.checkpoint.train_config
+        encoding = config.encoding if config is not None else "utf-8"
+    text = join_songs(read_songs(path, encoding))
     expected = trained.checkpoint.fingerprint
     if expected is not None and fingerprint(text) != expected:
         raise CorpusError(f"{path} is not the text {trained.path} was trained on; give that "

@@ -21,6 +21,10 @@ class CorpusError(SonggenError):
     """The training or evaluation text cannot be used."""
 
 
+class CorpusMissing(CorpusError):
+    """A resume was asked for without a text, and the run's recorded text cannot be found."""
+
+
 class CheckpointError(SonggenError):
     """A checkpoint is missing, or does not fit the request."""
 
@@ -46,11 +50,13 @@ class DeviceError(SonggenError):
 
 
 class TrainingInterrupted(SonggenError):
-    """Training stopped on a signal after saving; `signum` tells which one."""
+    """Training stopped on a signal; `signum` tells which one, `resumable` whether a checkpoint
+    of the run was saved to continue from."""
 
-    def __init__(self, message: str, signum: int):
+    def __init__(self, message: str, signum: int, resumable: bool = True):
         super().__init__(message)
         self.signum = signum
+        self.resumable = resumable
 
 
 class SonggenWarning(UserWarning):

@@ -62,10 +62,12 @@ class Score:
 
 
 def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = None, *,
-                  skip_unknown: bool = False, device: str = "auto") -> Score:
-    """Loss of a checkpoint on a lyrics file or folder, read and split like a training corpus."""
+                  skip_unknown: bool = False, device: str = "auto",
+                  encoding: str = "utf-8") -> Score:
+    """Loss of a checkpoint on a lyrics file or folder, read and split like a training corpus
+    (the files in `encoding`)."""
     trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
-    text = join_songs(read_songs(path))
+    text = join_songs(read_songs(path, encoding))
     unknown = trained.vocab.unknown(text)
     skipped = 0
     if unknown:

@@ -61,6 +61,17 @@ class UnknownCharacters(CorpusError):
         super().__init__(f"{what}; {advice}" if advice else what, what=what)
 
 
+class BadEncoding(CorpusError):
+    """Bytes of a text file that its encoding (UTF-8 unless given) cannot decode; `what` names
+    the file, line and byte offset, `encoding` the encoding tried."""
+
+    def __init__(self, what: str, encoding: str):
+        self.encoding = encoding
+        advice = ("save the file as UTF-8, or give its encoding (e.g. cp1252 for Windows text)"
+                  if encoding == "utf-8" else "give the file's real encoding, or save it as UTF-8")
+        super().__init__(f"{what}; {advice}", what=what)
+
+
 class CorpusChanged(CorpusError):
     """A resume was given a text other than the one its run was trained on."""
 
@@ -105,8 +116,25 @@ def title_key(song: str) -> str:
 
 # -- reading text --------------------------------------------------------------------------
 
-def _decode(raw: bytes, path, offset: int = 0, lines: int = 0) -> str:
-    """Strict UTF-8 (UTF-16 when it carries a BOM); errors name the line and byte offset.
+def streamable(encoding: str) -> bool:
+    """Whether text in `encoding` may be decoded a piece at a time, cut after line ends: UTF-8
+    and single-byte encodings, where a line-end byte is always a line end and never part of
+    another character. Others (UTF-16, Shift-JIS, ...) are decoded whole."""
+    import codecs
+
+    name = codecs.lookup(encoding).name
+    if name == "utf-8":
+        return True
+    try:
+        return len(bytes(range(256)).decode(name, "replace")) == 256 and \
+            "\n\r".encode(name) == b"\n\r"
+    except (UnicodeError, LookupError):
+        return False
+
+
+def _decode(raw: bytes, path, offset: int = 0, lines: int = 0, encoding: str = "utf-8") -> str:
+    """Strict UTF-8 or `encoding` (UTF-16 when it carries a BOM); errors name the line and
+    byte offset.
 
     NUL is the end-of-song symbol, so text holding it is refused whatever its encoding; it is
     checked before UTF-8 decoding so that a binary file (an image, a PDF) is called one.
@@ -124,19 +152,20 @@ def _decode(raw: bytes, path, offset: int = 0, lines: int = 0) -> str:
         except UnicodeDecodeError as exc:
             raise CorpusError(f"{path}: invalid UTF-16 at byte offset {exc.start}; "
                               "convert the file to UTF-8 and try again") from None
-    elif b"\x00" in raw:
+    elif b"\x00" in raw and streamable(encoding):
         raise CorpusError(f"{path}: contains NUL bytes, so it looks like a binary file (or "
                           "UTF-16 without a byte-order mark), not lyrics; give a plain UTF-8 "
                           "text file")
     else:
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
             line = lines + raw.count(b"\n", 0, exc.start) + 1
             column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1)
-            raise CorpusError(
-                f"{path}: not valid UTF-8 at line {line}, byte offset {offset + exc.start} "
-                f"(byte {column} of the line); save the file as UTF-8 and try again") from None
+            name = "UTF-8" if encoding == "utf-8" else encoding
+            raise BadEncoding(f"{path}: not valid {name} at line {line}, byte offset "
+                              f"{offset + exc.start} (byte {column} of the line)",
+                              encoding) from None
     if "\x00" in text:
         raise CorpusError(f"{path}: contains NUL characters, which lyrics cannot hold; "
                           "remove them or give a plain text file")
@@ -156,20 +185,21 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def decode_text(raw: bytes, name, offset: int = 0, lines: int = 0) -> str:
+def decode_text(raw: bytes, name, offset: int = 0, lines: int = 0,
+                encoding: str = "utf-8") -> str:
     """Bytes from anywhere (a file, standard input) decoded and normalised like a corpus file;
     `name` is what errors call the source (see `_decode` for the rest)."""
-    return normalise(_decode(raw, name, offset, lines))
+    return normalise(_decode(raw, name, offset, lines, encoding))
 
 
-def read_text(path: str | Path) -> str:
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     """The normalised text of one file (a prime file, say): not split into songs."""
     path = _regular_file(Path(path))
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return decode_text(raw, path)
+    return decode_text(raw, path, encoding=encoding)
 
 
 def _regular_file(path: Path) -> Path:
@@ -214,7 +244,7 @@ def _clean_songs(pieces: list[str]) -> list[str]:
     return songs
 
 
-def _songs(path: Path):
+def _songs(path: Path, encoding: str = "utf-8"):
     """The songs of a file, in lists, a piece of the file at a time: the one parser."""
     try:
         handle = open(path, "rb")
@@ -222,8 +252,10 @@ def _songs(path: Path):
         raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
     with handle:
         head = _read(handle, path, 8)
-        if head.startswith(UTF16_BOMS):  # rare: decoded whole, as UTF-16 has no byte-level lines
-            yield split_songs(decode_text(head + _read(handle, path, -1), path))
+        if head.startswith(UTF16_BOMS) or not streamable(encoding):
+            # Rare: decoded whole, as UTF-16 and multi-byte encodings have no byte-level lines.
+            yield split_songs(decode_text(head + _read(handle, path, -1), path,
+                                          encoding=encoding))
             return
         offset, lines, raw = 0, 0, head
         open_song: list[str] = []  # text read since the last song break, in pieces
@@ -239,7 +271,7 @@ def _songs(path: Path):
                 end -= 1
                 if end == 0:
                     continue
-            text = decode_text(raw[:end], path, offset, lines)
+            text = decode_text(raw[:end], path, offset, lines, encoding)
             offset, lines, raw = offset + end, lines + raw.count(b"\n", 0, end), raw[end:]
             if not block:
                 yield split_songs("".join(open_song) + text)
@@ -317,11 +349,11 @@ def check_memory(files: list[Path], per_byte: float, overhead: int = 0) -> int:
     return size
 
 
-def read_songs(path: str | Path) -> list[str]:
+def read_songs(path: str | Path, encoding: str = "utf-8") -> list[str]:
     """All songs of a file or a folder, in order, as text (for scoring and the copy index)."""
     files = text_files(path)
     check_memory(files, READ_BYTES_PER_BYTE)
-    songs = [song for file in files for piece in _songs(file) for song in piece]
+    songs = [song for file in files for piece in _songs(file, encoding) for song in piece]
     if not songs:
         raise _no_lyrics(path)
     return songs
@@ -442,6 +474,46 @@ class Vocab:
     def decode(self, ids) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 
+    def fit(self, text: str) -> tuple[str, list[tuple[str, str]]]:
+        """`text` with every character the vocabulary lacks replaced by a close one it has: the
+        other case (Z -> z), the letter without its accent (é -> e), a plain form (’ -> ',
+        … -> ...); dropped where there is none. Returns the new text and the changes, in order
+        of first appearance, as (character, replacement) pairs ("" where it was dropped)."""
+        changes: dict[str, str] = {}
+        for c in text:
+            if c not in self.index and c not in changes:
+                changes[c] = next((r for r in _stand_ins(c) if r and all(
+                    x in self.index and x != EOS for x in r)), "")
+        if not changes:
+            return text, []
+        return "".join(changes.get(c, c) for c in text), list(changes.items())
+
+
+# Plain forms of typographic characters that a model may never have seen.
+_PLAIN = {"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+          "`": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"',
+          "\u2033": '"', "\u00ab": '"', "\u00bb": '"', "\u2010": "-", "\u2011": "-",
+          "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2026": "...",
+          "\u00a0": " ", "\t": " "}
+
+
+def _stand_ins(c: str):
+    """Replacements for a character, closest first: its other case, then without accents (and
+    in either case), then its compatibility or plain typographic form."""
+    def cases(text):
+        return (text, text.lower(), text.upper())
+
+    yield c.lower()
+    yield c.upper()
+    bare = "".join(x for x in unicodedata.normalize("NFD", c) if not unicodedata.combining(x))
+    if bare != c:
+        yield from cases(unicodedata.normalize("NFC", bare))
+    compatible = unicodedata.normalize("NFKC", c)
+    if compatible != c:
+        yield from cases(compatible)
+    if c in _PLAIN:
+        yield _PLAIN[c]
+
 
 # -- a training corpus ---------------------------------------------------------------------
 
@@ -470,16 +542,18 @@ class Corpus:
 
 def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = None,
                 expect_fingerprint: str | None = None, extend: bool = False,
-                copies: int = 1, trained_on: str | None = None) -> Corpus:
+                copies: int = 1, trained_on: str | None = None,
+                encoding: str = "utf-8") -> Corpus:
     """Read, split and encode. With `vocab` (from a checkpoint), encode with it instead, adding
     the characters it lacks if `extend`; with `expect_fingerprint`, refuse a text other than the
     one the checkpoint was trained on (`trained_on`, its recorded path, is named then).
-    `copies`: processes of this machine loading it at once, for the memory check."""
+    `copies`: processes of this machine loading it at once, for the memory check. `encoding`:
+    of the files (UTF-8 by default; a UTF-16 byte-order mark is recognised whatever it is)."""
     files = text_files(path)
     size = check_memory(files, LOAD_BYTES_PER_BYTE * copies, LOAD_OVERHEAD * copies)
     encoder = _Encoder(size + len(files) + 16, vocab, extend)
     for file in files:
-        for songs in _songs(file):
+        for songs in _songs(file, encoding):
             encoder.add(songs)
     if not encoder.sizes:
         raise _no_lyrics(path)

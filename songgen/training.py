@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -17,18 +19,20 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from .batches import StreamBatches
+from .batches import MIN_STEPS, StreamBatches, fitting_shape, steps_per_epoch
 from .checkpoint import Checkpoint, RunFolder
 from .config import ModelConfig, TrainConfig
 from .devices import auto_precision, autocast, keep_freed_memory, resolve_precision
 from .distributed import Team
-from .errors import CheckpointError, ConfigError, SonggenError, SonggenWarning, TrainingInterrupted
+from .errors import (CheckpointError, ConfigError, CorpusMissing, SonggenError, SonggenWarning,
+                     TrainingInterrupted)
 from .evaluation import LN2, evaluate
 from .lyrics import Corpus, Vocab, available_memory, demo_corpus, load_corpus
 from .model import CharLSTM, context_state, detach, load_grown, training_bytes
-from .progress import Progress, describe_loss, epochs_done, say
+from .progress import Progress, describe_loss, epochs_done, format_duration, say
 
 MAX_ROLLBACKS = 3
 # Validation during training scores at most this many characters, spread over the validation
@@ -58,11 +62,16 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
     """Train a model on a lyrics file or folder (the bundled demo corpus when `source` is None).
 
     model: architecture options (a ModelConfig or a dict of its fields).
-    resume: continue the run saved in the checkpoint folder, exactly where it stopped.
+    resume: continue the run saved in the checkpoint folder, exactly where it stopped (on the
+        text it recorded when `source` is None). Options that leave the model's shape and the
+        data layout alone (learning rate, weight decay, clipping, patience, evaluation and
+        keep-last, encoding) may change on resume; the rest keep the checkpoint's values.
     init_from: fine-tune: start from this checkpoint's weights (its vocabulary grown by the new
         corpus's characters) with a fresh optimiser at step 0.
     explicit: names of options the caller set on purpose; on resume or fine-tuning, those that
-        disagree with the checkpoint are reported. Without it every given option counts.
+        disagree with the checkpoint are reported (and, on resume, those not set keep the
+        checkpoint's values). Without it every given option counts. A fresh run whose batch
+        size and sequence length were not set on purpose shrinks them for a short text.
     """
     config = config or TrainConfig()
     given_model = model.to_dict() if isinstance(model, ModelConfig) else dict(model or {})
@@ -110,51 +119,111 @@ def _reconcile(given: dict, saved: dict, what: str) -> dict:
     return saved
 
 
+_NAMES = {"lr": "learning rate", "eval_every": "evaluation every", "keep_last": "keep-last"}
+
+
+def _resumed_config(config: TrainConfig, old: TrainConfig, explicit: set[str] | None,
+                    quiet: bool) -> TrainConfig:
+    """The configuration a resume goes on with: the checkpoint's data layout (with a warning
+    where an option asked for another), the options it may change as asked (one line says what
+    changed) or else as the checkpoint had them, and this command's limits and device."""
+    chosen = explicit if explicit is not None else set(config.to_dict())
+    mine = {k: getattr(config, k) for k in TrainConfig.FIXED_ON_RESUME if k in chosen}
+    kept = _reconcile(mine, {k: getattr(old, k) for k in TrainConfig.FIXED_ON_RESUME},
+                      "training option")
+    changes = []
+    for name in TrainConfig.CHANGEABLE_ON_RESUME:
+        before, after = getattr(old, name), getattr(config, name)
+        if name not in chosen or after == before:
+            kept[name] = before
+        else:
+            changes.append(f"{_NAMES.get(name, name.replace('_', ' '))} "
+                           f"{'auto' if before is None else before} -> {after}")
+    if changes:
+        say("changed on resume: " + ", ".join(changes), quiet)
+    return TrainConfig(**{**config.to_dict(), **kept})
+
+
+def _short_text_shape(config: TrainConfig, chars: int, explicit: set[str] | None, team: Team,
+                      quiet: bool) -> TrainConfig:
+    """A new run on a text too short for the default batch shape, whose batch size and
+    sequence length were not chosen on purpose, gets a smaller shape that makes at least a few
+    steps an epoch (the batch shrinks first, then the sequence length)."""
+    if explicit is None or {"batch_size", "seq_len"} & explicit:
+        return config
+    steps = steps_per_epoch(chars, config.batch_size, config.seq_len)
+    if steps >= MIN_STEPS:
+        return config
+    fits = fitting_shape(chars, config.batch_size, config.seq_len, team.world)
+    if fits is None or fits == (config.batch_size, config.seq_len):
+        return config  # the batches report the problem
+    batch, seq = fits
+    say(f"short text: batch size {batch} x sequence length {seq} instead of "
+        f"{config.batch_size} x {config.seq_len}, for "
+        f"{steps_per_epoch(chars, batch, seq)} steps an epoch", quiet)
+    return replace(config, batch_size=batch, seq_len=seq)
+
+
 def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init_from,
               explicit: set[str] | None, device: torch.device, folder: RunFolder, team: Team,
               quiet: bool) -> "Run":
     """Read the checkpoint to start from and the corpus; settle the configurations."""
     dtype = resolve_precision(config.precision, device)
-    source = Path(source) if source is not None else demo_corpus()
     picked = {k: v for k, v in given_model.items() if explicit is None or k in explicit}
     base = ckpt.load(init_from) if init_from is not None else None
     saved = folder.load_for_resume() if resume else None
     if saved is None and team.main:
         folder.check_fresh()
+    if saved is not None and source is None:
+        source = _recorded_corpus(saved, folder, quiet)
+    source = Path(source) if source is not None else demo_corpus()
     if saved is not None:
         model_config = ModelConfig.from_dict(
             _reconcile(picked, saved.model_config.to_dict(), "model option"))
-        old = saved.train_config or TrainConfig()
-        mine = {k: getattr(config, k) for k in TrainConfig.FIXED_ON_RESUME
-                if explicit is None or k in explicit}
-        kept = _reconcile(mine, {k: getattr(old, k) for k in TrainConfig.FIXED_ON_RESUME},
-                          "training option")
-        config = TrainConfig(**{**config.to_dict(), **kept})
+        config = _resumed_config(config, saved.train_config or TrainConfig(), explicit, quiet)
     team.rows(config.batch_size)  # before the corpus: a long load would end in this error
     if saved is not None:
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved.vocab),
                              expect_fingerprint=saved.fingerprint, trained_on=saved.corpus,
-                             copies=team.local_world)
+                             copies=team.local_world, encoding=config.encoding)
     elif base is not None:
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(base.vocab), extend=True,
-                             copies=team.local_world)
+                             copies=team.local_world, encoding=config.encoding)
         arch = _reconcile(picked, base.model_config.to_dict(), "model option")
         model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
         added = len(corpus.vocab) - len(base.vocab)
         say(f"fine-tuning from {init_from} (step {base.step}); {added} new "
             f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)
     else:
-        corpus = load_corpus(source, config.val_frac, copies=team.local_world)
+        corpus = load_corpus(source, config.val_frac, copies=team.local_world,
+                             encoding=config.encoding)
         model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
     say(corpus.summary(), quiet)
+    if saved is None:
+        config = _short_text_shape(config, len(corpus.train), explicit, team, quiet)
     say("precision " + (auto_precision(device)[1] if config.precision == "auto" else
                         f"{config.precision}: as asked"), quiet)
+    if config.time_limit is not None:
+        say(f"time limit {format_duration(config.time_limit)}", quiet)
     if team.world > 1:
         say(f"distributed: {team.world} processes on {device.type}, "
             f"{config.batch_size // team.world} of the {config.batch_size} batch rows each", quiet)
     _check_fits(model_config, config, device, team)
     return Run(corpus, model_config, config, device, dtype, folder, team, quiet,
                resume_from=saved, base=base, base_path=init_from)
+
+
+def _recorded_corpus(saved: Checkpoint, folder: RunFolder, quiet: bool) -> str:
+    """The text a resumed run was trained on, as its checkpoint recorded it."""
+    if not saved.corpus:
+        what = f"the run in {folder.path} does not record the text it was trained on"
+    elif not Path(saved.corpus).exists():
+        what = f"the run in {folder.path} was trained on {saved.corpus}, which no longer exists"
+    else:
+        say(f"resuming on {saved.corpus}, the text the run was trained on", quiet)
+        return saved.corpus
+    raise CorpusMissing(f"{what}; give the text to resume on (moved or copied, it is checked "
+                        "to be the same text)", what=what)
 
 
 def _check_fits(model_config: ModelConfig, config: TrainConfig, device: torch.device,
@@ -204,28 +273,101 @@ def song_start_context(train: torch.Tensor, size: int = 1000) -> torch.Tensor:
 
 
 class StopSignals:
-    """While active, SIGINT/SIGTERM only set `signum`; the loop finishes its step, saves, and
-    stops. A second signal during the save changes nothing, so the save is never torn."""
+    """While active, a first SIGINT/SIGTERM only sets `signum`: the loop finishes its step,
+    saves, and stops. It is acknowledged on stderr at once, even while the main thread is deep
+    in a long PyTorch operation (where Python runs no signal handler): a thread reads the
+    signal wake-up file descriptor and says it. A second signal stops at once: the handler
+    raises KeyboardInterrupt, and the step in progress is not saved; during a checkpoint write
+    (`writing()`) it waits for the write to end, so a save is never torn."""
 
     HANDLED = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, speak: bool = True):
         self.signum: int | None = None
+        self.speak = speak
         self._previous = {}
+        self._writing = self._pending = False
+        self._wakeup: tuple[int, int, int] | None = None  # read end, write end, previous fd
+        self._watcher: threading.Thread | None = None
+
+    @staticmethod
+    def acknowledgement(signum: int) -> str:
+        if signum == signal.SIGINT:
+            return "stopping after this step; Ctrl-C again to stop now without saving this step"
+        return (f"{signal.Signals(signum).name} received: stopping after this step; send it "
+                "again to stop now without saving this step")
+
+    def _say(self, signum: int) -> None:
+        if self.speak:
+            try:
+                tqdm.write(self.acknowledgement(signum), file=sys.stderr)
+            except (OSError, ValueError):  # stderr closed: nothing to tell
+                pass
 
     def _handle(self, signum, frame):
         if self.signum is None:
             self.signum = signum
+            if self._watcher is None:
+                self._say(signum)
+        elif self._writing:
+            self._pending = True
+        else:
+            raise KeyboardInterrupt
+
+    def _watch(self, fd: int) -> None:
+        seen = False
+        while True:
+            try:
+                data = os.read(fd, 64)
+            except OSError:
+                return
+            if not data:
+                return
+            for signum in data:
+                if signum in self.HANDLED and not seen:
+                    seen = True
+                    self._say(signum)
+
+    @contextlib.contextmanager
+    def writing(self):
+        """A checkpoint write: a second signal during it stops the run only once it is done."""
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
+        if self._pending:
+            self._pending = False
+            raise KeyboardInterrupt
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for sig in self.HANDLED:
                 self._previous[sig] = signal.signal(sig, self._handle)
+            read, write = os.pipe()
+            os.set_blocking(write, False)
+            try:
+                self._wakeup = (read, write, signal.set_wakeup_fd(write,
+                                                                  warn_on_full_buffer=False))
+            except (ValueError, OSError):
+                os.close(read)
+                os.close(write)
+            else:
+                self._watcher = threading.Thread(target=self._watch, args=(read,), daemon=True,
+                                                 name="songgen-signals")
+                self._watcher.start()
         return self
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        if self._wakeup is not None:
+            read, write, previous = self._wakeup
+            signal.set_wakeup_fd(previous)
+            os.close(write)  # the watcher reads the end of the pipe and returns
+            self._watcher.join(timeout=5)
+            os.close(read)
+            self._wakeup = self._watcher = None
         return False
 
 
@@ -244,7 +386,8 @@ class Run:
         self.device, self.dtype, self.folder, self.team, self.quiet = (device, dtype, folder,
                                                                        team, quiet)
         self.rows = team.rows(config.batch_size)
-        self.batches = StreamBatches(corpus.train, config.batch_size, config.seq_len, self.rows)
+        self.batches = StreamBatches(corpus.train, config.batch_size, config.seq_len, self.rows,
+                                     multiple=team.world)
         if device.type == "cpu":
             keep_freed_memory()
         self.start_context = song_start_context(corpus.train)
@@ -261,6 +404,7 @@ class Run:
         self.net: torch.nn.Module | None = None  # what a step calls: the model, or DDP around it
         self.rollbacks = 0
         self.warned_diverging = False
+        self.signals: StopSignals | None = None
         self._start(resume_from)
         if resume_from is not None:
             say(f"resuming at step {self.step} ({epochs_done(self.epoch)})", quiet)
@@ -284,10 +428,17 @@ class Run:
             self.bad_evals = 0
             self.history: list[dict] = []
             self.elapsed_before = 0.0
+            self.saved_step: int | None = None  # the step of the last checkpoint written
             return
         try:
             self.model.load_state_dict(saved.model_state)
             self.optimizer.load_state_dict(saved.optimizer_state)
+            # A resume may change these (the saved optimiser state carries the old values).
+            for group in self.optimizer.param_groups:
+                if group["lr"] != self.config.lr:
+                    group["lr"] = self.config.lr
+                if group["weight_decay"] != self.config.weight_decay:
+                    group["weight_decay"] = self.config.weight_decay
             if saved.scaler_state:
                 self.scaler.load_state_dict(saved.scaler_state)
             self._set_rng(saved.rng, saved.step)
@@ -304,6 +455,7 @@ class Run:
         self.bad_evals = saved.bad_evals
         self.history = list(saved.history)
         self.elapsed_before = saved.elapsed
+        self.saved_step = saved.step
 
     def _initial_weights(self) -> dict:
         """A new model's weights (seeded), with the fine-tuning base's copied in."""
@@ -371,14 +523,16 @@ class Run:
             target = min(target or math.inf, c.epochs * len(self.batches))
         eval_every = c.eval_every or min(len(self.batches), 1000)
         progress = Progress(len(self.batches), target, c.batch_size * c.seq_len, self.quiet,
-                            self.step, self.epoch, self.position)
+                            self.step, self.epoch, self.position, c.time_limit)
         self.started = time.monotonic()
         self.loss_sum = torch.zeros((), device=self.device)
         self.loss_count = 0
         last_train = last_val = None
         self.net = self.team.wrap(self.model, self.device)
+        signals = StopSignals(speak=self.team.main)
         try:
-            with StopSignals() as signals:
+            with signals:
+                self.signals = signals
                 while (reason := self._stop_reason()) is None:
                     # Step.
                     self.loss_sum += self._train_step()
@@ -414,10 +568,13 @@ class Run:
                     if self.loss_count:
                         last_train = self._read_loss(None, False)[0]
                     last_val = self._evaluate_and_save(last_train)
+        except KeyboardInterrupt:  # a second signal: stop now
+            raise self._stopped_now(signals.signum or signal.SIGINT) from None
         finally:
             progress.close()
             # Drop the DDP wrapper now: it must not outlive the process group it talks through.
             self.net = None
+            self.signals = None
         say(f"stopped: {reason} at step {self.step} ({epochs_done(self.epoch)}); best validation "
             f"loss {describe_loss(self.best_val)}; checkpoints saved in {self.folder.path}/",
             self.quiet)
@@ -445,6 +602,25 @@ class Run:
     def _restart_loss(self) -> None:
         self.loss_sum.zero_()
         self.loss_count = 0
+
+    def _stopped_now(self, signum: int) -> TrainingInterrupted:
+        """A second signal stopped the run in the middle of a step (or of an evaluation)."""
+        if self.saved_step == self.step:
+            return self._interrupted(signum)
+        name = signal.Signals(signum).name
+        if self.saved_step is None:
+            error = TrainingInterrupted(f"{name} received again: training stopped at once, "
+                                        "before any checkpoint was saved", signum,
+                                        resumable=False)
+        else:
+            error = TrainingInterrupted(
+                f"{name} received again: training stopped at once at step {self.step}, not "
+                f"saved; {self.folder.last} holds step {self.saved_step}", signum)
+        error.silent = not self.team.main
+        return error
+
+    def _writing(self):
+        return self.signals.writing() if self.signals is not None else contextlib.nullcontext()
 
     def _interrupted(self, signum: int) -> TrainingInterrupted:
         name = signal.Signals(signum).name
@@ -523,8 +699,10 @@ class Run:
         self.history = (self.history + [record])[-HISTORY:]
         checkpoint = self._checkpoint(elapsed)
         if self.team.main:
-            self.folder.append_metrics(json.dumps(record))
-            self.folder.save(checkpoint, best=improved, keep=self.config.keep_last)
+            with self._writing():
+                self.folder.append_metrics(json.dumps(record))
+                self.folder.save(checkpoint, best=improved, keep=self.config.keep_last)
+                self.saved_step = self.step
         say(f"step {self.step}: validation {describe_loss(val)}" + (" (best)" if improved else ""),
             self.quiet)
         self._warn_if_diverging(val)
@@ -547,4 +725,6 @@ class Run:
     def _save_now(self) -> None:
         checkpoint = self._checkpoint(self._elapsed())
         if self.team.main:
-            self.folder.save(checkpoint, best=False, keep=self.config.keep_last)
+            with self._writing():
+                self.folder.save(checkpoint, best=False, keep=self.config.keep_last)
+                self.saved_step = self.step

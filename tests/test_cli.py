@@ -24,6 +24,14 @@ def run(tmp_path, monkeypatch):
     return invoke
 
 
+def without_cut(stderr: str) -> str:
+    """stderr without the lines that tell a song was cut at --length (a tiny model's songs
+    often are)."""
+    return "".join(line for line in stderr.splitlines(keepends=True)
+                   if not re.fullmatch(r"(the song|song \d+) was cut at [\d,]+ characters; "
+                                       r"raise --length\n", line))
+
+
 @pytest.fixture
 def trained(run, songs_file):
     result = run("train", songs_file, *TINY, "--steps", 20, "--eval-every", 10)
@@ -49,7 +57,7 @@ def test_train_sample_info_eval(run, trained, tmp_path):
     assert (tmp_path / "checkpoints" / "best.pt").exists()
     song = run("sample", "--seed", 3, "--length", 80, "--prime", "# ")
     assert song.exit_code == 0, song.output
-    assert song.stdout.startswith("# ") and song.stderr == ""
+    assert song.stdout.startswith("# ") and without_cut(song.stderr) == ""
     assert song.stdout == run("sample", "--seed", 3, "--length", 80, "--prime", "# ").stdout
     many = run("sample", "-n", 3, "--seed", 3, "--length", 80, "--json")
     records = [json.loads(line) for line in many.stdout.splitlines()]
@@ -69,10 +77,10 @@ def test_without_a_seed_the_seed_used_is_shown_and_writes_the_same_songs(run, tr
     first = run("sample", "-n", songs, "--length", 80)
     assert first.exit_code == 0, first.output
     match = re.fullmatch(r"seed (\d+) \(--seed \1 with the same options writes this again\)\n",
-                         first.stderr)
+                         without_cut(first.stderr))
     assert match, first.stderr
     again = run("sample", "-n", songs, "--length", 80, "--seed", match[1])
-    assert again.stdout == first.stdout and again.stderr == ""
+    assert again.stdout == first.stdout and without_cut(again.stderr) == ""
 
 
 def test_several_songs_are_separated_by_two_blank_lines(run, trained):
@@ -119,14 +127,14 @@ def test_errors_are_one_line_with_exit_codes(run, args, code, message):
 
 
 def test_prime_with_unseen_characters(run, trained):
-    result = run("sample", "--prime", "§")
+    result = run("sample", "--prime", "§", "--strict")
     assert result.exit_code == 1
     assert result.stderr == ("Error: the prime has characters the model never saw: '§'; "
                              "remove or replace them\n")
 
 
 def test_title_with_unseen_characters_names_the_title(run, trained):
-    result = run("sample", "--title", "Love é§")
+    result = run("sample", "--title", "Love é§", "--strict")
     assert result.exit_code == 1
     assert result.stderr == ("Error: --title has characters the model never saw: '§', "
                              "'é'; remove or replace them\n")

@@ -35,7 +35,8 @@ def test_invalid_utf8_names_file_line_and_offset(tmp_path):
     with pytest.raises(CorpusError) as err:
         read_text(path)
     assert str(err.value) == (f"{path}: not valid UTF-8 at line 2, byte offset 18 (byte 7 of the "
-                              "line); save the file as UTF-8 and try again")
+                              "line); save the file as UTF-8, or give its encoding "
+                              "(e.g. cp1252 for Windows text)")
 
 
 def test_nul_bytes_are_refused_as_binary(tmp_path):

@@ -511,7 +511,8 @@ def train(ctx, text, resume, init_from, quiet, **options):
 @device_option
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "fp32", "int8"]),
-              help="auto: int8 weights on the CPU for models of 256+ units (faster, same quality).")
+              help="auto: int8 weights on the CPU where they are faster (256+ units with AVX-512, "
+              "512+ without), same quality.")
 @click.option("--strict", is_flag=True, help="Refuse a title or prime with characters the model "
               "never saw, instead of replacing them with close ones (Z -> z, é -> e) or "
               "dropping them.")

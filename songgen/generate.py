@@ -181,8 +181,8 @@ def _check(trained: Trained, prime: str, num_songs: int, temperature: float, top
 @torch.inference_mode()
 def _steps(trained: Trained, n: int, prime: str, temperature: float, top_k: int, top_p: float,
            length: int, gen: torch.Generator, precision: str,
-           guide: ShapeGuide | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield, per generated position, the chosen ids (n,) and their log-probabilities (n,).
+           guide: ShapeGuide | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """Yield, per generated position, the chosen ids (a list of n) and their log-probabilities (n,).
 
     The LSTM state is carried: each step feeds one character, never the window again. With a
     `guide`, the song's shape steers the choice (the log-probabilities stay the model's own).
@@ -206,9 +206,10 @@ def _steps(trained: Trained, n: int, prime: str, temperature: float, top_k: int,
             chosen = draw(filter_logits(scores / temperature, top_k, top_p), gen)
         else:
             chosen = draw(scores, gen, temperature)
+        ids = chosen.tolist()  # the host needs them: to write the songs, and for the guide
         if guide is not None:
-            guide.update(chosen)
-        yield chosen, logp.gather(1, chosen[:, None]).squeeze(1)
+            guide.update(ids)
+        yield ids, logp.gather(1, chosen[:, None]).squeeze(1)
         logits = stepper.step(chosen, layers)
 
 
@@ -231,11 +232,11 @@ def _write(trained: Trained, batch: SongBatch, prime: str, temperature: float, t
     batch.shape = "free" if guide is None else "song"
     for chosen, logp in _steps(trained, n, prime, temperature, top_k, top_p, length, gen,
                                precision, guide):
-        yield batch.add(chosen.tolist(), logp.tolist())
+        yield batch.add(chosen, logp.tolist())
         if batch.finished:
             break
     if guide is not None:
-        batch.guided = guide.guided.tolist()
+        batch.guided = guide.guided
 
 
 def _guide(trained: Trained, shape: str, n: int, length: int, prime: str) -> ShapeGuide | None:

@@ -50,20 +50,30 @@ def int8_available() -> bool:
 
 
 def sampling_precision(precision: str, device: torch.device, hidden_size: int) -> str:
-    """fp32 or int8 for a model on `device`. auto: int8 weights on the CPU for models of 256
-    units or more, where they sample faster at no measurable cost in bits per character
-    (benchmarks/RESULTS.md); float32 elsewhere."""
+    """fp32 or int8 for a model on `device`. auto: int8 weights on the CPU where they sample
+    faster at no measurable cost in bits per character (benchmarks/RESULTS.md): from 256
+    units on CPUs with AVX-512, from 512 on others (at 256 the int8 kernels of an AVX2-only
+    CPU were slower than float32); float32 elsewhere."""
     from .errors import ConfigError
 
     if precision not in ("auto", "fp32", "int8"):
         raise ConfigError(f"unknown sampling precision {precision!r}; use auto, fp32 or int8")
     on_cpu = device.type == "cpu"
     if precision == "auto":
-        return "int8" if on_cpu and hidden_size >= 256 and int8_available() else "fp32"
+        return "int8" if (on_cpu and hidden_size >= _int8_from_units()
+                          and int8_available()) else "fp32"
     if precision == "int8" and not (on_cpu and int8_available()):
         raise ConfigError("int8 sampling needs the CPU and a PyTorch build with quantised "
                           "kernels; use fp32")
     return precision
+
+
+def _int8_from_units() -> int:
+    probe = getattr(torch.cpu, "_is_avx512_supported", None)  # private; absent in old releases
+    try:
+        return 256 if probe and probe() else 512
+    except RuntimeError:
+        return 512
 
 
 class StepState:

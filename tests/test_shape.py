@@ -167,9 +167,10 @@ class Scripted:
         self.a, self.nl = chars.index("a"), chars.index("\n")
 
     def logits(self, guide: ShapeGuide) -> torch.Tensor:
-        out = torch.full((len(guide.col), self.vocab), -20.0)
-        out[:, self.a] = torch.where(guide.col < 5, 5.0, -5.0)
-        out[:, self.nl] = torch.where(guide.col < 5, -5.0, 5.0)
+        out = torch.full((len(guide.songs), self.vocab), -20.0)
+        short = torch.tensor([song.col < 5 for song in guide.songs])
+        out[:, self.a] = torch.where(short, 5.0, -5.0)
+        out[:, self.nl] = torch.where(short, -5.0, 5.0)
         return out
 
 
@@ -189,9 +190,9 @@ def test_runaway_stanzas_and_lines_are_closed():
         for i, c in enumerate(chosen.tolist()):
             if not guide.done[i] or c == 0 and not written[i][-1:] == ["\x00"]:
                 written[i].append(chars[c])
-        if bool(guide.done.all()):
+        if all(guide.done):
             break
-    assert bool(guide.done.all()) and bool(guide.guided.all())
+    assert all(guide.done) and all(guide.guided)
     for parts in written:
         song = "".join(parts).rstrip("\x00")
         assert song.startswith("# ") and song_form(song)["blank_after_title"]

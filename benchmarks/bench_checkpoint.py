@@ -33,7 +33,7 @@ def main():
     x = torch.randint(0, 98, (train_cfg.batch_size, train_cfg.seq_len))
 
     cpu = torch.device("cpu")
-    dtype = resolve_precision("auto", cpu)  # what the defaults train in here
+    dtype = resolve_precision("auto", cpu)[0]  # what the defaults train in here (unprobed)
 
     def step():
         with autocast(cpu, dtype):

@@ -115,7 +115,7 @@ def worker_bare(spec: dict) -> dict:
     # with AMX), so that both sides do the same arithmetic and the ratio is the loop's overhead.
     from songgen.devices import resolve_precision
 
-    amp = resolve_precision("auto", device) == torch.bfloat16
+    amp = resolve_precision("auto", device)[0] == torch.bfloat16
 
     state = None
     common.sync(spec["device"])

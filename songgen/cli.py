@@ -303,6 +303,13 @@ def device_option(f):
                         help="Where to run: auto picks CUDA, then Apple MPS, then the CPU.")(f)
 
 
+def threads_option(f):
+    return click.option("--threads", type=click.IntRange(1, 1024),
+                        help="CPU threads [default: the cores free at the start; training then "
+                        "keeps the count that runs fastest, fewer if another process takes a "
+                        "core].")(f)
+
+
 def json_option(f):
     return click.option("--json", "as_json", is_flag=True,
                         help="Print machine-readable JSON on stdout.")(f)
@@ -397,10 +404,11 @@ def cli():
 @click.option("--keep-last", default=_TRAIN.keep_last, show_default=True, type=click.IntRange(0),
               help="Numbered checkpoints to keep besides last.pt and best.pt.")
 @device_option
+@threads_option
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
               help="auto: bf16 mixed precision where the hardware has it natively (CUDA from "
-              "Ampere on, CPUs with AMX), fp32 elsewhere.")
+              "Ampere on, CPUs with AMX or AVX-512 BF16), fp32 elsewhere.")
 @encoding_option("TEXT (kept for --resume)")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or statistics (the result "
               "line stays).")
@@ -509,6 +517,7 @@ def train(ctx, text, resume, init_from, quiet, **options):
               "the blank line after it, stanzas, an ending within their lengths); free: let the "
               "model run unguided.")
 @device_option
+@threads_option
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "fp32", "int8"]),
               help="auto: int8 weights on the CPU where they are faster (256+ units with AVX-512, "
@@ -522,8 +531,8 @@ def train(ctx, text, resume, init_from, quiet, **options):
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON Lines on stdout: one JSON object per song, a line each.")
 @library_call
-def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_copy, output,
-           strict, encoding, **options):
+def sample(checkpoint, device, threads, as_json, title, prime, prime_file, corpus, max_copy,
+           output, strict, encoding, **options):
     """Write new songs with a trained model and print them on stdout.
 
     Songs are separated by two blank lines, so the output is itself a lyrics corpus. Each song
@@ -547,6 +556,13 @@ def sample(checkpoint, device, as_json, title, prime, prime_file, corpus, max_co
     if output is not None and os.path.exists(output):
         raise click.ClickException(f"{output} already exists; choose a new file name (songgen "
                                    "never overwrites a file)")
+    import torch
+
+    from .devices import free_cores
+
+    # One song is written a character at a time: on a busy machine, threads that wait for a
+    # taken core cost far more than they bring.
+    torch.set_num_threads(threads or free_cores())
     trained = load_checkpoint(checkpoint, device=device)
     title = normalise(title) if title else title
     opening = normalise(prime.replace("\\n", "\n") +

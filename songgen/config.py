@@ -75,6 +75,7 @@ class TrainConfig(_Plain):
     precision: str = "auto"
     checkpoint_dir: str = "checkpoints"
     encoding: str = "utf-8"         # of the text files (UTF-16 with a BOM is always recognised)
+    threads: int | None = None      # CPU threads; None: as many as are free, adjusted while training
 
     # Options that fix the data layout, so a resume keeps the checkpoint's values.
     FIXED_ON_RESUME = ("seq_len", "batch_size", "seed", "val_frac")
@@ -106,6 +107,8 @@ class TrainConfig(_Plain):
             raise ConfigError("gradient clip and weight decay must be numbers")
         if self.grad_clip < 0 or self.weight_decay < 0 or self.patience < 0 or self.keep_last < 0:
             raise ConfigError("gradient clip, weight decay, patience and keep-last cannot be negative")
+        if self.threads is not None and not 1 <= self.threads <= 1024:
+            raise ConfigError("threads must be between 1 and 1024")
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"the seed must be between 0 and {MAX_SEED}")
         self.encoding = check_encoding(self.encoding)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import sys
+import time
+from typing import Callable
 
 import torch
 
@@ -45,34 +48,51 @@ def _mps_available() -> bool:
     return bool(backend and backend.is_available())
 
 
-def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype: float32 means no autocast. auto: see `auto_precision`."""
+def resolve_precision(name: str, device: torch.device,
+                      speedup: Callable[[], float] | None = None) -> tuple[torch.dtype, str]:
+    """The autocast dtype (float32 means no autocast) and why. auto: see `auto_precision`."""
     name = (name or "auto").lower()
     if name == "auto":
-        return auto_precision(device)[0]
+        return auto_precision(device, speedup)
     table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     if name not in table:
         raise DeviceError(f"unknown precision {name!r}; use auto, fp32, bf16 or fp16")
     if name == "fp16" and device.type != "cuda":
         raise DeviceError("fp16 training needs a CUDA GPU; use fp32 or bf16 on this device")
-    return table[name]
+    return table[name], f"{name}: as asked"
 
 
-def auto_precision(device: torch.device) -> tuple[torch.dtype, str]:
-    """bf16 mixed precision where the hardware computes in it natively, and why: CUDA GPUs
-    from Ampere on, and CPUs with the instructions oneDNN runs bf16 on (AMX tiles, AVX-512
-    BF16), where training runs faster at the same loss per step (benchmarks/RESULTS.md).
-    Elsewhere bf16 is emulated and slower than float32."""
+def auto_precision(device: torch.device,
+                   speedup: Callable[[], float] | None = None) -> tuple[torch.dtype, str]:
+    """bf16 mixed precision where it trains faster than float32, and why.
+
+    CUDA GPUs from Ampere on compute in bf16 natively, and so do CPUs with AMX tiles. On a CPU
+    with AVX-512 BF16 but no AMX, whether oneDNN's bf16 LSTM beats float32 differs from one
+    machine to another (faster on some AMD EPYCs, slower on an Intel Xeon held to AVX-512:
+    benchmarks/RESULTS.md), so `speedup()` measures it for the model at hand (a fraction of a
+    second) and bf16 is taken only where it is clearly faster. Elsewhere float32."""
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return torch.bfloat16, "bf16: this GPU computes in bf16 natively"
         return torch.float32, "fp32: this GPU has no native bf16"
-    if device.type == "cpu":
-        native = cpu_bf16_instructions()
-        if native:
-            return torch.bfloat16, f"bf16: this CPU computes in bf16 natively ({native})"
+    if device.type != "cpu":
+        return torch.float32, f"fp32 on {device.type}"
+    native = cpu_bf16_instructions()
+    if native == "AMX":
+        return torch.bfloat16, "bf16: this CPU computes in bf16 natively (AMX)"
+    if native is None:
         return torch.float32, "fp32: this CPU has no native bf16 (no AMX or AVX-512 BF16)"
-    return torch.float32, f"fp32 on {device.type}"
+    if speedup is None:
+        return torch.float32, "fp32: this CPU has AVX-512 BF16 but bf16 was not measured here"
+    ratio = speedup()
+    if ratio >= BF16_GAIN:
+        return torch.bfloat16, (f"bf16: this CPU has AVX-512 BF16 and a training step of this "
+                                f"model ran {ratio:.2f}x as fast in it")
+    return torch.float32, (f"fp32: this CPU has AVX-512 BF16, but a training step of this model "
+                           f"ran {ratio:.2f}x as fast in bf16, not faster")
+
+
+BF16_GAIN = 1.1  # bf16 must be this much faster to be worth its rounding
 
 
 def cpu_bf16_instructions() -> str | None:
@@ -109,3 +129,96 @@ def keep_freed_memory() -> None:
         libc.mallopt(-1, 1 << 30)     # M_TRIM_THRESHOLD
     except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
         pass
+
+
+# -- CPU threads on a busy machine -------------------------------------------------------------
+
+def cpu_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def free_cores(sample: float = 0.1) -> int:
+    """Cores not kept busy by other processes, from the system's CPU counters over `sample`
+    seconds (Linux); all of them where that cannot be read."""
+    cores = cpu_cores()
+
+    def counters():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+
+    try:
+        total0, idle0 = counters()
+        time.sleep(sample)
+        total1, idle1 = counters()
+    except (OSError, ValueError, IndexError):
+        return cores
+    if total1 <= total0:
+        return cores
+    busy = (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or cores)
+    return max(1, min(cores, cores - int(busy + 0.5)))
+
+
+class ThreadTuner:
+    """Keeps PyTorch's CPU thread count at what trains fastest now.
+
+    PyTorch's CPU threads spin-wait for each other, so when another busy process takes a core,
+    a run on one thread per core does not slow by half, it collapses (two default runs on two
+    cores: each at a tenth of its speed alone). It starts with the cores free at the start,
+    and, timing the training steps only, now and then tries one thread fewer (or, after it
+    went down, one more) for a short while, keeping whichever ran faster. A collapse is found
+    at once: a window much slower than the best seen at that count triggers a try."""
+
+    WINDOW = 2.0     # seconds of steps per measurement
+    EVERY = 60.0     # seconds between tries while nothing changes
+    BETTER = 1.1     # a try wins when it is this much faster
+
+    def __init__(self, threads: int, most: int):
+        self.threads, self.most = threads, most
+        self.before = torch.get_num_threads()
+        self.best: dict[int, float] = {}     # fastest steps/s seen at each thread count
+        self.trying: int | None = None       # the count on trial, with the rate it must beat
+        self.to_beat = 0.0
+        self.window_steps, self.window_time = 0, 0.0
+        self.since_try = 0.0
+        self.warm_up = 1  # windows not counted: the first steps allocate and fault memory in
+        torch.set_num_threads(threads)
+
+    def step_took(self, seconds: float) -> None:
+        """Count one training step of `seconds`; may change the thread count."""
+        self.window_steps += 1
+        self.window_time += seconds
+        self.since_try += seconds
+        if self.window_time < self.WINDOW or self.window_steps < 3:
+            return
+        rate = self.window_steps / self.window_time
+        self.window_steps, self.window_time = 0, 0.0
+        if self.warm_up:
+            self.warm_up -= 1
+            return
+        now = torch.get_num_threads()
+        self.best[now] = max(self.best.get(now, 0.0), rate)
+        if self.trying is not None:  # a trial window ends: keep the faster count
+            if rate < self.to_beat * self.BETTER:
+                torch.set_num_threads(self.threads)
+            else:
+                self.threads = now
+            self.trying = None
+            return
+        collapsed = rate < 0.6 * self.best[now]
+        first = len(self.best) == 1 and self.since_try >= self.WINDOW
+        if self.most > 1 and (collapsed or first or self.since_try >= self.EVERY):
+            other = now - 1 if now > 1 else now + 1
+            # A try must beat what this count does at its best, unless the machine changed
+            # under it (a collapse): then what it does now.
+            self.to_beat = rate if collapsed else self.best[now]
+            self.trying, self.since_try = other, 0.0
+            torch.set_num_threads(other)
+
+    def close(self) -> None:
+        """Give the process back the thread count it had."""
+        torch.set_num_threads(self.before)

@@ -25,13 +25,15 @@ from . import checkpoint as ckpt
 from .batches import MIN_STEPS, StreamBatches, fitting_shape, steps_per_epoch
 from .checkpoint import Checkpoint, RunFolder
 from .config import ModelConfig, TrainConfig
-from .devices import auto_precision, autocast, keep_freed_memory, resolve_precision
+from .devices import (ThreadTuner, autocast, cpu_cores, free_cores,
+                      keep_freed_memory, resolve_precision)
 from .distributed import Team
 from .errors import (CheckpointError, ConfigError, CorpusMissing, SonggenError, SonggenWarning,
                      TrainingInterrupted)
 from .evaluation import LN2, evaluate
 from .lyrics import Corpus, Vocab, available_memory, demo_corpus, load_corpus
-from .model import CharLSTM, context_state, detach, load_grown, training_bytes
+from .model import (CharLSTM, bf16_speedup, context_state, detach, load_grown,
+                    training_bytes)
 from .progress import Progress, describe_loss, epochs_done, format_duration, say
 
 MAX_ROLLBACKS = 3
@@ -168,7 +170,7 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
               explicit: set[str] | None, device: torch.device, folder: RunFolder, team: Team,
               quiet: bool) -> "Run":
     """Read the checkpoint to start from and the corpus; settle the configurations."""
-    dtype = resolve_precision(config.precision, device)
+    resolve_precision(config.precision, device)  # a bad choice fails before the corpus is read
     picked = {k: v for k, v in given_model.items() if explicit is None or k in explicit}
     base = ckpt.load(init_from) if init_from is not None else None
     saved = folder.load_for_resume() if resume else None
@@ -201,8 +203,9 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
     say(corpus.summary(), quiet)
     if saved is None:
         config = _short_text_shape(config, len(corpus.train), explicit, team, quiet)
-    say("precision " + (auto_precision(device)[1] if config.precision == "auto" else
-                        f"{config.precision}: as asked"), quiet)
+    dtype, why = resolve_precision(config.precision, device,
+                                   lambda: bf16_speedup(model_config))
+    say(f"precision {why}", quiet)
     if config.time_limit is not None:
         say(f"time limit {format_duration(config.time_limit)}", quiet)
     if team.world > 1:
@@ -529,13 +532,17 @@ class Run:
         self.loss_count = 0
         last_train = last_val = None
         self.net = self.team.wrap(self.model, self.device)
+        tuner = self._thread_tuner()
         signals = StopSignals(speak=self.team.main)
         try:
             with signals:
                 self.signals = signals
                 while (reason := self._stop_reason()) is None:
                     # Step.
+                    began = time.perf_counter()
                     self.loss_sum += self._train_step()
+                    if tuner is not None:
+                        tuner.step_took(time.perf_counter() - began)
                     self.loss_count += 1
                     progress.advance(self.step, self.epoch, self.position)
                     evaluating = self.step % eval_every == 0
@@ -572,6 +579,8 @@ class Run:
             raise self._stopped_now(signals.signum or signal.SIGINT) from None
         finally:
             progress.close()
+            if tuner is not None:
+                tuner.close()
             # Drop the DDP wrapper now: it must not outlive the process group it talks through.
             self.net = None
             self.signals = None
@@ -580,6 +589,21 @@ class Run:
             self.quiet)
         return TrainResult(self.step, self.epoch, self.best_val, last_val, self.folder.path,
                            reason, time.monotonic() - self.started)
+
+    def _thread_tuner(self) -> ThreadTuner | None:
+        """On the CPU, the thread count: as asked, or the cores free now, kept at what runs
+        fastest while training (see ThreadTuner)."""
+        if self.device.type != "cpu":
+            return None
+        most = cpu_cores()
+        if self.config.threads is not None:
+            torch.set_num_threads(self.config.threads)
+            say(f"threads: {self.config.threads}, as asked", self.quiet)
+            return None
+        start = free_cores()
+        say(f"threads: {start} ({start} of {most} cores free; fewer if another process takes "
+            "one while training)", self.quiet)
+        return ThreadTuner(start, most)
 
     def _elapsed(self) -> float:
         return self.elapsed_before + time.monotonic() - self.started
@@ -695,7 +719,8 @@ class Run:
         record = {"step": self.step, "epoch": self.epoch, "train_loss": train_loss,
                   "val_loss": val, "val_bpc": val / LN2,
                   "chars_per_sec": self._chars_per_sec(elapsed),
-                  "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(elapsed, 3)}
+                  "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(elapsed, 3),
+                  "threads": torch.get_num_threads() if self.device.type == "cpu" else None}
         self.history = (self.history + [record])[-HISTORY:]
         checkpoint = self._checkpoint(elapsed)
         if self.team.main:

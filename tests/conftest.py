@@ -41,7 +41,7 @@ def tiny_config(tmp_path):
     from songgen.config import TrainConfig
 
     def make(**overrides):
-        base = dict(seq_len=16, batch_size=4, eval_every=5, device="cpu",
+        base = dict(seq_len=16, batch_size=4, eval_every=5, device="cpu", threads=1,
                     checkpoint_dir=str(tmp_path / "ckpt"), patience=0)
         base.update(overrides)
         return TrainConfig(**base)

@@ -152,7 +152,8 @@ def test_into_a_log_file_progress_is_plain_lines_that_name_the_epoch(run, songs_
 
     monkeypatch.setattr(songgen.progress, "LOG_SECONDS", 0)  # a line at every loss reading
     args = [a for a in TINY if a != "-q"]
-    result = run("train", songs_file, *args, "--time-limit", "1", "--eval-every", 10)
+    # Long enough for a second epoch on a slow or busy machine (an epoch is ~130 steps).
+    result = run("train", songs_file, *args, "--time-limit", "8", "--eval-every", 10)
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
     status = [line for line in lines if line.startswith("step ") and "loss=" in line]

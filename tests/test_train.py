@@ -239,19 +239,36 @@ def test_a_diverging_run_is_told_to_lower_the_learning_rate(songs_file, tiny_mod
             steps=40, eval_every=10, checkpoint_dir=str(tmp_path / "calm")), quiet=True)
 
 
-@pytest.mark.parametrize("amx, avx512_bf16, expected", [
-    (True, False, "bf16: this CPU computes in bf16 natively (AMX)"),
-    (False, True, "bf16: this CPU computes in bf16 natively (AVX-512 BF16)"),
-    (False, False, "fp32: this CPU has no native bf16 (no AMX or AVX-512 BF16)")])
-def test_auto_precision_on_the_cpu_follows_its_native_bf16_instructions(monkeypatch, amx,
-                                                                         avx512_bf16, expected):
-    from songgen.devices import auto_precision, resolve_precision
+@pytest.mark.parametrize("amx, avx512_bf16, speedup, expected", [
+    (True, False, None, "bf16: this CPU computes in bf16 natively (AMX)"),
+    (False, True, 1.45, "bf16: this CPU has AVX-512 BF16 and a training step of this model ran "
+                        "1.45x as fast in it"),
+    (False, True, 0.63, "fp32: this CPU has AVX-512 BF16, but a training step of this model ran "
+                        "0.63x as fast in bf16, not faster"),
+    (False, False, None, "fp32: this CPU has no native bf16 (no AMX or AVX-512 BF16)")])
+def test_auto_precision_on_the_cpu_follows_what_it_computes_fast(monkeypatch, amx, avx512_bf16,
+                                                                 speedup, expected):
+    """The choice itself, whatever this machine's CPU: its instructions and the probe are
+    stood in for."""
+    from songgen.devices import resolve_precision
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16,
                         raising=False)
-    cpu = torch.device("cpu")
-    assert auto_precision(cpu)[1] == expected
-    assert resolve_precision("auto", cpu) == (torch.bfloat16 if amx or avx512_bf16 else
-                                              torch.float32)
-    assert resolve_precision("fp32", cpu) == torch.float32
+    probed = []
+    dtype, why = resolve_precision("auto", torch.device("cpu"),
+                                   lambda: probed.append(1) or speedup)
+    assert why == expected
+    assert dtype == (torch.bfloat16 if expected.startswith("bf16") else torch.float32)
+    assert len(probed) == (speedup is not None)  # probed only where the instructions leave doubt
+    assert resolve_precision("fp32", torch.device("cpu")) == (torch.float32, "fp32: as asked")
+
+
+def test_the_bf16_probe_times_the_model_and_leaves_the_random_state_alone():
+    from songgen.config import ModelConfig
+    from songgen.model import bf16_speedup
+
+    before = torch.get_rng_state()
+    ratio = bf16_speedup(ModelConfig(vocab_size=20, hidden_size=16, embed_dim=8), rows=4,
+                         seq_len=8, rounds=1)
+    assert ratio >= 0 and torch.equal(torch.get_rng_state(), before)  # 0: bf16 cannot run

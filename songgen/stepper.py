@@ -19,7 +19,6 @@ fails, the step stays eager and the reason is kept in `Stepper.cuda_graph_error`
 from __future__ import annotations
 
 import functools
-import gc
 import warnings
 import weakref
 
@@ -182,8 +181,8 @@ class Stepper:
         eager warm-up steps on a side stream (cuBLAS sets up its workspace for that stream,
         lazily loaded kernels get loaded), run on a scratch copy of the state so that `s` is
         not stepped; capture then happens on that same side stream. Capturing runs nothing,
-        so `s` is untouched until the first replay. Not torch.cuda.graph(): it empties the
-        allocator's cache on every capture, which would cost more than a short song.
+        so `s` is untouched until the first replay. Each capture synchronises and empties
+        the allocator's cache (torch.cuda.graph), once per batch of songs.
         """
         if self.cuda_graph_error is not None or not _graphable(ids, s, self.table):
             return None
@@ -192,7 +191,6 @@ class Stepper:
             current = torch.cuda.current_stream(device)
             if self._stream is None:
                 self._stream = torch.cuda.Stream(device)
-                self._pool = torch.cuda.graph_pool_handle()
             side = self._stream
             # The static buffers are normal tensors even under inference_mode, so that later
             # steps outside it may still write them.
@@ -214,7 +212,8 @@ class Stepper:
                     self._warm.add(n)
                 for out in outs:
                     graphs.append(_record(lambda out=out: self._step(static_ids, s, out=out),
-                                          self._pool))
+                                          self._pool, side))
+                    self._pool = self._pool or graphs[0].pool()
             current.wait_stream(side)
         except Exception as exc:  # noqa: BLE001 - any failure means: stay eager
             self.cuda_graph_error = f"{type(exc).__name__}: {exc}".strip()
@@ -237,33 +236,15 @@ def _graphable(ids: torch.Tensor, s: StepState, table: torch.Tensor) -> bool:
             and not torch.cuda.is_current_stream_capturing())
 
 
-def _record(body, pool) -> torch.cuda.CUDAGraph:
-    """Capture `body()` on the current (side) stream into a new graph sharing `pool`.
+def _record(body, pool, stream) -> torch.cuda.CUDAGraph:
+    """Capture `body()` on `stream` into a new graph sharing `pool` (None: a pool of its own).
 
     The pool holds only the step's intermediates (its outputs and state live outside it), and
     one stepper's graphs replay one after the other on the caller's stream, so they can share
-    it. Python's garbage collector is held off meanwhile, so that no unrelated tensor is freed
-    mid-capture."""
+    it. torch.cuda.graph does the bookkeeping PyTorch's allocator needs around a capture."""
     graph = torch.cuda.CUDAGraph()
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        try:
-            graph.capture_begin(pool=pool, capture_error_mode="thread_local")
-        except TypeError:  # an older PyTorch without the keyword
-            graph.capture_begin(pool)
-        try:
-            body()
-        except BaseException:
-            try:
-                graph.capture_end()
-            except Exception:  # noqa: BLE001 - the body's error is the one to report
-                pass
-            raise
-        graph.capture_end()
-    finally:
-        if collecting:
-            gc.enable()
+    with torch.cuda.graph(graph, pool=pool, stream=stream, capture_error_mode="thread_local"):
+        body()
     return graph
 
 

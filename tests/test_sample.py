@@ -21,7 +21,7 @@ def make_trained(tmp_path, text="# ab\n\nab ba\n", eos_bias=0.0):
                                  model_state=model.state_dict(), step=7)
     path = tmp_path / "m.pt"
     ckpt.save(checkpoint, path)
-    return ckpt.load_checkpoint(path)
+    return ckpt.load_checkpoint(path, device="cpu")
 
 
 def test_step_by_step_equals_full_sequence_forward():

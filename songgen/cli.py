@@ -402,7 +402,7 @@ def cli():
               "(a bare number is seconds).")
 @click.option("--patience", default=_TRAIN.patience, show_default=True,
               type=click.IntRange(0), help="Stop after this many evaluations without a better "
-              "validation loss (0 = never).")
+              "validation loss, at the lowest learning rate of the schedule (0 = never).")
 @click.option("--eval-every", type=click.IntRange(min=1), help="Evaluate and save every N steps "
               "[default: once an epoch, at least every 1000 steps].")
 @click.option("--keep-last", default=_TRAIN.keep_last, show_default=True, type=click.IntRange(0),

@@ -102,7 +102,7 @@ def choose_schedule(requested: str, *, time_limit: float | None, steps: int | No
     if patience:
         stop += " at the lowest"
     budgets = []
-    if time_limit is not None:
+    if time_limit is not None and requested != "plateau":
         budgets.append(f"the {_duration(time_limit)} time limit")
     if steps is not None and requested == "budget":
         budgets.append(f"the {steps:,}-step limit")

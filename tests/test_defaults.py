@@ -65,6 +65,7 @@ def test_the_schedule_follows_the_time_limit_not_the_step_limit():
                                                  patience=5).reason
     assert choose_schedule("budget", time_limit=None, steps=None, patience=5).value == "plateau"
     assert choose_schedule("none", time_limit=60, steps=None, patience=5).value == "none"
+    assert choose_schedule("plateau", time_limit=60, steps=None, patience=5).value == "plateau"
 
 
 def test_the_budget_decay_is_flat_then_falls_to_the_floor():

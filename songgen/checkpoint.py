@@ -62,6 +62,9 @@ class Checkpoint:
     elapsed: float = 0.0                    # seconds of training, resumes included
     init_from: dict | None = None           # a fine-tuned run's base: path, step, fingerprint
     shape: dict | None = None               # the corpus's song shape (shape.SongShape.to_dict)
+    schedule: dict | None = None            # the learning-rate schedule's state
+                                            # (defaults.LrSchedule.to_dict)
+    choices: dict | None = None             # automatic choices: name -> {"value", "reason"}
     songgen_version: str = __version__
     version: int = VERSION
     # Set when read from a file: the checksum it carried, verified (None: written before
@@ -80,7 +83,7 @@ class Checkpoint:
             "start_state": self.start_state, "rng": self.rng,
             "best_val_loss": self.best_val_loss, "bad_evals": self.bad_evals,
             "history": self.history, "elapsed": self.elapsed, "init_from": self.init_from,
-            "shape": self.shape,
+            "shape": self.shape, "schedule": self.schedule, "choices": self.choices,
         }
 
     @classmethod
@@ -90,7 +93,8 @@ class Checkpoint:
         model_config = _check_model(state, path)
         values = {f.name: state[f.name] for f in fields(cls) if f.name in state}
         values.pop("version", None)
-        for name in ("init_from", "shape"):  # optional records: a damaged one is dropped
+        for name in ("init_from", "shape", "schedule", "choices"):
+            # Optional records: a damaged one is dropped.
             if not isinstance(values.get(name), (dict, type(None))):
                 values[name] = None
         if not isinstance(values.get("checksum"), (str, type(None))):
@@ -100,8 +104,12 @@ class Checkpoint:
         if problem:
             raise CheckpointError(f"{path} has a damaged training record ({problem})")
         if state.get("train_config") is not None:
+            options = state["train_config"]
+            if isinstance(options, dict) and "lr_schedule" not in options:
+                # Written before schedules: the run goes on with its fixed learning rate.
+                options = {**options, "lr_schedule": "none"}
             try:
-                values["train_config"] = TrainConfig.from_dict(state["train_config"])
+                values["train_config"] = TrainConfig.from_dict(options)
             except (SonggenError, TypeError, ValueError):
                 raise CheckpointError(f"{path} has a damaged training record (the "
                                       "training options)") from None
@@ -124,7 +132,7 @@ class Checkpoint:
             "vocab_size": len(self.vocab), "step": self.step, "epoch": self.epoch,
             "best_val_loss": self.best_val_loss, "corpus": self.corpus,
             "corpus_fingerprint": self.fingerprint, "init_from": self.init_from,
-            "checksum": self.checksum, "history": self.history,
+            "checksum": self.checksum, "choices": self.choices, "history": self.history,
         }
 
 

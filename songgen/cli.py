@@ -244,6 +244,10 @@ def describe(summary: dict) -> str:
         f"{t.get('batch_size')} x seq {t.get('seq_len')}, lr {t.get('lr')}",
         f"best val     {describe_loss(summary['best_val_loss'])}",
     ]
+    for i, (name, choice) in enumerate((summary.get("choices") or {}).items()):
+        if isinstance(choice, dict):
+            lines.append(f"{'chosen' if i == 0 else '':<13}{name} {choice.get('value')}: "
+                         f"{choice.get('reason')}")
     if base:
         lines.append(f"fine-tuned   from {base.get('path')} (step {base.get('step')}, trained "
                      f"on {base.get('corpus') or 'an unrecorded corpus'})")
@@ -375,15 +379,22 @@ def cli():
 @click.option("--embed-dim", **_positive(_MODEL.embed_dim, "Character embedding size.", MAX_EMBED))
 @click.option("--hidden-size", **_positive(_MODEL.hidden_size, "LSTM units per layer.", MAX_HIDDEN))
 @click.option("--layers", **_positive(_MODEL.layers, "Number of LSTM layers.", MAX_LAYERS))
-@click.option("--dropout", default=_MODEL.dropout, show_default=True,
-              type=click.FloatRange(0, 1, max_open=True), help="Dropout between and after layers.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True),
+              help="Dropout between and after layers [default: auto, from the corpus size: "
+              "0.4 to 0 as characters per parameter grow].")
 @click.option("--seq-len", **_positive(_TRAIN.seq_len, "Characters per step (BPTT length).", MAX_SEQ_LEN))
 @click.option("--batch-size", **_positive(_TRAIN.batch_size, "Parallel streams per step (under "
               "torchrun: in all, split over the processes).", MAX_BATCH))
 @click.option("--lr", default=_TRAIN.lr, show_default=True,
               type=click.FloatRange(0, 10, min_open=True), help="AdamW learning rate.")
-@click.option("--weight-decay", default=_TRAIN.weight_decay, show_default=True,
-              type=click.FloatRange(0, 1), help="AdamW weight decay.")
+@click.option("--weight-decay", type=click.FloatRange(0, 1),
+              help="AdamW weight decay [default: auto, from the corpus size: 0.05 to 0.01].")
+@click.option("--lr-schedule", default=_TRAIN.lr_schedule, show_default=True,
+              type=click.Choice(["auto", "plateau", "budget", "none"]),
+              help="plateau: halve the learning rate after 2 evaluations without improvement, "
+              "down to 1/8, and stop (--patience) only at the lowest; budget: also fall to 5% "
+              "over the last 30% of --time-limit (or --steps, --epochs); auto: budget with a "
+              "time limit, else plateau; none: a fixed learning rate.")
 @click.option("--grad-clip", default=_TRAIN.grad_clip, show_default=True,
               type=click.FloatRange(0), help="Clip the gradient norm to this (0 = off).")
 @click.option("--seed", default=_TRAIN.seed, show_default=True, type=click.IntRange(0, MAX_SEED),
@@ -398,7 +409,7 @@ def cli():
               "(a bare number is seconds).")
 @click.option("--patience", default=_TRAIN.patience, show_default=True,
               type=click.IntRange(0), help="Stop after this many evaluations without a better "
-              "validation loss (0 = never).")
+              "validation loss, at the lowest learning rate of the schedule (0 = never).")
 @click.option("--eval-every", type=click.IntRange(min=1), help="Evaluate and save every N steps "
               "[default: once an epoch, at least every 1000 steps].")
 @click.option("--keep-last", default=_TRAIN.keep_last, show_default=True, type=click.IntRange(0),
@@ -421,8 +432,12 @@ def train(ctx, text, resume, init_from, quiet, **options):
     blank lines. Training stops at --steps, --epochs or --time-limit, whichever comes first,
     or when validation stops improving (--patience); Ctrl-C saves and stops.
 
+    Dropout, weight decay and the learning-rate schedule not given are chosen for the corpus
+    and the time limit; the header says what and why.
+
     With --resume and no TEXT, the run goes on with the text it was trained on. On resume,
-    --lr, --weight-decay, --grad-clip, --patience, --eval-every and --keep-last may change;
+    --lr, --weight-decay, --grad-clip, --patience, --eval-every, --keep-last and
+    --lr-schedule may change;
     the model's shape, --seq-len, --batch-size, --seed and --val-frac stay as they were.
     """
     from .batches import TextTooShort

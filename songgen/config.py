@@ -60,7 +60,7 @@ class TrainConfig(_Plain):
     seq_len: int = 100
     batch_size: int = 32
     lr: float = 3e-3
-    weight_decay: float = 0.01
+    weight_decay: float | None = None  # None: chosen from the corpus size (songgen.defaults)
     grad_clip: float = 1.0
     seed: int = 1234
     val_frac: float = 0.1
@@ -76,13 +76,14 @@ class TrainConfig(_Plain):
     checkpoint_dir: str = "checkpoints"
     encoding: str = "utf-8"         # of the text files (UTF-16 with a BOM is always recognised)
     threads: int | None = None      # CPU threads; None: as many as are free, adjusted while training
+    lr_schedule: str = "auto"       # auto, plateau, budget or none (songgen.defaults)
 
     # Options that fix the data layout, so a resume keeps the checkpoint's values.
     FIXED_ON_RESUME = ("seq_len", "batch_size", "seed", "val_frac")
     # Options a resume may change (the run goes on with the new value, and records it); not
     # given, they keep the checkpoint's. Limits (steps, epochs, time) belong to each command.
     CHANGEABLE_ON_RESUME = ("lr", "weight_decay", "grad_clip", "patience", "eval_every",
-                            "keep_last", "encoding")
+                            "keep_last", "encoding", "lr_schedule")
 
     def __post_init__(self):
         for name in ("eval_every", "log_every"):
@@ -103,15 +104,18 @@ class TrainConfig(_Plain):
             raise ConfigError("the validation fraction must be above 0 and at most 0.5")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError("the learning rate must be a positive number")
-        if not (math.isfinite(self.grad_clip) and math.isfinite(self.weight_decay)):
+        decay = 0.0 if self.weight_decay is None else self.weight_decay
+        if not (math.isfinite(self.grad_clip) and math.isfinite(decay)):
             raise ConfigError("gradient clip and weight decay must be numbers")
-        if self.grad_clip < 0 or self.weight_decay < 0 or self.patience < 0 or self.keep_last < 0:
+        if self.grad_clip < 0 or decay < 0 or self.patience < 0 or self.keep_last < 0:
             raise ConfigError("gradient clip, weight decay, patience and keep-last cannot be negative")
         if self.threads is not None and not 1 <= self.threads <= 1024:
             raise ConfigError("threads must be between 1 and 1024")
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"the seed must be between 0 and {MAX_SEED}")
         self.encoding = check_encoding(self.encoding)
+        if self.lr_schedule not in ("auto", "plateau", "budget", "none"):
+            raise ConfigError("the learning-rate schedule is auto, plateau, budget or none")
 
 
 def check_encoding(name: str) -> str:

@@ -25,14 +25,16 @@ from . import checkpoint as ckpt
 from .batches import MIN_STEPS, StreamBatches, fitting_shape, steps_per_epoch
 from .checkpoint import Checkpoint, RunFolder
 from .config import ModelConfig, TrainConfig
-from .devices import (ThreadTuner, autocast, cpu_cores, free_cores,
-                      keep_freed_memory, resolve_precision)
+from .defaults import (LOWEST, PLATEAU, Choice, LrSchedule, choose_dropout, choose_schedule,
+                       choose_weight_decay)
+from .devices import (ThreadTuner, autocast, cpu_cores, free_cores, keep_freed_memory,
+                      resolve_precision)
 from .distributed import Team
 from .errors import (CheckpointError, ConfigError, CorpusMissing, SonggenError, SonggenWarning,
                      TrainingInterrupted)
 from .evaluation import LN2, evaluate
 from .lyrics import Corpus, Vocab, available_memory, demo_corpus, load_corpus
-from .model import (CharLSTM, bf16_speedup, context_state, detach, load_grown,
+from .model import (CharLSTM, bf16_speedup, context_state, detach, load_grown, parameter_count,
                     training_bytes)
 from .progress import Progress, describe_loss, epochs_done, format_duration, say
 
@@ -78,6 +80,7 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
     config = config or TrainConfig()
     given_model = model.to_dict() if isinstance(model, ModelConfig) else dict(model or {})
     given_model.pop("vocab_size", None)
+    given_model = {k: v for k, v in given_model.items() if v is not None}  # None: automatic
     if resume and init_from is not None:
         raise ConfigError("resuming a run and starting from a base model cannot be combined; "
                           "choose one")
@@ -121,7 +124,8 @@ def _reconcile(given: dict, saved: dict, what: str) -> dict:
     return saved
 
 
-_NAMES = {"lr": "learning rate", "eval_every": "evaluation every", "keep_last": "keep-last"}
+_NAMES = {"lr": "learning rate", "eval_every": "evaluation every", "keep_last": "keep-last",
+          "lr_schedule": "learning-rate schedule"}
 
 
 def _resumed_config(config: TrainConfig, old: TrainConfig, explicit: set[str] | None,
@@ -136,7 +140,9 @@ def _resumed_config(config: TrainConfig, old: TrainConfig, explicit: set[str] | 
     changes = []
     for name in TrainConfig.CHANGEABLE_ON_RESUME:
         before, after = getattr(old, name), getattr(config, name)
-        if name not in chosen or after == before:
+        if name not in chosen or after in (None, "auto") or after == before:
+            # Not given, or left to songgen: as the run had it (a run from before schedules
+            # keeps its fixed learning rate unless a schedule is named).
             kept[name] = before
         else:
             changes.append(f"{_NAMES.get(name, name.replace('_', ' '))} "
@@ -199,8 +205,17 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
     else:
         corpus = load_corpus(source, config.val_frac, copies=team.local_world,
                              encoding=config.encoding)
-        model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
+        model_config = ModelConfig(vocab_size=len(corpus.vocab), **{
+            k: v for k, v in given_model.items() if v is not None})
     say(corpus.summary(), quiet)
+    choices = dict(saved.choices or {}) if saved is not None else {}
+    if saved is None:
+        model_config, config, made = _automatic_choices(model_config, config, given_model,
+                                                        explicit, len(corpus.train),
+                                                        dropout=base is None)
+        for choice in made:
+            say(choice.line(), quiet)
+            choices[choice.name] = choice.to_dict()
     if saved is None:
         config = _short_text_shape(config, len(corpus.train), explicit, team, quiet)
     dtype, why = resolve_precision(config.precision, device,
@@ -213,7 +228,28 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
             f"{config.batch_size // team.world} of the {config.batch_size} batch rows each", quiet)
     _check_fits(model_config, config, device, team)
     return Run(corpus, model_config, config, device, dtype, folder, team, quiet,
-               resume_from=saved, base=base, base_path=init_from)
+               resume_from=saved, base=base, base_path=init_from, choices=choices)
+
+
+def _automatic_choices(model_config: ModelConfig, config: TrainConfig, given_model: dict,
+                       explicit: set[str] | None, train_chars: int, dropout: bool = True
+                       ) -> tuple[ModelConfig, TrainConfig, list[Choice]]:
+    """A new run's dropout (unless fine-tuning, which keeps its base's) and weight decay, where
+    not given on purpose, from the corpus size (songgen.defaults)."""
+    def auto(name: str, value) -> bool:
+        return value is None or (explicit is not None and name not in explicit)
+
+    parameters = parameter_count(model_config)
+    made = []
+    if dropout and auto("dropout", given_model.get("dropout")):
+        choice = choose_dropout(train_chars, parameters)
+        model_config = replace(model_config, dropout=choice.value)
+        made.append(choice)
+    if auto("weight_decay", config.weight_decay):
+        choice = choose_weight_decay(train_chars, parameters)
+        config = replace(config, weight_decay=choice.value)
+        made.append(choice)
+    return model_config, config, made
 
 
 def _recorded_corpus(saved: Checkpoint, folder: RunFolder, quiet: bool) -> str:
@@ -384,7 +420,7 @@ class Run:
     def __init__(self, corpus: Corpus, model_config: ModelConfig, config: TrainConfig,
                  device: torch.device, dtype: torch.dtype, folder: RunFolder, team: Team,
                  quiet: bool, *, resume_from: Checkpoint | None = None,
-                 base: Checkpoint | None = None, base_path=None):
+                 base: Checkpoint | None = None, base_path=None, choices: dict | None = None):
         self.corpus, self.model_config, self.config = corpus, model_config, config
         self.device, self.dtype, self.folder, self.team, self.quiet = (device, dtype, folder,
                                                                        team, quiet)
@@ -408,12 +444,31 @@ class Run:
         self.rollbacks = 0
         self.warned_diverging = False
         self.signals: StopSignals | None = None
+        self.started: float | None = None
+        self.time_spent = 0.0  # share of the time limit, as last read
+        # The learning-rate schedule: chosen for this invocation (its limits), its state saved.
+        self.budget_steps = None
+        if config.lr_schedule == "budget":
+            self.budget_steps = config.steps
+            if config.epochs is not None:
+                self.budget_steps = min(self.budget_steps or math.inf,
+                                        config.epochs * len(self.batches))
+        schedule = choose_schedule(config.lr_schedule, time_limit=config.time_limit,
+                                   steps=self.budget_steps, patience=config.patience)
+        self.schedule_kind = schedule.value
+        self.choices = {**(choices or {}), schedule.name: schedule.to_dict()}
+        say(schedule.line(), quiet)
         self._start(resume_from)
         if resume_from is not None:
             say(f"resuming at step {self.step} ({epochs_done(self.epoch)})", quiet)
-            if config.patience and self.bad_evals >= config.patience:
+            old = resume_from.train_config
+            if old is not None and old.lr != config.lr and self.schedule.scale != 1:
+                # A learning rate given on resume is the rate from here.
+                self.schedule.scale, self.schedule.bad = 1.0, 0
+                self._apply_lr()
+            if self.schedule.exhausted(config.patience):
                 # The last run stopped on patience; resuming asks for more training.
-                self.bad_evals = 0
+                self.schedule.bad = 0
                 say(f"validation had stopped improving; continuing until it fails to improve "
                     f"for {config.patience} more evaluations", quiet)
 
@@ -428,18 +483,17 @@ class Run:
             self.step = self.epoch = self.position = 0
             self.stream: tuple[torch.Tensor, torch.Tensor] | None = None
             self.best_val: float | None = None
-            self.bad_evals = 0
+            self.schedule = LrSchedule(kind=self.schedule_kind)
             self.history: list[dict] = []
             self.elapsed_before = 0.0
             self.saved_step: int | None = None  # the step of the last checkpoint written
+            self._apply_lr()
             return
         try:
             self.model.load_state_dict(saved.model_state)
             self.optimizer.load_state_dict(saved.optimizer_state)
             # A resume may change these (the saved optimiser state carries the old values).
             for group in self.optimizer.param_groups:
-                if group["lr"] != self.config.lr:
-                    group["lr"] = self.config.lr
                 if group["weight_decay"] != self.config.weight_decay:
                     group["weight_decay"] = self.config.weight_decay
             if saved.scaler_state:
@@ -455,10 +509,12 @@ class Run:
         self.stream = None if stream is None else (stream[0][:, self.rows].to(self.device),
                                                    stream[1][:, self.rows].to(self.device))
         self.best_val = saved.best_val_loss
-        self.bad_evals = saved.bad_evals
+        self.schedule = LrSchedule.from_dict(saved.schedule, self.schedule_kind,
+                                             bad=saved.bad_evals, best=saved.best_val_loss)
         self.history = list(saved.history)
         self.elapsed_before = saved.elapsed
         self.saved_step = saved.step
+        self._apply_lr()
 
     def _initial_weights(self) -> dict:
         """A new model's weights (seeded), with the fine-tuning base's copied in."""
@@ -513,9 +569,10 @@ class Run:
             scaler_state=self.scaler.state_dict() if self.scaler.is_enabled() else None,
             step=self.step, epoch=self.epoch, position=self.position, stream_state=stream,
             start_state=[t.cpu() for t in start], rng=rng, best_val_loss=self.best_val,
-            bad_evals=self.bad_evals, history=self.history, elapsed=elapsed,
+            bad_evals=self.schedule.bad, history=self.history, elapsed=elapsed,
             init_from=self.init_from,
-            shape=None if self.corpus.shape is None else self.corpus.shape.to_dict())
+            shape=None if self.corpus.shape is None else self.corpus.shape.to_dict(),
+            schedule=self.schedule.to_dict(), choices=self.choices)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -574,7 +631,7 @@ class Run:
                 if not self.history or self.history[-1]["step"] != self.step:
                     if self.loss_count:
                         last_train = self._read_loss(None, False)[0]
-                    last_val = self._evaluate_and_save(last_train)
+                    last_val = self._evaluate_and_save(last_train, scheduled=False)
         except KeyboardInterrupt:  # a second signal: stop now
             raise self._stopped_now(signals.signum or signal.SIGINT) from None
         finally:
@@ -615,13 +672,19 @@ class Run:
     def _read_loss(self, signum: int | None, time_up: bool) -> tuple[float, int | None, bool]:
         """The mean training loss since the last evaluation, over all processes, and whether
         any process was signalled or ran out of time."""
+        limit = self.config.time_limit
+        spent = 0.0 if limit is None else (time.monotonic() - self.started) / limit
         if self.team.world == 1:
+            self.time_spent = spent
             return self.loss_sum.item() / self.loss_count, signum, time_up
         totals = self.team.total(torch.stack([self.loss_sum.float(), torch.tensor(
             float(self.loss_count), device=self.device)])).tolist()
-        flags = self.team.largest(torch.tensor([signum or 0, int(time_up)],
-                                               device=self.device)).tolist()
-        return totals[0] / totals[1], flags[0] or None, bool(flags[1])
+        # The share of the time limit spent is agreed too: every process must step with the
+        # same learning rate.
+        flags = self.team.largest(torch.tensor([signum or 0, int(time_up), spent],
+                                               dtype=torch.float64, device=self.device)).tolist()
+        self.time_spent = flags[2]
+        return totals[0] / totals[1], int(flags[0]) or None, bool(flags[1])
 
     def _restart_loss(self) -> None:
         self.loss_sum.zero_()
@@ -659,12 +722,16 @@ class Run:
             return "reached the step limit"
         if c.epochs is not None and self.epoch >= c.epochs:
             return "reached the epoch limit"
-        if c.patience and self.bad_evals >= c.patience:
-            return f"validation loss stopped improving for {c.patience} evaluations"
+        if self.schedule.exhausted(c.patience):
+            lowest = "" if self.schedule.kind == "none" else (
+                f" at the lowest learning rate ({self.config.lr * LOWEST:g})")
+            return f"validation loss stopped improving for {c.patience} evaluations{lowest}"
         return None
 
     def _train_step(self) -> torch.Tensor:
         c = self.config
+        if self.schedule.kind == "budget":
+            self._apply_lr()
         x, y = self.batches.batch(self.position, self.device)
         self.model.train()
         with autocast(self.device, self.dtype):
@@ -695,16 +762,37 @@ class Run:
                 f"learning rate down to {lr:g}; start again with a lower learning rate "
                 f"(e.g. {lr / 10:g}) and gradient clipping (e.g. 1.0)")
         failed_at = self.step
-        self.config = replace(self.config, lr=lr / 2)
+        self.config = replace(self.config, lr=self.config.lr / 2)
         saved = self.team.gather_objects(self.folder.last.exists())[0]  # process 0's view
         self._start(ckpt.load(self.folder.last) if saved else None)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr / 2
         self._restart_loss()
         warnings.warn(f"{what} at step {failed_at}; rolled back to step {self.step} and halved "
-                      f"the learning rate to {lr / 2:g}", SonggenWarning)
+                      f"the learning rate to {self.optimizer.param_groups[0]['lr']:g}",
+                      SonggenWarning)
 
-    def _evaluate_and_save(self, train_loss: float | None) -> float | None:
+    def _progress(self) -> float | None:
+        """How far through its budget this invocation is (0 to 1), for the budget schedule: the
+        time limit counts from this invocation's start (read with the loss, every `log_every`
+        steps), a step limit from the run's."""
+        parts = []
+        if self.config.time_limit is not None:
+            parts.append(self.time_spent)
+        if self.budget_steps:
+            parts.append(self.step / self.budget_steps)
+        return max(parts) if parts else None
+
+    def _apply_lr(self) -> float:
+        """Set the optimiser's learning rate from the base rate and the schedule."""
+        lr = self.config.lr * self.schedule.factor(self._progress())
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def _evaluate_and_save(self, train_loss: float | None, scheduled: bool = True
+                           ) -> float | None:
+        """Score the validation text, log it, save last.pt (and best.pt). A scheduled
+        evaluation (every `eval_every` steps) also counts for the learning-rate schedule and
+        early stopping; the one made because the run stopped between two does not."""
         val = evaluate(self.model, self.corpus.val, self.device, self.dtype,
                        rows=128, chunk=256, team=self.team, limit=VAL_CHARS)
         if not math.isfinite(val):
@@ -713,15 +801,16 @@ class Run:
         elapsed = self._elapsed()
         improved = self.best_val is None or val < self.best_val
         if improved:
-            self.best_val, self.bad_evals = val, 0
-        else:
-            self.bad_evals += 1
+            self.best_val = val
         record = {"step": self.step, "epoch": self.epoch, "train_loss": train_loss,
                   "val_loss": val, "val_bpc": val / LN2,
                   "chars_per_sec": self._chars_per_sec(elapsed),
                   "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(elapsed, 3),
                   "threads": torch.get_num_threads() if self.device.type == "cpu" else None}
         self.history = (self.history + [record])[-HISTORY:]
+        halved = scheduled and self.schedule.evaluated(val) == "halved"
+        if halved:
+            self._apply_lr()
         checkpoint = self._checkpoint(elapsed)
         if self.team.main:
             with self._writing():
@@ -730,6 +819,9 @@ class Run:
                 self.saved_step = self.step
         say(f"step {self.step}: validation {describe_loss(val)}" + (" (best)" if improved else ""),
             self.quiet)
+        if halved:
+            say(f"no better validation loss for {PLATEAU} evaluations: learning rate halved to "
+                f"{self.config.lr * self.schedule.scale:g}", self.quiet)
         self._warn_if_diverging(val)
         return val
 

@@ -1,0 +1,175 @@
+"""Defaults that adapt: what a run chooses for the options it was not given, and why.
+
+Two kinds of choice, both pure functions of what the run is given, so they can be tested
+without training:
+
+- regularisation (dropout, weight decay) from the corpus size: characters of training text
+  per model parameter. Few characters a parameter means the model can learn the text by heart
+  (it overfits within minutes), so it needs more dropout and weight decay; many mean it
+  underfits and regularisation only slows it down.
+- the learning-rate schedule (`LrSchedule`): the learning rate is halved after PLATEAU
+  evaluations without a better validation loss, down to LOWEST of the base rate, and early
+  stopping counts its patience only at that lowest rate. With a time limit it also falls, over
+  the last DECAY share of the time, to FLOOR of the rate: a run ends at a low learning rate,
+  where the loss is lowest, instead of being cut off at a high one.
+
+Every choice comes with its reason, which the training header prints and the checkpoint keeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+PLATEAU = 2       # evaluations without improvement before the learning rate is halved
+LOWEST = 1 / 8    # of the base learning rate: three halvings at most
+DECAY = 0.3       # with a budget: the learning rate falls over its last 30%...
+FLOOR = 0.05      # ...down to 5% of the rate
+
+SCHEDULES = ("auto", "plateau", "budget", "none")
+
+# (characters a parameter below which the tier applies, name, dropout, weight decay)
+_TIERS = (
+    (0.15, "very small corpus", 0.4, 0.05),
+    (0.5, "small corpus", 0.3, 0.05),
+    (2.0, "medium corpus", 0.2, 0.02),
+    (20.0, "large corpus", 0.1, 0.01),
+    (float("inf"), "very large corpus", 0.0, 0.01),
+)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An option's value and why it has it: "auto" reasons say what they follow from."""
+
+    name: str
+    value: object
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.name} {self.value}: {self.reason}"
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "reason": self.reason}
+
+
+def _millions(n: float) -> str:
+    return f"{n / 1e6:.2g} M" if n >= 1e5 else f"{n / 1e3:.3g} k"
+
+
+def corpus_tier(train_chars: int, parameters: int) -> tuple[str, float, float, str]:
+    """(tier name, dropout, weight decay, the sizes in words) for a corpus of `train_chars`
+    training characters and a model of `parameters` parameters."""
+    per = train_chars / max(parameters, 1)
+    for below, name, dropout, decay in _TIERS:
+        if per < below:
+            sizes = (f"{_millions(train_chars)} characters for {_millions(parameters)} "
+                     f"parameters ({per:.2g} a parameter)")
+            return name, dropout, decay, sizes
+    raise AssertionError("the last tier has no upper bound")
+
+
+def choose_dropout(train_chars: int, parameters: int) -> Choice:
+    name, dropout, _, sizes = corpus_tier(train_chars, parameters)
+    return Choice("dropout", dropout, f"{name}, {sizes}")
+
+
+def choose_weight_decay(train_chars: int, parameters: int) -> Choice:
+    name, _, decay, sizes = corpus_tier(train_chars, parameters)
+    return Choice("weight decay", decay, f"{name}, {sizes}")
+
+
+def _duration(seconds: float) -> str:
+    from .progress import format_duration
+
+    return format_duration(seconds)
+
+
+def choose_schedule(requested: str, *, time_limit: float | None, steps: int | None,
+                    patience: int) -> Choice:
+    """The schedule a run follows in this invocation. `auto` is `budget` when a time limit is
+    set, else `plateau`. Step and epoch limits count from the run's start and are often raised
+    on resume, so `auto` does not bend the schedule to them (a run stopped at step k and
+    resumed to N stays the run of N steps straight); `budget` asked for by name does."""
+    if requested not in SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {requested!r}")
+    name = "learning-rate schedule"
+    stop = ("never stopping early" if not patience else
+            f"stopping after {patience} evaluations without improvement")
+    if requested == "none":
+        return Choice(name, "none", f"as asked: a fixed learning rate, {stop}")
+    halving = (f"halved after {PLATEAU} evaluations without improvement, down to "
+               f"1/{round(1 / LOWEST)}")
+    if patience:
+        stop += " at the lowest"
+    budgets = []
+    if time_limit is not None and requested != "plateau":
+        budgets.append(f"the {_duration(time_limit)} time limit")
+    if steps is not None and requested == "budget":
+        budgets.append(f"the {steps:,}-step limit")
+    if budgets:
+        why = "as asked" if requested == "budget" else f"a time limit of {_duration(time_limit)}"
+        return Choice(name, "budget", f"{why}: constant, then down to {FLOOR:.0%} over the last "
+                                      f"{DECAY:.0%} of {' or '.join(budgets)}; {halving}; {stop}")
+    why = {"auto": "no time limit", "plateau": "as asked",
+           "budget": "as asked, but with no time or step limit to end with"}[requested]
+    return Choice(name, "plateau", f"{why}: {halving}; {stop}")
+
+
+def budget_factor(progress: float) -> float:
+    """The share of the learning rate at `progress` (0 to 1) through a budget: 1 until the
+    last DECAY of it, then falling in a straight line to FLOOR at its end."""
+    start = 1 - DECAY
+    if progress <= start:
+        return 1.0
+    through = min(1.0, (progress - start) / DECAY)
+    return 1.0 - (1.0 - FLOOR) * through
+
+
+@dataclass
+class LrSchedule:
+    """The learning-rate schedule's state, saved in every checkpoint so that a resume goes on
+    exactly: the multiplier of the base learning rate, the evaluations since the last better
+    one (or since the last halving) and the best validation loss seen at a scheduled
+    evaluation (an evaluation made only because a run stopped between two does not count, so
+    a run stopped and resumed sees the evaluations an uninterrupted one does)."""
+
+    kind: str = "plateau"     # plateau, budget or none (budget adds the decay, `budget_factor`)
+    scale: float = 1.0
+    bad: int = 0
+    best: float | None = None
+
+    def evaluated(self, val: float) -> str | None:
+        """Count one scheduled evaluation. Returns "better", "halved" or None."""
+        if self.best is None or val < self.best:
+            self.best, self.bad = val, 0
+            return "better"
+        self.bad += 1
+        if self.kind != "none" and self.bad >= PLATEAU and self.scale > LOWEST:
+            self.scale, self.bad = max(LOWEST, self.scale / 2), 0
+            return "halved"
+        return None
+
+    def exhausted(self, patience: int) -> bool:
+        """Early stopping: `patience` evaluations without improvement, at the lowest rate."""
+        return bool(patience) and self.bad >= patience and (
+            self.kind == "none" or self.scale <= LOWEST)
+
+    def factor(self, progress: float | None) -> float:
+        """The multiplier of the base learning rate now (`progress` through the budget)."""
+        decay = budget_factor(progress) if self.kind == "budget" and progress is not None else 1
+        return self.scale * decay
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None, kind: str, *, bad: int = 0,
+                  best: float | None = None) -> "LrSchedule":
+        """The saved state (its kind replaced: each invocation chooses its own); a checkpoint
+        from before schedules were saved starts from its early-stopping count."""
+        data = data or {}
+        number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+        scale, bad, best = data.get("scale", 1.0), data.get("bad", bad), data.get("best", best)
+        return cls(kind=kind, scale=float(scale) if number(scale) and 0 < scale <= 1 else 1.0,
+                   bad=int(bad) if number(bad) and bad >= 0 else 0,
+                   best=float(best) if number(best) else None)

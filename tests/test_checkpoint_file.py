@@ -199,3 +199,18 @@ def test_info_says_whether_a_file_is_intact(saved_run, tmp_path):
     torch.save(state, tmp_path / "best.pt")
     damaged = CliRunner().invoke(cli, ["info", str(tmp_path / "best.pt")])
     assert damaged.exit_code == 1 and "is damaged" in damaged.stderr
+
+
+def test_the_fixtures_text_still_reads_to_its_fingerprint(tmp_path):
+    """The corpus fingerprint is what a resume checks: a change to how text is read or hashed
+    would strand every existing run. This is the text the 0.1.0 fixture was trained on."""
+    from songgen.lyrics import load_corpus
+
+    text = tmp_path / "songs.txt"
+    text.write_text("# Rain\n\nthe rain is on the roof\nand i am home\n\n\n# Sun\n\nthe sun is out "
+                    "today\nand so am i\n\n\n# Wind\n\nthe wind blows low\nover the hill\n",
+                    encoding="utf-8")
+    expected = json.loads((FIXTURES / "checkpoint-v1-0.1.0.json").read_text())
+    corpus = load_corpus(text, 0.3)
+    assert corpus.fingerprint == expected["fingerprint"]
+    assert corpus.vocab.chars == expected["vocab"]

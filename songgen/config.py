@@ -75,6 +75,7 @@ class TrainConfig(_Plain):
     precision: str = "auto"
     checkpoint_dir: str = "checkpoints"
     encoding: str = "utf-8"         # of the text files (UTF-16 with a BOM is always recognised)
+    corpus_cache: str = "auto"      # the encoded corpus's folder: auto (in checkpoint_dir), none
 
     # Options that fix the data layout, so a resume keeps the checkpoint's values.
     FIXED_ON_RESUME = ("seq_len", "batch_size", "seed", "val_frac")

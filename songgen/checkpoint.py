@@ -433,10 +433,11 @@ def info(path: str | Path | None = None) -> dict:
 # -- writing files safely --------------------------------------------------------------------
 
 def write_atomically(path: str | Path, write: Callable[[BinaryIO], None],
-                     suffix: str = ".tmp") -> None:
+                     suffix: str = ".tmp", sync: bool = True) -> None:
     """Call `write` on a temporary file beside `path`, fsync it, then rename it over `path`
     (and fsync the folder, so the rename itself survives a crash). On failure nothing but the
-    old `path` remains."""
+    old `path` remains. `sync=False` skips the fsyncs, for a file that is checked when read
+    (a crash may then leave it torn, never half-renamed)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
@@ -444,12 +445,14 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], None],
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if sync:
+        _fsync_dir(path.parent)
 
 
 def _umask() -> int:
@@ -535,8 +538,14 @@ class RunFolder:
             raise
 
     def _remove_if_empty(self) -> None:
-        """A run that failed before saving anything leaves no new folder behind."""
+        """A run that failed before saving anything leaves no new folder behind (nor the corpus
+        cache it may have written there)."""
+        from .corpuscache import FOLDER
+
         leftovers = [p for p in self.path.iterdir() if p.name != ".lock"]
+        if [p.name for p in leftovers] == [FOLDER] and leftovers[0].is_dir():
+            shutil.rmtree(leftovers[0], ignore_errors=True)
+            leftovers = [p for p in leftovers if p.exists()]
         if not leftovers:
             (self.path / ".lock").unlink(missing_ok=True)
             self.path.rmdir()

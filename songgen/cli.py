@@ -421,6 +421,10 @@ def cli():
               help="auto: bf16 mixed precision where the hardware has it natively (CUDA from "
               "Ampere on, CPUs with AMX or AVX-512 BF16), fp32 elsewhere.")
 @encoding_option("TEXT (kept for --resume)")
+@click.option("--corpus-cache", default="auto", show_default=True, metavar="DIR|auto|none",
+              help="Where the encoded corpus is kept for resumes and for every process of "
+              "the run to share: auto is CHECKPOINT_DIR/corpus-cache; none reads the text "
+              "each time.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or statistics (the result "
               "line stays).")
 @click.pass_context
@@ -666,16 +670,20 @@ def sample(checkpoint, device, threads, as_json, title, prime, prime_file, corpu
               help="Skip characters the model never saw (counted) instead of failing.")
 @device_option
 @encoding_option("TEXT")
+@click.option("--corpus-cache", default="auto", show_default=True, metavar="DIR|auto|none",
+              help="Where TEXT, encoded, is kept to be scored again without reading it: auto "
+              "is the checkpoint's folder's corpus-cache (where training keeps its text); none "
+              "reads the text.")
 @json_option
 @library_call
-def eval_command(text, checkpoint, skip_unknown, device, encoding, as_json):
+def eval_command(text, checkpoint, skip_unknown, device, encoding, corpus_cache, as_json):
     """Score a checkpoint on TEXT: loss in nats and bits per character (lower is better)."""
     from .evaluation import evaluate_text
     from .lyrics import UnknownCharacters
 
     try:
         score = evaluate_text(text, checkpoint, skip_unknown=skip_unknown, device=device,
-                              encoding=encoding)
+                              encoding=encoding, cache=corpus_cache)
     except UnknownCharacters as exc:
         raise click.ClickException(f"{exc.what}; add --skip-unknown to score the rest") from None
     if as_json:

@@ -77,6 +77,7 @@ class TrainConfig(_Plain):
     encoding: str = "utf-8"         # of the text files (UTF-16 with a BOM is always recognised)
     threads: int | None = None      # CPU threads; None: as many as are free, adjusted while training
     lr_schedule: str = "auto"       # auto, plateau, budget or none (songgen.defaults)
+    corpus_cache: str = "auto"      # the encoded corpus's folder: auto (in checkpoint_dir), none
 
     # Options that fix the data layout, so a resume keeps the checkpoint's values.
     FIXED_ON_RESUME = ("seq_len", "batch_size", "seed", "val_frac")

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -16,7 +17,8 @@ from .checkpoint import Trained, load_checkpoint
 from .devices import autocast
 from .distributed import Team
 from .errors import CorpusError
-from .lyrics import EOS, UnknownCharacters, join_songs, read_songs
+from .corpuscache import folder_for, load_encoded
+from .lyrics import UnknownCharacters, encode_corpus, in_vocab
 from .model import CharLSTM
 
 LN2 = math.log(2)
@@ -63,21 +65,41 @@ class Score:
 
 def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = None, *,
                   skip_unknown: bool = False, device: str = "auto",
-                  encoding: str = "utf-8") -> Score:
+                  encoding: str = "utf-8", cache: str | Path | None = "auto") -> Score:
     """Loss of a checkpoint on a lyrics file or folder, read and split like a training corpus
-    (the files in `encoding`)."""
+    (the files in `encoding`). `cache`: the corpus cache's folder ("auto": corpus-cache beside
+    the checkpoint, as training makes it; "none": read the text), so that a training text is
+    not read again, and a text scored again is read once."""
     trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
-    text = join_songs(read_songs(path, encoding))
-    unknown = trained.vocab.unknown(text)
+    folder = folder_for(cache, Path(trained.path).parent)
+    if folder is None:
+        encoded = encode_corpus(path, encoding, trained.vocab, extend=True)
+    else:
+        encoded = load_encoded(path, folder, encoding, vocab=trained.vocab, extend=True)
+    # Characters the model lacks get ids after its own (and are present in the text).
+    grown, data, _ = in_vocab(encoded, trained.vocab, extend=True)
+    known = len(trained.vocab)
+    unknown = grown.chars[known:]
     skipped = 0
     if unknown:
         if not skip_unknown:
             raise UnknownCharacters(unknown, str(path), "pass skip_unknown=True to score the rest")
-        drop = set(unknown)
-        kept = "".join(c for c in text if c not in drop)
-        skipped, text = len(text) - len(kept), kept
-    data = trained.vocab.encode(EOS + text)  # scored as after an end of song, like training
+        data, skipped = _without(data, known)
     if len(data) < 2:
         raise CorpusError(f"{path} has nothing left to score")
     loss = evaluate(trained.model, data, trained.device, rows=32, chunk=1024, bar=True)
     return Score(loss, len(data) - 1, skipped)
+
+
+def _without(data: torch.Tensor, known: int) -> tuple[torch.Tensor, int]:
+    """`data` without the ids from `known` on, and how many there were."""
+    source = data.numpy()
+    kept = np.empty(len(source), dtype=source.dtype)
+    used, step = 0, 1 << 22
+    for start in range(0, len(source), step):
+        part = source[start:start + step]
+        part = part[part < known]
+        kept[used:used + len(part)] = part
+        used += len(part)
+    kept.resize(used, refcheck=False)
+    return torch.from_numpy(kept), len(source) - used

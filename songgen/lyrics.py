@@ -528,6 +528,8 @@ class Corpus:
     fingerprint: str
     source: str = ""  # the file or folder it was read from
     shape: SongShape | None = None  # what its songs look like: titles, stanzas, lengths
+    cache_file: str = ""  # the corpus cache file its ids are mapped from ("": none)
+    cached: bool = False  # whether that file was there already (else it was written now)
 
     @property
     def chars(self) -> int:
@@ -543,51 +545,145 @@ class Corpus:
 def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = None,
                 expect_fingerprint: str | None = None, extend: bool = False,
                 copies: int = 1, trained_on: str | None = None,
-                encoding: str = "utf-8") -> Corpus:
+                encoding: str = "utf-8", cache: str | Path | None = None) -> Corpus:
     """Read, split and encode. With `vocab` (from a checkpoint), encode with it instead, adding
     the characters it lacks if `extend`; with `expect_fingerprint`, refuse a text other than the
     one the checkpoint was trained on (`trained_on`, its recorded path, is named then).
     `copies`: processes of this machine loading it at once, for the memory check. `encoding`:
-    of the files (UTF-8 by default; a UTF-16 byte-order mark is recognised whatever it is)."""
-    files = text_files(path)
+    of the files (UTF-8 by default; a UTF-16 byte-order mark is recognised whatever it is).
+    `cache`: a folder for the corpus cache (`songgen.corpuscache`): the encoded text is mapped
+    from its file there while the text files are unchanged, else encoded and written there."""
+    if cache is None:
+        encoded = encode_corpus(path, encoding, vocab, extend, copies)
+    else:
+        from .corpuscache import load_encoded
+
+        encoded = load_encoded(path, cache, encoding, vocab=vocab, extend=extend, copies=copies)
+    return corpus_from(encoded, path, val_frac, vocab, expect_fingerprint, extend, trained_on)
+
+
+@dataclass
+class Encoded:
+    """A corpus read and encoded, not yet cut for training: what the corpus cache holds.
+
+    `ids`: the end-of-song symbol, then every song followed by it, in `vocab` (a text is scored
+    from that first symbol on, as every song was read in training; training uses `ids[1:]`).
+    The first `base` symbols of `vocab` were given (a checkpoint's, which the text may not all
+    use; 1 for the text's own vocabulary: EOS alone); those after them occur, sorted.
+    `sizes`: characters of each song, its end-of-song symbol included; `new_title`: whether a
+    song's title differs from the one before (for the validation cut)."""
+
+    ids: torch.Tensor
+    vocab: Vocab
+    base: int
+    sizes: np.ndarray
+    new_title: np.ndarray
+    fingerprint: str
+    shape: SongShape | None
+    origin: str = "read"  # "read": encoded now; "built": and written to the cache; "cache": mapped
+    cache_file: str = ""
+
+
+def encode_corpus(path: str | Path, encoding: str = "utf-8", vocab: Vocab | None = None,
+                  extend: bool = False, copies: int = 1, files: list[Path] | None = None
+                  ) -> Encoded:
+    """Read and encode every song of a file or folder (`files`: its files, when known) with
+    the text's own vocabulary, or `vocab` grown by the characters it lacks."""
+    files = text_files(path) if files is None else files
     size = check_memory(files, LOAD_BYTES_PER_BYTE * copies, LOAD_OVERHEAD * copies)
-    encoder = _Encoder(size + len(files) + 16, vocab, extend)
+    encoder = _Encoder(size + len(files) + 17, vocab, extend)
     for file in files:
         for songs in _songs(file, encoding):
             encoder.add(songs)
     if not encoder.sizes:
         raise _no_lyrics(path)
     found = encoder.digest.hexdigest()[:16]
-    if expect_fingerprint is not None and found != expect_fingerprint:
-        raise CorpusChanged(path, trained_on, found, expect_fingerprint)
-    if encoder.unknown:
-        raise UnknownCharacters(encoder.unknown, str(path))
-    vocab, data = encoder.finish()
-    if len(encoder.sizes) == 1 and len(data) > ONE_SONG_WARNING:
+    final, ids = encoder.finish()
+    return Encoded(ids=ids, vocab=final, base=len(vocab) if vocab is not None else 1,
+                   sizes=np.frombuffer(encoder.sizes, dtype=np.int64),
+                   new_title=np.frombuffer(encoder.new_title, dtype=np.int8),
+                   fingerprint=found, shape=encoder.shape.shape())
+
+
+def corpus_from(encoded: Encoded, path, val_frac: float = 0.1, vocab: Vocab | None = None,
+                expect_fingerprint: str | None = None, extend: bool = False,
+                trained_on: str | None = None) -> Corpus:
+    """An encoded text as a training corpus: checked against the run's fingerprint, in its
+    vocabulary (see `load_corpus`), cut for validation."""
+    if expect_fingerprint is not None and encoded.fingerprint != expect_fingerprint:
+        raise CorpusChanged(path, trained_on, encoded.fingerprint, expect_fingerprint)
+    vocab, ids, unknown = in_vocab(encoded, vocab, extend)
+    if unknown:
+        raise UnknownCharacters(unknown, str(path))
+    data = ids[1:]
+    if len(encoded.sizes) == 1 and len(data) > ONE_SONG_WARNING:
         warnings.warn(f"{path} reads as one song of {len(data):,} characters: it never has two "
                       "blank lines in a row; if it holds several songs, separate them with two "
                       "blank lines so that the model learns where a song ends", SonggenWarning)
-    cut = _validation_cut(encoder, data, vocab, val_frac)
-    return Corpus(vocab=vocab, train=data[:cut], val=data[cut:], songs=len(encoder.sizes),
-                  fingerprint=found, source=str(Path(path).resolve()),
-                  shape=encoder.shape.shape())
+    cut = _validation_cut(encoded.sizes, encoded.new_title, data, vocab, val_frac)
+    return Corpus(vocab=vocab, train=data[:cut], val=data[cut:], songs=len(encoded.sizes),
+                  fingerprint=encoded.fingerprint, source=str(Path(path).resolve()),
+                  shape=encoded.shape, cache_file=encoded.cache_file if ids is encoded.ids
+                  else "", cached=encoded.origin == "cache")
+
+
+def in_vocab(encoded: Encoded, vocab: Vocab | None,
+             extend: bool = False) -> tuple[Vocab, torch.Tensor | None, list[str]]:
+    """The encoded text in `vocab` (None: the text's own, sorted), grown by the characters it
+    lacks if `extend`: the vocabulary, the ids (`encoded.ids` itself where they already are in
+    it, else a new tensor) and the characters `vocab` lacks when not `extend` (then no ids)."""
+    have = encoded.vocab.chars
+    if vocab is None:
+        if encoded.base == 1:
+            return encoded.vocab, encoded.ids, []
+        target = Vocab([EOS] + sorted(c for c in _present(encoded) if c != EOS))
+    else:
+        given = vocab.chars
+        if have[:len(given)] == given and encoded.base <= len(given):
+            # The ids are what encoding with `vocab` gives: the symbols after it occur, sorted.
+            extra = have[len(given):]
+            if not extra or extend:
+                return encoded.vocab, encoded.ids, []
+            return vocab, None, extra
+        missing = sorted(c for c in _present(encoded) if c not in vocab.index)
+        if missing and not extend:
+            return vocab, None, missing
+        target = Vocab(given + missing)
+    if target == encoded.vocab:
+        return target, encoded.ids, []
+    lookup = np.array([target.index.get(c, 0) for c in have], dtype=_numpy_dtype(len(target)))
+    source, out = encoded.ids.numpy(), torch.empty(len(encoded.ids), dtype=target.dtype)
+    view, step = out.numpy(), 1 << 22
+    for start in range(0, len(source), step):
+        view[start:start + step] = lookup[source[start:start + step]]
+    return target, out, []
+
+
+def _present(encoded: Encoded) -> list[str]:
+    """The symbols that occur in the encoded text (a pass over it)."""
+    seen = np.zeros(len(encoded.vocab), dtype=bool)
+    ids, step = encoded.ids.numpy(), 1 << 22
+    for start in range(0, len(ids), step):
+        seen |= np.bincount(ids[start:start + step], minlength=len(seen)).astype(bool)
+    return [encoded.vocab.chars[i] for i in np.flatnonzero(seen)]
 
 
 class _Encoder:
-    """Songs in, ids out: a growing buffer of ids in order of first appearance, the sizes and
-    title changes of the songs (for the validation cut), and the corpus hash. One pass over the
-    small ids at the end renumbers them into the sorted vocabulary."""
+    """Songs in, ids out: a growing buffer of ids in order of first appearance (after a first
+    end-of-song symbol), the sizes and title changes of the songs (for the validation cut), and
+    the corpus hash. One pass over the small ids at the end renumbers them into the sorted
+    vocabulary."""
 
     def __init__(self, capacity: int, vocab: Vocab | None, extend: bool):
         self.given, self.extend = vocab, extend
         self.chars = list(vocab.chars) if vocab else [EOS]
         self.table = _code_table(self.chars)
         self.buffer = np.empty(max(capacity, 1), dtype=_numpy_dtype(len(self.chars)))
-        self.used = 0
+        self.buffer[0] = 0  # EOS: what the text is read after
+        self.used = 1
         self.sizes = array("q")       # characters of each song, its end-of-song symbol included
         self.new_title = array("b")   # whether a song's title differs from the one before
         self.last_title: str | None = None
-        self.unknown: list[str] = []  # characters a fixed vocabulary lacks
         self.digest = hashlib.sha256()
         self.shape = ShapeMeter()     # titles, stanzas, lines, song lengths
 
@@ -613,10 +709,9 @@ class _Encoder:
             self._write(ids)
 
     def _learn(self, codes: np.ndarray) -> None:
+        # A fixed vocabulary's missing characters are learned too, and reported after the whole
+        # text is read (`in_vocab`): a different text is the likelier mistake.
         fresh = [chr(c) for c in codes]
-        if self.given is not None and not self.extend:
-            # Reported after the whole text is read: a different text is the likelier mistake.
-            self.unknown = sorted(self.unknown + fresh)
         self.table[codes] = np.arange(len(self.chars), len(self.chars) + len(fresh))
         self.chars += fresh
         dtype = _numpy_dtype(len(self.chars))
@@ -652,7 +747,8 @@ def _numpy_dtype(symbols: int) -> np.dtype:
     return torch.empty(0, dtype=id_dtype(symbols)).numpy().dtype
 
 
-def _validation_cut(encoder: _Encoder, data: torch.Tensor, vocab: Vocab, val_frac: float) -> int:
+def _validation_cut(sizes: np.ndarray, new_title: np.ndarray, data: torch.Tensor, vocab: Vocab,
+                    val_frac: float) -> int:
     """Where validation starts: the last `val_frac` of the corpus, cut at the song boundary
     closest to the target, preferring boundaries between songs with different titles, because
     variants of one song sit next to each other and would leak. A corpus of one song is cut at
@@ -661,12 +757,12 @@ def _validation_cut(encoder: _Encoder, data: torch.Tensor, vocab: Vocab, val_fra
     total = len(data)
     target = total * (1 - val_frac)
     cut = None
-    if len(encoder.sizes) > 1:
-        sizes = np.cumsum(np.frombuffer(encoder.sizes, dtype=np.int64))
-        cuts = np.flatnonzero(np.frombuffer(encoder.new_title, dtype=np.int8)[1:]) + 1
+    if len(sizes) > 1:
+        ends = np.cumsum(sizes, dtype=np.int64)
+        cuts = np.flatnonzero(new_title[1:]) + 1
         if len(cuts) == 0:
-            cuts = np.arange(1, len(sizes))
-        cut = int(sizes[cuts[np.argmin(np.abs(sizes[cuts - 1] - target))] - 1])
+            cuts = np.arange(1, len(ends))
+        cut = int(ends[cuts[np.argmin(np.abs(ends[cuts - 1] - target))] - 1])
         if abs(cut - target) <= (total - target) / 4:
             return cut
     line_cut = _line_cut(data, vocab, target)

@@ -33,6 +33,7 @@ from .distributed import Team
 from .errors import (CheckpointError, ConfigError, CorpusMissing, SonggenError, SonggenWarning,
                      TrainingInterrupted)
 from .evaluation import LN2, evaluate
+from .corpuscache import folder_for
 from .lyrics import Corpus, Vocab, available_memory, demo_corpus, load_corpus
 from .model import (CharLSTM, bf16_speedup, context_state, detach, load_grown, parameter_count,
                     training_bytes)
@@ -190,13 +191,15 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
             _reconcile(picked, saved.model_config.to_dict(), "model option"))
         config = _resumed_config(config, saved.train_config or TrainConfig(), explicit, quiet)
     team.rows(config.batch_size)  # before the corpus: a long load would end in this error
+    # Encoded once into a file that the processes of the machine map and resumes reuse.
+    cache = folder_for(config.corpus_cache, folder.path)
     if saved is not None:
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved.vocab),
                              expect_fingerprint=saved.fingerprint, trained_on=saved.corpus,
-                             copies=team.local_world, encoding=config.encoding)
+                             copies=team.local_world, encoding=config.encoding, cache=cache)
     elif base is not None:
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(base.vocab), extend=True,
-                             copies=team.local_world, encoding=config.encoding)
+                             copies=team.local_world, encoding=config.encoding, cache=cache)
         arch = _reconcile(picked, base.model_config.to_dict(), "model option")
         model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
         added = len(corpus.vocab) - len(base.vocab)
@@ -204,10 +207,13 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
             f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)
     else:
         corpus = load_corpus(source, config.val_frac, copies=team.local_world,
-                             encoding=config.encoding)
+                             encoding=config.encoding, cache=cache)
         model_config = ModelConfig(vocab_size=len(corpus.vocab), **{
             k: v for k, v in given_model.items() if v is not None})
     say(corpus.summary(), quiet)
+    if corpus.cache_file:
+        say(f"corpus {'mapped from' if corpus.cached else 'encoded into'} {corpus.cache_file}",
+            quiet)
     choices = dict(saved.choices or {}) if saved is not None else {}
     if saved is None:
         model_config, config, made = _automatic_choices(model_config, config, given_model,

@@ -39,6 +39,7 @@ def endless(source: Path, target: Path) -> None:
 
     checkpoint = ckpt.load(source)
     checkpoint.model_state["head.bias"][0] = -1e4
+    checkpoint.shape = None  # unshaped: nothing steers it to an end either
     ckpt.save(checkpoint, target)
 
 

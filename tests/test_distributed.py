@@ -63,6 +63,9 @@ def test_distributed_resume_is_bit_identical(songs_file, tmp_path):
         assert run.returncode == 0, run.stderr
     a, b = load(tmp_path / "a"), load(tmp_path / "b")
     assert a["step"] == b["step"] == 17
+    # Both processes, the resumed ones too, took the text from one corpus cache file.
+    cache = sorted(p.suffix for p in (tmp_path / "b" / "corpus-cache").iterdir())
+    assert cache == [".corpus", ".lock"]
     for name, value in a["model_state"].items():
         assert torch.equal(b["model_state"][name], value), name
 

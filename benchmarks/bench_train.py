@@ -63,7 +63,7 @@ def worker_songgen(spec: dict) -> dict:
     try:
         config = TrainConfig(seq_len=spec["seq"], batch_size=spec["batch"],
                              steps=spec["steps"], device=spec["device"],
-                             checkpoint_dir=str(folder))
+                             checkpoint_dir=str(folder), threads=spec["threads"])
         model = dict(embed_dim=spec["embed"], hidden_size=spec["hidden"],
                      layers=spec["layers"], dropout=DROPOUT)
         cpu, start = time.process_time(), common.timer()

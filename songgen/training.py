@@ -208,8 +208,7 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
     else:
         corpus = load_corpus(source, config.val_frac, copies=team.local_world,
                              encoding=config.encoding, cache=cache)
-        model_config = ModelConfig(vocab_size=len(corpus.vocab), **{
-            k: v for k, v in given_model.items() if v is not None})
+        model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
     say(corpus.summary(), quiet)
     if corpus.cache_file:
         say(f"corpus {'mapped from' if corpus.cached else 'encoded into'} {corpus.cache_file}",
@@ -222,7 +221,6 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
         for choice in made:
             say(choice.line(), quiet)
             choices[choice.name] = choice.to_dict()
-    if saved is None:
         config = _short_text_shape(config, len(corpus.train), explicit, team, quiet)
     dtype, why = resolve_precision(config.precision, device,
                                    lambda: bf16_speedup(model_config))

@@ -59,3 +59,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def straight_and_resumed(songs_file, tiny_model, tiny_config, tmp_path):
+    """The last.pt of a 30-step run, and of the same run stopped at steps 7 and 23 and resumed
+    to 30 (7 and 23 are not evaluation steps; 23 crosses an epoch boundary), as raw dicts."""
+    import torch
+
+    from songgen.training import train
+
+    straight = tiny_config(steps=30, checkpoint_dir=str(tmp_path / "a"))
+    train(songs_file, model=tiny_model, config=straight, quiet=True)
+    for stop in (7, 23, 30):
+        cfg = tiny_config(steps=stop, checkpoint_dir=str(tmp_path / "b"))
+        train(songs_file, model=tiny_model, config=cfg, resume=stop != 7, quiet=True)
+    return tuple(torch.load(tmp_path / run / "last.pt", weights_only=True) for run in "ab")

@@ -201,17 +201,10 @@ def flat_validation(monkeypatch):
     monkeypatch.setattr(songgen.training, "evaluate", lambda *a, **k: 3.0)
 
 
-def test_the_schedule_state_survives_a_resume_bit_identically(songs_file, tiny_model,
-                                                              tiny_config, tmp_path,
-                                                              flat_validation):
-    straight = tiny_config(steps=30, checkpoint_dir=str(tmp_path / "a"))
-    train(songs_file, model=tiny_model, config=straight, quiet=True)
+def test_the_schedule_state_survives_a_resume_bit_identically(flat_validation,
+                                                              straight_and_resumed):
     # Stopped between evaluations: the evaluation made at the stop does not count.
-    for stop in (7, 23, 30):
-        cfg = tiny_config(steps=stop, checkpoint_dir=str(tmp_path / "b"))
-        train(songs_file, model=tiny_model, config=cfg, resume=stop != 7, quiet=True)
-    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
-    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    a, b = straight_and_resumed
     # Evaluations at 5, 10, ... 30: halved after the 3rd and the 5th.
     assert a["schedule"] == b["schedule"] == {"kind": "plateau", "scale": 0.25, "bad": 1,
                                               "best": 3.0}

@@ -5,7 +5,7 @@ For each text and budget it trains, ONE RUN AT A TIME (two trainings on 2 cores 
 `songgen train TEXT --time-limit BUDGET` with:
 
 - `new`: no flags: the automatic dropout, weight decay and learning-rate schedule;
-- `old`: the defaults before #14 (`--dropout 0.1 --lr 3e-3 --weight-decay 0.01 --patience 5
+- `old`: the defaults before #14 (`--layers 2 --hidden-size 256 --dropout 0.1 --lr 3e-3 --weight-decay 0.01 --patience 5
   --lr-schedule none`: a fixed learning rate, early stopping after 5 evaluations);
 - `new-fixed-lr`: the new defaults with `--lr-schedule none` (what the schedule alone brings);
 - a small grid of hand-set configurations (size x dropout x learning rate), which keep the new
@@ -44,7 +44,7 @@ from songgen.curves import LN2, curves_svg, read_metrics  # noqa: E402
 
 OUT = HERE / "results" / "defaults"
 
-OLD = ["--dropout", "0.1", "--lr", "3e-3", "--weight-decay", "0.01", "--patience", "5",
+OLD = ["--layers", "2", "--hidden-size", "256", "--dropout", "0.1", "--lr", "3e-3", "--weight-decay", "0.01", "--patience", "5",
        "--lr-schedule", "none"]
 
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from songgen.checkpoint import Checkpoint, RunFolder
 from songgen.config import ModelConfig, TrainConfig
+from songgen.defaults import choose_lr
 from songgen.devices import autocast, keep_freed_memory, resolve_precision
 from songgen.evaluation import evaluate
 from songgen.lyrics import EOS
@@ -29,7 +30,7 @@ def main():
     cfg, train_cfg = ModelConfig(vocab_size=98), TrainConfig()
     torch.manual_seed(0)
     model = CharLSTM(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=choose_lr(cfg.hidden_size).value)
     x = torch.randint(0, 98, (train_cfg.batch_size, train_cfg.seq_len))
 
     cpu = torch.device("cpu")

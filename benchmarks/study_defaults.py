@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from songgen.curves import LN2, curves_svg, read_metrics  # noqa: E402
 
 OUT = HERE / "results" / "defaults"
+KEEP = REPO / "checkpoints" / "study-defaults"  # each run's best model, to sample songs from
 
 OLD = ["--layers", "2", "--hidden-size", "256", "--dropout", "0.1", "--lr", "3e-3", "--weight-decay", "0.01", "--patience", "5",
        "--lr-schedule", "none"]
@@ -106,8 +107,10 @@ def result_path(out: Path, text: str, budget: float, config: str) -> Path:
     return out / f"{text}-{int(budget)}s-{config}.json"
 
 
-def run_one(text: str, budget: float, config: str, threads: int | None) -> dict:
-    """Train once, in a fresh interpreter, and keep what it reached."""
+def run_one(text: str, budget: float, config: str, threads: int | None,
+            keep: Path | None = None) -> dict:
+    """Train once, in a fresh interpreter, and keep what it reached (and its best model in
+    `keep`, when given)."""
     from songgen import checkpoint as ckpt
 
     with tempfile.TemporaryDirectory(prefix="songgen-study-") as tmp:
@@ -128,6 +131,9 @@ def run_one(text: str, budget: float, config: str, threads: int | None) -> dict:
                              f"{proc.stderr[-3000:]}")
         curve = read_metrics(folder / "metrics.jsonl")
         last = ckpt.peek(folder / "last.pt")
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(folder / "best.pt", keep / f"{text}-{int(budget)}s-{config}.pt")
         lines = [line for line in proc.stderr.splitlines()
                  if not line.startswith("step ") and "\r" not in line]
     best = min(curve, key=lambda r: r["val_loss"])
@@ -213,6 +219,8 @@ def main() -> None:
     parser.add_argument("--configs", help="comma-separated configuration names instead of each "
                         f"text's own list; known: {', '.join(CONFIGS)}")
     parser.add_argument("--out", type=Path, default=OUT, help=f"results folder [{OUT}]")
+    parser.add_argument("--keep", type=Path, default=KEEP, help="folder for each run's best "
+                        f"model, to sample from afterwards [{KEEP.relative_to(REPO)}]")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the runs [torch's own]")
     parser.add_argument("--table", action="store_true", help="only rebuild the table and the "
                         "curves from the results kept")
@@ -244,7 +252,7 @@ def main() -> None:
             return
         for i, (text, budget, config) in enumerate(todo, 1):
             log(f"[{i}/{len(todo)}] {text}, {budget:g} s: {config} {' '.join(CONFIGS[config])}")
-            result = run_one(text, budget, config, args.threads)
+            result = run_one(text, budget, config, args.threads, args.keep)
             path = result_path(args.out, text, budget, config)
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(result, indent=1) + "\n")

@@ -110,7 +110,9 @@ class Checkpoint:
                 options = {**options, "lr_schedule": "none"}
             try:
                 values["train_config"] = TrainConfig.from_dict(options)
-            except (SonggenError, TypeError, ValueError):
+                if values["train_config"].lr is None:  # every version saves the rate it chose
+                    raise ValueError("no learning rate")
+            except (SonggenError, TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor
                 raise CheckpointError(f"{path} has a damaged training record (the "
                                       "training options)") from None
         for name in ("epoch", "position", "bad_evals"):

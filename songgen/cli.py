@@ -377,7 +377,9 @@ def cli():
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=str),
               help="Fine-tune: start from this checkpoint's weights (new characters are added).")
 @click.option("--embed-dim", **_positive(_MODEL.embed_dim, "Character embedding size.", MAX_EMBED))
-@click.option("--hidden-size", **_positive(_MODEL.hidden_size, "LSTM units per layer.", MAX_HIDDEN))
+@click.option("--hidden-size", type=click.IntRange(1, MAX_HIDDEN),
+              help="LSTM units per layer [default: 256; with a time, step or epoch limit, auto: "
+              "the largest of 128 to 1024 the budget can train on this machine].")
 @click.option("--layers", **_positive(_MODEL.layers, "Number of LSTM layers.", MAX_LAYERS))
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True),
               help="Dropout between and after layers [default: auto, from the corpus size: "
@@ -385,8 +387,9 @@ def cli():
 @click.option("--seq-len", **_positive(_TRAIN.seq_len, "Characters per step (BPTT length).", MAX_SEQ_LEN))
 @click.option("--batch-size", **_positive(_TRAIN.batch_size, "Parallel streams per step (under "
               "torchrun: in all, split over the processes).", MAX_BATCH))
-@click.option("--lr", default=_TRAIN.lr, show_default=True,
-              type=click.FloatRange(0, 10, min_open=True), help="AdamW learning rate.")
+@click.option("--lr", type=click.FloatRange(0, 10, min_open=True),
+              help="AdamW learning rate [default: auto: 0.006 up to 256 units, less for larger "
+              "models].")
 @click.option("--weight-decay", type=click.FloatRange(0, 1),
               help="AdamW weight decay [default: auto, from the corpus size: 0.05 to 0.01].")
 @click.option("--lr-schedule", default=_TRAIN.lr_schedule, show_default=True,
@@ -436,8 +439,9 @@ def train(ctx, text, resume, init_from, quiet, **options):
     blank lines. Training stops at --steps, --epochs or --time-limit, whichever comes first,
     or when validation stops improving (--patience); Ctrl-C saves and stops.
 
-    Dropout, weight decay and the learning-rate schedule not given are chosen for the corpus
-    and the time limit; the header says what and why.
+    Options not given are chosen for the corpus, the budget and this machine: the model size
+    (with a time, step or epoch limit), the learning rate, dropout, weight decay and the
+    learning-rate schedule; the header says what and why.
 
     With --resume and no TEXT, the run goes on with the text it was trained on. On resume,
     --lr, --weight-decay, --grad-clip, --patience, --eval-every, --keep-last and

@@ -59,7 +59,7 @@ class ModelConfig(_Plain):
 class TrainConfig(_Plain):
     seq_len: int = 100
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float | None = None         # None: chosen from the model size (songgen.defaults)
     weight_decay: float | None = None  # None: chosen from the corpus size (songgen.defaults)
     grad_clip: float = 1.0
     seed: int = 1234
@@ -103,7 +103,7 @@ class TrainConfig(_Plain):
             raise ConfigError("the time limit must be positive")
         if not 0 < self.val_frac <= 0.5:
             raise ConfigError("the validation fraction must be above 0 and at most 0.5")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError("the learning rate must be a positive number")
         decay = 0.0 if self.weight_decay is None else self.weight_decay
         if not (math.isfinite(self.grad_clip) and math.isfinite(decay)):

@@ -1,12 +1,20 @@
 """Defaults that adapt: what a run chooses for the options it was not given, and why.
 
-Two kinds of choice, both pure functions of what the run is given, so they can be tested
-without training:
+Four kinds of choice, all pure functions of what the run is given (and, for the size, of a
+measured step time), so they can be tested without training:
 
+- the model size (hidden units a layer), when a budget is set (`--time-limit`, `--steps`,
+  `--epochs`): the largest size the budget can train, that is, whose parameters each see at
+  least SEEN_PER_PARAMETER characters of training within it. A time limit is turned into
+  characters by timing a training step of each size on the run's device, so a fast machine gets
+  a bigger model than a slow one for the same minutes. Without a budget a run trains until
+  its validation loss stops improving, and keeps the default size.
+- the learning rate from the size: BASE_LR, lower for models above the default size.
 - regularisation (dropout, weight decay) from the corpus size: characters of training text
   per model parameter. Few characters a parameter means the model can learn the text by heart
   (it overfits within minutes), so it needs more dropout and weight decay; many mean it
-  underfits and regularisation only slows it down.
+  underfits and regularisation only slows it down. A budget that reads the text only a few
+  times lowers dropout further (_BUDGET_CAPS).
 - the learning-rate schedule (`LrSchedule`): the learning rate is halved after PLATEAU
   evaluations without a better validation loss, down to LOWEST of the base rate, and early
   stopping counts its patience only at that lowest rate. With a time limit it also falls, over
@@ -26,6 +34,15 @@ DECAY = 0.3       # with a budget: the learning rate falls over its last 30%...
 FLOOR = 0.05      # ...down to 5% of the rate
 
 SCHEDULES = ("auto", "plateau", "budget", "none")
+
+SIZES = (128, 256, 512, 1024)  # hidden units a layer a budget may choose from
+DEFAULT_SIZE = 256             # without a budget (and the size a choice falls back to)
+SEEN_PER_PARAMETER = 1.5       # characters of training each parameter needs within the budget
+BASE_LR = 6e-3                 # the learning rate up to DEFAULT_SIZE units; less above
+
+# (passes over the training text a budget allows, below which dropout is at most this): a run
+# that reads its text only a few times cannot learn it by heart, so dropout would only slow it.
+_BUDGET_CAPS = ((4, 0.1), (15, 0.2), (40, 0.3))
 
 # (characters a parameter below which the tier applies, name, dropout, weight decay)
 _TIERS = (
@@ -53,7 +70,11 @@ class Choice:
 
 
 def _millions(n: float) -> str:
-    return f"{n / 1e6:.2g} M" if n >= 1e5 else f"{n / 1e3:.3g} k"
+    if n >= 1e7:
+        return f"{n / 1e6:.0f} M"
+    if n >= 1e5:
+        return f"{n / 1e6:.2g} M"
+    return f"{n / 1e3:.3g} k" if n >= 1e3 else f"{n:.0f}"
 
 
 def corpus_tier(train_chars: int, parameters: int) -> tuple[str, float, float, str]:
@@ -68,14 +89,77 @@ def corpus_tier(train_chars: int, parameters: int) -> tuple[str, float, float, s
     raise AssertionError("the last tier has no upper bound")
 
 
-def choose_dropout(train_chars: int, parameters: int) -> Choice:
+def choose_dropout(train_chars: int, parameters: int, passes: float | None = None) -> Choice:
+    """Dropout for the corpus size, lowered when the run's budget reads the text only
+    `passes` times (None: no budget, the run goes on until it stops improving)."""
     name, dropout, _, sizes = corpus_tier(train_chars, parameters)
-    return Choice("dropout", dropout, f"{name}, {sizes}")
+    reason = f"{name}, {sizes}"
+    if passes is not None:
+        cap = next((cap for below, cap in _BUDGET_CAPS if passes < below), None)
+        if cap is not None and cap < dropout:
+            dropout = cap
+            reason += f"; but the budget reads the text only about {passes:.2g} times"
+    return Choice("dropout", dropout, reason)
 
 
 def choose_weight_decay(train_chars: int, parameters: int) -> Choice:
     name, _, decay, sizes = corpus_tier(train_chars, parameters)
     return Choice("weight decay", decay, f"{name}, {sizes}")
+
+
+def choose_size(parameters: dict[int, int], *, chars_per_step: int,
+                steps: int | None = None, seconds: float | None = None,
+                step_seconds=None) -> Choice:
+    """The hidden size for a budget of `steps` training steps and/or `seconds` of training at
+    `step_seconds(size)` seconds a step (timed from the smallest size up, only while needed).
+    `parameters` maps each candidate size to the model's parameter count."""
+    name = "hidden size"
+    if steps is None and seconds is None:
+        return Choice(name, DEFAULT_SIZE, "no time or step limit: the default size")
+    timed: dict[int, float] = {}
+
+    def trained(size: int) -> float:
+        """Characters of training each parameter gets within the budget at this size."""
+        if seconds is not None:
+            timed[size] = step_seconds(size)
+        return budget_characters(chars_per_step, steps=steps, seconds=seconds,
+                                 step_seconds=timed.get(size)) / parameters[size]
+
+    sizes = sorted(parameters)
+    chosen, seen = sizes[0], trained(sizes[0])
+    for size in sizes[1:]:
+        more = trained(size)
+        if more < SEEN_PER_PARAMETER:
+            break
+        chosen, seen = size, more
+    budget = [f"{steps:,} steps"] if steps is not None else []
+    if seconds is not None:
+        budget.append(f"{_duration(seconds)} at {timed[chosen] * 1000:.0f} ms a step")
+    return Choice(name, chosen, f"{' or '.join(budget)} train about "
+                                f"{_millions(seen * parameters[chosen])} characters, {seen:.2g} "
+                                f"for each of its {_millions(parameters[chosen])} parameters "
+                                f"(at least {SEEN_PER_PARAMETER:g} wanted)")
+
+
+def choose_lr(hidden_size: int) -> Choice:
+    """The base learning rate: BASE_LR up to DEFAULT_SIZE units a layer, and for larger models
+    less, by the square root of the ratio of sizes (their larger updates diverge sooner)."""
+    if hidden_size <= DEFAULT_SIZE:
+        return Choice("learning rate", BASE_LR, f"for a model of {hidden_size} units a layer")
+    lr = float(f"{BASE_LR * (DEFAULT_SIZE / hidden_size) ** 0.5:.2g}")
+    return Choice("learning rate", lr, f"{BASE_LR:g} scaled by the square root of "
+                                       f"{DEFAULT_SIZE}/{hidden_size}: a larger model takes "
+                                       "smaller steps")
+
+
+def budget_characters(chars_per_step: int, *, steps: int | None, seconds: float | None,
+                      step_seconds: float | None) -> float | None:
+    """Characters of training a budget of `steps` and/or `seconds` (at `step_seconds` a step)
+    allows; None without a budget."""
+    counts = [steps] if steps is not None else []
+    if seconds is not None:
+        counts.append(seconds / max(step_seconds, 1e-9))
+    return min(counts) * chars_per_step if counts else None
 
 
 def _duration(seconds: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -119,3 +120,33 @@ def bf16_speedup(config: ModelConfig, rows: int = 16, seq_len: int = 64, rounds:
             times = {first: step(first), second: step(second)}
             ratios.append(times[False] / times[True])
     return statistics.median(ratios)
+
+
+def step_seconds(config: ModelConfig, rows: int, seq_len: int, device: torch.device,
+                 rounds: int = 2) -> float:
+    """Seconds a training step (forward and backward over a batch of `rows` x `seq_len`) of a
+    model of this shape takes on `device`: the fastest of `rounds` timings after a warm-up.
+    What the size chosen for a time limit rests on (songgen.defaults.choose_size); the global
+    random state is left as it was."""
+    import time
+
+    def wait() -> None:  # GPU kernels run ahead of the host: time them to their end
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elif device.type == "mps":
+            torch.mps.synchronize()
+
+    with torch.random.fork_rng(devices=[]):
+        # Without dropout, and with the batch drawn on the CPU: no GPU random numbers are used.
+        model = CharLSTM(replace(config, dropout=0.0)).to(device)
+        x = torch.randint(0, config.vocab_size, (rows, seq_len)).to(device)
+        times = []
+        for _ in range(rounds + 1):
+            wait()
+            began = time.perf_counter()
+            logits, _ = model(x)
+            nn.functional.cross_entropy(logits.flatten(0, 1), x.flatten()).backward()
+            model.zero_grad(set_to_none=True)
+            wait()
+            times.append(time.perf_counter() - began)
+    return min(times[1:])

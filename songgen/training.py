@@ -6,6 +6,7 @@ becomes NaN or infinite rolls the run back to its last checkpoint at half the le
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -25,7 +26,8 @@ from . import checkpoint as ckpt
 from .batches import MIN_STEPS, StreamBatches, fitting_shape, steps_per_epoch
 from .checkpoint import Checkpoint, RunFolder
 from .config import ModelConfig, TrainConfig
-from .defaults import (LOWEST, PLATEAU, Choice, LrSchedule, choose_dropout, choose_schedule,
+from .defaults import (LOWEST, PLATEAU, SIZES, Choice, LrSchedule, budget_characters,
+                       choose_dropout, choose_lr, choose_schedule, choose_size,
                        choose_weight_decay)
 from .devices import (ThreadTuner, autocast, cpu_cores, free_cores, keep_freed_memory,
                       resolve_precision)
@@ -36,7 +38,7 @@ from .evaluation import LN2, evaluate
 from .corpuscache import folder_for
 from .lyrics import Corpus, Vocab, available_memory, demo_corpus, load_corpus
 from .model import (CharLSTM, bf16_speedup, context_state, detach, load_grown, parameter_count,
-                    training_bytes)
+                    step_seconds, training_bytes)
 from .progress import Progress, describe_loss, epochs_done, format_duration, say
 
 MAX_ROLLBACKS = 3
@@ -215,13 +217,13 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
             quiet)
     choices = dict(saved.choices or {}) if saved is not None else {}
     if saved is None:
+        config = _short_text_shape(config, len(corpus.train), explicit, team, quiet)
         model_config, config, made = _automatic_choices(model_config, config, given_model,
-                                                        explicit, len(corpus.train),
-                                                        dropout=base is None)
+                                                        explicit, len(corpus.train), device,
+                                                        team, fresh=base is None)
         for choice in made:
             say(choice.line(), quiet)
             choices[choice.name] = choice.to_dict()
-        config = _short_text_shape(config, len(corpus.train), explicit, team, quiet)
     dtype, why = resolve_precision(config.precision, device,
                                    lambda: bf16_speedup(model_config))
     say(f"precision {why}", quiet)
@@ -236,24 +238,52 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
 
 
 def _automatic_choices(model_config: ModelConfig, config: TrainConfig, given_model: dict,
-                       explicit: set[str] | None, train_chars: int, dropout: bool = True
+                       explicit: set[str] | None, train_chars: int, device: torch.device,
+                       team: Team, fresh: bool = True
                        ) -> tuple[ModelConfig, TrainConfig, list[Choice]]:
-    """A new run's dropout (unless fine-tuning, which keeps its base's) and weight decay, where
-    not given on purpose, from the corpus size (songgen.defaults)."""
+    """A new run's options not given on purpose, chosen by songgen.defaults: the hidden size
+    from the budget, the learning rate from the size, dropout and weight decay from the corpus
+    size (dropout also from how often the budget reads the text). Fine-tuning keeps its base's
+    size and dropout. Every process of a distributed run takes the first one's choices."""
     def auto(name: str, value) -> bool:
         return value is None or (explicit is not None and name not in explicit)
 
-    parameters = parameter_count(model_config)
+    steps = config.steps
+    if config.epochs is not None:
+        per_epoch = steps_per_epoch(train_chars, config.batch_size, config.seq_len)
+        steps = min(steps or math.inf, config.epochs * per_epoch)
+    chars_per_step = config.batch_size * config.seq_len
+
+    @functools.cache
+    def timed(size: int) -> float:
+        return step_seconds(replace(model_config, hidden_size=size),
+                            config.batch_size // team.world, config.seq_len, device)
+
     made = []
-    if dropout and auto("dropout", given_model.get("dropout")):
-        choice = choose_dropout(train_chars, parameters)
+    if fresh and auto("hidden_size", given_model.get("hidden_size")):
+        sizes = {size: parameter_count(replace(model_config, hidden_size=size)) for size in SIZES}
+        choice = choose_size(sizes, chars_per_step=chars_per_step, steps=steps,
+                             seconds=config.time_limit, step_seconds=timed)
+        model_config = replace(model_config, hidden_size=choice.value)
+        made.append(choice)
+    if auto("lr", config.lr):
+        choice = choose_lr(model_config.hidden_size)
+        config = replace(config, lr=choice.value)
+        made.append(choice)
+    parameters = parameter_count(model_config)
+    if fresh and auto("dropout", given_model.get("dropout")):
+        trained = budget_characters(
+            chars_per_step, steps=steps, seconds=config.time_limit,
+            step_seconds=None if config.time_limit is None else timed(model_config.hidden_size))
+        passes = None if trained is None else trained / max(train_chars, 1)
+        choice = choose_dropout(train_chars, parameters, passes)
         model_config = replace(model_config, dropout=choice.value)
         made.append(choice)
     if auto("weight_decay", config.weight_decay):
         choice = choose_weight_decay(train_chars, parameters)
         config = replace(config, weight_decay=choice.value)
         made.append(choice)
-    return model_config, config, made
+    return team.gather_objects((model_config, config, made))[0]
 
 
 def _recorded_corpus(saved: Checkpoint, folder: RunFolder, quiet: bool) -> str:

@@ -388,8 +388,8 @@ def cli():
 @click.option("--batch-size", **_positive(_TRAIN.batch_size, "Parallel streams per step (under "
               "torchrun: in all, split over the processes).", MAX_BATCH))
 @click.option("--lr", type=click.FloatRange(0, 10, min_open=True),
-              help="AdamW learning rate [default: auto: 0.006 up to 256 units, less for larger "
-              "models].")
+              help="AdamW learning rate [default: auto: 0.006 up to 256 units, 0.0021 at 512, "
+              "0.00075 at 1024].")
 @click.option("--weight-decay", type=click.FloatRange(0, 1),
               help="AdamW weight decay [default: auto, from the corpus size: 0.05 to 0.01].")
 @click.option("--lr-schedule", default=_TRAIN.lr_schedule, show_default=True,

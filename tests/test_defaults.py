@@ -61,9 +61,9 @@ def test_a_budget_that_reads_the_text_few_times_lowers_dropout():
 
 def test_larger_models_take_a_smaller_learning_rate():
     assert [choose_lr(size).value for size in (16, 128, 256, 512, 1024)] == [
-        0.006, 0.006, 0.006, 0.0042, 0.003]
-    assert choose_lr(1024).line() == ("learning rate 0.003: 0.006 scaled by the square root of "
-                                      "256/1024: a larger model takes smaller steps")
+        0.006, 0.006, 0.006, 0.0021, 0.00075]
+    assert choose_lr(1024).line() == ("learning rate 0.00075: 0.006 for 256 units, lower for "
+                                      "1024: a larger model needs smaller steps")
 
 
 # The parameters of a 2-layer model with embedding 64 and 62 characters, by hidden size.

@@ -119,6 +119,13 @@ class TrainConfig(_Plain):
             raise ConfigError("the learning-rate schedule is auto, plateau, budget or none")
 
 
+    def step_limit(self, steps_an_epoch: int) -> int | None:
+        """The step `steps` and `epochs` stop the run at (the nearer), or None."""
+        if self.epochs is None:
+            return self.steps
+        return min(self.steps or math.inf, self.epochs * steps_an_epoch)
+
+
 def check_encoding(name: str) -> str:
     """The codec's own name for a text encoding (cp1252, iso8859-1, utf-8), or ConfigError."""
     import codecs

@@ -248,15 +248,13 @@ def _automatic_choices(model_config: ModelConfig, config: TrainConfig, given_mod
     def auto(name: str, value) -> bool:
         return value is None or (explicit is not None and name not in explicit)
 
-    steps = config.steps
-    if config.epochs is not None:
-        per_epoch = steps_per_epoch(train_chars, config.batch_size, config.seq_len)
-        steps = min(steps or math.inf, config.epochs * per_epoch)
+    steps = config.step_limit(steps_per_epoch(train_chars, config.batch_size, config.seq_len))
     chars_per_step = config.batch_size * config.seq_len
+    shape = model_config  # the size timed is the only thing that differs
 
     @functools.cache
     def timed(size: int) -> float:
-        return step_seconds(replace(model_config, hidden_size=size),
+        return step_seconds(replace(shape, hidden_size=size),
                             config.batch_size // team.world, config.seq_len, device)
 
     made = []
@@ -483,10 +481,7 @@ class Run:
         # The learning-rate schedule: chosen for this invocation (its limits), its state saved.
         self.budget_steps = None
         if config.lr_schedule == "budget":
-            self.budget_steps = config.steps
-            if config.epochs is not None:
-                self.budget_steps = min(self.budget_steps or math.inf,
-                                        config.epochs * len(self.batches))
+            self.budget_steps = config.step_limit(len(self.batches))
         schedule = choose_schedule(config.lr_schedule, time_limit=config.time_limit,
                                    steps=self.budget_steps, patience=config.patience)
         self.schedule_kind = schedule.value
@@ -612,9 +607,7 @@ class Run:
 
     def loop(self) -> TrainResult:
         c = self.config
-        target = c.steps
-        if c.epochs is not None:
-            target = min(target or math.inf, c.epochs * len(self.batches))
+        target = c.step_limit(len(self.batches))
         eval_every = c.eval_every or min(len(self.batches), 1000)
         progress = Progress(len(self.batches), target, c.batch_size * c.seq_len, self.quiet,
                             self.step, self.epoch, self.position, c.time_limit)

@@ -141,14 +141,40 @@ def _resume_command() -> str:
 
 def _fine_tune_command(text, folder: str) -> str:
     """The command that fine-tunes the run in `folder` on `text`, into a folder not yet used."""
-    base = os.path.join(folder, "last.pt")
+    # best.pt: the weights that validated best are the better start for a new text.
+    base = os.path.join(folder, "best.pt")
     if not os.path.exists(base):
-        base = os.path.join(folder, "best.pt")
+        base = os.path.join(folder, "last.pt")
     stem, n = folder.rstrip("/\\") or folder, 2
     while os.path.exists(f"{stem}-{n}"):
         n += 1
     return shlex.join(["songgen", "train", str(text), "--init-from", base, "--checkpoint-dir",
                        f"{stem}-{n}"])
+
+
+def _run_step(folder: str) -> int | None:
+    """The step of the run saved in `folder` (its last.pt), or None where there is none to
+    read (training then says what is wrong)."""
+    from .checkpoint import RunFolder, load
+
+    try:
+        return load(RunFolder(folder).last).step
+    except SonggenError:
+        return None
+
+
+def _holds_demo_run(folder: str) -> bool:
+    """Whether `folder` holds a run trained on the bundled demo songs."""
+    from pathlib import Path
+
+    from .checkpoint import RunFolder
+    from .lyrics import demo_corpus
+
+    corpus = RunFolder(folder).recorded_corpus()
+    try:
+        return corpus is not None and Path(corpus).resolve() == demo_corpus().resolve()
+    except (SonggenError, OSError):
+        return False
 
 
 # -- what sample and info print ----------------------------------------------------------
@@ -336,6 +362,12 @@ def encoding_option(what: str):
                         "recognised).")
 
 
+def corpus_cache_option(what: str):
+    """--corpus-cache, declared once: `what` says where `auto` puts it for this command."""
+    return click.option("--corpus-cache", default="auto", show_default=True,
+                        metavar="DIR|auto|none", help=f"{what}; none reads the text each time.")
+
+
 def _positive(default, help, most):
     return dict(default=default, show_default=True, type=click.IntRange(1, most), help=help)
 
@@ -374,8 +406,9 @@ def cli():
 @click.option("--checkpoint-dir", default=_TRAIN.checkpoint_dir, show_default=True,
               type=click.Path(path_type=str), help="Where last.pt, best.pt and metrics.jsonl go.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --checkpoint-dir.")
-@click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=str),
-              help="Fine-tune: start from this checkpoint's weights (new characters are added).")
+@click.option("--init-from", type=click.Path(exists=True, path_type=str),
+              help="Fine-tune: start from this checkpoint's weights (new characters are added); "
+              "a folder means its best.pt, else last.pt.")
 @click.option("--embed-dim", **_positive(_MODEL.embed_dim, "Character embedding size.", MAX_EMBED))
 @click.option("--hidden-size", type=click.IntRange(1, MAX_HIDDEN),
               help="LSTM units per layer [default: 256; with a time, step or epoch limit, auto: "
@@ -407,6 +440,8 @@ def cli():
               help="Fraction of the corpus, from its end, kept for validation.")
 @click.option("--steps", type=click.IntRange(min=1), help="Stop at this step (counted from the "
               "start of the run, resumes included).")
+@click.option("--more-steps", type=click.IntRange(min=1), help="With --resume: train this "
+              "many steps more than the run has made (--steps counts from the run's start).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Stop after this many epochs.")
 @click.option("--time-limit", type=Duration(), help="Stop after this long, e.g. 90s, 10m, 2h "
               "(a bare number is seconds).")
@@ -424,19 +459,18 @@ def cli():
               help="auto: bf16 mixed precision where the hardware has it natively (CUDA from "
               "Ampere on, CPUs with AMX or AVX-512 BF16), fp32 elsewhere.")
 @encoding_option("TEXT (kept for --resume)")
-@click.option("--corpus-cache", default="auto", show_default=True, metavar="DIR|auto|none",
-              help="Where the encoded corpus is kept for resumes and for every process of "
-              "the run to share: auto is CHECKPOINT_DIR/corpus-cache; none reads the text "
-              "each time.")
+@corpus_cache_option("Where the encoded corpus is kept for resumes and for every process of "
+                     "the run to share: auto is CHECKPOINT_DIR/corpus-cache")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or statistics (the result "
               "line stays).")
 @click.pass_context
 @library_call
-def train(ctx, text, resume, init_from, quiet, **options):
+def train(ctx, text, resume, init_from, quiet, more_steps, **options):
     """Train on TEXT: a UTF-8 lyrics file or a folder of .txt files (subfolders included).
 
-    Without TEXT, trains on the demo songs bundled with songgen. Songs are separated by two
-    blank lines. Training stops at --steps, --epochs or --time-limit, whichever comes first,
+    Without TEXT, trains on the demo songs bundled with songgen; run again, it goes on with
+    the demo run already in --checkpoint-dir (or says it is done). Songs are separated by two
+    blank lines, or by one before a `# Title` line. Training stops at --steps, --epochs or --time-limit, whichever comes first,
     or when validation stops improving (--patience); Ctrl-C saves and stops.
 
     Options not given are chosen for the corpus, the budget and this machine: the model size
@@ -463,6 +497,27 @@ def train(ctx, text, resume, init_from, quiet, **options):
         raise click.ClickException("resuming a run and starting from a base model cannot be "
                                    "combined; use --resume or --init-from, not both")
     folder = config.checkpoint_dir
+    if text is None and not resume and init_from is None and _holds_demo_run(folder):
+        # The first command of the README, run again: go on with its run rather than fail.
+        click.echo(f"{folder} holds the demo run: going on with it (as with --resume)",
+                   err=True)
+        resume = True
+    if more_steps is not None:
+        if config.steps is not None:
+            raise click.UsageError("--steps and --more-steps cannot be combined; --steps counts "
+                                   "from the run's start, --more-steps from where it stands")
+        config.steps = ((_run_step(folder) or 0) if resume else 0) + more_steps
+    elif resume and config.steps is not None:
+        at = _run_step(folder)
+        if at is not None and config.steps <= at:
+            raise click.ClickException(
+                f"the run in {folder} is at step {at:,} already, and --steps {config.steps} "
+                f"counts from the run's start; to train {config.steps:,} steps more, use "
+                f"--more-steps {config.steps} (or --steps {at + config.steps})")
+    if init_from is not None and os.path.isdir(init_from):
+        from .checkpoint import find_default
+
+        init_from = str(find_default(init_from))  # as --checkpoint reads a folder
     try:
         result = run_training(text, model=model, config=config, resume=resume,
                               init_from=init_from, explicit=explicit, quiet=quiet)
@@ -498,13 +553,15 @@ def train(ctx, text, resume, init_from, quiet, **options):
         Examples:
 
         \b
-          songgen sample --checkpoint ck --temp 0.8
+          songgen sample ck --temp 0.8
           songgen sample --title "Harbour Lights" -n 3 --max-lines 16
           songgen sample --json -n 8 --seed 7 -o songs.jsonl
         """)
+@click.argument("checkpoint_arg", metavar="[CHECKPOINT]", required=False,
+                type=click.Path(path_type=str))
 @click.option("--checkpoint", type=click.Path(path_type=str),
               help="Checkpoint file, or a folder (its best.pt, else last.pt) [default: "
-              "checkpoints].")
+              "checkpoints]; may also be given as the argument CHECKPOINT.")
 @click.option("--temp", "--temperature", "temperature", default=0.8, show_default=True,
               type=click.FloatRange(0, MAX_TEMPERATURE), help="Randomness: 0 = always the likeliest "
               "character, 1 = the model's own odds, higher = wilder.")
@@ -554,9 +611,10 @@ def train(ctx, text, resume, init_from, quiet, **options):
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON Lines on stdout: one JSON object per song, a line each.")
 @library_call
-def sample(checkpoint, device, threads, as_json, title, prime, prime_file, corpus, max_copy,
+def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, prime_file, corpus, max_copy,
            output, strict, encoding, **options):
-    """Write new songs with a trained model and print them on stdout.
+    """Write new songs with the model in CHECKPOINT (a file, or a run's folder: its best.pt,
+    else last.pt) [default: checkpoints] and print them on stdout.
 
     Songs are separated by two blank lines, so the output is itself a lyrics corpus. Each song
     ends where the model ends it, after --max-lines lines, or at --length characters.
@@ -571,6 +629,11 @@ def sample(checkpoint, device, threads, as_json, title, prime, prime_file, corpu
     from .generate import generate, make_prime, stream
     from .lyrics import describe_chars, normalise
 
+    if checkpoint_arg is not None:
+        if checkpoint is not None and checkpoint != checkpoint_arg:
+            raise click.UsageError(f"two checkpoints given: {checkpoint_arg} and --checkpoint "
+                                   f"{checkpoint}; give one")
+        checkpoint = checkpoint_arg
     if prime and prime_file:
         raise click.UsageError("--prime and --prime-file cannot be combined; put the whole "
                                "opening in one of them")
@@ -674,10 +737,9 @@ def sample(checkpoint, device, threads, as_json, title, prime, prime_file, corpu
               help="Skip characters the model never saw (counted) instead of failing.")
 @device_option
 @encoding_option("TEXT")
-@click.option("--corpus-cache", default="auto", show_default=True, metavar="DIR|auto|none",
-              help="Where TEXT, encoded, is kept to be scored again without reading it: auto "
-              "is the checkpoint's folder's corpus-cache (where training keeps its text); none "
-              "reads the text.")
+@corpus_cache_option("Where TEXT, encoded, is kept to be scored again without reading it: "
+                     "auto is the checkpoint's folder's corpus-cache (where training keeps its "
+                     "text)")
 @json_option
 @library_call
 def eval_command(text, checkpoint, skip_unknown, device, encoding, corpus_cache, as_json):

@@ -206,6 +206,10 @@ def _panel(runs, x_key: str, title: str, left: float, width: float, height: floa
     return out
 
 
+LEGEND_COLUMNS = 2  # runs a legend row
+LEGEND_ROW = 24     # pixels from one legend row to the next
+
+
 def curves_svg(runs: list[tuple[str, list[dict]]], width: int = 960, height: int = 360) -> str:
     """Training (dashed) and validation (solid) loss of each (name, records) run, by step and
     by elapsed time, in nats/char (left axis) and bits/char (right axis); one colour per run."""
@@ -214,7 +218,10 @@ def curves_svg(runs: list[tuple[str, list[dict]]], width: int = 960, height: int
     lo, hi = (min(losses), max(losses)) if losses else (0.0, 1.0)
     margin = (hi - lo) * 0.05 or 0.1
     y_range = (max(0.0, lo - margin), hi + margin)
-    legend_h = 22 * ((len(runs) + 2) // 3) + 10
+    # The legend: two runs a row (a row of three let long names touch), then a row for the
+    # line styles, all inside the image.
+    rows = (len(runs) + LEGEND_COLUMNS - 1) // LEGEND_COLUMNS
+    legend_h = LEGEND_ROW * (rows + 1) + 8
     plot_h = height - legend_h
     half = width / 2
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -228,14 +235,15 @@ def curves_svg(runs: list[tuple[str, list[dict]]], width: int = 960, height: int
     parts += _panel(runs, "elapsed", "Loss by elapsed time", half, half, plot_h, y_range)
     for i, (name, recs) in enumerate(runs):
         colour = COLOURS[i % len(COLOURS)]
-        x, y = 52 + (i % 3) * (width - 104) / 3, plot_h + 16 + 22 * (i // 3)
+        x = 52 + (i % LEGEND_COLUMNS) * (width - 104) / LEGEND_COLUMNS
+        y = plot_h + 16 + LEGEND_ROW * (i // LEGEND_COLUMNS)
         best = min((r["val_loss"] for r in recs), default=None)
         text = name + ("" if best is None else f"  (best {best:.3f} nats, {best / LN2:.3f} "
                        "bits/char)")
         parts.append(f'<line x1="{x}" x2="{x + 22}" y1="{y}" y2="{y}" stroke="{colour}" '
                      f'stroke-width="3"/><text x="{x + 28}" y="{y + 4}" class="legend">'
                      f'{_esc(text)}</text>')
-    parts.append(f'<text x="{width - 52}" y="{plot_h + 16 + 22 * ((len(runs) + 2) // 3)}" '
+    parts.append(f'<text x="{width - 52}" y="{plot_h + 16 + LEGEND_ROW * rows}" '
                  'class="tick" text-anchor="end">solid: validation, dashed: training</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

@@ -83,7 +83,7 @@ class CorpusChanged(CorpusError):
             what = f"{path} is not the text the checkpoint was trained on" + (
                 f", {trained_on}" if trained_on else "")
         what += f" (fingerprint {found}, expected {expected})"
-        super().__init__(f"{what}; resume with the same text, or fine-tune from the run's last "
+        super().__init__(f"{what}; resume with the same text, or fine-tune from the run's best "
                          "checkpoint in a new folder to go on with the new text", what=what)
 
 

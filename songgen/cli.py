@@ -163,6 +163,18 @@ def _run_step(folder: str) -> int | None:
         return None
 
 
+def _run_encoding(trained, text: str) -> str:
+    """The encoding to read `text` in when none is given: the run's own where it is the text
+    the run was trained on (as a resume reads it), else UTF-8."""
+    from pathlib import Path
+
+    recorded = trained.checkpoint.corpus
+    config = trained.checkpoint.train_config
+    if recorded and config is not None and Path(recorded).resolve() == Path(text).resolve():
+        return config.encoding
+    return "utf-8"
+
+
 def _holds_demo_run(folder: str) -> bool:
     """Whether `folder` holds a run trained on the bundled demo songs."""
     from pathlib import Path
@@ -497,8 +509,10 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
         raise click.ClickException("resuming a run and starting from a base model cannot be "
                                    "combined; use --resume or --init-from, not both")
     folder = config.checkpoint_dir
+    asked_resume = resume
     if text is None and not resume and init_from is None and _holds_demo_run(folder):
-        # The first command of the README, run again: go on with its run rather than fail.
+        # The first command of the README, run again: go on with its run rather than fail
+        # (the same command once more then says the run is done).
         click.echo(f"{folder} holds the demo run: going on with it (as with --resume)",
                    err=True)
         resume = True
@@ -507,7 +521,7 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
             raise click.UsageError("--steps and --more-steps cannot be combined; --steps counts "
                                    "from the run's start, --more-steps from where it stands")
         config.steps = ((_run_step(folder) or 0) if resume else 0) + more_steps
-    elif resume and config.steps is not None:
+    elif asked_resume and config.steps is not None:
         at = _run_step(folder)
         if at is not None and config.steps <= at:
             raise click.ClickException(
@@ -736,7 +750,9 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
 @click.option("--skip-unknown", is_flag=True,
               help="Skip characters the model never saw (counted) instead of failing.")
 @device_option
-@encoding_option("TEXT")
+@click.option("--encoding", metavar="NAME", callback=_check_encoding,
+              help="The text encoding of TEXT, e.g. cp1252 [default: the run's own when TEXT is "
+              "the text it was trained on, else utf-8].")
 @corpus_cache_option("Where TEXT, encoded, is kept to be scored again without reading it: "
                      "auto is the checkpoint's folder's corpus-cache (where training keeps its "
                      "text)")
@@ -744,11 +760,15 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
 @library_call
 def eval_command(text, checkpoint, skip_unknown, device, encoding, corpus_cache, as_json):
     """Score a checkpoint on TEXT: loss in nats and bits per character (lower is better)."""
+    from .checkpoint import load_checkpoint
     from .evaluation import evaluate_text
     from .lyrics import UnknownCharacters
 
+    trained = load_checkpoint(checkpoint, device=device)
+    if encoding is None:
+        encoding = _run_encoding(trained, text)
     try:
-        score = evaluate_text(text, checkpoint, skip_unknown=skip_unknown, device=device,
+        score = evaluate_text(text, trained, skip_unknown=skip_unknown, device=device,
                               encoding=encoding, cache=corpus_cache)
     except UnknownCharacters as exc:
         raise click.ClickException(f"{exc.what}; add --skip-unknown to score the rest") from None

@@ -110,7 +110,7 @@ def test_resume_on_an_edited_text_says_how_to_go_on_with_it(run, trained):
         r"Error: songs.txt has changed since the run was trained on it \(fingerprint \w+, "
         r"expected \w+\); resume with the text it was trained on, or go on with this text from "
         r"the run's weights \(its vocabulary grown by any new characters\) in a new folder: "
-        r"songgen train songs.txt --init-from checkpoints/last.pt --checkpoint-dir "
+        r"songgen train songs.txt --init-from checkpoints/best.pt --checkpoint-dir "
         r"checkpoints-2\n", result.stderr), result.stderr
     advised = result.stderr.rsplit(": songgen ", 1)[1].split()
     again = run(*advised, *TINY, "-q", "--steps", 2)
@@ -421,3 +421,101 @@ def test_every_command_has_examples(run, command):
 def test_sample_help_says_json_lines(run):
     assert "Print JSON Lines on stdout: one JSON object per song" in " ".join(
         run("sample", "--help").stdout.split())
+
+
+# == Issue #28: the first hour, again =========================================================
+
+# -- 7. --resume --steps N below the run's step ------------------------------------------------
+
+def test_resume_with_steps_below_the_runs_step_says_steps_count_from_the_start(run, trained):
+    result = run("train", "--resume", *TINY, "-q", "--steps", 5)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: the run in checkpoints is at step 10 already, and --steps 5 "
+                             "counts from the run's start; to train 5 steps more, use "
+                             "--more-steps 5 (or --steps 15)\n")
+    assert last()["step"] == 10
+
+
+def test_more_steps_counts_from_where_the_run_stands(run, trained):
+    result = run("train", "--resume", *TINY, "-q", "--more-steps", 3)
+    assert result.exit_code == 0, result.output
+    assert last()["step"] == 13
+    both = run("train", "--resume", *TINY, "-q", "--more-steps", 3, "--steps", 20)
+    assert both.exit_code == 2 and "--steps and --more-steps cannot be combined" in both.stderr
+
+
+# -- 8. a checkpoint as sample's argument; --init-from a folder --------------------------------
+
+def test_sample_takes_the_checkpoint_folder_as_its_argument(run, trained):
+    by_argument = run("sample", "checkpoints", "--length", 30, "--seed", 3)
+    by_option = run("sample", "--checkpoint", "checkpoints", "--length", 30, "--seed", 3)
+    assert by_argument.exit_code == 0, by_argument.output
+    assert by_argument.stdout == by_option.stdout and by_argument.stdout.strip()
+    both = run("sample", "checkpoints", "--checkpoint", "elsewhere")
+    assert both.exit_code == 2
+    assert ("two checkpoints given: checkpoints and --checkpoint elsewhere; give one"
+            in " ".join(both.stderr.split()))
+
+
+def test_init_from_a_folder_starts_from_its_best_checkpoint(run, trained):
+    result = run("train", "songs.txt", "--init-from", "checkpoints", "--checkpoint-dir", "ck2",
+                 *TINY, "--steps", 2)
+    assert result.exit_code == 0, result.output
+    assert f"fine-tuning from {os.path.join('checkpoints', 'best.pt')} (step " in result.stderr
+    assert last("ck2")["init_from"]["path"].endswith(os.path.join("checkpoints", "best.pt"))
+
+
+# -- 9. eval of the run's own text reads it in the run's encoding -----------------------------
+
+def test_eval_of_the_runs_own_text_uses_the_runs_encoding(run, tmp_path):
+    (tmp_path / "win.txt").write_bytes(make_songs().replace("love", "l\u00f6ve").encode("cp1252"))
+    trained = run("train", "win.txt", "--encoding", "cp1252", *TINY, "-q", "--steps", 4,
+                  "--eval-every", 2)
+    assert trained.exit_code == 0, trained.output
+    result = run("eval", "win.txt", "--checkpoint", "checkpoints", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["skipped"] == 0
+    other = tmp_path / "copy.txt"  # another file is UTF-8 unless told
+    other.write_bytes((tmp_path / "win.txt").read_bytes())
+    assert run("eval", "copy.txt", "--checkpoint", "checkpoints").exit_code == 1
+
+
+# -- 12. the README's first command, run twice -------------------------------------------------
+
+def test_train_without_text_again_goes_on_with_the_demo_run(run):
+    first = run("train", *TINY, "-q", "--steps", 2)
+    assert first.exit_code == 0, first.output
+    again = run("train", *TINY, "-q", "--steps", 2)
+    assert again.exit_code == 0, again.output
+    assert again.stderr.startswith("checkpoints holds the demo run: going on with it (as with "
+                                   "--resume)\n")
+    assert last()["step"] == 2  # the same command again: the run is done, nothing trained
+    more = run("train", *TINY, "-q", "--more-steps", 1)
+    assert more.exit_code == 0, more.output
+    assert last()["step"] == 3
+
+
+# -- 14. songgen plot's legend inside the image -----------------------------------------------
+
+@pytest.mark.parametrize("runs", [1, 3, 4])
+def test_plot_legend_lies_inside_the_image_with_room_between_entries(runs):
+    import xml.etree.ElementTree as ET
+
+    from songgen.curves import curves_svg
+
+    records = [{"step": s, "elapsed": s, "train_loss": 3.0 - s / 10, "val_loss": 3.1 - s / 10}
+               for s in (1, 2, 3)]
+    names = [f"checkpoints/a-long-run-name-{i}" for i in range(runs)]
+    svg = ET.fromstring(curves_svg([(name, records) for name in names]))
+    height = float(svg.get("height"))
+    texts = [t for t in svg.iter("{http://www.w3.org/2000/svg}text")
+             if t.get("class") in ("legend", "tick") and ("best" in (t.text or "")
+                                                           or "solid:" in (t.text or ""))]
+    assert len(texts) == runs + 1
+    assert all(float(t.get("y")) + 4 <= height for t in texts)  # baseline and descenders
+    entries = [t for t in texts if "best" in t.text]
+    for a, b in zip(entries, entries[1:]):
+        if a.get("y") == b.get("y"):  # side by side: the first ends before the second starts
+            assert float(b.get("x")) - float(a.get("x")) > 7 * len(a.text) + 28
+    rows = sorted({t.get("y") for t in texts}, key=float)
+    assert all(float(b) - float(a) >= 20 for a, b in zip(rows, rows[1:]))

@@ -7,7 +7,7 @@ corpus is held but the encoded result (1 byte a character for up to 256 symbols)
 the only parser; every reader (training corpus, evaluation text, copy index) goes through it.
 
 The format: UTF-8 text; songs separated by two or more blank lines, stanzas by one; a song may
-start with a `# Title` line. After every song the model sees EOS, a reserved symbol that is
+start with a `# Title` line, and a `# Title` line after a blank line starts a new song. After every song the model sees EOS, a reserved symbol that is
 never a character of the text.
 """
 
@@ -32,8 +32,9 @@ from .shape import ShapeMeter, SongShape
 EOS = "\x00"
 TITLE_MARK = "# "
 
-# Two or more blank lines (lines holding only spaces/tabs count as blank) separate songs.
-SONG_BREAK = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+# Two or more blank lines (lines holding only spaces/tabs count as blank) separate songs, and
+# so does one before a `# Title` line: a title is the format's own mark of a new song.
+SONG_BREAK = re.compile(r"\n[ \t]*\n(?:(?:[ \t]*\n)+|(?=# ))")
 _VERSION_SUFFIX = re.compile(r"\s*\([^()]*\)\s*$")
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _CODE_POINTS = 0x110000
@@ -229,7 +230,8 @@ def text_files(path: str | Path) -> list[Path]:
 
 
 def split_songs(text: str) -> list[str]:
-    """Songs are separated by two or more blank lines; surrounding blank lines are dropped."""
+    """Songs are separated by two or more blank lines, or by one before a `# Title` line;
+    surrounding blank lines are dropped."""
     return _clean_songs(SONG_BREAK.split(text))
 
 
@@ -537,6 +539,8 @@ class Corpus:
 
     def summary(self) -> str:
         songs = f"{self.songs:,} song{'' if self.songs == 1 else 's'}"
+        if self.shape is not None and self.shape.titled > 0:
+            songs += " (a song starts after two blank lines, or one before a # Title line)"
         return (f"corpus: {self.chars:,} characters, {songs}, vocabulary "
                 f"{len(self.vocab)} symbols; train {len(self.train):,} / validation "
                 f"{len(self.val):,} characters")

@@ -185,9 +185,30 @@ def test_a_corpus_of_few_long_songs_is_cut_at_a_line_near_the_target(tmp_path):
 
 def test_a_long_text_without_song_breaks_gets_a_warning(tmp_path):
     path = tmp_path / "one.txt"
-    path.write_text("\n\n".join(f"# Song {i}\n\nla la la {i}\nlo lo lo" for i in range(1000)),
+    path.write_text("\n\n".join(f"la la la {i}\nlo lo lo" for i in range(2000)),
                     encoding="utf-8")
     with pytest.warns(SonggenWarning, match=r"one.txt reads as one song of [\d,]+ characters: "
                                             r"it never has two blank lines in a row"):
         corpus = load_corpus(path)
     assert "1 song," in corpus.summary()
+
+
+def test_a_title_after_one_blank_line_starts_a_song(tmp_path, monkeypatch):
+    # Issue #28, 1: ten songs, each `# Title`, blank line, stanzas, one blank line between
+    # songs, were read as one song.
+    songs = [f"# Song {i}\n\nla la la {i}\nlo lo lo\n\nli li {i}" for i in range(10)]
+    text = "\n\n".join(songs) + "\n"
+    assert split_songs(text) == songs
+    path = tmp_path / "ten.txt"
+    path.write_text(text.replace("\n\n# Song 3", "\n \t\n# Song 3"), encoding="utf-8")
+    expected = Vocab.from_text(join_songs(read_songs(path))).encode(join_songs(read_songs(path)))
+    assert len(read_songs(path)) == 10
+    for size in (1, 5, 13, 64, 10_000):  # streamed in pieces: the same songs
+        monkeypatch.setattr(loading, "READ_BYTES", size)
+        corpus = load_corpus(path)
+        assert corpus.songs == 10, size
+        assert torch.equal(torch.cat([corpus.train, corpus.val]), expected), size
+    assert ("10 songs (a song starts after two blank lines, or one before a # Title line), "
+            in corpus.summary())
+    # A "#" that is not a title line's "# " leaves the song whole.
+    assert split_songs("# A\n\nla\n\n#la\n\n #x") == ["# A\n\nla\n\n#la\n\n #x"]

@@ -76,8 +76,11 @@ def library_call(func):
 
 def _with_flags(exc: SonggenError) -> str:
     """The message of a library error, with the command line's own advice where it has some."""
-    from .lyrics import BadEncoding
+    from .lyrics import AUTO, FALLBACK, BadEncoding, WrongEncoding
 
+    if isinstance(exc, WrongEncoding):
+        return (f"{exc.what}; use --encoding {exc.fits}, or --encoding {AUTO} to read each "
+                f"file in its own encoding (UTF-8, else {FALLBACK})")
     if isinstance(exc, BadEncoding):
         if exc.encoding == "utf-8":
             return (f"{exc.what}; save the file as UTF-8, or give its encoding with --encoding, "
@@ -370,7 +373,8 @@ def _check_encoding(ctx, param, value):
 def encoding_option(what: str):
     return click.option("--encoding", default="utf-8", show_default=True, metavar="NAME",
                         callback=_check_encoding, help=f"The text encoding of {what}: e.g. "
-                        "cp1252 (Windows), latin-1 (UTF-16 with a byte-order mark is always "
+                        "cp1252 (Windows), latin-1, or auto: each file's own, UTF-8 where it "
+                        "is valid UTF-8, else cp1252 (UTF-16 with a byte-order mark is always "
                         "recognised).")
 
 

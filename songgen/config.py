@@ -130,6 +130,8 @@ def check_encoding(name: str) -> str:
     """The codec's own name for a text encoding (cp1252, iso8859-1, utf-8), or ConfigError."""
     import codecs
 
+    if name == "auto":  # each file's own: UTF-8, else cp1252 (songgen.lyrics)
+        return name
     try:
         info = codecs.lookup(name)
     except (LookupError, TypeError, ValueError):

@@ -73,6 +73,22 @@ class BadEncoding(CorpusError):
         super().__init__(f"{what}; {advice}", what=what)
 
 
+class WrongEncoding(CorpusError):
+    """Text that decodes in the encoding given but reads wrong in it: control characters no
+    lyrics hold (Windows-1252 read as Latin-1), or UTF-8 read a byte at a time (mojibake such
+    as "â€™"). `fits`: the encoding it reads right in."""
+
+    def __init__(self, what: str, fits: str):
+        self.fits = fits
+        super().__init__(f"{what}; give that encoding, or auto to choose each file's (UTF-8, "
+                         "else cp1252)", what=what)
+
+
+AUTO = "auto"             # the encoding that picks each file's own: UTF-8, else FALLBACK
+FALLBACK = "cp1252"       # Windows-1252: what text not in UTF-8 most often is
+_C1 = re.compile("[\x80-\x9f]")  # C1 control characters: never in lyrics
+
+
 class CorpusChanged(CorpusError):
     """A resume was given a text other than the one its run was trained on."""
 
@@ -123,6 +139,8 @@ def streamable(encoding: str) -> bool:
     another character. Others (UTF-16, Shift-JIS, ...) are decoded whole."""
     import codecs
 
+    if encoding == AUTO:  # UTF-8 or FALLBACK, both streamable
+        return True
     name = codecs.lookup(encoding).name
     if name == "utf-8":
         return True
@@ -158,6 +176,8 @@ def _decode(raw: bytes, path, offset: int = 0, lines: int = 0, encoding: str = "
                           "UTF-16 without a byte-order mark), not lyrics; give a plain UTF-8 "
                           "text file")
     else:
+        if encoding == AUTO:
+            encoding = "utf-8" if _is_utf8(raw) else FALLBACK
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
@@ -170,7 +190,50 @@ def _decode(raw: bytes, path, offset: int = 0, lines: int = 0, encoding: str = "
     if "\x00" in text:
         raise CorpusError(f"{path}: contains NUL characters, which lyrics cannot hold; "
                           "remove them or give a plain text file")
+    if not raw.startswith(UTF16_BOMS):
+        _check_encoding_fits(raw, text, path, lines, encoding)
     return text
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _check_encoding_fits(raw: bytes, text: str, path, lines: int, encoding: str) -> None:
+    """Refuse text that a single-byte encoding decoded but that reads wrong in it."""
+    import codecs
+
+    name = codecs.lookup(encoding).name
+    if name == "utf-8" or raw.isascii() or not streamable(name):  # single-byte encodings only
+        return
+    where = f"{path} read as {encoding}"
+    if _is_utf8(raw):
+        # Non-ASCII bytes that happen to form valid UTF-8 throughout are UTF-8 text: a
+        # single-byte reading of it shows mojibake such as "Ã©" for "é".
+        sample = next((w for w in text.split() if not w.isascii()), "")
+        right = sample.encode(name, "replace").decode("utf-8", "replace")
+        raise WrongEncoding(f"{where} shows {sample[:30]!r} where it reads {right[:30]!r} as "
+                            "UTF-8", "utf-8")
+    found = _C1.search(text)
+    if found is not None:
+        line = lines + text.count("\n", 0, found.start()) + 1
+        chars = describe_chars(sorted(set(_C1.findall(text))), limit=5)
+        try:
+            raw.decode(FALLBACK)
+        except UnicodeDecodeError:
+            fits = None
+        else:
+            fits = FALLBACK
+        what = (f"{where} holds control characters that no lyrics hold ({chars}; first at "
+                f"line {line})")
+        if fits is None or name == FALLBACK:
+            raise CorpusError(f"{what}; give the file's real encoding, or save it as UTF-8",
+                              what=what)
+        raise WrongEncoding(f"{what}: it reads as {fits} (Windows)", fits)
 
 
 def normalise(text: str) -> str:
@@ -252,6 +315,8 @@ def _songs(path: Path, encoding: str = "utf-8"):
         handle = open(path, "rb")
     except OSError as exc:
         raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if encoding == AUTO:
+        encoding = _file_encoding(path)
     with handle:
         head = _read(handle, path, 8)
         if head.startswith(UTF16_BOMS) or not streamable(encoding):
@@ -288,6 +353,26 @@ def _songs(path: Path, encoding: str = "utf-8"):
             pieces[0] = head_text[:len(head_text) - len(tail)] + pieces[0]
             open_song = [rest]
             yield _clean_songs(pieces)
+
+
+def _file_encoding(path: Path) -> str:
+    """The encoding `auto` reads a file in: UTF-8 where all of it is valid UTF-8, else
+    FALLBACK (read a piece at a time; a UTF-16 file with its byte-order mark is read as that
+    whatever is named)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(path, "rb") as handle:
+            while True:
+                block = _read(handle, path)
+                decoder.decode(block, final=not block)
+                if not block:
+                    return "utf-8"
+    except UnicodeDecodeError:
+        return FALLBACK
+    except OSError as exc:
+        raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _read(handle, path: Path, size: int | None = None) -> bytes:

@@ -519,3 +519,41 @@ def test_plot_legend_lies_inside_the_image_with_room_between_entries(runs):
             assert float(b.get("x")) - float(a.get("x")) > 7 * len(a.text) + 28
     rows = sorted({t.get("y") for t in texts}, key=float)
     assert all(float(b) - float(a) >= 20 for a, b in zip(rows, rows[1:]))
+
+
+# -- 2. a wrong single-byte encoding is refused, with the one that fits -----------------------
+
+WINDOWS_SONGS = "\n\n\n".join(f"# Song {i}\n\nI don\u2019t know \u2014 caf\u00e9 {i}\nla la la"
+                              "\n\nlo lo lo" for i in range(30)) + "\n"
+
+
+def test_windows_text_read_as_latin1_is_refused_naming_cp1252(run, tmp_path):
+    (tmp_path / "win.txt").write_bytes(WINDOWS_SONGS.encode("cp1252"))
+    result = run("train", "win.txt", "--encoding", "latin-1", *TINY, "-q", "--steps", 2)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: win.txt read as iso8859-1 holds control characters that no lyrics hold "
+        "(U+0092, U+0097; first at line 3): it reads as cp1252 (Windows); use --encoding "
+        "cp1252, or --encoding auto to read each file in its own encoding (UTF-8, else "
+        "cp1252)\n")
+    assert not (tmp_path / "checkpoints" / "last.pt").exists()
+
+
+def test_a_mixed_folder_names_the_utf8_file_and_auto_reads_each_in_its_own(run, tmp_path):
+    folder = tmp_path / "mix"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(WINDOWS_SONGS.encode("cp1252"))
+    (folder / "b.txt").write_bytes(WINDOWS_SONGS.replace("Song", "Tune").encode("utf-8"))
+    result = run("train", "mix", "--encoding", "cp1252", *TINY, "-q", "--steps", 2)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {os.path.join('mix', 'b.txt')} read as cp1252 shows 'don\u00e2\u20ac\u2122t' "
+        "where it reads 'don\u2019t' as UTF-8; use --encoding utf-8, or --encoding auto to "
+        "read each file in its own encoding (UTF-8, else cp1252)\n")
+    auto = run("train", "mix", "--encoding", "auto", *TINY, "-q", "--steps", 2)
+    assert auto.exit_code == 0, auto.output
+    vocab = last()["vocab"]
+    assert "\u2019" in vocab and "\u00e9" in vocab
+    assert not any("\x80" <= c <= "\x9f" or c in "\u00c3\u00e2\u20ac" for c in vocab)
+    resumed = run("train", "--resume", *TINY, "-q", "--more-steps", 1)  # auto kept for resume
+    assert resumed.exit_code == 0, resumed.output

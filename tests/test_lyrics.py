@@ -212,3 +212,32 @@ def test_a_title_after_one_blank_line_starts_a_song(tmp_path, monkeypatch):
             in corpus.summary())
     # A "#" that is not a title line's "# " leaves the song whole.
     assert split_songs("# A\n\nla\n\n#la\n\n #x") == ["# A\n\nla\n\n#la\n\n #x"]
+
+
+def test_auto_encoding_reads_each_file_in_its_own(tmp_path, monkeypatch):
+    text = "# A\n\ncaf\u00e9 \u2019\u2014 na\u00efve\n"
+    (tmp_path / "a.txt").write_bytes(text.encode("cp1252"))
+    (tmp_path / "b.txt").write_bytes(text.encode("utf-8"))
+    (tmp_path / "c.txt").write_bytes(b"# C\n\nplain\n")
+    monkeypatch.setattr(loading, "READ_BYTES", 4)  # the choice is the whole file's, not a piece's
+    assert read_songs(tmp_path, "auto") == [text.strip(), text.strip(), "# C\n\nplain"]
+    assert read_text(tmp_path / "a.txt", "auto") == text
+
+
+def test_wrong_single_byte_encodings_are_refused(tmp_path):
+    from songgen.lyrics import WrongEncoding
+
+    path = tmp_path / "x.txt"
+    path.write_bytes("one\ntwo \u2019 three\n".encode("cp1252"))
+    with pytest.raises(WrongEncoding, match=r"x.txt read as latin-1 holds control characters "
+                                            r"that no lyrics hold \(U\+0092; first at line 2\)"
+                                            r": it reads as cp1252") as caught:
+        read_songs(path, "latin-1")
+    assert caught.value.fits == "cp1252"
+    assert read_songs(path, "cp1252") == ["one\ntwo \u2019 three"]
+    path.write_bytes("ni\u00f1o\n".encode("utf-8"))
+    with pytest.raises(WrongEncoding) as caught:
+        read_songs(path, "cp1252")
+    assert caught.value.fits == "utf-8"
+    path.write_bytes("ni\u00f1o\n".encode("latin-1"))  # real Latin-1: read as it is
+    assert read_songs(path, "latin-1") == ["ni\u00f1o"]

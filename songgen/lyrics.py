@@ -292,6 +292,29 @@ def text_files(path: str | Path) -> list[Path]:
     return [_regular_file(path)]
 
 
+def folder_contents(path: str | Path) -> str | None:
+    """What a folder corpus was made of: the .txt files read, and the other files skipped,
+    counted by kind (None for a file). Hidden files (.DS_Store) are not counted."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    read, skipped = 0, {}
+    for p in path.rglob("*"):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        kind = p.suffix.lower()
+        if kind == ".txt":
+            read += 1
+        else:
+            kind = kind or "without an extension"
+            skipped[kind] = skipped.get(kind, 0) + 1
+    line = f"read {read:,} .txt file{'' if read == 1 else 's'} of {path}"
+    if skipped:
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(skipped.items()))
+        line += f"; skipped {kinds} (only .txt files are read)"
+    return line
+
+
 def split_songs(text: str) -> list[str]:
     """Songs are separated by two or more blank lines, or by one before a `# Title` line;
     surrounding blank lines are dropped."""
@@ -625,10 +648,12 @@ class Corpus:
     def summary(self) -> str:
         songs = f"{self.songs:,} song{'' if self.songs == 1 else 's'}"
         if self.shape is not None and self.shape.titled > 0:
-            songs += " (a song starts after two blank lines, or one before a # Title line)"
-        return (f"corpus: {self.chars:,} characters, {songs}, vocabulary "
+            songs += " (split at two blank lines, or one before a # Title line)"
+        line = (f"corpus: {self.chars:,} characters, {songs}, vocabulary "
                 f"{len(self.vocab)} symbols; train {len(self.train):,} / validation "
                 f"{len(self.val):,} characters")
+        files = folder_contents(self.source) if self.source else None
+        return line if files is None else f"{line}\n{files}"
 
 
 def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = None,

@@ -557,3 +557,18 @@ def test_a_mixed_folder_names_the_utf8_file_and_auto_reads_each_in_its_own(run, 
     assert not any("\x80" <= c <= "\x9f" or c in "\u00c3\u00e2\u20ac" for c in vocab)
     resumed = run("train", "--resume", *TINY, "-q", "--more-steps", 1)  # auto kept for resume
     assert resumed.exit_code == 0, resumed.output
+
+
+# -- 10. a mixed folder says what was read and what was skipped -------------------------------
+
+def test_a_mixed_folder_counts_what_was_read_and_skipped_by_kind(run, tmp_path):
+    folder = tmp_path / "mine"
+    (folder / "old").mkdir(parents=True)
+    (folder / "a.txt").write_text(make_songs(20), encoding="utf-8")
+    (folder / "old" / "b.TXT").write_text(make_songs(20, seed=1), encoding="utf-8")
+    for name in ("notes.md", "draft.docx", "old/cover.png", "old/more.png", "README", ".DS_Store"):
+        (folder / name).write_bytes(b"x")
+    result = run("train", "mine", *TINY, "--steps", 1)
+    assert result.exit_code == 0, result.output
+    assert (f"\nread 2 .txt files of {folder}; skipped 1 .docx, 1 .md, 2 .png, 1 without an "
+            "extension (only .txt files are read)\n") in result.stderr

@@ -208,7 +208,7 @@ def test_a_title_after_one_blank_line_starts_a_song(tmp_path, monkeypatch):
         corpus = load_corpus(path)
         assert corpus.songs == 10, size
         assert torch.equal(torch.cat([corpus.train, corpus.val]), expected), size
-    assert ("10 songs (a song starts after two blank lines, or one before a # Title line), "
+    assert ("10 songs (split at two blank lines, or one before a # Title line), "
             in corpus.summary())
     # A "#" that is not a title line's "# " leaves the song whole.
     assert split_songs("# A\n\nla\n\n#la\n\n #x") == ["# A\n\nla\n\n#la\n\n #x"]

@@ -8,8 +8,9 @@ stanzas and songs are; `SongShape` is the result (plain numbers and lists, so a 
 holding it still loads with `torch.load(weights_only=True)`). `ShapeGuide` steers sampling with
 it through the logits, never by editing text:
 
-- a song of a titled corpus starts with "# ", its title line closes before it is longer than
-  the corpus's titles (99th percentile), and the blank line after it is always written;
+- a song of a titled corpus starts with "# ", its title line closes once it is longer than
+  the corpus's titles (99th percentile) at the end of a word (see below), the blank line after
+  it is always written, and no other line holds a "#";
 - a song may not end (end-of-song symbol) mid-line, before the corpus's 5th percentile of
   characters, or before it has two stanzas (fewer where the corpus's songs have fewer);
 - from the corpus's 95th percentile less two typical stanzas, the song ends at the next line
@@ -19,17 +20,22 @@ it through the logits, never by editing text:
 - a stanza that runs far past the corpus's stanza lengths (its 99th percentile of lines) is
   closed with a blank line at the next line end, a line that runs far past the corpus's lines
   (twice the 99th percentile) is ended, and two blank lines in a row, which would mean a song
-  break, are never written inside a song.
+  break, are never written inside a song;
+- a title or line past its limit ends at the end of a word, never inside one: where the model
+  would write a space (its probability goes to the line break), at once if the limit falls
+  after a space, and at the latest WORD_GRACE characters on.
 
 Everywhere else the model's own choice stands. The guide's per-song state is a few (n,) integer
 arrays on the host, updated from the chosen ids that the sampler reads there anyway; it works
 the same for one song or a batch, with any temperature, top-k or top-p, and reproducibly with
 a seed.
 
-A corpus without enough songs for a length distribution (a play read as one song, such as
-tinyshakespeare.txt; fewer than MIN_SONGS songs) gets no song-length rules: its samples run to
-the length asked for and end there at a line end (after a complete stanza where one comes in
-the last stretch) instead of mid-line. A corpus without the `# Title` convention gets no title
+A corpus of a few songs gets the rules all the same, from what those songs show: with fewer
+than twenty, the 5th and 95th percentiles are its shortest and longest song. One long text (a
+play read as one song, such as tinyshakespeare.txt; fewer than MIN_SONGS songs) gets no
+song-length rules: its samples run to the length asked for and end there at a line end (after
+a complete stanza where one comes in the last stretch) instead of mid-line; so does a corpus
+whose shortest song is longer than the length asked for. A corpus without the `# Title` convention gets no title
 rules. A checkpoint without a recorded shape samples freely, as before.
 """
 
@@ -44,7 +50,7 @@ import torch
 
 SHAPE_VERSION = 1
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
-MIN_SONGS = 20          # fewer songs than this: no song-length distribution worth enforcing
+MIN_SONGS = 2           # fewer songs than this (one long text): no song lengths to keep to
 _HIST = 4096            # line lengths above this are counted as this
 _BLANKS = re.compile(r"\n(?:[ \t]*\n)+")   # one or more blank lines: a stanza break
 SHAPES = ("auto", "song", "free")          # auto = song: shaped where the checkpoint has a shape
@@ -228,9 +234,12 @@ def resolve(shape: str, recorded: dict | None) -> "SongShape | None":
 
 
 # Rows of ShapeGuide's bias table: bit 0 forbids a line break, bit 1 the end-of-song symbol,
-# bit 2 allows only those two (a line must end); FORCED + k allows only the k-th forced symbol.
-_FORBID_NL, _FORBID_EOS, _LINE_END = 1, 2, 4
-_FORCED = 8
+# bit 2 allows only those two (a line must end), bit 3 forbids a space or tab (a line past its
+# limit ends at the end of its word: their probability goes to the line break), bit 4 forbids
+# "#" (only a title line holds one); FORCED + k allows only the k-th forced symbol.
+_FORBID_NL, _FORBID_EOS, _LINE_END, _WORD_END, _FORBID_HASH = 1, 2, 4, 8, 16
+_FORCED = 32
+WORD_GRACE = 15  # characters a title or line past its limit may run on to finish its word
 
 
 class ShapeGuide:
@@ -267,7 +276,9 @@ class ShapeGuide:
         # 95th less a line. `length` (the hard cap) is kept clear by a line when it comes first.
         self.min_stanzas = 2
         last_call = max(1, length - self.line_limit - 1)
-        if shape.has_song_lengths:
+        # A length asked for below the corpus's shortest songs (the acts of a play) is
+        # written as one long text.
+        if shape.has_song_lengths and shape.q("song_chars", 0.05) <= last_call:
             # Two stanzas, or the corpus's 5th percentile of them, never more than its median.
             stanzas5, stanzas50 = shape.q("stanzas", 0.05), shape.q("stanzas", 0.5)
             self.min_stanzas = max(1, min(max(2, stanzas5), stanzas50))
@@ -287,6 +298,12 @@ class ShapeGuide:
                 table[row] = -math.inf
                 table[row, self.nl] = 0.0
                 table[row, 0] = 0.0
+            if row & _WORD_END:
+                for blank in (self.space, self.tab):
+                    if blank >= 0:
+                        table[row, blank] = -math.inf
+            if row & _FORBID_HASH and self.hash >= 0:
+                table[row, self.hash] = -math.inf
             if row & _FORBID_NL:
                 table[row, self.nl] = -math.inf
             if row & _FORBID_EOS:
@@ -316,6 +333,14 @@ class ShapeGuide:
     def steer(self, logits: torch.Tensor) -> torch.Tensor:
         """The logits (n, vocab) with the shape's rules applied (a new tensor)."""
         rows = [self._row(song) for song in self.songs]
+        word_end = [i for i, row in enumerate(rows) if row < _FORCED and row & _WORD_END]
+        if word_end:
+            # Past its limit, a line ends where the model would start a new word: the
+            # probability of a space or tab goes to the line break (the table forbids them).
+            at = torch.tensor(word_end, device=logits.device)
+            blanks = [c for c in (self.nl, self.space, self.tab) if c >= 0]
+            logits = logits.clone()
+            logits[at, self.nl] = torch.logsumexp(logits[at][:, blanks], dim=1)
         if len(rows) == 1:  # one song: a row of the table, no index tensor to build
             out = logits + self.table[rows[0]]
         else:
@@ -338,9 +363,14 @@ class ShapeGuide:
         song.steered = may_end and (
             (song.chars >= self.soft_end and song.stanza_lines + 1 >= want)
             or song.chars >= self.hard_end)
+        # A title or line past its limit ends at the end of its word: at once after a space,
+        # else where the model would write a space, and at the latest WORD_GRACE later.
+        limit = self.title_limit if in_title else self.line_limit
+        past = song.col >= limit
+        must_end = past and (song.gap or song.col >= limit + WORD_GRACE)
         # Forced symbols: a line break to close a long title, for the blank line after the
         # title, and to close a runaway stanza; "#" and " " to open a titled song.
-        if ((in_title and song.col >= self.title_limit)
+        if ((in_title and must_end)
                 or (line_start and not song.prev_blank and song.stanza_lines >= self.stanza_limit)
                 or (self.title_blank and song.title and song.line == 1 and line_start)):
             return _FORCED + 2
@@ -351,7 +381,8 @@ class ShapeGuide:
         forbid_nl = (song.steered or (in_title and song.col < 3)
                      or (line_start and (song.prev_blank or song.chars == 0)))
         return (_FORBID_NL * forbid_nl + _FORBID_EOS * (not may_end)
-                + _LINE_END * (song.col >= self.line_limit and not in_title))
+                + _LINE_END * (must_end and not in_title) + _WORD_END * past
+                + _FORBID_HASH * (self.titled and not in_title))
 
     def update(self, chosen) -> None:
         """Advance every song's state by its chosen symbol: a list (or tensor) of n ids."""
@@ -370,11 +401,13 @@ class ShapeGuide:
                     song.prev_blank = False
                 song.line += 1
                 song.col = song.ink = 0
+                song.gap = False
             else:
                 if song.chars == 0 and c == self.hash:
                     song.title = True
                 song.col += 1
-                if c != 0 and c != self.space and c != self.tab:
+                song.gap = c == self.space or c == self.tab
+                if c != 0 and not song.gap:
                     song.ink += 1
             song.chars += 1
             if c == 0:
@@ -385,13 +418,14 @@ class ShapeGuide:
 class _SongState:
     """Where one song is: counts of characters, lines and stanzas so far."""
 
-    __slots__ = ("chars", "col", "ink", "line", "stanza_lines", "last_stanza", "stanzas",
+    __slots__ = ("chars", "col", "ink", "gap", "line", "stanza_lines", "last_stanza", "stanzas",
                  "prev_blank", "title", "steered", "guided", "done")
 
     def __init__(self):
         self.chars = 0           # characters of the song so far
         self.col = 0             # characters of the current line
         self.ink = 0             # of them not spaces
+        self.gap = False         # the line's last character is a space or tab
         self.line = 0            # lines finished
         self.stanza_lines = 0    # lyric lines of the current stanza
         self.last_stanza = 0     # lyric lines of the stanza before it

@@ -572,3 +572,16 @@ def test_a_mixed_folder_counts_what_was_read_and_skipped_by_kind(run, tmp_path):
     assert result.exit_code == 0, result.output
     assert (f"\nread 2 .txt files of {folder}; skipped 1 .docx, 1 .md, 2 .png, 1 without an "
             "extension (only .txt files are read)\n") in result.stderr
+
+
+# -- 1. songs separated by one blank line before their titles ---------------------------------
+
+def test_titled_songs_one_blank_line_apart_are_read_as_songs(run, tmp_path):
+    songs = make_songs(10).split("\n\n\n")
+    (tmp_path / "ten.txt").write_text("\n\n".join(songs), encoding="utf-8")
+    result = run("train", "ten.txt", *TINY, "--steps", 1)
+    assert result.exit_code == 0, result.output
+    header = result.stderr.split("\n", 1)[0]
+    assert re.fullmatch(r"corpus: [\d,]+ characters, 10 songs \(split at two blank lines, or one "
+                        r"before a # Title line\), vocabulary \d+ symbols; train [\d,]+ / "
+                        r"validation [\d,]+ characters", header), header

@@ -21,9 +21,9 @@ it through the logits, never by editing text:
   closed with a blank line at the next line end, a line that runs far past the corpus's lines
   (twice the 99th percentile) is ended, and two blank lines in a row, which would mean a song
   break, are never written inside a song;
-- a title or line past its limit ends at the end of a word, never inside one: where the model
-  would write a space (its probability goes to the line break), at once if the limit falls
-  after a space, and at the latest WORD_GRACE characters on.
+- a title or line at its limit ends at the end of a word, never inside one: where the model
+  would write a space (its probability goes to the line break), at the latest WORD_GRACE
+  characters on.
 
 Everywhere else the model's own choice stands. The guide's per-song state is a few (n,) integer
 arrays on the host, updated from the chosen ids that the sampler reads there anyway; it works
@@ -363,11 +363,12 @@ class ShapeGuide:
         song.steered = may_end and (
             (song.chars >= self.soft_end and song.stanza_lines + 1 >= want)
             or song.chars >= self.hard_end)
-        # A title or line past its limit ends at the end of its word: at once after a space,
-        # else where the model would write a space, and at the latest WORD_GRACE later.
+        # A title or line at its limit ends at the end of its word: where the model would
+        # write a space (from the limit's last character on, so that no line ends in one),
+        # at the latest WORD_GRACE characters later.
         limit = self.title_limit if in_title else self.line_limit
-        past = song.col >= limit
-        must_end = past and (song.gap or song.col >= limit + WORD_GRACE)
+        past = song.col >= limit - 1
+        must_end = song.col >= limit + WORD_GRACE
         # Forced symbols: a line break to close a long title, for the blank line after the
         # title, and to close a runaway stanza; "#" and " " to open a titled song.
         if ((in_title and must_end)
@@ -401,13 +402,11 @@ class ShapeGuide:
                     song.prev_blank = False
                 song.line += 1
                 song.col = song.ink = 0
-                song.gap = False
             else:
                 if song.chars == 0 and c == self.hash:
                     song.title = True
                 song.col += 1
-                song.gap = c == self.space or c == self.tab
-                if c != 0 and not song.gap:
+                if c != 0 and c != self.space and c != self.tab:
                     song.ink += 1
             song.chars += 1
             if c == 0:
@@ -418,14 +417,13 @@ class ShapeGuide:
 class _SongState:
     """Where one song is: counts of characters, lines and stanzas so far."""
 
-    __slots__ = ("chars", "col", "ink", "gap", "line", "stanza_lines", "last_stanza", "stanzas",
+    __slots__ = ("chars", "col", "ink", "line", "stanza_lines", "last_stanza", "stanzas",
                  "prev_blank", "title", "steered", "guided", "done")
 
     def __init__(self):
         self.chars = 0           # characters of the song so far
         self.col = 0             # characters of the current line
         self.ink = 0             # of them not spaces
-        self.gap = False         # the line's last character is a space or tab
         self.line = 0            # lines finished
         self.stanza_lines = 0    # lyric lines of the current stanza
         self.last_stanza = 0     # lyric lines of the stanza before it

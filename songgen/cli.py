@@ -155,6 +155,31 @@ def _fine_tune_command(text, folder: str) -> str:
                        f"{stem}-{n}"])
 
 
+def _settle_steps(text, folder: str, resume: bool, init_from, config, more_steps) -> bool:
+    """Whether the run goes on (the demo run, trained again without TEXT, goes on as if
+    --resume were given), with --more-steps turned into config.steps; refuses a --resume whose
+    --steps the run has reached already (it would train nothing)."""
+    asked_resume = resume
+    if text is None and not resume and init_from is None and _holds_demo_run(folder):
+        # The first command of the README, run again: go on with its run rather than fail.
+        click.echo(f"{folder} holds the demo run: going on with it (as with --resume)",
+                   err=True)
+        resume = True
+    if more_steps is not None:
+        if config.steps is not None:
+            raise click.UsageError("--steps and --more-steps cannot be combined; --steps counts "
+                                   "from the run's start, --more-steps from where it stands")
+        config.steps = ((_run_step(folder) or 0) if resume else 0) + more_steps
+    elif asked_resume and config.steps is not None:
+        at = _run_step(folder)
+        if at is not None and config.steps <= at:
+            raise click.ClickException(
+                f"the run in {folder} is at step {at:,} already, and --steps {config.steps} "
+                f"counts from the run's start; to train {config.steps:,} steps more, use "
+                f"--more-steps {config.steps} (or --steps {at + config.steps})")
+    return resume
+
+
 def _run_step(folder: str) -> int | None:
     """The step of the run saved in `folder` (its last.pt), or None where there is none to
     read (training then says what is wrong)."""
@@ -456,8 +481,8 @@ def cli():
               help="Fraction of the corpus, from its end, kept for validation.")
 @click.option("--steps", type=click.IntRange(min=1), help="Stop at this step (counted from the "
               "start of the run, resumes included).")
-@click.option("--more-steps", type=click.IntRange(min=1), help="With --resume: train this "
-              "many steps more than the run has made (--steps counts from the run's start).")
+@click.option("--more-steps", type=click.IntRange(min=1), help="Stop after this many steps more "
+              "than the run has made: with --resume, from where it stands.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Stop after this many epochs.")
 @click.option("--time-limit", type=Duration(), help="Stop after this long, e.g. 90s, 10m, 2h "
               "(a bare number is seconds).")
@@ -485,9 +510,10 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
     """Train on TEXT: a UTF-8 lyrics file or a folder of .txt files (subfolders included).
 
     Without TEXT, trains on the demo songs bundled with songgen; run again, it goes on with
-    the demo run already in --checkpoint-dir (or says it is done). Songs are separated by two
-    blank lines, or by one before a `# Title` line. Training stops at --steps, --epochs or --time-limit, whichever comes first,
-    or when validation stops improving (--patience); Ctrl-C saves and stops.
+    the demo run already in --checkpoint-dir. Songs are separated by two blank lines, or by
+    one before a `# Title` line. Training stops at --steps, --epochs or --time-limit,
+    whichever comes first, or when validation stops improving (--patience); Ctrl-C saves and
+    stops.
 
     Options not given are chosen for the corpus, the budget and this machine: the model size
     (with a time, step or epoch limit), the learning rate, dropout, weight decay and the
@@ -513,25 +539,7 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
         raise click.ClickException("resuming a run and starting from a base model cannot be "
                                    "combined; use --resume or --init-from, not both")
     folder = config.checkpoint_dir
-    asked_resume = resume
-    if text is None and not resume and init_from is None and _holds_demo_run(folder):
-        # The first command of the README, run again: go on with its run rather than fail
-        # (the same command once more then says the run is done).
-        click.echo(f"{folder} holds the demo run: going on with it (as with --resume)",
-                   err=True)
-        resume = True
-    if more_steps is not None:
-        if config.steps is not None:
-            raise click.UsageError("--steps and --more-steps cannot be combined; --steps counts "
-                                   "from the run's start, --more-steps from where it stands")
-        config.steps = ((_run_step(folder) or 0) if resume else 0) + more_steps
-    elif asked_resume and config.steps is not None:
-        at = _run_step(folder)
-        if at is not None and config.steps <= at:
-            raise click.ClickException(
-                f"the run in {folder} is at step {at:,} already, and --steps {config.steps} "
-                f"counts from the run's start; to train {config.steps:,} steps more, use "
-                f"--more-steps {config.steps} (or --steps {at + config.steps})")
+    resume = _settle_steps(text, folder, resume, init_from, config, more_steps)
     if init_from is not None and os.path.isdir(init_from):
         from .checkpoint import find_default
 

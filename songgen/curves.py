@@ -206,8 +206,14 @@ def _panel(runs, x_key: str, title: str, left: float, width: float, height: floa
     return out
 
 
-LEGEND_COLUMNS = 2  # runs a legend row
 LEGEND_ROW = 24     # pixels from one legend row to the next
+LEGEND_CHAR = 7     # pixels a legend character takes at most (12 px sans-serif)
+
+
+def _legend_text(name: str, records: list[dict]) -> str:
+    best = min((r["val_loss"] for r in records), default=None)
+    return name + ("" if best is None else f"  (best {best:.3f} nats, {best / LN2:.3f} "
+                   "bits/char)")
 
 
 def curves_svg(runs: list[tuple[str, list[dict]]], width: int = 960, height: int = 360) -> str:
@@ -218,9 +224,12 @@ def curves_svg(runs: list[tuple[str, list[dict]]], width: int = 960, height: int
     lo, hi = (min(losses), max(losses)) if losses else (0.0, 1.0)
     margin = (hi - lo) * 0.05 or 0.1
     y_range = (max(0.0, lo - margin), hi + margin)
-    # The legend: two runs a row (a row of three let long names touch), then a row for the
-    # line styles, all inside the image.
-    rows = (len(runs) + LEGEND_COLUMNS - 1) // LEGEND_COLUMNS
+    # The legend: as many runs a row as their longest entry leaves room for (at most three),
+    # then a row for the line styles, all inside the image.
+    entries = [_legend_text(name, recs) for name, recs in runs]
+    longest = max((len(e) for e in entries), default=0) * LEGEND_CHAR + 28 + 24
+    columns = max(1, min(3, int((width - 104) // longest)))
+    rows = (len(runs) + columns - 1) // columns
     legend_h = LEGEND_ROW * (rows + 1) + 8
     plot_h = height - legend_h
     half = width / 2
@@ -233,13 +242,10 @@ def curves_svg(runs: list[tuple[str, list[dict]]], width: int = 960, height: int
              f'<rect width="{width}" height="{height}" fill="white"/>']
     parts += _panel(runs, "step", "Loss by step", 0, half, plot_h, y_range)
     parts += _panel(runs, "elapsed", "Loss by elapsed time", half, half, plot_h, y_range)
-    for i, (name, recs) in enumerate(runs):
+    for i, text in enumerate(entries):
         colour = COLOURS[i % len(COLOURS)]
-        x = 52 + (i % LEGEND_COLUMNS) * (width - 104) / LEGEND_COLUMNS
-        y = plot_h + 16 + LEGEND_ROW * (i // LEGEND_COLUMNS)
-        best = min((r["val_loss"] for r in recs), default=None)
-        text = name + ("" if best is None else f"  (best {best:.3f} nats, {best / LN2:.3f} "
-                       "bits/char)")
+        x = 52 + (i % columns) * (width - 104) / columns
+        y = plot_h + 16 + LEGEND_ROW * (i // columns)
         parts.append(f'<line x1="{x}" x2="{x + 22}" y1="{y}" y2="{y}" stroke="{colour}" '
                      f'stroke-width="3"/><text x="{x + 28}" y="{y + 4}" class="legend">'
                      f'{_esc(text)}</text>')

@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import threading
+import time
 from pathlib import Path
 
 from .conftest import make_songs
@@ -93,6 +94,26 @@ class Client:
             return 200, list(events(res))
         finally:
             conn.close()
+
+
+def slow_down(monkeypatch, seconds: float = 0.001) -> None:
+    """Writings a step at most every `seconds`: a tiny model writes the studio's longest song
+    in a moment, and some tests need one that lasts."""
+    import songgen.generate
+
+    write_live = songgen.generate.write_live
+
+    def slow(*args, **kwargs):
+        gen = write_live(*args, **kwargs)
+        try:
+            for event in gen:
+                if event[0] == "chars":
+                    time.sleep(seconds)
+                yield event
+        finally:
+            gen.close()
+
+    monkeypatch.setattr(songgen.generate, "write_live", slow)
 
 
 def hang_up(res) -> None:

@@ -45,10 +45,10 @@ def endless(source: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def studio(root: Path):
+def studio(root: Path, host: str = "127.0.0.1"):
     from songgen.studio import make_server
 
-    server = make_server(root, "127.0.0.1", 0)
+    server = make_server(root, host, 0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
@@ -78,16 +78,16 @@ class Client:
         return res.status, json.loads(body) if ctype.startswith("application/json") else body
 
     def post(self, body, path: str = "/api/write", raw: bytes | None = None,
-             ctype: str = "application/json"):
+             ctype: str = "application/json", headers: dict | None = None):
         """Send a write request; return (connection, response) with the body unread."""
         conn = self.connect()
         data = raw if raw is not None else json.dumps(body).encode()
-        conn.request("POST", path, body=data, headers={"Content-Type": ctype})
+        conn.request("POST", path, body=data, headers={"Content-Type": ctype, **(headers or {})})
         return conn, conn.getresponse()
 
-    def write(self, body):
+    def write(self, body, headers: dict | None = None):
         """The whole answer: (status, JSON error) or (200, [(event, data), ...])."""
-        conn, res = self.post(body)
+        conn, res = self.post(body, headers=headers)
         try:
             if res.status != 200:
                 return res.status, json.loads(res.read())

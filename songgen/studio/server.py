@@ -423,6 +423,7 @@ class StudioServer(ThreadingHTTPServer):
         # Each open connection -> when its request must have arrived (None: it has).
         self._open: dict[socket.socket, float | None] = {}
         self._open_lock = threading.Lock()
+        self._refused: list[tuple[float, socket.socket]] = []  # closed at a later poll
         super().__init__(address, Handler)
         self.local_only = is_loopback(self.server_address[0])
         # Beyond this computer: a token for every request (like Jupyter's), kept in a cookie
@@ -492,6 +493,22 @@ class StudioServer(ThreadingHTTPServer):
                 self._open[s] = None
         for s in late:
             _hang_up(s)
+        # Refused connections: what their clients sent is read and dropped before closing,
+        # since closing with unread data resets the connection, and the answer with it.
+        for item in [r for r in self._refused if r[0] < now]:
+            self._refused.remove(item)
+            try:
+                for _ in range(16):  # a bounded read: a client may send without end
+                    if not item[1].recv(65536):
+                        break
+            except OSError:
+                pass
+            item[1].close()
+
+    def server_close(self):
+        super().server_close()
+        for _, request in self._refused:
+            request.close()
 
     def _refuse(self, request) -> None:
         """Full of requests being answered: say so at once, without a thread."""
@@ -503,9 +520,13 @@ class StudioServer(ThreadingHTTPServer):
         try:
             request.setblocking(False)  # never wait for this client here
             request.send(f"HTTP/1.0 503 Service Unavailable\r\n{head}\r\n".encode() + body)
+            request.shutdown(socket.SHUT_WR)
         except OSError:
             pass
-        self.shutdown_request(request)
+        if len(self._refused) < self.max_connections:
+            self._refused.append((time.monotonic() + 0.2, request))
+        else:
+            request.close()
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]

@@ -645,6 +645,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._static("index.html")
         if url.path.startswith("/static/"):
             return self._static(url.path[len("/static/"):])
+        if url.path == "/favicon.ico":  # none: said without an error in the browser's console
+            return self._send(204, b"", "image/x-icon")
         runs = self.server.runs
         if url.path == "/api/models":
             models = runs.checkpoints()

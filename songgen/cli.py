@@ -827,7 +827,9 @@ def info(checkpoint, as_json):
               help="The folder whose checkpoints and training runs the page shows (searched "
               "down its subfolders).")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; 0.0.0.0 lets anyone on the network use it.")
+              help="Address to listen on: 127.0.0.1 (any of 127.x.x.x) or ::1 for this computer "
+              "only; 0.0.0.0 or :: lets others on the network use it with a token printed at "
+              "start.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0: any free one).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a web browser.")
@@ -836,7 +838,8 @@ def serve(runs, host, port, open_browser):
     """Serve songgen studio: a local web page to write songs with your models (streamed as
     they are written, side by side), co-write, and watch training curves live.
 
-    Stop it with Ctrl-C.
+    A writing from the page is at most 16 songs of 20,000 characters and 2 minutes (songgen
+    sample allows far more). Stop it with Ctrl-C.
     """
     from .studio import serve as serve_studio
 

@@ -106,6 +106,11 @@ def open_copy_index(path, trained, max_copy: int | None = None,
     if expected is not None and fingerprint(text) != expected:
         raise CorpusError(f"{path} is not the text {trained.path} was trained on; give that "
                           "text to check copies against it")
-    # A window no longer than max_copy + 1 sees every copy that breaks the limit.
-    k = 12 if max_copy is None else max(2, min(12, max_copy + 1))
-    return CopyIndex(text, k)
+    return CopyIndex(text, copy_window(max_copy))
+
+
+def copy_window(max_copy: int | None) -> int:
+    """The window of the index that checks copies against `max_copy`: one no longer than
+    max_copy + 1 sees every copy that breaks the limit; 12 when there is none (or it is 11 or
+    more), so every such limit shares one index."""
+    return 12 if max_copy is None else max(2, min(12, max_copy + 1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from pathlib import Path
 
 from .errors import SonggenError
@@ -31,7 +32,7 @@ def read_metrics(path: str | Path) -> list[dict]:
     error; a step logged twice (a run resumed from an earlier checkpoint) keeps its last record.
     A missing file is no evaluations yet."""
     try:
-        data = Path(path).read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -52,6 +53,25 @@ def read_metrics(path: str | Path) -> list[dict]:
             clean["val_bpc"] = clean["val_loss"] / LN2
         by_step[clean["step"]] = clean
     return [by_step[s] for s in sorted(by_step)]
+
+
+class NotRegularFile(SonggenError):
+    pass
+
+
+def read_regular(path: str | Path, follow: bool = True) -> bytes:
+    """The bytes of a regular file. A named pipe, a device or a socket is refused at once: it is
+    opened without waiting for a writer, so a pipe nobody writes cannot hang the reader.
+    `follow=False`: a symbolic link is refused too (OSError)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    if not follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(f"{path} is not a regular file (a named pipe, a device or a "
+                                 "socket)")
+        return f.read()
 
 
 def find_runs(root: str | Path, depth: int = 4) -> list[Path]:
@@ -76,10 +96,10 @@ def running_pid(folder: str | Path) -> int | None:
     there is no /proc/locks, whether the recorded process is alive.
     """
     lock = Path(folder) / ".lock"
-    try:
-        text = lock.read_text(encoding="utf-8", errors="replace").strip()
+    try:  # a training run writes a regular file: anything else (a pipe, a link) is no lock
+        text = read_regular(lock, follow=False).decode("utf-8", "replace").strip()
         st = lock.stat()
-    except OSError:
+    except (OSError, NotRegularFile):
         return None
     pid = int(text[4:]) if text.startswith("pid ") and text[4:].isdigit() else None
     try:

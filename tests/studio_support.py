@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import threading
+import time
 from pathlib import Path
 
 from .conftest import make_songs
@@ -44,10 +45,10 @@ def endless(source: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def studio(root: Path):
+def studio(root: Path, host: str = "127.0.0.1"):
     from songgen.studio import make_server
 
-    server = make_server(root, "127.0.0.1", 0)
+    server = make_server(root, host, 0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
@@ -77,22 +78,42 @@ class Client:
         return res.status, json.loads(body) if ctype.startswith("application/json") else body
 
     def post(self, body, path: str = "/api/write", raw: bytes | None = None,
-             ctype: str = "application/json"):
+             ctype: str = "application/json", headers: dict | None = None):
         """Send a write request; return (connection, response) with the body unread."""
         conn = self.connect()
         data = raw if raw is not None else json.dumps(body).encode()
-        conn.request("POST", path, body=data, headers={"Content-Type": ctype})
+        conn.request("POST", path, body=data, headers={"Content-Type": ctype, **(headers or {})})
         return conn, conn.getresponse()
 
-    def write(self, body):
+    def write(self, body, headers: dict | None = None):
         """The whole answer: (status, JSON error) or (200, [(event, data), ...])."""
-        conn, res = self.post(body)
+        conn, res = self.post(body, headers=headers)
         try:
             if res.status != 200:
                 return res.status, json.loads(res.read())
             return 200, list(events(res))
         finally:
             conn.close()
+
+
+def slow_down(monkeypatch, seconds: float = 0.001) -> None:
+    """Writings a step at most every `seconds`: a tiny model writes the studio's longest song
+    in a moment, and some tests need one that lasts."""
+    import songgen.generate
+
+    write_live = songgen.generate.write_live
+
+    def slow(*args, **kwargs):
+        gen = write_live(*args, **kwargs)
+        try:
+            for event in gen:
+                if event[0] == "chars":
+                    time.sleep(seconds)
+                yield event
+        finally:
+            gen.close()
+
+    monkeypatch.setattr(songgen.generate, "write_live", slow)
 
 
 def hang_up(res) -> None:

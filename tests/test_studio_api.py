@@ -16,7 +16,10 @@ import pytest
 import songgen.generate
 from songgen.generate import generate, write_live
 
-from .studio_support import Client, events, hang_up, make_runs, metrics_line, studio
+from songgen.studio.server import WRITE_LENGTH
+
+from .studio_support import (Client, events, hang_up, make_runs, metrics_line, slow_down,
+                             studio)
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +104,14 @@ def test_a_closed_tab_stops_its_generation_at_once(client, server, monkeypatch):
             for event in gen:
                 if event[0] == "chars":
                     steps[0] += 1
+                    time.sleep(0.0005)  # a longer writing than a tiny model's 20,000 steps
                 yield event
         finally:
             closed.append((time.monotonic(), steps[0]))
             gen.close()
 
     monkeypatch.setattr(songgen.generate, "write_live", counting)
-    conn, res = client.post({"model": "runA/endless.pt", "num_songs": 1, "length": 1_000_000,
+    conn, res = client.post({"model": "runA/endless.pt", "num_songs": 1, "length": WRITE_LENGTH,
                              "temperature": 1.0, "seed": 1})
     assert res.status == 200
     stream = events(res)
@@ -136,11 +140,15 @@ def test_a_closed_tab_stops_its_generation_at_once(client, server, monkeypatch):
     ({"top_p": 0}, "top p must be a number above 0"),
     ({"top_p": 1.5}, "top p"),
     ({"top_k": -1}, "top k must be a whole number from 0"),
-    ({"num_songs": 0}, "num songs must be a whole number from 1 to 10,000"),
-    ({"num_songs": 10_001}, "num songs"),
+    ({"num_songs": 0}, "num songs must be a whole number from 1 to 16 in the studio (songgen "
+                       "sample allows more)"),
+    ({"num_songs": 17}, "num songs must be a whole number from 1 to 16"),
     ({"num_songs": 2.5}, "num songs"),
     ({"num_songs": True}, "num songs"),
-    ({"length": 0}, "length must be a whole number from 1 to 1,000,000"),
+    ({"length": 0}, "length must be a whole number from 1 to 20,000 in the studio"),
+    ({"length": 20_001}, "length must be a whole number from 1 to 20,000"),
+    ({"retries": 11}, "retries must be a whole number from 0 to 10 in the studio"),
+    ({"prime": "love " * 4001}, "prime is too long (over 20,000 characters)"),
     ({"seed": -1}, "seed must be a whole number from 0"),
     ({"max_lines": 0}, "max lines"),
     ({"max_copy": 1}, "max copy"),
@@ -206,8 +214,9 @@ def test_requests_naming_another_host_are_refused(client):
     assert status == 403
 
 
-def test_two_writings_at_a_time_the_rest_get_429(client, server):
-    long = {"model": "runA/endless.pt", "length": 1_000_000, "temperature": 1.0}
+def test_two_writings_at_a_time_the_rest_get_429(client, server, monkeypatch):
+    slow_down(monkeypatch)
+    long = {"model": "runA/endless.pt", "length": WRITE_LENGTH, "temperature": 1.0}
     held = [client.post({**long, "seed": i}) for i in range(2)]
     for _, res in held:
         assert res.status == 200

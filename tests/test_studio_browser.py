@@ -42,10 +42,23 @@ def page(tmp_path_factory):
             "--disable-component-update", "--disable-sync", "--no-first-run"])
         page = browser.new_page(viewport={"width": 1360, "height": 820})
         page.root = root
+        page.problems = []  # what the browser refused or failed at (a page error, a CSP block)
+        page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: page.problems.append(str(e)))
         page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
-        page.wait_for_function("document.getElementById('status').textContent === 'ready'")
+        _until(page, "document.getElementById('status').textContent === 'ready'")
         yield page
         browser.close()
+
+
+def _until(page, expression: str, timeout: float = 30_000) -> None:
+    """Wait until a JavaScript expression is true. (Playwright's wait_for_function evaluates its
+    text with eval, which the studio's Content-Security-Policy rightly refuses.)"""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout / 1000:g} s: {expression}")
+        time.sleep(0.02)
 
 
 def _shot(page, name):
@@ -61,21 +74,21 @@ def test_write_shows_songs_growing_as_they_are_written(page):
     page.fill("#title", "Golden River")
     page.click("#write-btn")
     first = page.locator(".song pre").first
-    page.wait_for_function("document.querySelector('.song pre') && "
+    _until(page, "document.querySelector('.song pre') && "
                            "document.querySelector('.song pre').textContent.length > 40")
     before = len(first.text_content())
-    page.wait_for_function(f"document.querySelector('.song pre').textContent.length > {before + 40}")
+    _until(page, f"document.querySelector('.song pre').textContent.length > {before + 40}")
     assert page.locator(".song").count() == 3
     assert not page.is_disabled("#stop-btn")
     page.click("#stop-btn")
-    page.wait_for_function("!document.getElementById('write-btn').disabled")
+    _until(page, "!document.getElementById('write-btn').disabled")
     # A whole batch from a model with its corpus: finished songs, a longest copy for each.
     page.select_option("#model", "runA/best.pt")
     page.fill("#length", "500")
     page.fill("#seed", "11")
     page.fill("#max_lines", "8")
     page.click("#write-btn")
-    page.wait_for_function("document.querySelectorAll('.song .meta').length === 3 && "
+    _until(page, "document.querySelectorAll('.song .meta').length === 3 && "
                            "[...document.querySelectorAll('.song .meta')].every("
                            "m => m.textContent.includes('bits/char'))")
     assert "Golden River" in page.locator(".song pre").first.text_content()
@@ -91,7 +104,7 @@ def test_next_line_ideas_click_into_the_text(page):
     page.fill("#draft", "# Home Again\n\nlove the river\n")
     page.fill("#num_ideas", "3")
     page.click("#ideas-btn")
-    page.wait_for_function("document.querySelectorAll('.idea').length === 3 && "
+    _until(page, "document.querySelectorAll('.idea').length === 3 && "
                            "[...document.querySelectorAll('.idea')].every(b => !b.disabled)")
     idea = page.evaluate("document.querySelector('.idea').textContent")
     page.locator(".idea").first.click()
@@ -106,7 +119,7 @@ def test_next_line_ideas_click_into_the_text(page):
     page.fill("#draft", draft)
     assert page.is_hidden("#unknown") and not page.is_disabled("#continue-btn")
     page.click("#continue-btn")
-    page.wait_for_function("!document.getElementById('continue-btn').disabled")
+    _until(page, "!document.getElementById('continue-btn').disabled")
     assert len(page.input_value("#draft")) > len(draft)
     _shot(page, "studio-cowrite.png")
 
@@ -119,11 +132,11 @@ def test_training_curves_redraw_when_metrics_grow(page):
             f.write(metrics_line(step * 100, 2.6 - 0.2 * step ** 0.5, step * 12.0))
     page.click("[data-tab=training]")
     page.locator(".run", has_text="live").locator("input").check()
-    page.wait_for_function("+(document.getElementById('chart').dataset.points || 0) >= 4")
+    _until(page, "+(document.getElementById('chart').dataset.points || 0) >= 4")
     before = int(page.get_attribute("#chart", "data-points"))
     with open(run / "metrics.jsonl", "a") as f:
         f.write(metrics_line(500, 2.1, 60.0) + metrics_line(600, 2.05, 72.0)[:20])
-    page.wait_for_function(f"+document.getElementById('chart').dataset.points === {before + 1}",
+    _until(page, f"+document.getElementById('chart').dataset.points === {before + 1}",
                            timeout=10_000)
     assert page.locator("#chart polyline").count() >= 2
     page.select_option("#x-axis", "elapsed")
@@ -131,3 +144,66 @@ def test_training_curves_redraw_when_metrics_grow(page):
     assert "live" in page.text_content("#run-details")
     time.sleep(0.2)
     _shot(page, "studio-training.png")
+
+
+def test_the_menu_offers_what_sample_uses_each_file_with_its_own_score(page):
+    """`songgen sample --checkpoint runA` uses runA/best.pt: so does the page, though
+    runA/endless.pt is newer; each file shows the score of its own step."""
+    from songgen import checkpoint as ckpt
+
+    page.reload()
+    _until(page, "document.getElementById('status').textContent === 'ready'")
+    assert page.input_value("#model") == "runA/best.pt"
+    labels = {o.get_attribute("value"): o.text_content()
+              for o in page.locator("#model option").all()}
+    for name, label in labels.items():
+        saved = ckpt.load(page.root / name)
+        own = next((h["val_loss"] for h in saved.history if h["step"] == saved.step), None)
+        assert label.startswith(f"{name} (step {saved.step}, ")
+        assert (f"{own / 0.6931471805599453:.3f} bits/char" if own is not None else
+                "not evaluated at this step") in label, label
+    assert "bits/char" in page.text_content("#model-info")
+
+
+def test_the_co_write_hint_names_the_button_on_write_s_cards(page):
+    page.click("[data-tab=write]")
+    page.select_option("#model", "runA/best.pt")
+    page.fill("#num_songs", "1")
+    page.fill("#length", "60")
+    page.click("#write-btn")
+    _until(page, "document.querySelector('.song .meta') && "
+                           "document.querySelector('.song .meta').textContent.includes('bits/char')")
+    button = page.locator(".song .keep").first.text_content()
+    hint = page.get_attribute("#draft", "placeholder")
+    assert f"the {button} button on its card in Write" in hint and "Keep" not in hint
+    page.click("[data-tab=cowrite]")
+    page.fill("#draft", "")
+    _shot(page, "studio-cowrite-hint.png")
+    page.click("[data-tab=write]")
+    page.locator(".song .keep").first.click()
+    assert page.is_visible("#draft") and page.input_value("#draft").strip()
+
+
+def test_no_page_error_and_nothing_refused_by_the_content_policy(page):
+    assert page.problems == []
+
+
+def test_beyond_loopback_the_token_address_opens_the_page_and_then_leaves_the_bar(page):
+    with studio(page.root, host="0.0.0.0") as server:
+        other = page.context.browser.new_page()
+        try:
+            port = server.server_address[1]
+            other.goto(f"http://127.0.0.1:{port}/")
+            assert "asks for its token" in other.text_content("body")
+            other.goto(server.url)
+            _until(other, "document.getElementById('status').textContent === 'ready'")
+            assert other.url == f"http://127.0.0.1:{port}/"  # the token left the address bar
+            assert other.input_value("#model") == "runA/best.pt"
+            other.fill("#length", "60")
+            other.fill("#num_songs", "1")
+            other.click("#write-btn")  # a POST with the cookie and its own Origin
+            _until(other, "document.querySelector('.song .meta') && document."
+                                    "querySelector('.song .meta').textContent.includes('bits')")
+            _shot(other, "studio-token.png")
+        finally:
+            other.close()

@@ -4,6 +4,10 @@ const $ = (id) => document.getElementById(id);
 const COLOURS = ["#1f6fb4", "#d9731a", "#2a9d5b", "#c4314b", "#7b5ab0", "#8a6a3a", "#d058a8", "#5f6b73"];
 const LN2 = Math.log(2);
 let lastSeed = null, models = [], songs = [], writing = null, runsShown = new Set(), runColours = {};
+// The studio's own limits for one writing (the server sends them with the models).
+let limits = { songs: 16, length: 20000, retries: 10, seconds: 120 };
+// Opened with ?token=...: the server has set a cookie, so the token leaves the address bar.
+if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
 
 function esc(s) { return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
 function status(text) { $("status").textContent = text; }
@@ -23,19 +27,26 @@ async function loadModels() {
   const res = await fetch("/api/models");
   const data = await res.json();
   models = data.models.filter((m) => !m.error);
+  if (data.limits) limits = data.limits;
+  $("num_songs").max = $("num_ideas").max = limits.songs;
+  $("length").max = limits.length;
   const keep = $("model").value;
   $("model").innerHTML = models.length ? "" : `<option value="">no checkpoint in ${esc(data.root)}</option>`;
   for (const m of models) {
-    const o = new Option(`${m.name} (step ${m.step.toLocaleString()})`, m.name);
+    // Each file with its own score: the evaluation at its step, not the run's best.
+    const o = new Option(`${m.name} (step ${m.step.toLocaleString()}, ${score(m)})`, m.name);
     $("model").add(o);
   }
-  if (models.some((m) => m.name === keep)) $("model").value = keep;
+  // As `songgen sample --checkpoint RUN` chooses: the newest run's best.pt, else its last.pt.
+  const chosen = models.some((m) => m.name === keep) ? keep : data.default;
+  if (models.some((m) => m.name === chosen)) $("model").value = chosen;
   modelChanged();
 }
+function score(m) { return m.val_bpc == null ? "not evaluated at this step" : `${m.val_bpc.toFixed(3)} bits/char`; }
 function modelChanged() {
   const m = currentModel();
   $("model-info").textContent = !m ? "" : `${m.model.layers}×${m.model.hidden_size} LSTM · ` +
-    (m.best_val_bpc == null ? "" : `best ${m.best_val_bpc.toFixed(3)} bits/char · `) + `saved ${m.date}`;
+    `${score(m)} · saved ${m.date}`;
   $("corpus-info").textContent = !m ? "" : m.corpus_available ? `corpus: ${m.corpus}` : "the model's corpus is not on this computer: no check";
   $("originality").disabled = $("max_copy").disabled = !(m && m.corpus_available);
   checkDraft();
@@ -190,7 +201,7 @@ $("continue-btn").addEventListener("click", async () => {
   const signal = startWriting("costop-btn");
   status("continuing…");
   try {
-    await stream(params({ prime, title: "", num_songs: 1, length: Math.min(1000000, prime.length + Number($("length").value)) }), {
+    await stream(params({ prime, title: "", num_songs: 1, length: Math.min(limits.length, prime.length + Number($("length").value)) }), {
       start(d) { $("draft").value = d.prime; },
       chars(cs) { if (cs[0] !== null) { $("draft").value += cs[0]; $("draft").scrollTop = $("draft").scrollHeight; } },
       song(d) { $("draft").value = d.text + (d.stop === "max-lines" ? "\n" : ""); },
@@ -212,7 +223,7 @@ $("ideas-btn").addEventListener("click", async () => {
   status(`${n} ideas for the next line…`);
   try {
     await stream(params({ prime, title: "", num_songs: n, more_lines: 1, max_lines: null, max_copy: null,
-                          length: Math.min(1000000, prime.length + 400) }), {
+                          length: Math.min(limits.length, prime.length + 400) }), {
       start(d) {
         start = d.prime.length;
         for (let i = 0; i < d.num_songs; i++) {
@@ -254,7 +265,8 @@ async function refreshRuns() {
   for (const r of data.runs) {
     const row = document.createElement("label"); row.className = "run";
     row.innerHTML = `<input type="checkbox" ${runsShown.has(r.name) ? "checked" : ""}><span class="swatch" style="background:${runColours[r.name]}"></span>
-      <span>${esc(r.name)}</span><span class="badge ${r.running ? "on" : ""}">${r.running ? "training" : "idle"}</span>`;
+      <span>${esc(r.name)}</span><span class="badge ${r.running ? "on" : ""}">${r.error ? "unreadable" : r.running ? "training" : "idle"}</span>`;
+    if (r.error) { row.title = r.error; row.classList.add("broken"); }
     row.querySelector("input").addEventListener("change", (e) => { e.target.checked ? runsShown.add(r.name) : runsShown.delete(r.name); refreshCurves(data.runs); });
     list.append(row);
   }
@@ -263,12 +275,13 @@ async function refreshRuns() {
 let curves = [];
 async function refreshCurves(runs) {
   const shown = runs.filter((r) => runsShown.has(r.name));
-  curves = await Promise.all(shown.map(async (r) => Object.assign(await (await fetch(`/api/metrics?run=${encodeURIComponent(r.name)}`)).json(), { info: r })));
+  curves = await Promise.all(shown.map(async (r) => Object.assign({ name: r.name, records: [] },
+    await (await fetch(`/api/metrics?run=${encodeURIComponent(r.name)}`)).json(), { info: r })));
   draw();
   const fmt = (v, d = 4) => (v == null ? "–" : typeof v === "number" ? (Number.isInteger(v) ? v.toLocaleString() : v.toFixed(d)) : esc(String(v)));
   $("run-details").innerHTML = curves.length ? `<table class="details"><tr><th>run</th><th>state</th><th>step</th><th>epoch</th><th>best loss</th><th>chars/s</th><th>model</th><th>corpus</th><th>training options</th></tr>` +
     curves.map((c) => `<tr><td><span class="swatch" style="display:inline-block;width:10px;height:10px;background:${runColours[c.name]}"></span> ${esc(c.name)}</td>
-      <td>${c.running ? `training (pid ${c.pid})` : "idle"}</td><td>${fmt(c.step)}</td><td>${fmt(c.epoch)}</td>
+      <td>${c.error ? esc(c.error) : c.running ? `training (pid ${c.pid})` : "idle"}</td><td>${fmt(c.step)}</td><td>${fmt(c.epoch)}</td>
       <td>${c.best_val_loss == null ? "–" : `${c.best_val_loss.toFixed(4)} nats, ${c.best_val_bpc.toFixed(4)} bits/char`}</td><td>${fmt(c.chars_per_sec)}</td>
       <td>${c.info.model ? `${c.info.model.layers}×${c.info.model.hidden_size}, emb ${c.info.model.embed_dim}` : "–"}</td><td>${fmt(c.info.corpus)}</td>
       <td>${c.info.training ? esc(Object.entries(c.info.training).filter(([k]) => !["device", "checkpoint_dir"].includes(k)).map(([k, v]) => `${k} ${v}`).join(", ")) : "–"}</td></tr>`).join("") + "</table>" : "";

@@ -210,7 +210,7 @@ def song_record(song, trained, options) -> dict:
 
 def write_new_file(path: str, text: str) -> None:
     """Write all of `text` to `path` atomically (never a half-written song file)."""
-    from .checkpoint import write_atomically
+    from .files import write_atomically
 
     try:
         write_atomically(path, lambda f: f.write(text.encode("utf-8")))
@@ -449,7 +449,7 @@ def train(ctx, text, resume, init_from, quiet, **options):
     the model's shape, --seq-len, --batch-size, --seed and --val-frac stay as they were.
     """
     from .batches import TextTooShort
-    from .errors import CorpusMissing, ExistingRun
+    from .errors import CorpusMissing, DiskFull, ExistingRun
     from .lyrics import CorpusChanged
     from .progress import format_duration
     from .training import train as run_training
@@ -477,6 +477,9 @@ def train(ctx, text, resume, init_from, quiet, **options):
     except CorpusMissing as exc:
         raise click.ClickException(f"{exc.what}; give the text as TEXT: songgen train TEXT "
                                    f"--checkpoint-dir {shlex.quote(folder)} --resume") from None
+    except DiskFull as exc:
+        then = "run the same command with --resume" if exc.resumable else "run it again"
+        raise click.ClickException(f"{exc.what}; free some space, then {then}") from None
     except TextTooShort as exc:
         advice = ("give more text" if exc.fits is None else
                   f"use e.g. --batch-size {exc.fits[0]} --seq-len {exc.fits[1]}, or more text")
@@ -676,8 +679,9 @@ def sample(checkpoint, device, threads, as_json, title, prime, prime_file, corpu
 @encoding_option("TEXT")
 @click.option("--corpus-cache", default="auto", show_default=True, metavar="DIR|auto|none",
               help="Where TEXT, encoded, is kept to be scored again without reading it: auto "
-              "is the checkpoint's folder's corpus-cache (where training keeps its text); none "
-              "reads the text.")
+              "reads the training run's own cache if it holds TEXT, else keeps it in your cache "
+              "folder (~/.cache/songgen/corpus, or $SONGGEN_CACHE_DIR), never in the run's "
+              "folder; none reads the text.")
 @json_option
 @library_call
 def eval_command(text, checkpoint, skip_unknown, device, encoding, corpus_cache, as_json):

@@ -490,6 +490,8 @@ class RunFolder:
                                       f" is using {self.path}; wait for it to finish or choose "
                                       "another folder") from None
             except OSError as exc:
+                if created:
+                    self._remove_if_empty()
                 raise self._write_error(exc, "its lock file could not be made",
                                         self._intact()) from None
             try:

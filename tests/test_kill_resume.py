@@ -56,7 +56,7 @@ WRAPPER = r'''
 import io, json, os, stat, sys, time
 plan = json.loads(os.environ.get("SONGGEN_KILLTEST") or "{}")
 import torch
-import songgen.checkpoint as atomicfile
+import songgen.files as atomicfile
 import songgen.checkpoint as rd
 import songgen.training as tr
 from songgen.cli import cli

@@ -75,11 +75,14 @@ def stage(path: str | Path, write: Callable[[BinaryIO], None], suffix: str = ".t
             raise
         if sync:
             os.fsync(fd)
+        fd = None
+        os.close(sink.fd)  # a network file system may report a failed write only here
     except BaseException:
-        os.close(fd)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         Path(tmp).unlink(missing_ok=True)
         raise
-    os.close(fd)
     return Path(tmp)
 
 
@@ -91,12 +94,6 @@ def commit(staged: list[tuple[Path, Path]], sync: bool = True) -> None:
     if sync:
         for folder in dict.fromkeys(Path(path).parent for _, path in staged):
             fsync_dir(folder)
-
-
-def discard(staged: list[tuple[Path, Path]]) -> None:
-    """Remove staged temporary files that will not be committed."""
-    for tmp, _ in staged:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def write_atomically(path: str | Path, write: Callable[[BinaryIO], None],
@@ -133,7 +130,8 @@ def append_line(path: str | Path, line: str) -> None:
     """Append `line` and a newline to a text file in one write; if that fails (a full disk),
     the file is cut back to what it held, so it never ends in half a line."""
     data = (line + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)  # Windows: no CRLF
+    fd = os.open(path, flags, 0o666)
     try:
         size = os.fstat(fd).st_size
         try:

@@ -51,11 +51,13 @@ def worker_load(spec: dict) -> dict:
     import numpy  # noqa: F401
     import torch  # noqa: F401
 
+    from songgen.corpuscache import CorpusCache
     from songgen.lyrics import load_corpus
 
     base = common.rss_kib("VmRSS")
     start = time.perf_counter()
-    corpus = load_corpus(spec["path"], 0.1, cache=spec["cache"])
+    corpus = load_corpus(spec["path"], 0.1,
+                         cache=spec["cache"] and CorpusCache(spec["cache"]))
     seconds = time.perf_counter() - start
     peak = common.rss_kib("VmHWM")
     return {"seconds": seconds, "chars": corpus.chars, "cached": corpus.cached,

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import pickle
 import re
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import BinaryIO, Callable
 
 import torch
 
 from . import __version__
+from . import files
 from .config import ModelConfig, TrainConfig
-from .errors import (CheckpointError, DamagedCheckpoint, ExistingRun, SonggenError,
+from .errors import (CheckpointError, DamagedCheckpoint, DiskFull, ExistingRun, SonggenError,
                      SonggenWarning, UnreadableCheckpoint)
 
 FORMAT = "songgen-checkpoint"
@@ -141,9 +141,13 @@ class Checkpoint:
 def save(checkpoint: Checkpoint, path: str | Path) -> None:
     """Write a checkpoint atomically: a crash at any instant leaves either the old file or the
     new one, never a torn one. It carries a checksum of its contents, which `load` verifies."""
+    files.write_atomically(path, _writer(checkpoint))
+
+
+def _writer(checkpoint: Checkpoint):
     state = checkpoint.to_dict()
     state["checksum"] = content_checksum(state)
-    write_atomically(path, lambda f: torch.save(state, f))
+    return lambda f: torch.save(state, f)
 
 
 def content_checksum(state: dict) -> str:
@@ -432,65 +436,7 @@ def info(path: str | Path | None = None) -> dict:
     return summary
 
 
-# -- writing files safely --------------------------------------------------------------------
-
-def write_atomically(path: str | Path, write: Callable[[BinaryIO], None],
-                     suffix: str = ".tmp", sync: bool = True) -> None:
-    """Call `write` on a temporary file beside `path`, fsync it, then rename it over `path`
-    (and fsync the folder, so the rename itself survives a crash). On failure nothing but the
-    old `path` remains. `sync=False` skips the fsyncs, for a file that is checked when read
-    (a crash may then leave it torn, never half-renamed)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; use normal permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            if sync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if sync:
-        _fsync_dir(path.parent)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a folder.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _copy(src: Path, dst: Path) -> None:
-    """Make `dst` an independent copy of `src`, atomically (temporary file, fsync, rename).
-    Not a hard link: damage to one file on disk must not reach the others."""
-    with open(src, "rb") as source:
-        write_atomically(dst, lambda f: shutil.copyfileobj(source, f), suffix=".copy")
-
-
 # -- the run folder --------------------------------------------------------------------------
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; a second run is not detected there
-    fcntl = None
-
 
 def numbered(folder: str | Path) -> list[tuple[int, Path]]:
     """Numbered checkpoints (step-000123.pt) in `folder`, oldest first."""
@@ -508,71 +454,64 @@ def numbered_path(folder: str | Path, step: int) -> Path:
 
 class RunFolder:
     """The checkpoint folder of a training run: last.pt, best.pt, numbered step-N.pt,
-    metrics.jsonl, and a lock file that keeps a second run out."""
+    metrics.jsonl, the corpus cache (corpus-cache/, unless the run keeps it elsewhere), and a
+    lock file that keeps a second run out."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.last = self.path / "last.pt"
         self.best = self.path / "best.pt"
         self.metrics = self.path / "metrics.jsonl"
+        self.cache = self.path / "corpus-cache"
+        self._metrics_checked = False
         if self.path.exists() and not self.path.is_dir():
             raise CheckpointError(f"checkpoint folder {self.path} is a file; give a folder path")
 
     @contextlib.contextmanager
     def lock(self):
-        """Hold an exclusive lock for the run. The OS drops it when the process dies, so a
-        crashed or killed run never leaves the folder locked."""
+        """Hold an exclusive lock for the run, on every OS. The OS drops it when the process
+        dies, so a crashed or killed run never leaves the folder locked."""
         created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            if files.is_disk_full(exc):
+                raise self._write_error(exc, "the folder could not be made", None) from None
             raise CheckpointError(f"cannot create checkpoint folder {self.path}: "
-                                  f"{exc.strerror or exc}") from None
+                                  f"{files.reason(exc)}") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise CheckpointError(f"checkpoint folder {self.path} is not writable; "
                                   "fix its permissions or choose another folder")
-        try:
-            with self._locked():
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(files.exclusive(self.path / ".lock", wait=False, note=True))
+            except files.Busy as busy:
+                raise CheckpointError(f"another training run ({busy.owner or 'another process'})"
+                                      f" is using {self.path}; wait for it to finish or choose "
+                                      "another folder") from None
+            except OSError as exc:
+                if created:
+                    self._remove_if_empty()
+                raise self._write_error(exc, "its lock file could not be made",
+                                        self._intact()) from None
+            try:
                 yield
-        except BaseException:
-            if created:
-                self._remove_if_empty()
-            raise
+            except BaseException:
+                if created:
+                    self._remove_if_empty()
+                raise
 
     def _remove_if_empty(self) -> None:
         """A run that failed before saving anything leaves no new folder behind (nor the corpus
-        cache it may have written there)."""
-        from .corpuscache import FOLDER
-
+        cache it may have written there). Done while the lock is held: no other run is in it."""
         leftovers = [p for p in self.path.iterdir() if p.name != ".lock"]
-        if [p.name for p in leftovers] == [FOLDER] and leftovers[0].is_dir():
-            shutil.rmtree(leftovers[0], ignore_errors=True)
+        if leftovers == [self.cache] and self.cache.is_dir():
+            shutil.rmtree(self.cache, ignore_errors=True)
             leftovers = [p for p in leftovers if p.exists()]
         if not leftovers:
-            (self.path / ".lock").unlink(missing_ok=True)
-            self.path.rmdir()
-
-    @contextlib.contextmanager
-    def _locked(self):
-        if fcntl is None:
-            yield
-            return
-        handle = open(self.path / ".lock", "a+")
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.seek(0)
-                owner = handle.read().strip() or "another process"
-                raise CheckpointError(f"another training run ({owner}) is using {self.path}; "
-                                      "wait for it to finish or choose another folder") from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}")
-            handle.flush()
-            yield
-        finally:
-            handle.close()
+            with contextlib.suppress(OSError):  # Windows keeps a held file: the folder stays
+                (self.path / ".lock").unlink(missing_ok=True)
+                self.path.rmdir()
 
     def check_fresh(self) -> None:
         """A new run must not overwrite an earlier one's checkpoints."""
@@ -620,25 +559,85 @@ class RunFolder:
         return checkpoint
 
     def save(self, checkpoint: Checkpoint, best: bool, keep: int) -> None:
-        """Write last.pt; copy it to step-N.pt (rotated to `keep`) and to best.pt if it is."""
+        """Write step-N.pt (rotated to `keep`), best.pt if it is, and last.pt, in that order:
+        last.pt, renamed into place last, is what a resume reads, so a crash or a full disk on
+        the way leaves the run where its previous last.pt says, and the resume writes the
+        copies again. Each file is written whole under a temporary name, then renamed."""
+        staged = None
         try:
-            save(checkpoint, self.last)
-            if keep > 0:
-                _copy(self.last, numbered_path(self.path, checkpoint.step))
-                old = numbered(self.path)
-                for _, p in old[: max(0, len(old) - keep)]:
-                    p.unlink(missing_ok=True)
-            if best:
-                _copy(self.last, self.best)
+            staged = files.stage(self.last, _writer(checkpoint))
+            copies = [numbered_path(self.path, checkpoint.step)] if keep > 0 else []
+            for target in copies + ([self.best] if best else []):
+                files.commit([(_copy(staged, target), target)])
+            files.commit([(staged, self.last)])
         except OSError as exc:
-            raise SonggenError(f"could not write a checkpoint in {self.path}: "
-                               f"{exc.strerror or exc}; the previous checkpoint is intact. "
-                               "Free space or fix the folder, then resume") from None
+            if staged is not None:
+                staged.unlink(missing_ok=True)
+            raise self._write_error(exc, f"step {checkpoint.step} could not be saved",
+                                    self._intact()) from None
+        old = numbered(self.path)
+        for _, p in old[: max(0, len(old) - keep)]:
+            p.unlink(missing_ok=True)
+
+    def _intact(self) -> str | None:
+        """What a failed write left: the run's latest saved checkpoint, as it was (None: the
+        run has none yet)."""
+        try:  # mapped, not read: only the step is wanted
+            step = _read_dict(self.last, mmap=True).get("step")
+        except (SonggenError, OSError, AttributeError):
+            return None
+        return f"last.pt (step {step}) is intact"
+
+    def _write_error(self, exc: OSError, failed: str, kept: str | None) -> SonggenError:
+        """The error for a write in this folder that failed: a full disk says so, and where."""
+        then = "resume the run" if kept else "start the run again"
+        kept = kept or "no checkpoint of this run is saved yet"
+        if files.is_disk_full(exc):
+            what = f"the disk holding {self.path} is full: {failed}, {kept}"
+            return DiskFull(f"{what}; free some space, then {then}", what=what,
+                            resumable=kept != "no checkpoint of this run is saved yet")
+        what = f"{failed} in {self.path}: {files.reason(exc)}, {kept}"
+        return SonggenError(f"{what}; fix the folder, then {then}", what=what)
 
     def append_metrics(self, line: str) -> None:
+        """Add an evaluation's record (a JSON line with its "step") to metrics.jsonl. Before
+        the first one a run writes, records of that step or later are dropped: they are from a
+        save that did not complete (the process was killed, or the disk was full, between the
+        record and its checkpoint), which this run now makes again."""
         try:
-            with open(self.metrics, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
+            if not self._metrics_checked:
+                self._forget_metrics_from(json.loads(line)["step"])
+                self._metrics_checked = True
+            files.append_line(self.metrics, line)
         except OSError as exc:
-            raise SonggenError(f"could not write {self.metrics}: {exc.strerror or exc}; "
-                               "free space or fix the folder, then resume") from None
+            raise self._write_error(exc, f"{self.metrics.name} could not be written",
+                                    self._intact()) from None
+
+    def _forget_metrics_from(self, step: int) -> None:
+        try:
+            text = self.metrics.read_bytes()
+        except FileNotFoundError:
+            return
+        lines = text.split(b"\n")
+        complete, torn = lines[:-1], lines[-1]  # a last line without its newline is torn
+        kept = [line for line in complete if not _record_from(line, step)]
+        if len(kept) != len(complete) or torn:
+            files.write_atomically(self.metrics, lambda f: f.write(b"".join(
+                line + b"\n" for line in kept)))
+
+
+def _record_from(line: bytes, step: int) -> bool:
+    """Whether a metrics line is the record of `step` or a later one."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False  # not ours to judge: kept as it is
+    return isinstance(record, dict) and isinstance(record.get("step"), int) and \
+        record["step"] >= step
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    """Stage an independent copy of `src` for `dst` (never a hard link: damage to one file on
+    disk must not reach the others)."""
+    with open(src, "rb") as source:
+        return files.stage(dst, lambda f: shutil.copyfileobj(source, f), suffix=".copy")

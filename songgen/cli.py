@@ -276,7 +276,7 @@ def song_record(song, trained, options) -> dict:
 
 def write_new_file(path: str, text: str) -> None:
     """Write all of `text` to `path` atomically (never a half-written song file)."""
-    from .checkpoint import write_atomically
+    from .files import write_atomically
 
     try:
         write_atomically(path, lambda f: f.write(text.encode("utf-8")))
@@ -525,7 +525,7 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
     the model's shape, --seq-len, --batch-size, --seed and --val-frac stay as they were.
     """
     from .batches import TextTooShort
-    from .errors import CorpusMissing, ExistingRun
+    from .errors import CorpusMissing, DiskFull, ExistingRun
     from .lyrics import CorpusChanged
     from .progress import format_duration
     from .training import train as run_training
@@ -558,6 +558,9 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
     except CorpusMissing as exc:
         raise click.ClickException(f"{exc.what}; give the text as TEXT: songgen train TEXT "
                                    f"--checkpoint-dir {shlex.quote(folder)} --resume") from None
+    except DiskFull as exc:
+        then = "run the same command with --resume" if exc.resumable else "run it again"
+        raise click.ClickException(f"{exc.what}; free some space, then {then}") from None
     except TextTooShort as exc:
         advice = ("give more text" if exc.fits is None else
                   f"use e.g. --batch-size {exc.fits[0]} --seq-len {exc.fits[1]}, or more text")
@@ -765,9 +768,10 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
 @click.option("--encoding", metavar="NAME", callback=_check_encoding,
               help="The text encoding of TEXT, e.g. cp1252 [default: the run's own when TEXT is "
               "the text it was trained on, else utf-8].")
-@corpus_cache_option("Where TEXT, encoded, is kept to be scored again without reading it: "
-                     "auto is the checkpoint's folder's corpus-cache (where training keeps its "
-                     "text)")
+@corpus_cache_option("Where TEXT, encoded, is kept to be scored again without reading it: auto "
+                     "reads the training run's own cache if it holds TEXT, else keeps it in your "
+                     "cache folder (~/.cache/songgen/corpus, or $SONGGEN_CACHE_DIR), never in the "
+                     "run's folder")
 @json_option
 @library_call
 def eval_command(text, checkpoint, skip_unknown, device, encoding, corpus_cache, as_json):

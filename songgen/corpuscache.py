@@ -19,11 +19,16 @@ cannot be set back by a program, so a file rewritten to its old size with its ol
 time is caught too. When the check fails, the text is read whole and its fingerprint is, as
 always, the final word on whether it is a run's text.
 
-Builders lock a file beside the cache file, so that of the processes loading a text at once
-(torchrun's, or two commands) one encodes and writes while the others wait, then map its file.
-Files are written to a temporary name and renamed (where there are no locks, each process
-builds and the last rename wins; every rename puts a whole file in place). The write is not
-synced to disk: a file torn by a crash fails its checksums and is rebuilt.
+Builders lock a file beside the cache file (through `filelock`, on every OS), so that of the
+processes loading a text at once (torchrun's, or two commands) one encodes and writes while the
+others wait, then map its file. Files are written to a temporary name and renamed (every rename
+puts a whole file in place). The write is not synced to disk: a file torn by a crash fails its
+checksums and is rebuilt. A cache is a convenience: one that would take more than half of the
+free space of its disk is not written, so that it never crowds out a run's checkpoints.
+
+Where: a training run keeps its text's cache in its own folder (`RunFolder.cache`); anything
+else (`songgen eval` of another text) in the user's cache folder (`user_folder`), so that a
+run's folder holds that run and nothing else.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import struct
+import sys
 import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -42,17 +49,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import files
 from .errors import SonggenWarning
 from .lyrics import Encoded, Vocab, encode_corpus, text_files
 from .shape import SongShape
 
-try:
-    import fcntl
-except ImportError:  # Windows: no locks; concurrent builders each write, the last rename wins
-    fcntl = None
-
-FOLDER = "corpus-cache"  # in the checkpoint folder, unless another is given
-MAGIC = b"songgen-corpus\x00\x01"  # the last byte is the format version
+MAGIC = b"songgen-corpus\x00\x02"  # the last byte is the format version
 _PREFIX = struct.Struct("<16sQI4x")
 _ALIGN = 4096   # the data starts on a page
 _IDS_ALIGN = 64
@@ -60,14 +62,50 @@ _CHUNK = 64 << 20  # bytes of data per checksum
 _MAX_HEADER = 1 << 30
 
 
-def folder_for(setting: str | Path | None, default_parent: str | Path) -> Path | None:
-    """The cache folder a setting names: "auto" (or None) for `default_parent`/corpus-cache,
-    "none" for no cache, else the folder itself."""
+ENV = "SONGGEN_CACHE_DIR"  # the user's cache folder, if set
+
+
+def folder_for(setting: str | Path | None, default: str | Path) -> Path | None:
+    """The cache folder a setting names: "auto" (or None) for `default`, "none" for no cache,
+    else the folder itself."""
     if setting is None or str(setting) == "auto":
-        return Path(default_parent) / FOLDER
+        return Path(default)
     if str(setting).lower() == "none":
         return None
     return Path(setting)
+
+
+def user_folder() -> Path:
+    """The user's own cache folder for corpus caches: $SONGGEN_CACHE_DIR if set, else
+    songgen/corpus in the platform's cache folder ($XDG_CACHE_HOME or ~/.cache; %LOCALAPPDATA%
+    on Windows)."""
+    if os.environ.get(ENV):
+        return Path(os.environ[ENV])
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        base = Path(os.environ["LOCALAPPDATA"])
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "songgen" / "corpus"
+
+
+class CorpusCache:
+    """The corpus cache in one folder, as the reader `lyrics.load_corpus` is handed."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def load(self, path: str | Path, encoding: str = "utf-8", vocab: Vocab | None = None,
+             extend: bool = False, copies: int = 1) -> Encoded:
+        return load_encoded(path, self.folder, encoding, vocab=vocab, extend=extend,
+                            copies=copies)
+
+
+def mapped(path: str | Path, folder: str | Path, encoding: str = "utf-8") -> Encoded | None:
+    """The encoded text of a file or folder from its cache file in `folder` if one is there
+    and holds the text as it is now, else None; nothing is written."""
+    found, _ = _open(cache_file(folder, path, encoding), file_stats(text_files(path)),
+                     encoding, 1)
+    return found
 
 
 def cache_file(folder: str | Path, source: str | Path, encoding: str = "utf-8") -> Path:
@@ -98,30 +136,32 @@ def load_encoded(path: str | Path, folder: str | Path, encoding: str = "utf-8",
     (the one the file was built with): `lyrics.in_vocab` translates. `copies`: processes of
     this machine loading it at once. A cache that cannot be written is warned about, and the
     text is used as read."""
-    files = text_files(path)
+    texts = text_files(path)
     target = cache_file(folder, path, encoding)
-    stats = file_stats(files)
+    stats = file_stats(texts)
     found, damage = _open(target, stats, encoding, copies)
     if found is not None:
         return found
     if damage:
         warnings.warn(f"the corpus cache {target} is damaged ({damage}); rebuilding it from "
                       "the text", SonggenWarning)
-    with _building(target):
+    with _building(target) as locked:
         found, _ = _open(target, stats, encoding, copies)  # built while this one waited
         if found is not None:
             return found
-        encoded = encode_corpus(path, encoding, vocab, extend, files=files,
-                                copies=copies if fcntl is None else 1)
-        if file_stats(files) != stats:
+        encoded = encode_corpus(path, encoding, vocab, extend, files=texts,
+                                copies=1 if locked else copies)
+        if file_stats(texts) != stats:
             return encoded  # the text changed while it was read: nothing to cache it by
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            if not _room_for(target, encoded):
+                return encoded
             _write(target, encoded, stats, encoding, _threads(copies))
         except OSError as exc:
-            warnings.warn(f"cannot write the corpus cache {target} "
-                          f"({exc.strerror or exc}); the text is used as read, without it",
-                          SonggenWarning)
+            why = ("its disk is full" if files.is_disk_full(exc) else files.reason(exc))
+            warnings.warn(f"cannot write the corpus cache {target} ({why}); the text is used "
+                          "as read, without it", SonggenWarning)
             return encoded
         mapped, _ = _open(target, stats, encoding, copies, verify=False)
     if mapped is None:  # replaced at once by another builder with another text: keep ours
@@ -132,22 +172,31 @@ def load_encoded(path: str | Path, folder: str | Path, encoding: str = "utf-8",
 
 @contextlib.contextmanager
 def _building(target: Path):
-    """Hold the lock of a cache file while building it (where the platform has locks)."""
-    if fcntl is None:
-        yield
-        return
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(target.with_name(target.name + ".lock"), "a+")
-    except OSError:  # an unwritable folder: build anyway; writing says why it failed
-        yield
-        return
-    with handle:
+    """Hold the lock of a cache file while building it; yields whether it is held (where the
+    lock cannot be made, in an unwritable folder, each process builds, the last rename wins)."""
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # released when closed, or when the process dies
-        except OSError:  # a file system without locks: each builds, the last rename wins
-            pass
-        yield
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Released on leaving, or by the OS when the process dies.
+            held.enter_context(files.exclusive(target.with_name(target.name + ".lock")))
+            locked = True
+        except OSError:  # writing says why it failed
+            locked = False
+        yield locked
+
+
+def _room_for(target: Path, encoded: Encoded) -> bool:
+    """Whether the cache file of `encoded` takes at most half of the free space on its disk;
+    if not, say so: an optional speed-up must not crowd out the checkpoints of a run."""
+    need = (encoded.ids.numel() * encoded.ids.element_size() + len(encoded.sizes) * 9
+            + 2 * _ALIGN)  # the header's page or two
+    free = shutil.disk_usage(target.parent).free
+    if need <= free // 2:
+        return True
+    warnings.warn(f"not writing the corpus cache {target}: it would take {need:,} of the "
+                  f"{free:,} bytes free on its disk, more than half; the text is used as read",
+                  SonggenWarning)
+    return False
 
 
 def _threads(copies: int) -> int:
@@ -172,8 +221,6 @@ def _layout(songs: int, ids: int, itemsize: int, header: int) -> tuple[int, int,
 
 
 def _write(target: Path, encoded: Encoded, stats: list, encoding: str, threads: int) -> None:
-    from .checkpoint import write_atomically
-
     songs = len(encoded.sizes)
     ids = encoded.ids.numpy()
     _, at_ids, _ = _layout(songs, len(ids), ids.itemsize, 0)
@@ -198,7 +245,7 @@ def _write(target: Path, encoded: Encoded, stats: list, encoding: str, threads: 
         for i in range(0, len(raw_ids), _CHUNK):  # no single write of gigabytes
             f.write(memoryview(raw_ids[i:i + _CHUNK]))
 
-    write_atomically(target, write, sync=False)
+    files.write_atomically(target, write, sync=False)
 
 
 def _open(target: Path, stats: list, encoding: str, copies: int,

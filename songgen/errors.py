@@ -41,6 +41,15 @@ class ExistingRun(CheckpointError):
     """A new run was asked for in a folder that already holds one."""
 
 
+class DiskFull(SonggenError):
+    """A write found no room left on its disk (or in the user's quota there); `what` says which
+    disk and what is intact, `resumable` whether the run has a checkpoint to resume from."""
+
+    def __init__(self, message: str, *, what: str | None = None, resumable: bool = True):
+        super().__init__(message, what=what)
+        self.resumable = resumable
+
+
 class ConfigError(SonggenError):
     """An option value or combination that cannot work."""
 

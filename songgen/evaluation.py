@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .batches import eval_rows
-from .checkpoint import Trained, load_checkpoint
+from .checkpoint import RunFolder, Trained, load_checkpoint
+from .corpuscache import folder_for, load_encoded, mapped, user_folder
 from .devices import autocast
 from .distributed import Team
 from .errors import CorpusError
-from .corpuscache import folder_for, load_encoded
 from .lyrics import UnknownCharacters, encode_corpus, in_vocab
 from .model import CharLSTM
 
@@ -67,14 +67,18 @@ def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = No
                   skip_unknown: bool = False, device: str = "auto",
                   encoding: str = "utf-8", cache: str | Path | None = "auto") -> Score:
     """Loss of a checkpoint on a lyrics file or folder, read and split like a training corpus
-    (the files in `encoding`). `cache`: the corpus cache's folder ("auto": corpus-cache beside
-    the checkpoint, as training makes it; "none": read the text), so that a training text is
-    not read again, and a text scored again is read once."""
+    (the files in `encoding`). `cache`: the corpus cache's folder ("auto": the training run's
+    own cache when it holds the text, only read; else the user's cache folder,
+    `corpuscache.user_folder`; "none": read the text), so that a training text is not read
+    again, and a text scored again is read once. Nothing is written in the run's folder."""
     trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
-    folder = folder_for(cache, Path(trained.path).parent)
-    if folder is None:
+    folder = folder_for(cache, user_folder())
+    encoded = None
+    if cache is None or str(cache) == "auto":
+        encoded = mapped(path, RunFolder(Path(trained.path).parent).cache, encoding)
+    if encoded is None and folder is None:
         encoded = encode_corpus(path, encoding, trained.vocab, extend=True)
-    else:
+    elif encoded is None:
         encoded = load_encoded(path, folder, encoding, vocab=trained.vocab, extend=True)
     # Characters the model lacks get ids after its own (and are present in the text).
     grown, data, _ = in_vocab(encoded, trained.vocab, extend=True)

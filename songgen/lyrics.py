@@ -659,20 +659,18 @@ class Corpus:
 def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = None,
                 expect_fingerprint: str | None = None, extend: bool = False,
                 copies: int = 1, trained_on: str | None = None,
-                encoding: str = "utf-8", cache: str | Path | None = None) -> Corpus:
+                encoding: str = "utf-8", cache=None) -> Corpus:
     """Read, split and encode. With `vocab` (from a checkpoint), encode with it instead, adding
     the characters it lacks if `extend`; with `expect_fingerprint`, refuse a text other than the
     one the checkpoint was trained on (`trained_on`, its recorded path, is named then).
     `copies`: processes of this machine loading it at once, for the memory check. `encoding`:
     of the files (UTF-8 by default; a UTF-16 byte-order mark is recognised whatever it is).
-    `cache`: a folder for the corpus cache (`songgen.corpuscache`): the encoded text is mapped
-    from its file there while the text files are unchanged, else encoded and written there."""
+    `cache`: where the encoded text may be kept, an object whose `load` takes the arguments
+    of `encode_corpus` (`songgen.corpuscache.CorpusCache`); None: the text is read."""
     if cache is None:
         encoded = encode_corpus(path, encoding, vocab, extend, copies)
     else:
-        from .corpuscache import load_encoded
-
-        encoded = load_encoded(path, cache, encoding, vocab=vocab, extend=extend, copies=copies)
+        encoded = cache.load(path, encoding, vocab, extend, copies)
     return corpus_from(encoded, path, val_frac, vocab, expect_fingerprint, extend, trained_on)
 
 

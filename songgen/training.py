@@ -35,7 +35,7 @@ from .distributed import Team
 from .errors import (CheckpointError, ConfigError, CorpusMissing, SonggenError, SonggenWarning,
                      TrainingInterrupted)
 from .evaluation import LN2, evaluate
-from .corpuscache import folder_for
+from .corpuscache import CorpusCache, folder_for
 from .lyrics import Corpus, Vocab, available_memory, demo_corpus, load_corpus
 from .model import (CharLSTM, bf16_speedup, context_state, detach, load_grown, parameter_count,
                     step_seconds, training_bytes)
@@ -194,7 +194,8 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
         config = _resumed_config(config, saved.train_config or TrainConfig(), explicit, quiet)
     team.rows(config.batch_size)  # before the corpus: a long load would end in this error
     # Encoded once into a file that the processes of the machine map and resumes reuse.
-    cache = folder_for(config.corpus_cache, folder.path)
+    cache = folder_for(config.corpus_cache, folder.cache)
+    cache = None if cache is None else CorpusCache(cache)
     if saved is not None:
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved.vocab),
                              expect_fingerprint=saved.fingerprint, trained_on=saved.corpus,

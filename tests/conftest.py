@@ -49,6 +49,15 @@ def tiny_config(tmp_path):
     return make
 
 
+@pytest.fixture(autouse=True)
+def own_cache_folder(tmp_path):
+    # Corpus caches of texts that are not a run's own go to the user's cache folder: a test's
+    # go to its own, never to the real ~/.cache (a patch of its own: a test's undo keeps it).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SONGGEN_CACHE_DIR", str(tmp_path / "user-cache"))
+        yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     # Tiny test models are faster on one thread: waking a pool of threads for every small op

@@ -1,6 +1,7 @@
 """The corpus cache: encoded once, mapped read-only, reused while the text is unchanged, rebuilt
 (never trusted) when the text or the file changed."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import torch
 
 from songgen import corpuscache
 from songgen import lyrics
+from songgen.corpuscache import CorpusCache
 from songgen.errors import SonggenWarning
 from songgen.lyrics import UnknownCharacters, Vocab, load_corpus
 
@@ -51,32 +53,32 @@ def the_file(cache):
 
 def test_the_cache_is_reused_while_the_text_is_unchanged(songs_file, cache, monkeypatch):
     plain = load_corpus(songs_file)
-    first = load_corpus(songs_file, cache=cache)
+    first = load_corpus(songs_file, cache=CorpusCache(cache))
     assert first.cache_file and not first.cached
     same_corpus(first, plain)
     # Nothing is read or encoded now: the ids are mapped from the file.
     monkeypatch.setattr(lyrics, "_Encoder", None)
-    again = load_corpus(songs_file, cache=cache)
+    again = load_corpus(songs_file, cache=CorpusCache(cache))
     assert again.cached and again.cache_file == first.cache_file
     same_corpus(again, plain)
     # The validation cut depends on the fraction, not the cache.
     monkeypatch.undo()
     for frac in (0.05, 0.3, 0.5):
-        same_corpus(load_corpus(songs_file, frac, cache=cache), load_corpus(songs_file, frac))
+        same_corpus(load_corpus(songs_file, frac, cache=CorpusCache(cache)), load_corpus(songs_file, frac))
 
 
 def test_a_changed_file_is_read_again(songs_file, cache, encodes):
-    load_corpus(songs_file, cache=cache)
-    load_corpus(songs_file, cache=cache)
+    load_corpus(songs_file, cache=CorpusCache(cache))
+    load_corpus(songs_file, cache=CorpusCache(cache))
     assert len(encodes) == 1
     # Longer.
     songs_file.write_text(make_songs(41), encoding="utf-8")
-    grown = load_corpus(songs_file, cache=cache)
+    grown = load_corpus(songs_file, cache=CorpusCache(cache))
     assert len(encodes) == 2 and grown.songs == 41 and not grown.cached
     # Only touched: read again, and the same text.
     stat = songs_file.stat()
     os.utime(songs_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    touched = load_corpus(songs_file, cache=cache)
+    touched = load_corpus(songs_file, cache=CorpusCache(cache))
     assert len(encodes) == 3
     same_corpus(touched, grown)
     # Other words of the same size with the old modification time put back: the change time
@@ -90,7 +92,7 @@ def test_a_changed_file_is_read_again(songs_file, cache, encodes):
     os.utime(songs_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert (songs_file.stat().st_size, songs_file.stat().st_mtime_ns) == \
         (stat.st_size, stat.st_mtime_ns)
-    fresh = load_corpus(songs_file, cache=cache)
+    fresh = load_corpus(songs_file, cache=CorpusCache(cache))
     assert len(encodes) == 4 and "L" in fresh.vocab.chars
     same_corpus(fresh, load_corpus(songs_file))
     assert len(list(cache.glob("*.corpus"))) == 1  # replaced, not added to
@@ -101,11 +103,11 @@ def test_a_folder_with_a_file_more_is_read_again(tmp_path, cache, encodes):
     folder.mkdir()
     (folder / "a.txt").write_text(make_songs(5, seed=1), encoding="utf-8")
     (folder / "b.txt").write_text(make_songs(5, seed=2), encoding="utf-8")
-    load_corpus(folder, cache=cache)
+    load_corpus(folder, cache=CorpusCache(cache))
     (folder / "c.txt").write_text(make_songs(5, seed=3), encoding="utf-8")
-    assert load_corpus(folder, cache=cache).songs == 15 and len(encodes) == 2
+    assert load_corpus(folder, cache=CorpusCache(cache)).songs == 15 and len(encodes) == 2
     (folder / "a.txt").unlink()
-    assert load_corpus(folder, cache=cache).songs == 10 and len(encodes) == 3
+    assert load_corpus(folder, cache=CorpusCache(cache)).songs == 10 and len(encodes) == 3
 
 
 @pytest.mark.parametrize("damage, why", [
@@ -118,7 +120,7 @@ def test_a_folder_with_a_file_more_is_read_again(tmp_path, cache, encodes):
 ])
 def test_a_damaged_cache_is_rebuilt_not_trusted(songs_file, cache, encodes, damage, why):
     plain = load_corpus(songs_file)
-    load_corpus(songs_file, cache=cache)
+    load_corpus(songs_file, cache=CorpusCache(cache))
     path = the_file(cache)
     raw = bytearray(path.read_bytes())
     if damage == "truncate":
@@ -135,27 +137,28 @@ def test_a_damaged_cache_is_rebuilt_not_trusted(songs_file, cache, encodes, dama
         raw += b"\0" * 10
     path.write_bytes(bytes(raw))
     with pytest.warns(SonggenWarning, match=f"the corpus cache {path} is damaged \\(.*{why}"):
-        rebuilt = load_corpus(songs_file, cache=cache)
+        rebuilt = load_corpus(songs_file, cache=CorpusCache(cache))
     assert len(encodes) == 2 and not rebuilt.cached
     same_corpus(rebuilt, plain)
-    assert load_corpus(songs_file, cache=cache).cached  # and the new file is good
+    assert load_corpus(songs_file, cache=CorpusCache(cache)).cached  # and the new file is good
 
 
 def test_a_cache_of_another_format_version_is_rebuilt_quietly(songs_file, cache, encodes,
                                                                recwarn):
-    load_corpus(songs_file, cache=cache)
+    load_corpus(songs_file, cache=CorpusCache(cache))
     path = the_file(cache)
     raw = bytearray(path.read_bytes())
     raw[15] = 0  # the version byte
     path.write_bytes(bytes(raw))
-    assert not load_corpus(songs_file, cache=cache).cached
+    assert not load_corpus(songs_file, cache=CorpusCache(cache)).cached
     assert len(encodes) == 2 and not recwarn.list
 
 
 BUILD = """
 import sys
+from songgen.corpuscache import CorpusCache
 from songgen.lyrics import load_corpus
-corpus = load_corpus(sys.argv[1], cache=sys.argv[2])
+corpus = load_corpus(sys.argv[1], cache=CorpusCache(sys.argv[2]))
 print("cache" if corpus.cached else "built", corpus.fingerprint, len(corpus.train))
 """
 
@@ -172,18 +175,21 @@ def test_two_builders_at_once_build_once_and_both_get_the_text(tmp_path, cache):
     lines = sorted(out.split() for out, _ in results)
     assert [line[0] for line in lines] == ["built", "cache"]
     assert lines[0][1:] == lines[1][1:]
-    assert load_corpus(path, cache=cache).cached
+    assert load_corpus(path, cache=CorpusCache(cache)).cached
     assert sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock")) == \
         [the_file(cache).name]  # no temporary file left
 
 
 def test_builders_without_locks_each_write_a_whole_file(songs_file, cache, monkeypatch):
-    monkeypatch.setattr(corpuscache, "fcntl", None)
+    def no_lock(*args, **kwargs):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(corpuscache.files, "exclusive", no_lock)
     results, errors = [], []
 
     def build():
         try:
-            results.append(load_corpus(songs_file, cache=cache))
+            results.append(load_corpus(songs_file, cache=CorpusCache(cache)))
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -196,22 +202,22 @@ def test_builders_without_locks_each_write_a_whole_file(songs_file, cache, monke
     plain = load_corpus(songs_file)
     for corpus in results:
         same_corpus(corpus, plain)
-    assert load_corpus(songs_file, cache=cache).cached
+    assert load_corpus(songs_file, cache=CorpusCache(cache)).cached
     assert [p.name for p in cache.iterdir()] == [the_file(cache).name]
 
 
 def test_the_cache_serves_other_vocabularies_as_encoding_would(songs_file, cache):
     # Built for a fine-tuning base with characters the text never uses.
     base = Vocab(Vocab.from_text("zq\u00e9 ").chars)
-    tuned = load_corpus(songs_file, vocab=base, extend=True, cache=cache)
+    tuned = load_corpus(songs_file, vocab=base, extend=True, cache=CorpusCache(cache))
     same_corpus(tuned, load_corpus(songs_file, vocab=base, extend=True))
     # A fresh run, the same base, and a vocabulary lacking characters, from the same file.
-    same_corpus(load_corpus(songs_file, cache=cache), load_corpus(songs_file))
-    same_corpus(load_corpus(songs_file, vocab=tuned.vocab, cache=cache),
+    same_corpus(load_corpus(songs_file, cache=CorpusCache(cache)), load_corpus(songs_file))
+    same_corpus(load_corpus(songs_file, vocab=tuned.vocab, cache=CorpusCache(cache)),
                 load_corpus(songs_file, vocab=tuned.vocab))
     small = Vocab(Vocab.from_text("love river\n#").chars)
     with pytest.raises(UnknownCharacters) as cached:
-        load_corpus(songs_file, vocab=small, cache=cache)
+        load_corpus(songs_file, vocab=small, cache=CorpusCache(cache))
     with pytest.raises(UnknownCharacters) as read:
         load_corpus(songs_file, vocab=small)
     assert cached.value.chars == read.value.chars
@@ -223,17 +229,17 @@ def test_a_cache_that_cannot_be_written_is_skipped_with_a_warning(songs_file, tm
     blocker.write_text("not a folder")
     with pytest.warns(SonggenWarning, match="cannot write the corpus cache .*; the text is "
                                             "used as read, without it"):
-        corpus = load_corpus(songs_file, cache=blocker / "cache")
+        corpus = load_corpus(songs_file, cache=CorpusCache(blocker / "cache"))
     same_corpus(corpus, load_corpus(songs_file))
     assert not corpus.cache_file
 
 
 def test_the_mapped_ids_cannot_change_the_file(songs_file, cache):
-    corpus = load_corpus(songs_file, cache=cache)
+    corpus = load_corpus(songs_file, cache=CorpusCache(cache))
     before = the_file(cache).read_bytes()
     corpus.train[:10] = 0  # a bug writing into the corpus changes this process's copy only
     assert the_file(cache).read_bytes() == before
-    assert load_corpus(songs_file, cache=cache).cached
+    assert load_corpus(songs_file, cache=CorpusCache(cache)).cached
 
 
 def test_training_and_resume_use_the_cache(songs_file, tiny_model, tiny_config, tmp_path,
@@ -271,25 +277,31 @@ def test_eval_uses_the_runs_cache(songs_file, tiny_model, tiny_config, tmp_path,
     train(songs_file, model=tiny_model, config=tiny_config(steps=5), quiet=True)
     ckpt = tmp_path / "ckpt"
     read = evaluate_text(songs_file, ckpt, device="cpu", cache="none")
-    monkeypatch.setattr(lyrics, "_Encoder", None)  # the training text is not read again
-    mapped = evaluate_text(songs_file, ckpt, device="cpu")
+    with monkeypatch.context() as patch:
+        patch.setattr(lyrics, "_Encoder", None)  # the training text is not read again
+        mapped = evaluate_text(songs_file, ckpt, device="cpu")
     assert (mapped.loss, mapped.chars, mapped.skipped) == (read.loss, read.chars, read.skipped)
-    monkeypatch.undo()
     # Another text, with characters the model never saw, skipped alike either way; the CLI's
-    # --corpus-cache none writes nothing.
+    # --corpus-cache none writes nothing; the cache of the other text is kept in the user's
+    # cache folder, never in the run's.
     other = tmp_path / "other.txt"
     other.write_text("# Zebra\n\nZoo and Xray\nlove river\n\n\n# Q\n\nQuiet night\n")
+    user = tmp_path / "user-cache"  # $SONGGEN_CACHE_DIR, set for every test
     runner = CliRunner()
     plain = runner.invoke(cli, ["eval", str(other), "--checkpoint", str(ckpt), "--device", "cpu",
                                 "--skip-unknown", "--json", "--corpus-cache", "none"])
     assert plain.exit_code == 0, plain.output
-    assert len(list((ckpt / "corpus-cache").glob("*.corpus"))) == 1
-    for _ in range(2):  # written, then mapped
-        cached = runner.invoke(cli, ["eval", str(other), "--checkpoint", str(ckpt), "--device",
-                                     "cpu", "--skip-unknown", "--json"])
+    assert len(list((ckpt / "corpus-cache").glob("*.corpus"))) == 1 and not user.exists()
+    for _ in range(2):  # written, then mapped (not read again)
+        with monkeypatch.context() as patch:
+            if user.exists():
+                patch.setattr(lyrics, "_Encoder", None)
+            cached = runner.invoke(cli, ["eval", str(other), "--checkpoint", str(ckpt),
+                                         "--device", "cpu", "--skip-unknown", "--json"])
         assert cached.exit_code == 0, cached.output
         assert cached.stdout == plain.stdout
-    assert len(list((ckpt / "corpus-cache").glob("*.corpus"))) == 2
+    assert len(list((ckpt / "corpus-cache").glob("*.corpus"))) == 1
+    assert the_file(user).name.startswith("other.txt-")
     refused = runner.invoke(cli, ["eval", str(other), "--checkpoint", str(ckpt), "--device",
                                   "cpu"])
     assert refused.exit_code == 1 and "characters the model never saw: 'Q', 'X', 'Z'" in \

@@ -2,7 +2,7 @@
 
 A real `songgen train` subprocess is killed with SIGKILL again and again, at planned moments:
 between two saves, in the middle of writing last.pt (temp file half written, or fully written
-but not yet renamed), right after the rename, and in the middle of linking step-N.pt. After each
+but not yet renamed), in the middle of copying it to step-N.pt, and right after its rename. After each
 kill the folder must hold a loadable last.pt (or none at all, before the first save ever
 finished) and nothing torn under a name that resume reads. Each next start resumes exactly
 where last.pt says, and the final weights equal those of a run that was never killed.
@@ -45,8 +45,10 @@ WAIT = 90         # seconds: the longest any single wait may take, so the test n
 #   {"phase": "write",   "nth": K}  K-th save of this process: half of the checkpoint's bytes
 #                                   are in the temp file, the rest not yet written
 #   {"phase": "fsync",   "nth": K}  K-th save: temp file fully written, fsync called, not renamed
-#   {"phase": "renamed", "nth": K}  K-th save: temp file renamed over last.pt, nothing linked yet
-#   {"phase": "link",    "nth": K}  K-th save: step-N.pt link made under its temp name, not renamed
+#   {"phase": "renamed", "nth": K}  K-th save: temp file renamed over last.pt (its copies, made
+#                                   first, are in place)
+#   {"phase": "link",    "nth": K}  K-th save: step-N.pt copy made under its temp name, not
+#                                   renamed (last.pt is still the previous save's)
 #   {"phase": "random",  "sleep": T} no stop; sleep T s after each step; say when step 1 is done
 # At a stop it prints "PAUSE <phase> step=<step being saved or trained> <detail>" on stderr and
 # sleeps until the parent's SIGKILL arrives.
@@ -54,7 +56,7 @@ WRAPPER = r'''
 import io, json, os, stat, sys, time
 plan = json.loads(os.environ.get("SONGGEN_KILLTEST") or "{}")
 import torch
-import songgen.checkpoint as atomicfile
+import songgen.files as atomicfile
 import songgen.checkpoint as rd
 import songgen.training as tr
 from songgen.cli import cli
@@ -352,12 +354,16 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(songs_file, tmp_path
                         ckpt.load(temp)
                 else:
                     assert ckpt.load(temp).step == at  # complete, just not renamed yet
-            else:
-                # After the rename, before or during the linking: last.pt is the new one.
-                assert after == at, (plan, before, after)
+            elif phase == "link":
+                # During the copies, made before last.pt is renamed: last.pt is the previous
+                # one, and the step's copy is still under its temp name.
+                assert after == ((at - EVAL_EVERY) or None), (plan, before, after)
                 assert not ckpt.numbered_path(killed, at).exists()
-                if phase == "link":
-                    assert list(killed.glob(f".{ckpt.numbered_path(killed, at).name}.*.copy"))
+                assert list(killed.glob(f".{ckpt.numbered_path(killed, at).name}.*.copy"))
+            else:
+                # After the rename of last.pt, the save's final act: its copies are all there.
+                assert after == at, (plan, before, after)
+                assert ckpt.load(ckpt.numbered_path(killed, at)).step == at
         else:
             assert after is not None and after >= base and after % EVAL_EVERY == 0
             assert after < STEPS

@@ -1,0 +1,206 @@
+"""Writing files safely, for every writer of songgen: atomic replacement (a crash at any
+instant leaves the old file or the new one, never a torn one), appends that never leave half
+a line, locks that hold on every OS (through `filelock`), and a full disk named as such.
+
+A full disk must surface as an OSError whatever wrote the bytes: PyTorch's zip writer swallows
+the OSError of the file object it writes to and fails later with "unexpected pos", so the file
+object handed to a writer here remembers the first error it raised, and that error is what
+comes out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+
+import filelock
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` says that the disk (or the user's quota on it) has no room left."""
+    return isinstance(exc, OSError) and exc.errno in _FULL
+
+
+def reason(exc: OSError) -> str:
+    """An OSError in words, without the file name (the caller names what it was writing)."""
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+# -- atomic replacement ------------------------------------------------------------------------
+
+class _Sink:
+    """The file a writer writes to: plain unbuffered writes, so that a full disk raises at the
+    write that hit it; the first OSError is kept, because some writers (torch.save) swallow it."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        try:
+            while done < len(view):
+                done += os.write(self.fd, view[done:])
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+        return done
+
+    def flush(self) -> None:
+        pass
+
+
+def stage(path: str | Path, write: Callable[[BinaryIO], None], suffix: str = ".tmp",
+          sync: bool = True) -> Path:
+    """Call `write` on a new temporary file beside `path` and return its name (fsynced unless
+    not `sync`), for `commit` to rename over `path`. On failure nothing is left behind; an
+    OSError from writing is raised as it was, whatever `write` made of it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    sink = _Sink(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; use normal permissions
+        try:
+            write(sink)
+        except Exception:
+            if sink.error is not None:
+                raise sink.error from None
+            raise
+        if sync:
+            os.fsync(fd)
+        fd = None
+        os.close(sink.fd)  # a network file system may report a failed write only here
+    except BaseException:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def commit(staged: list[tuple[Path, Path]], sync: bool = True) -> None:
+    """Rename each staged temporary file over its target, in order (then fsync the folders, so
+    that the renames themselves survive a crash). A rename takes no space on the disk."""
+    for tmp, path in staged:
+        os.replace(tmp, path)
+    if sync:
+        for folder in dict.fromkeys(Path(path).parent for _, path in staged):
+            fsync_dir(folder)
+
+
+def write_atomically(path: str | Path, write: Callable[[BinaryIO], None],
+                     suffix: str = ".tmp", sync: bool = True) -> None:
+    """Call `write` on a temporary file beside `path`, fsync it, then rename it over `path`
+    (and fsync the folder). On failure nothing but the old `path` remains. `sync=False` skips
+    the fsyncs, for a file that is checked when read (a crash may then leave it torn, never
+    half-renamed)."""
+    path = Path(path)
+    commit([(stage(path, write, suffix, sync), path)], sync)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make renames in `folder` durable; not every platform can open a folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Append `line` and a newline to a text file in one write; if that fails (a full disk),
+    the file is cut back to what it held, so it never ends in half a line."""
+    data = (line + "\n").encode("utf-8")
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)  # Windows: no CRLF
+    fd = os.open(path, flags, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            _Sink(fd).write(data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+# -- locks -------------------------------------------------------------------------------------
+
+class Busy(Exception):
+    """Another process holds the lock; `owner` is what it wrote in the lock file (if anything)."""
+
+    def __init__(self, path: Path, owner: str | None):
+        super().__init__(f"{path} is locked by {owner or 'another process'}")
+        self.owner = owner
+
+
+@contextlib.contextmanager
+def exclusive(path: str | Path, wait: bool = True, note: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (made if missing) while in the block, on every
+    OS. The OS drops it when the process dies, so a killed process never leaves it held.
+    Without `wait`, raise Busy at once if another process holds it. `note`: write "pid N" in
+    the file while holding it, for whoever wants to say who holds it; the file stays after."""
+    path = Path(path)
+    owner = _owner(path) if not wait else None  # read first: some versions empty the file
+    lock = filelock.FileLock(str(path), timeout=-1 if wait else 0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise Busy(path, owner or _owner(path)) from None
+    except NotImplementedError:  # older filelock on a file system without locks
+        raise OSError(errno.ENOSYS, "the file system there has no file locks") from None
+    try:
+        if note:
+            _write_owner(path)
+        yield
+    finally:
+        lock.release()
+
+
+def _owner(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    return text if text.startswith("pid ") else None
+
+
+def _write_owner(path: Path) -> None:
+    # Only over our own note or an empty file: where filelock keeps a marker of its own in the
+    # file (its fallback without OS locks), that marker is left alone. Who holds the lock is
+    # only information, so a file that cannot be written (Windows locks the bytes) is left.
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        text = os.read(fd, 64)
+        if text and not text.startswith(b"pid "):
+            return
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"pid {os.getpid()}".encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -252,6 +252,8 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
             choices[choice.name] = choice.to_dict()
     precision = _precision(config, saved, explicit, device, team, model_config, quiet)
     choices["precision"] = precision.to_dict()
+    if "sampling precision" not in choices:  # made once, when the run is created
+        choices["sampling precision"] = _sampling_precision(model_config).to_dict()
     dtype = DTYPES[precision.value]
     if config.time_limit is not None:
         say(f"time limit {format_duration(config.time_limit)}", quiet)
@@ -285,6 +287,23 @@ def _precision(config: TrainConfig, saved: Checkpoint | None, explicit: set[str]
         kept_line = f"precision {name}, kept from the run's start: {reason}"
         say(change or (kept_line if kept else choice.line()), quiet)
     return team.gather_objects(choice)[0]
+
+
+def _sampling_precision(model_config: ModelConfig) -> Choice:
+    """The weights `sample` computes with on a CPU (songgen.stepper.sampling_precision),
+    chosen for this CPU when the run is created and kept, so that the same seed samples the
+    same songs from the run's checkpoints wherever they are sampled."""
+    from .stepper import _int8_from_units, int8_available, sampling_precision
+
+    value = sampling_precision("auto", torch.device("cpu"), model_config.hidden_size)
+    if value == "int8":
+        return Choice("sampling precision", value, "int8 weights on the CPU: they sample this "
+                      f"CPU's models of {_int8_from_units()} units a layer or more faster, at no "
+                      "measurable cost")
+    why = ("this PyTorch has no int8 kernels" if not int8_available() else
+           f"int8 weights sample faster on this CPU only from {_int8_from_units()} units a "
+           "layer")
+    return Choice("sampling precision", value, f"float32 weights: {why}")
 
 
 def _automatic_choices(model_config: ModelConfig, config: TrainConfig, given_model: dict,

@@ -295,3 +295,21 @@ def test_a_precision_chosen_from_a_disturbed_probe_says_so(monkeypatch):
     assert dtype == torch.bfloat16
     assert why == ("bf16: this CPU has AVX-512 BF16 and a training step of this model ran "
                    f"1.30x as fast in it ({busy}; the fastest timings were compared)")
+
+
+def test_the_samplers_int8_choice_is_made_when_the_run_is_created(monkeypatch, songs_file,
+                                                                  tiny_model, tiny_config):
+    """A 16-unit model samples in float32 (int8 pays only from 256 units); a CPU that would now
+    take int8 from 8 units does not change how the run's checkpoints sample."""
+    from songgen import stepper
+    from songgen.checkpoint import load_checkpoint
+
+    result = train(songs_file, model=tiny_model, config=tiny_config(steps=5), quiet=True)
+    state = torch.load(result.checkpoint_dir / "last.pt", weights_only=True)
+    assert state["choices"]["sampling precision"]["value"] == "fp32"
+    monkeypatch.setattr(stepper, "_int8_from_units", lambda: 8)
+    if not stepper.int8_available():
+        pytest.skip("this PyTorch has no int8 kernels")
+    trained = load_checkpoint(result.checkpoint_dir / "last.pt", device="cpu")
+    assert trained.stepper("auto") is trained.stepper("fp32")
+    assert trained.stepper("int8") is not trained.stepper("fp32")  # asked for, it is used

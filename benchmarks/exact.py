@@ -9,8 +9,8 @@ and the bf16 probe's answers over repeated starts, as one table.
    probe decides), half with a busy process (`while True: pass`) beside the resumes (the
    thread tuner starts on fewer threads, or changes them). Bit-identical or not, and the
    largest weight difference.
-2. torchrun: 2 processes against 1 (the same batch, split in two), in fp32 (dropout 0: weights to 1e-4) and in
-   auto precision (final validation losses within 1%).
+2. torchrun: 2 processes against 1 (the same batch, split in two), in fp32 (dropout 0:
+   weights to 1e-4) and in auto precision (final validation losses within 1%).
 3. The bf16 probe under ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16, in a fresh process each start:
    its ratio, choice, time, and whether it saw itself disturbed.
 

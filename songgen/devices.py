@@ -112,7 +112,8 @@ def auto_precision(device: torch.device,
     if native == "AMX":
         return torch.bfloat16, "bf16: this CPU computes in bf16 natively (AMX)"
     if native is None:
-        return torch.float32, f"fp32: this CPU has no native bf16 (no AMX or AVX-512 BF16{_capped()})"
+        return torch.float32, ("fp32: this CPU has no native bf16 (no AMX or AVX-512 "
+                               f"BF16{_capped()})")
     if speedup is None:
         return torch.float32, "fp32: this CPU has AVX-512 BF16 but bf16 was not measured here"
     probe = speedup()

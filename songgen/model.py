@@ -155,10 +155,10 @@ def bf16_speedup(config: ModelConfig, rows: int = 16, seq_len: int = 64, rounds:
     runs on the CPU under bf16 autocast as in float32: the fastest of each, from `rounds`
     interleaved pairs after a warm-up (more while the answer is within 5% of BF16_GAIN or the
     timings spread; fewer, but two, where they take over `budget` seconds), so that the same
-    model on the same idle machine gets the same answer every time. 0 where bf16 does not run at all (oneDNN
-    refuses a bf16 LSTM on a CPU without bf16 instructions). The answer says if it looks
-    disturbed (another busy program: its timings spread, or cores not free). The global
-    random state is left as it was."""
+    model on the same idle machine gets the same answer every time. 0 where bf16 does not run
+    at all (oneDNN refuses a bf16 LSTM on a CPU without bf16 instructions). Timed on the
+    cores free; the answer says if it looks disturbed (another busy program: its timings
+    spread, or cores not free). The global random state is left as it was."""
     import time
 
     from .devices import BF16_GAIN

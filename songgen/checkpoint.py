@@ -362,8 +362,12 @@ class Trained:
 
     def stepper(self, precision: str = "auto"):
         """The packed one-character-at-a-time form of the model (built once per precision)."""
-        from .stepper import Stepper, sampling_precision
+        from .stepper import Stepper, int8_available, sampling_precision
 
+        recorded = (self.checkpoint.choices or {}).get("sampling precision") or {}
+        if precision == "auto" and self.device.type == "cpu" and recorded.get("value") in (
+                "fp32", "int8") and (recorded["value"] == "fp32" or int8_available()):
+            precision = recorded["value"]  # chosen once, when the run was created (#22)
         precision = sampling_precision(precision, self.device, self.model.config.hidden_size)
         if precision not in self._steppers:
             self._steppers[precision] = Stepper(self.model, int8=precision == "int8")

@@ -29,11 +29,11 @@ from .config import ModelConfig, TrainConfig
 from .defaults import (LOWEST, PLATEAU, SIZES, Choice, LrSchedule, budget_characters,
                        choose_dropout, choose_lr, choose_schedule, choose_size,
                        choose_weight_decay)
-from .devices import (ThreadTuner, autocast, cpu_cores, free_cores, keep_freed_memory,
-                      resolve_precision)
+from .devices import (DTYPES, ThreadTuner, autocast, check_precision, cpu_cores,
+                      decide_precision, free_cores, keep_freed_memory, threads_change_results)
 from .distributed import Team
-from .errors import (CheckpointError, ConfigError, CorpusMissing, SonggenError, SonggenWarning,
-                     TrainingInterrupted)
+from .errors import (CheckpointError, ConfigError, CorpusMissing, DeviceError, SonggenError,
+                     SonggenWarning, TrainingInterrupted)
 from .evaluation import LN2, evaluate
 from .corpuscache import CorpusCache, folder_for
 from .lyrics import Corpus, Vocab, available_memory, demo_corpus, load_corpus
@@ -107,6 +107,8 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
                     raise SonggenError("lost contact with another process of the run, which "
                                        "stopped (see its message); the last checkpoint is "
                                        "intact, resume from it") from None
+                if isinstance(exc, RuntimeError) and _math_library_failed(exc):
+                    raise _math_library_error(exc, device, run.dtype) from None
                 if isinstance(exc, RuntimeError) and "allocate" not in str(exc):
                     raise
                 raise SonggenError(f"out of memory on {device}: the model or batch is too large "
@@ -114,6 +116,30 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
                                    "sequence length (the last checkpoint, if any, is intact)") from None
     finally:
         team.close()
+
+
+# The words by which oneDNN (CPU) and cuDNN (GPU) failures announce themselves.
+_MATH_LIBRARIES = {"primitive descriptor": "oneDNN", "onednn": "oneDNN", "mkldnn": "oneDNN",
+                   "dnnl": "oneDNN", "cudnn": "cuDNN"}
+
+
+def _math_library_failed(exc: RuntimeError) -> bool:
+    text = str(exc).lower()
+    return any(word in text for word in _MATH_LIBRARIES)
+
+
+def _math_library_error(exc: RuntimeError, device: torch.device,
+                        dtype: torch.dtype) -> DeviceError:
+    """A one-line error for a oneDNN or cuDNN failure in a forward or backward pass."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    library = next(name for word, name in _MATH_LIBRARIES.items() if word in text.lower())
+    text = text.split(". Run workload")[0].rstrip(".")  # oneDNN's own debugging hint
+    precision = {v: k for k, v in DTYPES.items()}.get(dtype, str(dtype))
+    advice = ("train in fp32 precision instead" if precision != "fp32" else
+              "this should not happen in fp32: please report it, with `songgen info` of the "
+              "checkpoint folder")
+    return DeviceError(f"{library} could not run the LSTM on {device} in {precision} ({text}); "
+                       f"{advice} (the last checkpoint, if any, is intact)")
 
 
 # -- building a run ----------------------------------------------------------------------------
@@ -179,7 +205,7 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
               explicit: set[str] | None, device: torch.device, folder: RunFolder, team: Team,
               quiet: bool) -> "Run":
     """Read the checkpoint to start from and the corpus; settle the configurations."""
-    resolve_precision(config.precision, device)  # a bad choice fails before the corpus is read
+    check_precision(config.precision, device)  # a bad choice fails before the corpus is read
     picked = {k: v for k, v in given_model.items() if explicit is None or k in explicit}
     base = ckpt.load(init_from) if init_from is not None else None
     saved = folder.load_for_resume() if resume else None
@@ -225,9 +251,11 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
         for choice in made:
             say(choice.line(), quiet)
             choices[choice.name] = choice.to_dict()
-    dtype, why = resolve_precision(config.precision, device,
-                                   lambda: bf16_speedup(model_config))
-    say(f"precision {why}", quiet)
+    precision = _precision(config, saved, explicit, device, team, model_config, quiet)
+    choices["precision"] = precision.to_dict()
+    if "sampling precision" not in choices:  # made once, when the run is created
+        choices["sampling precision"] = _sampling_precision(model_config).to_dict()
+    dtype = DTYPES[precision.value]
     if config.time_limit is not None:
         say(f"time limit {format_duration(config.time_limit)}", quiet)
     if team.world > 1:
@@ -236,6 +264,47 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
     _check_fits(model_config, config, device, team)
     return Run(corpus, model_config, config, device, dtype, folder, team, quiet,
                resume_from=saved, base=base, base_path=init_from, choices=choices)
+
+
+def _precision(config: TrainConfig, saved: Checkpoint | None, explicit: set[str] | None,
+               device: torch.device, team: Team, model_config: ModelConfig,
+               quiet: bool) -> Choice:
+    """The precision the run computes in: chosen when it is created (by process 0 alone in a
+    distributed run, and used by all), kept on every resume (songgen.devices.decide_precision).
+    Said in the header; kept in the checkpoint's choices."""
+    choice = None
+    if team.main:
+        recorded = (saved.choices or {}).get("precision") if saved is not None else None
+        if saved is not None and recorded is None and saved.train_config is not None and \
+                saved.train_config.precision != "auto":  # before choices were recorded
+            recorded = {"value": saved.train_config.precision, "reason": "as asked"}
+        asked = explicit is None or "precision" in explicit
+        name, reason, change = decide_precision(
+            config.precision, device, recorded=recorded, resumed=saved is not None,
+            asked=asked, step=saved.step if saved is not None else 0,
+            speedup=lambda: bf16_speedup(model_config, check_cores=team.world == 1))
+        choice = Choice("precision", name, reason)
+        kept = saved is not None and recorded is not None and name == recorded["value"]
+        kept_line = f"precision {name}, kept from the run's start: {reason}"
+        say(change or (kept_line if kept else choice.line()), quiet)
+    return team.gather_objects(choice)[0]
+
+
+def _sampling_precision(model_config: ModelConfig) -> Choice:
+    """The weights `sample` computes with on a CPU (songgen.stepper.sampling_precision),
+    chosen for this CPU when the run is created and kept, so that the same seed samples the
+    same songs from the run's checkpoints wherever they are sampled."""
+    from .stepper import _int8_from_units, int8_available, sampling_precision
+
+    value = sampling_precision("auto", torch.device("cpu"), model_config.hidden_size)
+    if value == "int8":
+        return Choice("sampling precision", value, "int8 weights on the CPU: they sample this "
+                      f"CPU's models of {_int8_from_units()} units a layer or more faster, at no "
+                      "measurable cost")
+    why = ("this PyTorch has no int8 kernels" if not int8_available() else
+           f"int8 weights sample faster on this CPU only from {_int8_from_units()} units a "
+           "layer")
+    return Choice("sampling precision", value, f"float32 weights: {why}")
 
 
 def _automatic_choices(model_config: ModelConfig, config: TrainConfig, given_model: dict,
@@ -253,16 +322,29 @@ def _automatic_choices(model_config: ModelConfig, config: TrainConfig, given_mod
     chars_per_step = config.batch_size * config.seq_len
     shape = model_config  # the size timed is the only thing that differs
 
+    disturbed: list[str] = []  # what disturbed the step timings, said in the reasons
+
     @functools.cache
     def timed(size: int) -> float:
-        return step_seconds(replace(shape, hidden_size=size),
-                            config.batch_size // team.world, config.seq_len, device)
+        probe = step_seconds(replace(shape, hidden_size=size), config.batch_size // team.world,
+                             config.seq_len, device, check_cores=team.world == 1)
+        if probe.disturbed and probe.disturbed not in disturbed:
+            disturbed.append(probe.disturbed)
+        return probe.value
+
+    def noting(choice: Choice) -> Choice:
+        """The choice, its reason saying so if a step timing it rests on was disturbed."""
+        if not disturbed or config.time_limit is None:
+            return choice
+        return replace(choice, reason=f"{choice.reason}; but the step was {disturbed[0]} (the "
+                                      "fastest timing was used), so this may differ from what "
+                                      "an idle machine would choose")
 
     made = []
     if fresh and auto("hidden_size", given_model.get("hidden_size")):
         sizes = {size: parameter_count(replace(model_config, hidden_size=size)) for size in SIZES}
-        choice = choose_size(sizes, chars_per_step=chars_per_step, steps=steps,
-                             seconds=config.time_limit, step_seconds=timed)
+        choice = noting(choose_size(sizes, chars_per_step=chars_per_step, steps=steps,
+                                    seconds=config.time_limit, step_seconds=timed))
         model_config = replace(model_config, hidden_size=choice.value)
         made.append(choice)
     if auto("lr", config.lr):
@@ -276,6 +358,8 @@ def _automatic_choices(model_config: ModelConfig, config: TrainConfig, given_mod
             step_seconds=None if config.time_limit is None else timed(model_config.hidden_size))
         passes = None if trained is None else trained / max(train_chars, 1)
         choice = choose_dropout(train_chars, parameters, passes)
+        if "budget" in choice.reason:  # the budget's reading rests on the step timing
+            choice = noting(choice)
         model_config = replace(model_config, dropout=choice.value)
         made.append(choice)
     if auto("weight_decay", config.weight_decay):
@@ -536,8 +620,8 @@ class Run:
             raise CheckpointError("the checkpoint's stream position is past the end of the corpus")
         self.step, self.epoch, self.position = saved.step, saved.epoch, saved.position
         stream = saved.stream_state
-        self.stream = None if stream is None else (stream[0][:, self.rows].to(self.device),
-                                                   stream[1][:, self.rows].to(self.device))
+        self.stream = None if stream is None else tuple(
+            t[:, self.rows].to(self.device, torch.float32) for t in stream)
         self.best_val = saved.best_val_loss
         self.schedule = LrSchedule.from_dict(saved.schedule, self.schedule_kind,
                                              bad=saved.bad_evals, best=saved.best_val_loss)
@@ -686,6 +770,14 @@ class Run:
             say(f"threads: {self.config.threads}, as asked", self.quiet)
             return None
         start = free_cores()
+        if most > 1 and threads_change_results():
+            # MKL started before songgen could ask for its reproducible mode: a change of
+            # thread count would change the numbers, so the run keeps its count.
+            torch.set_num_threads(start)
+            say(f"threads: {start} ({start} of {most} cores free), kept: at another count this "
+                "PyTorch computes slightly different numbers, which would break exact resume",
+                self.quiet)
+            return None
         say(f"threads: {start} ({start} of {most} cores free; fewer if another process takes "
             "one while training)", self.quiet)
         return ThreadTuner(start, most)
@@ -772,7 +864,10 @@ class Run:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.stream = detach(stream)
+        # Kept in float32 whatever the autocast: a bf16 state saved by a bf16 run and handed to
+        # an fp32 LSTM on resume makes oneDNN fail ("could not create a primitive descriptor").
+        # Under autocast it is rounded back to bf16 exactly as it came, so nothing changes.
+        self.stream = detach(stream, torch.float32)
         self.step += 1
         self.position += 1
         if self.position == len(self.batches):

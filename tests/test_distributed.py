@@ -102,3 +102,26 @@ def test_ctrl_c_saves_once_and_says_how_to_resume(songs_file, tmp_path):
     assert resume[0].endswith("--resume")
     saved = load(folder)
     assert saved["step"] > 0 and len(saved["rng"]["ranks"]) == 2
+
+
+@pytest.mark.slow
+def test_two_processes_in_auto_precision_train_as_well_as_one(songs_file, tmp_path):
+    """In bf16 each process's partial gradient is rounded before the sum, so bit equality is
+    not the promise there: a run that trains as well is. The run resumed on one process, on a
+    CPU that stands in for one whose bf16 probe may answer otherwise, keeps the precision."""
+    options = [str(songs_file), *TINY, "--precision", "auto", "--batch-size", "8",
+               "--dropout", "0", "--steps", "40", "--eval-every", "20"]
+    two = torchrun(*options, "--checkpoint-dir", str(tmp_path / "two"))
+    assert two.returncode == 0, two.stderr
+    one = single(*options, "--checkpoint-dir", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    a, b = load(tmp_path / "two"), load(tmp_path / "one")
+    assert a["choices"]["precision"] == b["choices"]["precision"]
+    assert a["history"][-1]["val_loss"] == pytest.approx(b["history"][-1]["val_loss"], rel=0.01)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "songgen", "train", "--resume", "--steps", "45", "-q",
+         "--checkpoint-dir", str(tmp_path / "two")], capture_output=True, text=True,
+        timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1",
+                          "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"})
+    assert resumed.returncode == 0, resumed.stderr
+    assert load(tmp_path / "two")["choices"]["precision"] == a["choices"]["precision"]

@@ -498,7 +498,9 @@ def cli():
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
               help="auto: bf16 mixed precision where the hardware has it natively (CUDA from "
-              "Ampere on, CPUs with AMX or AVX-512 BF16), fp32 elsewhere.")
+              "Ampere on, CPUs with AMX or AVX-512 BF16), fp32 elsewhere. Chosen when the run is "
+              "created and kept on --resume; given on resume, it changes the run's precision "
+              "from there.")
 @encoding_option("TEXT (kept for --resume)")
 @corpus_cache_option("Where the encoded corpus is kept for resumes and for every process of "
                      "the run to share: auto is CHECKPOINT_DIR/corpus-cache")

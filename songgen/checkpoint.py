@@ -65,6 +65,7 @@ class Checkpoint:
     schedule: dict | None = None            # the learning-rate schedule's state
                                             # (defaults.LrSchedule.to_dict)
     choices: dict | None = None             # automatic choices: name -> {"value", "reason"}
+    styles: dict | None = None              # the style table (styles.StyleTable.to_dict)
     songgen_version: str = __version__
     version: int = VERSION
     # Set when read from a file: the checksum it carried, verified (None: written before
@@ -84,6 +85,7 @@ class Checkpoint:
             "best_val_loss": self.best_val_loss, "bad_evals": self.bad_evals,
             "history": self.history, "elapsed": self.elapsed, "init_from": self.init_from,
             "shape": self.shape, "schedule": self.schedule, "choices": self.choices,
+            "styles": self.styles,
         }
 
     @classmethod
@@ -93,7 +95,7 @@ class Checkpoint:
         model_config = _check_model(state, path)
         values = {f.name: state[f.name] for f in fields(cls) if f.name in state}
         values.pop("version", None)
-        for name in ("init_from", "shape", "schedule", "choices"):
+        for name in ("init_from", "shape", "schedule", "choices", "styles"):
             # Optional records: a damaged one is dropped.
             if not isinstance(values.get(name), (dict, type(None))):
                 values[name] = None
@@ -135,6 +137,7 @@ class Checkpoint:
             "best_val_loss": self.best_val_loss, "corpus": self.corpus,
             "corpus_fingerprint": self.fingerprint, "init_from": self.init_from,
             "checksum": self.checksum, "choices": self.choices, "history": self.history,
+            "styles": self.styles,
         }
 
 
@@ -273,7 +276,8 @@ def _check_model(state: dict, path) -> ModelConfig:
         raise CheckpointError(f"{path} has a damaged vocabulary")
     if not isinstance(state["model_config"], dict) or not isinstance(state["model_state"], dict):
         raise CheckpointError(f"{path} has a damaged model section")
-    absent = [f.name for f in fields(ModelConfig) if f.name not in state["model_config"]]
+    absent = [f.name for f in fields(ModelConfig) if f.name not in state["model_config"]
+              and f.name not in ModelConfig.OPTIONAL]
     if absent:
         raise CheckpointError(f"{path} has a damaged model configuration (missing "
                                    f"{', '.join(absent)})")
@@ -335,6 +339,7 @@ class Trained:
     def __init__(self, path: Path, checkpoint: Checkpoint, device: torch.device):
         from .lyrics import Vocab
         from .model import CharLSTM
+        from .styles import unstyled
 
         self.path, self.checkpoint = path, checkpoint
         _check_finite(checkpoint.model_state, path)
@@ -342,9 +347,13 @@ class Trained:
             self.vocab = Vocab(checkpoint.vocab)
             self.model = CharLSTM(checkpoint.model_config)
             self.model.load_state_dict(checkpoint.model_state)
+            # With styles, `model` writes with none (songgen.styles); `full_model` has them all.
+            self.full_model, self.model = self.model, unstyled(self.model)
         except Exception as exc:  # any mismatch inside a damaged file reads the same to a user
             raise CheckpointError(f"{path} has a damaged model ({_first_line(exc)})") from None
+        self.full_model.to(device).eval()
         self.model.to(device).eval()
+        self.style: str | None = None  # the style it writes in (songgen.styles.with_style)
         self.device = device
         # Where a song begins: the state at the end of a training song (zeros if not saved).
         start = checkpoint.start_state

@@ -759,7 +759,8 @@ def corpus_from(encoded: Encoded, path, val_frac: float = 0.1, vocab: Vocab | No
                       "blank lines so that the model learns where a song ends", SonggenWarning)
     from . import styles as style_module
 
-    labelled = style_module.song_labels(encoded.styles, styles, known_styles, grow=extend)
+    labelled = style_module.song_labels(encoded.styles, styles, known_styles, grow=extend,
+                                        default=Path(path).stem)
     found = None
     if labelled is None:
         cut = _validation_cut(encoded.sizes, encoded.new_title, data, vocab, val_frac)

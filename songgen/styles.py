@@ -48,6 +48,57 @@ MODES = ("auto", "none")
 _MARK = re.compile(r"[ \t]*\{[ \t]*style[ \t]*:([^{}\n]*)\}[ \t]*(?:\n|$)", re.IGNORECASE)
 
 
+class Styled(torch.nn.Module):
+    """A model with styles that reads every character in one style: what scoring a style's
+    validation text runs."""
+
+    def __init__(self, model, style_id: int):
+        super().__init__()
+        self.model, self.style_id = model, style_id
+
+    def forward(self, x: torch.Tensor, state=None):
+        return self.model(x, state, torch.full_like(x, self.style_id))
+
+
+def evaluate(evaluate_fn, model, styles: "Styles", val: torch.Tensor, limit: int,
+             **options) -> tuple[float, dict[str, float]]:
+    """The validation loss of each style on its own validation text (read in its style), and
+    their mean weighted by characters: (mean, {name: loss})."""
+    parts = [(s, a, b) for s, a, b in styles.val_parts if b - a >= 2]
+    each = max(limit // max(len(parts), 1), 10_000)
+    losses, total, weight = {}, 0.0, 0
+    for style, begin, end in parts:
+        loss = evaluate_fn(Styled(model, style), val[begin:end], limit=each, **options)
+        losses[styles.name(style)] = loss
+        total += loss * (end - begin)
+        weight += end - begin
+    return total / weight, losses
+
+
+def for_resume(saved) -> tuple[str, list[str] | None]:
+    """The styles setting and known names a resume reads its text with: the run's own (none
+    for a model trained without styles, whatever its options say)."""
+    names = style_names(saved)
+    if not names:
+        return "none", None
+    return getattr(saved.train_config, "styles", "auto"), names
+
+
+def check_same(found: "Styles | None", saved) -> None:
+    """A resume must read each song with the style it was trained with."""
+    table = StyleTable.from_dict(saved.styles) if saved.styles else None
+    if table is None or found is None:
+        return
+    if found.table.names != table.names or (table.digest and found.table.digest != table.digest):
+        raise CorpusError("the text's styles have changed since the run was trained (songs "
+                          "moved between style folders, or style marks edited); resume with "
+                          "the text as it was, or fine-tune from the run in a new folder")
+
+
+def count(corpus) -> int:
+    return 0 if corpus.styles is None else len(corpus.styles.table.names)
+
+
 class StyleError(ConfigError):
     """A style asked for that the model does not know (or a blend that cannot be read);
     `known` lists the model's styles."""
@@ -169,18 +220,22 @@ class Styles:
         return "\n".join(lines)
 
 
-def song_labels(runs, mode: str, known: list[str] | None = None,
-                grow: bool = False) -> tuple[list[str], np.ndarray] | None:
+def song_labels(runs, mode: str, known: list[str] | None = None, grow: bool = False,
+                default: str | None = None) -> tuple[list[str], np.ndarray] | None:
     """The style table's names and each song's style id, from the encoded corpus's runs of
     (name or None, songs). None when the corpus has no styles (or `mode` is none) and the
     model has none either. `known`: the names a checkpoint knows, kept first with their ids;
-    a name they lack is refused unless `grow` (fine-tuning adds it)."""
+    a name they lack is refused unless `grow` (fine-tuning adds it). A text without styles
+    given to a model with styles is one style, named `default` (the text's name)."""
     if mode not in MODES:
         raise ConfigError("styles is auto (from the folder layout and style marks) or none")
     runs = [] if runs is None else [(None if mode == "none" else name, int(n)) for name, n in runs]
     names = list(known or [])
-    if not any(name is not None for name, _ in runs) and not names:
-        return None
+    if not any(name is not None for name, _ in runs):
+        if not names:
+            return None
+        if mode == "auto" and default:
+            runs = [(check_name(default, "the text's name"), sum(n for _, n in runs))]
     index = {name: i + 1 for i, name in enumerate(names)}
     labels = np.empty(sum(n for _, n in runs), dtype=np.int32)
     at = 0

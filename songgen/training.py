@@ -36,6 +36,7 @@ from .errors import (CheckpointError, ConfigError, CorpusMissing, DeviceError, S
                      SonggenWarning, TrainingInterrupted)
 from .evaluation import LN2, evaluate
 from .corpuscache import CorpusCache, folder_for
+from . import styles
 from .lyrics import Corpus, Vocab, available_memory, demo_corpus, load_corpus
 from .model import (CharLSTM, bf16_speedup, context_state, detach, load_grown, parameter_count,
                     step_seconds, training_bytes)
@@ -83,6 +84,7 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
     config = config or TrainConfig()
     given_model = model.to_dict() if isinstance(model, ModelConfig) else dict(model or {})
     given_model.pop("vocab_size", None)
+    given_model.pop("styles", None)  # from the corpus
     given_model = {k: v for k, v in given_model.items() if v is not None}  # None: automatic
     if resume and init_from is not None:
         raise ConfigError("resuming a run and starting from a base model cannot be combined; "
@@ -223,21 +225,27 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
     cache = folder_for(config.corpus_cache, folder.cache)
     cache = None if cache is None else CorpusCache(cache)
     if saved is not None:
+        mode, known = styles.for_resume(saved)
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved.vocab),
                              expect_fingerprint=saved.fingerprint, trained_on=saved.corpus,
-                             copies=team.local_world, encoding=config.encoding, cache=cache)
+                             copies=team.local_world, encoding=config.encoding, cache=cache,
+                             styles=mode, known_styles=known)
+        styles.check_same(corpus.styles, saved)
     elif base is not None:
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(base.vocab), extend=True,
-                             copies=team.local_world, encoding=config.encoding, cache=cache)
+                             copies=team.local_world, encoding=config.encoding, cache=cache,
+                             styles=config.styles, known_styles=styles.style_names(base))
         arch = _reconcile(picked, base.model_config.to_dict(), "model option")
-        model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
+        model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab),
+                                              "styles": styles.count(corpus)})
         added = len(corpus.vocab) - len(base.vocab)
         say(f"fine-tuning from {init_from} (step {base.step}); {added} new "
             f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)
     else:
         corpus = load_corpus(source, config.val_frac, copies=team.local_world,
-                             encoding=config.encoding, cache=cache)
-        model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
+                             encoding=config.encoding, cache=cache, styles=config.styles)
+        model_config = ModelConfig(vocab_size=len(corpus.vocab), styles=styles.count(corpus),
+                                   **given_model)
     say(corpus.summary(), quiet)
     if corpus.cache_file:
         say(f"corpus {'mapped from' if corpus.cached else 'encoded into'} {corpus.cache_file}",
@@ -542,8 +550,10 @@ class Run:
         self.device, self.dtype, self.folder, self.team, self.quiet = (device, dtype, folder,
                                                                        team, quiet)
         self.rows = team.rows(config.batch_size)
-        self.batches = StreamBatches(corpus.train, config.batch_size, config.seq_len, self.rows,
-                                     multiple=team.world)
+        self.batches = StreamBatches(
+            corpus.train, config.batch_size, config.seq_len, self.rows, multiple=team.world,
+            styles=None if corpus.styles is None else corpus.styles.positions(
+                config.seed, len(corpus.train)))
         if device.type == "cpu":
             keep_freed_memory()
         self.start_context = song_start_context(corpus.train)
@@ -686,7 +696,8 @@ class Run:
             bad_evals=self.schedule.bad, history=self.history, elapsed=elapsed,
             init_from=self.init_from,
             shape=None if self.corpus.shape is None else self.corpus.shape.to_dict(),
-            schedule=self.schedule.to_dict(), choices=self.choices)
+            schedule=self.schedule.to_dict(), choices=self.choices,
+            styles=None if self.corpus.styles is None else self.corpus.styles.table.to_dict())
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -853,9 +864,11 @@ class Run:
         if self.schedule.kind == "budget":
             self._apply_lr()
         x, y = self.batches.batch(self.position, self.device)
+        style = self.batches.style_batch(self.position, self.device)
         self.model.train()
         with autocast(self.device, self.dtype):
-            logits, stream = self.net(x, self.stream)
+            logits, stream = (self.net(x, self.stream) if style is None
+                              else self.net(x, self.stream, style))
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -916,8 +929,14 @@ class Run:
         """Score the validation text, log it, save last.pt (and best.pt). A scheduled
         evaluation (every `eval_every` steps) also counts for the learning-rate schedule and
         early stopping; the one made because the run stopped between two does not."""
-        val = evaluate(self.model, self.corpus.val, self.device, self.dtype,
-                       rows=128, chunk=256, team=self.team, limit=VAL_CHARS)
+        per_style = None
+        if self.corpus.styles is not None and self.corpus.styles.val_parts:
+            val, per_style = styles.evaluate(
+                evaluate, self.model, self.corpus.styles, self.corpus.val, VAL_CHARS,
+                device=self.device, dtype=self.dtype, rows=128, chunk=256, team=self.team)
+        else:
+            val = evaluate(self.model, self.corpus.val, self.device, self.dtype,
+                           rows=128, chunk=256, team=self.team, limit=VAL_CHARS)
         if not math.isfinite(val):
             self._roll_back(f"the validation loss became {val}")
             return None
@@ -930,6 +949,8 @@ class Run:
                   "chars_per_sec": self._chars_per_sec(elapsed),
                   "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(elapsed, 3),
                   "threads": torch.get_num_threads() if self.device.type == "cpu" else None}
+        if per_style is not None:
+            record["val_styles"] = per_style
         self.history = (self.history + [record])[-HISTORY:]
         halved = scheduled and self.schedule.evaluated(val) == "halved"
         if halved:
@@ -942,6 +963,9 @@ class Run:
                 self.saved_step = self.step
         say(f"step {self.step}: validation {describe_loss(val)}" + (" (best)" if improved else ""),
             self.quiet)
+        if per_style:
+            say("  per style: " + ", ".join(f"{name} {loss:.4f}" for name, loss in
+                                           per_style.items()), self.quiet)
         if halved:
             say(f"no better validation loss for {PLATEAU} evaluations: learning rate halved to "
                 f"{self.config.lr * self.schedule.scale:g}", self.quiet)

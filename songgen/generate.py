@@ -20,6 +20,7 @@ from .errors import ConfigError, SonggenWarning
 from .lyrics import EOS, describe_chars, is_title_line, normalise, title_line, title_of
 from .shape import ShapeGuide, resolve as resolve_shape
 from .stepper import StepState
+from .styles import with_style
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -254,7 +255,8 @@ def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int =
              temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0, prime: str = "",
              length: int = 3000, max_lines: int | None = None, seed: int | None = None,
              device: str = "auto", precision: str = "auto", copy_index: CopyIndex | None = None,
-             max_copy: int | None = None, retries: int = 5, shape: str = "auto") -> list[Song]:
+             max_copy: int | None = None, retries: int = 5, shape: str = "auto",
+             style: str | dict | None = None) -> list[Song]:
     """Write `num_songs` songs at once (one batch of parallel LSTM streams).
 
     Each song starts with `prime` and ends at the model's end-of-song symbol, after `max_lines`
@@ -264,14 +266,15 @@ def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int =
     `retries` times, and left out (with a warning) if they still copy. `shape`: "auto" (or
     "song") keeps each song shaped like the corpus's songs (a title, stanzas, an ending in the
     corpus's range of lengths; see songgen/shape.py) where the checkpoint recorded their shape;
-    "free" samples without it.
+    "free" samples without it. `style`: one of a model's styles ("cowboy"), a blend
+    ("cowboy=0.7,burns=0.3" or {"cowboy": 0.7, "burns": 0.3}), or None for none (the mix).
     """
     songs = []
     for event in write_live(checkpoint, num_songs=num_songs, temperature=temperature,
                             top_k=top_k, top_p=top_p, prime=prime, length=length,
                             max_lines=max_lines, seed=seed, device=device, precision=precision,
                             copy_index=copy_index, max_copy=max_copy, retries=retries,
-                            shape=shape):
+                            shape=shape, style=style):
         if event[0] == "song":
             songs.append(event[1])
         elif event[0] == "retry":
@@ -290,11 +293,13 @@ def generate(checkpoint: str | Path | Trained | None = None, *, num_songs: int =
 def stream(checkpoint: str | Path | Trained | None = None, *, temperature: float = 0.8,
            top_k: int = 0, top_p: float = 1.0, prime: str = "", length: int = 3000,
            max_lines: int | None = None, seed: int | None = None, device: str = "auto",
-           precision: str = "auto", shape: str = "auto") -> Iterator[str]:
+           precision: str = "auto", shape: str = "auto",
+           style: str | dict | None = None) -> Iterator[str]:
     """One song, yielded a character at a time as it is generated (the prime comes first).
 
     Gives the same song as `generate` with the same seed and options."""
     trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
+    trained = with_style(trained, style)
     _check(trained, prime, 1, temperature, top_k, top_p, length)
     resolve_shape(shape, None)
     gen, _ = _generator(seed, trained.device)
@@ -320,7 +325,8 @@ def write_live(checkpoint: str | Path | Trained | None = None, *, num_songs: int
                length: int = 3000, max_lines: int | None = None, more_lines: int | None = None,
                seed: int | None = None, device: str = "auto", precision: str = "auto",
                copy_index: CopyIndex | None = None, max_copy: int | None = None,
-               retries: int = 5, shape: str = "auto") -> Iterator[tuple]:
+               retries: int = 5, shape: str = "auto",
+               style: str | dict | None = None) -> Iterator[tuple]:
     """Write `num_songs` songs at once, as `generate` does, and tell each step as it happens.
 
     Yields tagged tuples, in this order:
@@ -335,9 +341,10 @@ def write_live(checkpoint: str | Path | Trained | None = None, *, num_songs: int
                                  `retries` more tries
     `more_lines` stops each song after that many lines of lyrics beyond those of the prime
     (e.g. 1: one new line). The same seed and options give the songs `generate` gives. Closing
-    the generator stops the writing at once.
+    the generator stops the writing at once. `style`: as for `generate`.
     """
     trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
+    trained = with_style(trained, style)
     _check(trained, prime, num_songs, temperature, top_k, top_p, length)
     resolve_shape(shape, None)  # an unknown shape is refused before any work
     if more_lines is not None:

@@ -452,3 +452,30 @@ def warn_empty_folders(root: Path) -> None:
         shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
         warnings.warn(f"style folder{'' if len(empty) == 1 else 's'} with no .txt lyrics, "
                       f"skipped: {shown}", SonggenWarning)
+
+
+def score_by_style(trained, encoded, data: torch.Tensor, evaluate_fn, **options) -> dict | None:
+    """The loss of a model with styles on each style of a text whose songs have styles it
+    knows (each style's songs read in that style): {name: loss}, or None when there is none
+    to score. `data`: the text's ids in the model's vocabulary, the first end-of-song symbol
+    included (as `lyrics.Encoded.ids`)."""
+    names = style_names(trained.checkpoint)
+    if not names or not encoded.styles or not any(name for name, _ in encoded.styles):
+        return None
+    labelled = song_labels(encoded.styles, "auto", names, grow=True)
+    if labelled is None:
+        return None
+    _, labels = labelled
+    sizes = np.asarray(encoded.sizes, dtype=np.int64)
+    starts = np.cumsum(sizes) - sizes + 1  # after the first end-of-song symbol
+    ids, eos = data.numpy(), data[:1].numpy()
+    losses = {}
+    for style in range(1, len(names) + 1):
+        songs = np.flatnonzero(labels == style)
+        if len(songs) == 0:
+            continue
+        # Each song read after an end-of-song symbol, as in training.
+        text = np.concatenate([eos] + [ids[starts[s]:starts[s] + sizes[s]] for s in songs])
+        losses[names[style - 1]] = evaluate_fn(Styled(trained.full_model, style),
+                                               torch.from_numpy(text), trained.device, **options)
+    return losses or None

@@ -278,3 +278,23 @@ def test_a_style_with_characters_of_its_own_is_told_and_trains(tmp_path, tiny_mo
     cfg = tiny_config(steps=4, checkpoint_dir=str(tmp_path / "ck"))
     train(root, model=tiny_model, config=cfg, quiet=True)
     assert generate(tmp_path / "ck", seed=1, length=40, style="cowboy")
+
+
+def test_the_studio_offers_the_styles_and_writes_in_one(styled_run, tmp_path):
+    from .studio_support import Client, studio
+
+    with studio(tmp_path) as server:
+        client = Client(server)
+        _, data = client.get("/api/models")
+        listed = next(m for m in data["models"] if m["name"] == "run/last.pt")
+        assert listed["styles"] == ["burns", "cowboy"]  # what the picker offers
+        body = {"model": "run/last.pt", "length": 60, "seed": 4, "style": "cowboy"}
+        status, evs = client.write(body)
+        assert status == 200
+        song = next(d for k, d in evs if k == "song")
+        expected = generate(styled_run / "last.pt", length=60, seed=4, style="cowboy",
+                            prime=evs[0][1]["prime"])[0]
+        assert song["text"] == expected.text
+        status, error = client.write({**body, "style": "jazz"})
+        assert status == 400 and error["error"] == ("unknown style 'jazz'; the model knows: "
+                                                    "burns, cowboy")

@@ -49,6 +49,12 @@ function modelChanged() {
     `${score(m)} · saved ${m.date}`;
   $("corpus-info").textContent = !m ? "" : m.corpus_available ? `corpus: ${m.corpus}` : "the model's corpus is not on this computer: no check";
   $("originality").disabled = $("max_copy").disabled = !(m && m.corpus_available);
+  // The style picker: the model's styles, kept when the next model has the one chosen.
+  const styles = (m && m.styles) || [], keepStyle = $("style").value;
+  $("style").innerHTML = '<option value="">no style (the mix)</option>';
+  for (const name of styles) $("style").add(new Option(name, name));
+  $("style").value = styles.includes(keepStyle) ? keepStyle : "";
+  $("style-row").hidden = !styles.length;
   checkDraft();
 }
 $("model").addEventListener("change", modelChanged);
@@ -62,6 +68,7 @@ function params(extra) {
     max_lines: numberOrNull("max_lines"), seed: numberOrNull("seed"),
     originality: !!(m && m.corpus_available && $("originality").checked),
     max_copy: m && m.corpus_available && $("originality").checked ? numberOrNull("max_copy") : null,
+    style: m && m.styles && m.styles.length ? ($("blend").value.trim() || $("style").value) : "",
   }, extra);
 }
 

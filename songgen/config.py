@@ -47,6 +47,12 @@ class ModelConfig(_Plain):
     # Fields a checkpoint written before they existed lacks (their default is then meant).
     OPTIONAL = ("styles",)
 
+    def to_dict(self) -> dict:
+        data = super().to_dict()
+        if not self.styles:  # a model without styles is written exactly as before styles
+            del data["styles"]
+        return data
+
     def __post_init__(self):
         if isinstance(self.styles, bool) or not isinstance(self.styles, int) or self.styles < 0:
             raise ConfigError("styles must be a whole number of 0 or more")

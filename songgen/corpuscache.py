@@ -234,6 +234,7 @@ def _write(target: Path, encoded: Encoded, stats: list, encoding: str, threads: 
         "fingerprint": encoded.fingerprint,
         "shape": None if encoded.shape is None else encoded.shape.to_dict(),
         "styles": encoded.styles,  # each song's style, as runs (songgen.styles)
+        "style_shapes": encoded.style_shapes,
         "checksums": {"songs": _checksums(head, threads), "ids": _checksums(raw_ids, threads)},
     }, ensure_ascii=True).encode("ascii")
     start, _, _ = _layout(songs, len(ids), ids.itemsize, len(header))
@@ -301,6 +302,6 @@ def _open(target: Path, stats: list, encoding: str, copies: int,
     encoded = Encoded(ids=torch.from_numpy(data[at_ids:].view(dtype)), vocab=vocab, base=base,
                       sizes=data[:songs * 8].view("<i8"), new_title=data[songs * 8:songs * 9]
                       .view(np.int8), fingerprint=fingerprint, shape=shape, origin="cache",
-                      styles=header["styles"],
+                      styles=header["styles"], style_shapes=header.get("style_shapes"),
                       cache_file=str(target))
     return encoded, None

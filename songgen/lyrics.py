@@ -711,8 +711,10 @@ class Encoded:
     shape: SongShape | None
     origin: str = "read"  # "read": encoded now; "built": and written to the cache; "cache": mapped
     cache_file: str = ""
-    # Each song's style as runs of [name or None, songs] (songgen.styles), in song order.
+    # Each song's style as runs of [name or None, songs] (songgen.styles), in song order,
+    # and the song shape of each style (SongShape.to_dict).
     styles: list | None = None
+    style_shapes: dict | None = None
 
 
 def encode_corpus(path: str | Path, encoding: str = "utf-8", vocab: Vocab | None = None,
@@ -738,7 +740,9 @@ def encode_corpus(path: str | Path, encoding: str = "utf-8", vocab: Vocab | None
     return Encoded(ids=ids, vocab=final, base=len(vocab) if vocab is not None else 1,
                    sizes=np.frombuffer(encoder.sizes, dtype=np.int64),
                    new_title=np.frombuffer(encoder.new_title, dtype=np.int8),
-                   fingerprint=found, shape=encoder.shape.shape(), styles=encoder.style_runs)
+                   fingerprint=found, shape=encoder.shape.shape(), styles=encoder.style_runs,
+                   style_shapes={name: meter.shape().to_dict()
+                                 for name, meter in encoder.style_shapes.items()})
 
 
 def corpus_from(encoded: Encoded, path, val_frac: float = 0.1, vocab: Vocab | None = None,
@@ -770,6 +774,7 @@ def corpus_from(encoded: Encoded, path, val_frac: float = 0.1, vocab: Vocab | No
         train, val, found = style_module.split(
             data, encoded.sizes, encoded.new_title, names, labels, val_frac,
             lambda: _validation_cut(encoded.sizes, encoded.new_title, data, vocab, val_frac))
+        found.table.shapes = dict(encoded.style_shapes or {})
         found.notes += style_module.own_characters(data, encoded.sizes, labels, names,
                                                    vocab.chars)
     # A styled corpus's texts are copies (cut per style), not the cache file's mapped ids.
@@ -839,6 +844,7 @@ class _Encoder:
         self.digest = hashlib.sha256()
         self.shape = ShapeMeter()     # titles, stanzas, lines, song lengths
         self.style_runs: list = []    # [style or None, songs] (songgen.styles)
+        self.style_shapes: dict[str, ShapeMeter] = {}  # the songs of each style, measured
 
     def add(self, songs: list[str], styles: list | None = None) -> None:
         if not songs:
@@ -848,6 +854,11 @@ class _Encoder:
                 self.style_runs[-1][1] += 1
             else:
                 self.style_runs.append([style, 1])
+        for style in set(styles or []) - {None}:  # song shape per style, for sampling in it
+            own = [song for song, s in zip(songs, styles) if s == style]
+            meter = self.style_shapes.setdefault(style, ShapeMeter())
+            meter.add(own)
+            meter.add_codes(_codes(join_songs(own)))
         self.shape.add(songs)
         for song in songs:
             self.sizes.append(len(song) + 1)

@@ -89,10 +89,18 @@ def check_same(found: "Styles | None", saved) -> None:
     table = StyleTable.from_dict(saved.styles) if saved.styles else None
     if table is None or found is None:
         return
-    if found.table.names != table.names or (table.digest and found.table.digest != table.digest):
+    if found.table.names != table.names or found.table.digest != table.digest:
         raise CorpusError("the text's styles have changed since the run was trained (songs "
                           "moved between style folders, or style marks edited); resume with "
                           "the text as it was, or fine-tune from the run in a new folder")
+
+
+def keep_base_shapes(found: "Styles | None", base) -> None:
+    """A fine-tuned model keeps the song shapes its base measured of the styles the new text
+    does not have."""
+    table = StyleTable.from_dict(base.styles) if base.styles else None
+    if found is not None and table is not None:
+        found.table.shapes = {**table.shapes, **found.table.shapes}
 
 
 def count(corpus) -> int:
@@ -170,10 +178,11 @@ class StyleTable:
     songs: list[int]
     chars: list[int]
     digest: str = ""
+    shapes: dict = field(default_factory=dict)  # name -> its songs' shape (SongShape.to_dict)
 
     def to_dict(self) -> dict:
         return {"names": list(self.names), "songs": list(self.songs), "chars": list(self.chars),
-                "digest": self.digest}
+                "digest": self.digest, "shapes": dict(self.shapes)}
 
     @classmethod
     def from_dict(cls, data) -> "StyleTable | None":
@@ -181,7 +190,9 @@ class StyleTable:
             names = [str(n) for n in data["names"]]
             songs = [int(n) for n in data.get("songs") or [0] * len(names)]
             chars = [int(n) for n in data.get("chars") or [0] * len(names)]
-            return cls(names, songs, chars, str(data.get("digest", "")))
+            shapes = data.get("shapes") or {}
+            return cls(names, songs, chars, str(data.get("digest", "")),
+                       dict(shapes) if isinstance(shapes, dict) else {})
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
 
@@ -435,6 +446,12 @@ def with_style(trained, style):
     styled.model = unstyled(trained.full_model, blend).eval()
     styled._steppers = {}
     styled.style = describe(blend, names)
+    # One style's songs have a shape of their own (stanzas, lengths), which steers sampling;
+    # a blend keeps the whole corpus's.
+    shape = StyleTable.from_dict(trained.checkpoint.styles).shapes.get(styled.style)
+    if len(blend) == 1 and isinstance(shape, dict):
+        styled.checkpoint = copy.copy(trained.checkpoint)
+        styled.checkpoint.shape = shape
     return styled
 
 

@@ -238,6 +238,7 @@ def build_run(source, given_model: dict, config: TrainConfig, resume: bool, init
         arch = _reconcile(picked, base.model_config.to_dict(), "model option")
         model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab),
                                               "styles": styles.count(corpus)})
+        styles.keep_base_shapes(corpus.styles, base)
         added = len(corpus.vocab) - len(base.vocab)
         say(f"fine-tuning from {init_from} (step {base.step}); {added} new "
             f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)

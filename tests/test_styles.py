@@ -298,3 +298,18 @@ def test_the_studio_offers_the_styles_and_writes_in_one(styled_run, tmp_path):
         status, error = client.write({**body, "style": "jazz"})
         assert status == 400 and error["error"] == ("unknown style 'jazz'; the model knows: "
                                                     "burns, cowboy")
+
+
+def test_one_style_is_sampled_with_its_own_song_shape(tmp_path, tiny_model, tiny_config):
+    root = tmp_path / "lyrics"
+    for name, stanzas in (("short", 1), ("long", 6)):
+        (root / name).mkdir(parents=True)
+        songs = [f"# {name} {i}\n\n" + "\n\n".join("la la la\nlo lo lo" for _ in range(stanzas))
+                 for i in range(8)]
+        (root / name / "a.txt").write_text("\n\n\n".join(songs), encoding="utf-8")
+    train(root, model=tiny_model, config=tiny_config(steps=3), quiet=True)
+    trained = load_checkpoint(tmp_path / "ckpt")
+    shapes = {s: with_style(trained, s).checkpoint.shape["stanzas"] for s in ("short", "long")}
+    assert max(shapes["short"]) == 1 and min(shapes["long"]) == 6
+    # A blend, and no style, keep the whole corpus's shape.
+    assert with_style(trained, "short=1,long=1").checkpoint.shape == trained.checkpoint.shape

@@ -313,3 +313,22 @@ def test_one_style_is_sampled_with_its_own_song_shape(tmp_path, tiny_model, tiny
     assert max(shapes["short"]) == 1 and min(shapes["long"]) == 6
     # A blend, and no style, keep the whole corpus's shape.
     assert with_style(trained, "short=1,long=1").checkpoint.shape == trained.checkpoint.shape
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_train_styles_like_one_process(lyrics, tmp_path):
+    from .test_distributed import TINY, load, single, torchrun
+
+    options = [str(lyrics), *TINY, "--batch-size", "8", "--dropout", "0", "--steps", "10"]
+    run = torchrun(*options, "--checkpoint-dir", str(tmp_path / "two"))
+    assert run.returncode == 0, run.stderr
+    alone = single(*options, "--checkpoint-dir", str(tmp_path / "one"))
+    assert alone.returncode == 0, alone.stderr
+    two, one = load(tmp_path / "two"), load(tmp_path / "one")
+    assert two["styles"] == one["styles"] and two["model_config"]["styles"] == 2
+    for name, value in one["model_state"].items():
+        torch.testing.assert_close(two["model_state"][name], value, rtol=1e-4, atol=1e-5)
+    record = json.loads((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["val_styles"] == pytest.approx(
+        json.loads((tmp_path / "one" / "metrics.jsonl").read_text().splitlines()[-1])
+        ["val_styles"], rel=1e-5)

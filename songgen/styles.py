@@ -55,6 +55,7 @@ class Styled(torch.nn.Module):
     def __init__(self, model, style_id: int):
         super().__init__()
         self.model, self.style_id = model, style_id
+        self.train(model.training)  # scoring gives the model back in the mode it was in
 
     def forward(self, x: torch.Tensor, state=None):
         return self.model(x, state, torch.full_like(x, self.style_id))
@@ -442,6 +443,12 @@ def with_style(trained, style):
         return trained
     import copy
 
+    # Kept on the checkpoint (shared by its styled copies), so that a studio asking for the
+    # same style again does not fold and pack the model again.
+    made = trained.__dict__.setdefault("_styled", {})
+    key = tuple(sorted(blend.items()))
+    if key in made:
+        return made[key]
     styled = copy.copy(trained)
     styled.model = unstyled(trained.full_model, blend).eval()
     styled._steppers = {}
@@ -452,6 +459,9 @@ def with_style(trained, style):
     if len(blend) == 1 and isinstance(shape, dict):
         styled.checkpoint = copy.copy(trained.checkpoint)
         styled.checkpoint.shape = shape
+    while len(made) >= 8:  # the oldest goes
+        made.pop(next(iter(made)))
+    made[key] = styled
     return styled
 
 

@@ -332,3 +332,14 @@ def test_two_torchrun_processes_train_styles_like_one_process(lyrics, tmp_path):
     assert record["val_styles"] == pytest.approx(
         json.loads((tmp_path / "one" / "metrics.jsonl").read_text().splitlines()[-1])
         ["val_styles"], rel=1e-5)
+
+
+def test_scoring_by_style_leaves_the_model_as_it_was(styled_run, lyrics):
+    from songgen.evaluation import evaluate_text
+
+    trained = load_checkpoint(styled_run)
+    score = evaluate_text(lyrics, trained)
+    assert set(score.styles) == {"burns", "cowboy"}
+    assert not trained.full_model.training and not trained.model.training
+    # The same style asked again is the same folded model (not built again).
+    assert with_style(trained, "burns") is with_style(trained, "burns")

@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from songgen import checkpoint as ckpt  # noqa: E402
+from songgen.trained import load_checkpoint  # noqa: E402
 from songgen.config import ModelConfig  # noqa: E402
 from songgen.generate import generate  # noqa: E402
 from songgen.lyrics import demo_corpus, load_corpus  # noqa: E402
@@ -52,7 +53,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for hidden, songs, length in CASES:
-            trained = ckpt.load_checkpoint(build(Path(tmp), hidden), device="cpu")
+            trained = load_checkpoint(build(Path(tmp), hidden), device="cpu")
             speed = {"song": [], "free": []}
             for r in range(args.rounds):
                 for shape in (("song", "free") if r % 2 == 0 else ("free", "song")):

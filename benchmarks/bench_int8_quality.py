@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from songgen.checkpoint import load_checkpoint
+from songgen.trained import load_checkpoint
 from songgen.lyrics import load_corpus
 from songgen.stepper import StepState, Stepper
 

@@ -136,7 +136,7 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
         threads: int | None = None) -> list[common.Row]:
     import torch
 
-    from songgen.checkpoint import load_checkpoint
+    from songgen.trained import load_checkpoint
     from songgen.generate import generate
 
     if threads:

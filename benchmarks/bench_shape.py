@@ -35,7 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from songgen.checkpoint import load_checkpoint  # noqa: E402
+from songgen.trained import load_checkpoint  # noqa: E402
 from songgen.generate import generate  # noqa: E402
 from songgen.shape import SongShape, song_form  # noqa: E402
 

@@ -8,7 +8,7 @@ Songs end where the model ends them (or at --length), so this measures what a us
 import argparse
 import time
 
-from songgen.checkpoint import load_checkpoint
+from songgen.trained import load_checkpoint
 from songgen.generate import generate
 
 

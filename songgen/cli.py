@@ -654,7 +654,7 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     knows (Z -> z, é -> e) or dropped, with a warning that names each change (--strict
     refuses them instead).
     """
-    from .checkpoint import load_checkpoint
+    from .trained import load_checkpoint
     from .copycheck import open_copy_index
     from .errors import SonggenWarning
     from .generate import generate, make_prime, stream
@@ -778,7 +778,7 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
 @library_call
 def eval_command(text, checkpoint, skip_unknown, device, encoding, corpus_cache, as_json):
     """Score a checkpoint on TEXT: loss in nats and bits per character (lower is better)."""
-    from .checkpoint import load_checkpoint
+    from .trained import load_checkpoint
     from .evaluation import evaluate_text
     from .lyrics import UnknownCharacters
 

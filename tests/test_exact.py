@@ -302,7 +302,7 @@ def test_the_samplers_int8_choice_is_made_when_the_run_is_created(monkeypatch, s
     """A 16-unit model samples in float32 (int8 pays only from 256 units); a CPU that would now
     take int8 from 8 units does not change how the run's checkpoints sample."""
     from songgen import stepper
-    from songgen.checkpoint import load_checkpoint
+    from songgen.trained import load_checkpoint
 
     result = train(songs_file, model=tiny_model, config=tiny_config(steps=5), quiet=True)
     state = torch.load(result.checkpoint_dir / "last.pt", weights_only=True)

@@ -76,8 +76,11 @@ def library_call(func):
 
 def _with_flags(exc: SonggenError) -> str:
     """The message of a library error, with the command line's own advice where it has some."""
+    from .distributed import UnusableDevice
     from .lyrics import AUTO, FALLBACK, BadEncoding, WrongEncoding
 
+    if isinstance(exc, UnusableDevice):
+        return f"{exc.what}; use --device {exc.use}{exc.rest}"
     if isinstance(exc, WrongEncoding):
         return (f"{exc.what}; use --encoding {exc.fits}, or --encoding {AUTO} to read each "
                 f"file in its own encoding (UTF-8, else {FALLBACK})")

@@ -9,10 +9,7 @@ import contextlib
 import functools
 import json
 import math
-import os
 import signal
-import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -20,7 +17,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .batches import MIN_STEPS, StreamBatches, fitting_shape, steps_per_epoch
@@ -40,6 +36,7 @@ from .lyrics import Corpus, Vocab, available_memory, demo_corpus, load_corpus
 from .model import (CharLSTM, bf16_speedup, context_state, detach, load_grown, parameter_count,
                     step_seconds, training_bytes)
 from .progress import Progress, describe_loss, epochs_done, format_duration, say
+from .signals import StopSignals
 
 MAX_ROLLBACKS = 3
 # Validation during training scores at most this many characters, spread over the validation
@@ -426,105 +423,6 @@ def song_start_context(train: torch.Tensor, size: int = 1000) -> torch.Tensor:
             end = max(0, stop - step) + int(ends[-1])
             break
     return train[max(0, end - size):end]
-
-
-class StopSignals:
-    """While active, a first SIGINT/SIGTERM only sets `signum`: the loop finishes its step,
-    saves, and stops. It is acknowledged on stderr at once, even while the main thread is deep
-    in a long PyTorch operation (where Python runs no signal handler): a thread reads the
-    signal wake-up file descriptor and says it. A second signal stops at once: the handler
-    raises KeyboardInterrupt, and the step in progress is not saved; during a checkpoint write
-    (`writing()`) it waits for the write to end, so a save is never torn."""
-
-    HANDLED = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, speak: bool = True):
-        self.signum: int | None = None
-        self.speak = speak
-        self._previous = {}
-        self._writing = self._pending = False
-        self._wakeup: tuple[int, int, int] | None = None  # read end, write end, previous fd
-        self._watcher: threading.Thread | None = None
-
-    @staticmethod
-    def acknowledgement(signum: int) -> str:
-        if signum == signal.SIGINT:
-            return "stopping after this step; Ctrl-C again to stop now without saving this step"
-        return (f"{signal.Signals(signum).name} received: stopping after this step; send it "
-                "again to stop now without saving this step")
-
-    def _say(self, signum: int) -> None:
-        if self.speak:
-            try:
-                tqdm.write(self.acknowledgement(signum), file=sys.stderr)
-            except (OSError, ValueError):  # stderr closed: nothing to tell
-                pass
-
-    def _handle(self, signum, frame):
-        if self.signum is None:
-            self.signum = signum
-            if self._watcher is None:
-                self._say(signum)
-        elif self._writing:
-            self._pending = True
-        else:
-            raise KeyboardInterrupt
-
-    def _watch(self, fd: int) -> None:
-        seen = False
-        while True:
-            try:
-                data = os.read(fd, 64)
-            except OSError:
-                return
-            if not data:
-                return
-            for signum in data:
-                if signum in self.HANDLED and not seen:
-                    seen = True
-                    self._say(signum)
-
-    @contextlib.contextmanager
-    def writing(self):
-        """A checkpoint write: a second signal during it stops the run only once it is done."""
-        self._writing = True
-        try:
-            yield
-        finally:
-            self._writing = False
-        if self._pending:
-            self._pending = False
-            raise KeyboardInterrupt
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.HANDLED:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            read, write = os.pipe()
-            os.set_blocking(write, False)
-            try:
-                self._wakeup = (read, write, signal.set_wakeup_fd(write,
-                                                                  warn_on_full_buffer=False))
-            except (ValueError, OSError):
-                os.close(read)
-                os.close(write)
-            else:
-                self._watcher = threading.Thread(target=self._watch, args=(read,), daemon=True,
-                                                 name="songgen-signals")
-                self._watcher.start()
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        if self._wakeup is not None:
-            read, write, previous = self._wakeup
-            signal.set_wakeup_fd(previous)
-            os.close(write)  # the watcher reads the end of the pipe and returns
-            self._watcher.join(timeout=5)
-            os.close(read)
-            self._wakeup = self._watcher = None
-        return False
 
 
 # -- the run -----------------------------------------------------------------------------------

@@ -8,8 +8,11 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from tqdm import tqdm
+
+from .errors import TrainingInterrupted
 
 
 class StopSignals:
@@ -109,3 +112,29 @@ class StopSignals:
             os.close(read)
             self._wakeup = self._watcher = None
         return False
+
+
+def interrupted(signum: int, step: int, saved: Path, main: bool) -> TrainingInterrupted:
+    """The error a run stopped by a signal ends with, once `saved` holds its `step`."""
+    name = signal.Signals(signum).name
+    error = TrainingInterrupted(f"{name} received: training stopped at step {step}, "
+                                f"saved {saved}", signum)
+    error.silent = not main  # process 0 speaks for a distributed run
+    return error
+
+
+def stopped_at_once(signum: int, step: int, saved_step: int | None, last: Path,
+                    main: bool) -> TrainingInterrupted:
+    """A second signal stopped the run in the middle of a step (or of an evaluation)."""
+    if saved_step == step:
+        return interrupted(signum, step, last, main)
+    name = signal.Signals(signum).name
+    if saved_step is None:
+        error = TrainingInterrupted(f"{name} received again: training stopped at once, "
+                                    "before any checkpoint was saved", signum, resumable=False)
+    else:
+        error = TrainingInterrupted(
+            f"{name} received again: training stopped at once at step {step}, not "
+            f"saved; {last} holds step {saved_step}", signum)
+    error.silent = not main
+    return error

@@ -1,4 +1,6 @@
-"""Sampling throughput: songgen.sample.generate() against two plain PyTorch samplers, chars/s.
+"""The `sample` suite, in three parts (`--only sampling,guide,latency`; all by default).
+
+`sampling`: throughput, songgen.generate.generate() against two plain PyTorch samplers, chars/s.
 
 Models are untrained (random weights, fixed seed) with the end-of-song logit lowered by 50, so
 no song ends early; the vocabulary is child_ballads.txt's (98 symbols). Songgen's figure counts
@@ -17,12 +19,30 @@ On CUDA a fourth side, songgen eager, is songgen with its CUDA graph step switch
 
 All sides run in this one process, interleaved, rounds rotated.
 
-    python benchmarks/bench_sample.py [--quick] [--device cpu|cuda]
+`guide`: what steering songs into shape costs, `generate(shape="song")` against
+`generate(shape="free")`, the same model and seed, in this one process, interleaved. The models
+are untrained over the bundled demo songs' characters, with their song shape recorded; the
+end-of-song logit is lowered so that free songs run to the length and shaped songs end where
+the shape ends them. chars/s counts the characters returned.
+
+`latency`: start-up of the command line, in cold (fresh) processes (CPU only).
+
+  help           wall time of `songgen --help`; reference: a bare click program printing its
+                 help (`python -c` importing click), so the ratio shows songgen's own start-up
+  first char     `songgen sample` on the CPU with a small untrained checkpoint: time from
+                 starting the process until the first byte arrives on its stdout (a pipe);
+                 reference: a plain script that imports torch, loads the same checkpoint with
+                 torch.load(weights_only=True), builds nn modules and prints one sampled
+                 character. songgen flushes at each line end, so its first byte is its first line.
+
+    python -m benchmarks sample [--quick] [--device cpu|cuda] [--threads N] [--rounds N]
+                                [--only sampling,guide,latency]
 """
 
 from __future__ import annotations
 
 import string
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -136,7 +156,7 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
         threads: int | None = None) -> list[common.Row]:
     import torch
 
-    from songgen.trained import load_checkpoint
+    from songgen import load_checkpoint
     from songgen.generate import generate
 
     if threads:
@@ -209,5 +229,171 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
     return rows
 
 
+# -- guide: shaped against free sampling ---------------------------------------------------
+
+GUIDE_CASES = [(256, 1, 1500), (512, 1, 1000), (256, 64, 600), (512, 64, 300)]
+
+
+def guide_checkpoint(folder: Path, hidden: int) -> Path:
+    """An untrained model over the demo songs' characters, with their shape recorded."""
+    import torch
+
+    from songgen import checkpoint as ckpt
+    from songgen.config import ModelConfig
+    from songgen.lyrics import demo_corpus, load_corpus
+    from songgen.model import CharLSTM
+
+    corpus = load_corpus(demo_corpus())
+    torch.manual_seed(0)
+    model = CharLSTM(ModelConfig(vocab_size=len(corpus.vocab), hidden_size=hidden))
+    with torch.no_grad():
+        model.head.bias[0] -= 8.0
+    path = folder / f"guide{hidden}.pt"
+    ckpt.save(ckpt.Checkpoint(model_config=model.config, vocab=corpus.vocab.chars,
+                              model_state=model.state_dict(), shape=corpus.shape.to_dict()), path)
+    return path
+
+
+def run_guide(device: str = "cpu", quick: bool = False, rounds: int | None = None,
+              threads: int | None = None) -> list[common.Row]:
+    import torch
+
+    from songgen import load_checkpoint
+    from songgen.generate import generate
+
+    rounds = rounds or (3 if quick else 5)
+    threads = torch.get_num_threads()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="songgen-bench-guide-") as tmp:
+        for hidden, songs, length in GUIDE_CASES:
+            length = length // 3 if quick else length
+            trained = load_checkpoint(guide_checkpoint(Path(tmp), hidden), device=device)
+
+            def side(shape):
+                def measure(r):
+                    common.sync(device)
+                    start = common.timer()
+                    out = generate(trained, num_songs=songs, length=length, seed=r,
+                                   temperature=1.0, shape=shape)
+                    return sum(s.chars for s in out) / (common.timer() - start)
+                return measure
+
+            generate(trained, num_songs=songs, length=20, seed=0, shape="song")  # warm-up
+            res = common.interleave({"song": side("song"), "free": side("free")}, rounds)
+            label = (f"2x{hidden}, {songs} song{'s' * (songs > 1)} x {length} chars, demo "
+                     f"vocabulary and shape, temp 1, {threads} thread{'s' * (threads > 1)}, "
+                     f"{device}")
+            common.log(f"guide {label}: shaped {common.median(res['song']):,.0f}, free "
+                       f"{common.median(res['free']):,.0f} chars/s")
+            rows.append(common.ratio_row("sampling chars/s, shaped (`--shape song`) vs free",
+                                         label, res["song"], res["free"], "chars/s",
+                                         ref_name="free"))
+    return rows
+
+
+# -- latency: the command line's start-up ---------------------------------------------------
+
+BARE_HELP = ("import click\n"
+             "@click.group()\ndef cli():\n    'A CLI.'\n"
+             "@cli.command()\n@click.option('--n', default=1)\ndef sample(n):\n    'Sample.'\n"
+             "cli(['--help'])\n")
+
+BARE_SAMPLE = """
+import sys, torch
+from torch import nn
+state = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
+cfg, w = state["model_config"], state["model_state"]
+embed = nn.Embedding(cfg["vocab_size"], cfg["embed_dim"])
+lstm = nn.LSTM(cfg["embed_dim"], cfg["hidden_size"], cfg["layers"], batch_first=True)
+head = nn.Linear(cfg["hidden_size"], cfg["vocab_size"])
+for p, m in (("embed.", embed), ("lstm.", lstm), ("head.", head)):
+    m.load_state_dict({k[len(p):]: v for k, v in w.items() if k.startswith(p)})
+torch.manual_seed(1)
+with torch.inference_mode():
+    h, _ = lstm(embed(torch.zeros(1, 1, dtype=torch.long)))
+    i = torch.multinomial(torch.softmax(head(h[:, -1]), -1), 1).item()
+sys.stdout.write(state["vocab"][i]); sys.stdout.flush()
+"""
+
+
+def songgen_command() -> list[str]:
+    script = Path(sys.executable).parent / "songgen"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "songgen"]
+
+
+ENV: dict[str, str] = {}  # OMP_NUM_THREADS when --threads is given
+
+
+def wall(cmd: list[str]) -> float:
+    start = common.timer()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                   env=common.clean_env(ENV))
+    return common.timer() - start
+
+
+def first_byte(cmd: list[str]) -> float:
+    """Seconds from starting `cmd` to the first byte on its stdout; the process is then killed."""
+    start = common.timer()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=common.clean_env(ENV))
+    try:
+        got = proc.stdout.read(1)
+        seconds = common.timer() - start
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    if not got:
+        raise RuntimeError(f"{' '.join(cmd)} printed nothing (exit {proc.returncode})")
+    return seconds
+
+
+def run_latency(device: str = "cpu", quick: bool = False, rounds: int | None = None,
+                threads: int | None = None) -> list[common.Row]:
+    if threads:
+        ENV["OMP_NUM_THREADS"] = str(threads)
+    shown = f"{threads} thread{'s' * (threads > 1)}" if threads else "default threads"
+    songgen = songgen_command()
+    help_rounds = rounds or 5
+    sample_rounds = rounds or 3
+    rows = []
+    common.log(f"latency: {' '.join(songgen)} --help, {help_rounds} rounds")
+    wall(songgen + ["--help"])  # one untimed run warms the file cache
+    res = common.interleave({"songgen": lambda r: wall(songgen + ["--help"]),
+                             "bare": lambda r: wall([sys.executable, "-c", BARE_HELP])},
+                            help_rounds)
+    ours = common.median(res["songgen"])
+    rows.append(common.ratio_row("`songgen --help` wall time (lower is better)",
+                                 f"cold process, {shown}",
+                                 res["songgen"], res["bare"], "s",
+                                 absolute="< 0.3 s", absolute_met=ours < 0.3,
+                                 ref_name="bare click program"))
+    with tempfile.TemporaryDirectory(prefix="songgen-bench-latency-") as tmp:
+        path = build_checkpoint(Path(tmp), 2, 128, vocab_chars(), "cpu")
+        cmd = songgen + ["sample", "--checkpoint", str(path), "--device", "cpu", "--seed", "1",
+                         "--temp", "1.0"]
+        bare = [sys.executable, "-c", BARE_SAMPLE, str(path)]
+        common.log(f"latency: songgen sample first byte, {sample_rounds} rounds")
+        first_byte(cmd)  # warm the file cache (torch's libraries)
+        res = common.interleave({"songgen": lambda r: first_byte(cmd),
+                                 "bare": lambda r: first_byte(bare)}, sample_rounds)
+    ours = common.median(res["songgen"])
+    rows.append(common.ratio_row("`songgen sample` time to first character (lower is better)",
+                                 "2x128 untrained checkpoint, CPU, cold process, stdout a "
+                                 f"pipe, {shown}",
+                                 res["songgen"], res["bare"], "s", absolute="< 2 s",
+                                 absolute_met=ours < 2.0, ref_name="plain torch script"))
+    return rows
+
+
+
+PARTS = {"sampling": run, "guide": run_guide, "latency": run_latency}
+
+
+def suite_sample(argv: list[str], prog: str | None = None) -> None:
+    common.side_by_side(PARTS, "sampling: songgen against plain PyTorch samplers; the shape "
+                        "guide's cost; start-up", argv, prog)
+
+
 if __name__ == "__main__":
-    common.standalone(run, "sampling throughput: songgen vs plain PyTorch samplers")
+    suite_sample(sys.argv[1:])

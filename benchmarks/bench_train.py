@@ -1,4 +1,6 @@
-"""Training throughput: songgen.training.train() against a bare PyTorch loop, chars/s.
+"""Training: three suites.
+
+`train`: throughput, songgen.training.train() against a bare PyTorch loop, chars/s.
 
 Each side is its own fresh subprocess (songgen's train() tunes glibc malloc for the whole
 process, so sides must not share one), kept alive to serve all rounds: songgen (one whole
@@ -12,14 +14,39 @@ measured (one epoch), so songgen's default evaluation interval (once an epoch) e
 saves exactly once, at the last step, on a validation part chosen to be the same fraction of
 the training text as the defaults give on the whole corpus (see README.md).
 
-    python benchmarks/bench_train.py [--quick] [--device cpu|cuda] [--threads N] [--rounds N]
+    python -m benchmarks train [--quick] [--device cpu|cuda] [--threads N] [--rounds N]
+
+`busy`: training speed on a busy machine: `songgen train` alone, two at once, and beside a busy
+non-songgen process, each run a real `songgen train` subprocess on the demo songs (2x256 model,
+batch 32 x seq 100, the defaults), its speed read from its own metrics.jsonl.
+
+    python -m benchmarks busy [--seconds 20] [--variant NAME=ENV_OR_ARGS ...]
+
+A variant is extra environment (`KEY=VALUE`) and/or songgen options (`--threads 1`), e.g.
+`--variant passive="OMP_WAIT_POLICY=PASSIVE"`. Scenarios, for each variant, one after the
+other (never two scenarios at once): alone; two runs started together (each one's speed);
+alone beside `python -c "while True: pass"`. Ratios are against the variant's own lone run
+and against the first variant's lone run, measured in this same call.
+
+`quality`: char-rnn's defaults in a bare PyTorch loop (2-layer LSTM with 128 units, sequence
+length 50, batch 50, Adam at 2e-3, gradient clipping at 5, no dropout), on the same corpus,
+train/validation split and validation measure (songgen.evaluation.evaluate) as songgen, so its
+curve (JSON lines on stdout, one each --eval-seconds of training) compares directly with a
+songgen run's metrics.jsonl. The clock stops while validating, which favours the baseline
+slightly.
+
+    python -m benchmarks quality ../shared/data/child_ballads.txt --minutes 10
+    songgen train ../shared/data/child_ballads.txt --time-limit 10m --patience 0   # songgen's curve
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
+REPO = SCRIPT.parent.parent
 
 # name: model and data shapes, then steps (quick, full); the steps are rounded up to a slice's
 # whole epoch.
@@ -282,6 +310,152 @@ def _checkpoint_scaled(out: dict, steps: int, every: int) -> float | None:
     return out["chars_per_s"] * out["seconds"] / seconds
 
 
+def suite_train(argv: list[str], prog: str | None = None) -> None:
+    common.side_by_side({"train": run}, "training throughput: songgen vs a bare PyTorch loop",
+                        argv, prog)
+
+
+# -- busy: real `songgen train` runs, alone, two at once, beside a busy process ------------
+
+def start(folder: Path, seconds: float, env: dict, args: list[str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "songgen", "train", "--time-limit", f"{seconds}s",
+               "--eval-every", "100000", "--patience", "0", "--keep-last", "0", "-q",
+               "--checkpoint-dir", str(folder), *args]
+    return subprocess.Popen(command, env={**os.environ, **env}, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def speed(proc: subprocess.Popen, folder: Path) -> float:
+    _, err = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"songgen train failed: {err.strip()[-500:]}")
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return float(rows[-1]["chars_per_sec"])
+
+
+def scenario(kind: str, seconds: float, env: dict, args: list[str]) -> list[float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = [Path(tmp) / "a", Path(tmp) / "b"]
+        busy = None
+        if kind == "busy":
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            runs = [start(folders[0], seconds, env, args)]
+            if kind == "two":
+                runs.append(start(folders[1], seconds, env, args))
+            return [speed(proc, folder) for proc, folder in zip(runs, folders)]
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+
+
+def parse_variant(text: str) -> tuple[str, dict, list[str]]:
+    name, _, spec = text.partition("=")
+    env, args = {}, []
+    for word in shlex.split(spec):
+        if "=" in word and not word.startswith("-"):
+            key, value = word.split("=", 1)
+            env[key] = value
+        else:
+            args.append(word)
+    return name, env, args
+
+
+def suite_busy(argv: list[str], prog: str | None = None) -> None:
+    parser = common.arg_parser("training speed alone, two at once, and beside a busy process",
+                               prog, side_by_side=False)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--variant", action="append", default=[],
+                        help="NAME=SPEC: environment KEY=VALUE words and songgen options")
+    opts = parser.parse_args(argv)
+    print(f"{prog or 'busy'} {' '.join(argv)}: {common.machine()}\n")
+    variants = [parse_variant(v) for v in opts.variant] or [("default", {}, [])]
+    print(f"| variant | alone chars/s | two at once, each | two / alone | beside a busy loop "
+          f"| busy / alone | alone / first variant alone |")
+    print("|---|---|---|---|---|---|---|")
+    first = None
+    for name, env, args in variants:
+        alone = scenario("alone", opts.seconds, env, args)[0]
+        two = scenario("two", opts.seconds, env, args)
+        busy = scenario("busy", opts.seconds, env, args)[0]
+        first = first or alone
+        print(f"| {name} | {alone:,.0f} | {two[0]:,.0f} / {two[1]:,.0f} | "
+              f"{min(two) / alone:.2f}x | {busy:,.0f} | {busy / alone:.2f}x | "
+              f"{alone / first:.2f}x |", flush=True)
+
+
+# -- quality: char-rnn's defaults in a bare loop, for the ten-minute comparison -------------
+
+def char_rnn(vocab: int, hidden: int = 128, layers: int = 2):
+    """char-rnn's model: one-hot input (a learnt stand-in: an embedding as wide as the
+    vocabulary), an LSTM, a linear head."""
+    from torch import nn
+
+    class CharRNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(vocab, vocab)
+            self.lstm = nn.LSTM(vocab, hidden, layers, batch_first=True)
+            self.head = nn.Linear(hidden, vocab)
+
+        def forward(self, x, state=None):
+            out, state = self.lstm(self.embed(x), state)
+            return self.head(out), state
+
+    return CharRNN()
+
+
+def suite_quality(argv: list[str], prog: str | None = None) -> None:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from songgen.evaluation import evaluate
+    from songgen.lyrics import load_corpus
+
+    parser = common.arg_parser("char-rnn's defaults in a bare PyTorch loop: validation curve",
+                               prog, side_by_side=False)
+    parser.add_argument("text")
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--eval-seconds", type=float, default=60)
+    args = parser.parse_args(argv)
+    corpus = load_corpus(args.text)
+    torch.manual_seed(0)
+    model = char_rnn(len(corpus.vocab))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    batch, seq = 50, 50
+    cols = (len(corpus.train) - 1) // batch
+    x_all = corpus.train[: batch * cols].view(batch, cols)
+    y_all = corpus.train[1: batch * cols + 1].view(batch, cols)
+    steps_per_epoch = cols // seq
+    clock, step, state, next_eval = 0.0, 0, None, args.eval_seconds
+    started = time.perf_counter()
+    while clock < args.minutes * 60:
+        i = step % steps_per_epoch
+        if i == 0:
+            state = None
+        x = x_all[:, i * seq:(i + 1) * seq].long()
+        y = y_all[:, i * seq:(i + 1) * seq].long()
+        logits, state = model(x, state)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        state = (state[0].detach(), state[1].detach())
+        step += 1
+        clock = time.perf_counter() - started
+        if clock >= next_eval or clock >= args.minutes * 60:
+            paused = time.perf_counter()
+            val = evaluate(model, corpus.val, torch.device("cpu"), rows=batch)
+            started += time.perf_counter() - paused
+            print(json.dumps({"elapsed": round(clock, 1), "step": step, "val_loss": round(val, 4)}),
+                  flush=True)
+            next_eval += args.eval_seconds
+
+
+
 if __name__ == "__main__":
     if not common.worker_main({"songgen": worker_songgen, "bare": worker_bare}):
-        common.standalone(run, "training throughput: songgen vs a bare PyTorch loop")
+        suite_train(sys.argv[1:])

@@ -1,4 +1,5 @@
-"""Shared helpers: data paths, side-by-side timing, fresh worker subprocesses, the table.
+"""Shared helpers of every suite: data paths, side-by-side timing, fresh worker subprocesses,
+the machine's description, argument parsing and the table.
 
 Every figure in the table is a ratio measured in one run: the songgen side and its reference
 run alternately (A B A B ..., the order rotated each round), and the reported ratio is the
@@ -231,8 +232,13 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def arg_parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+def arg_parser(description: str, prog: str | None = None,
+               side_by_side: bool = True) -> argparse.ArgumentParser:
+    """A suite's parser; side_by_side adds the options every songgen-against-reference suite
+    takes (--device, --quick, --rounds, --threads)."""
+    p = argparse.ArgumentParser(description=description, prog=prog)
+    if not side_by_side:
+        return p
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--quick", action="store_true", help="fewer steps and rounds")
     p.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
@@ -247,10 +253,62 @@ def default_threads() -> int:
     return torch.get_num_threads()
 
 
-def standalone(run: Callable[..., list[Row]], description: str) -> None:
-    """`python benchmarks/bench_x.py [--device] [--quick]`: run one module and print its table."""
-    args = arg_parser(description).parse_args()
+def side_by_side(parts: dict[str, Callable[..., list[Row]]], description: str,
+                 argv: list[str], prog: str | None = None) -> None:
+    """A songgen-against-reference suite: parse its options, run its parts (all, or those
+    named by --only) and print one table, headed by the machine and the options."""
+    parser = arg_parser(description, prog)
+    if len(parts) > 1:
+        parser.add_argument("--only", default=",".join(parts),
+                            help="comma-separated parts to run (default all): " + ", ".join(parts))
+    else:
+        parser.set_defaults(only=",".join(parts))
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in parts]
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(parts)}")
+    import torch
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available here")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     start = timer()
-    rows = run(device=args.device, quick=args.quick, rounds=args.rounds, threads=args.threads)
+    rows = []
+    for name in chosen:
+        began = timer()
+        rows += parts[name](device=args.device, quick=args.quick, rounds=args.rounds,
+                            threads=args.threads)
+        log(f"{name}: {timer() - began:.0f} s")
+    print(f"{prog or 'benchmarks'} {' '.join(argv)}: {machine(args.device)}; "
+          f"took {timer() - start:.0f} s\n")
     print(table(rows))
-    log(f"done in {timer() - start:.0f} s")
+    missed = [r for r in rows if r.met is False]
+    if missed:
+        print(f"\n{len(missed)} line(s) below target.")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (lscpu's, else /proc/cpuinfo's, else the platform's)."""
+    import platform
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine(device: str = "cpu") -> str:
+    """One line naming what a figure was measured on."""
+    import platform
+
+    import torch
+
+    gpu = f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""
+    return (f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+            f"{gpu}, torch {torch.__version__}, Python {platform.python_version()}")

@@ -4,7 +4,7 @@
 # share; a part that fails or times out does not stop the others; parts that no longer fit
 # the deadline are skipped (and say so).
 #
-#   benchmarks/gpu_session.sh DATA OUT
+#   python -m benchmarks gpu DATA OUT        (or: bash benchmarks/gpu_session.sh DATA OUT)
 #
 # DATA holds child_ballads.txt and tinyshakespeare.txt (e.g. shared/data); results go to OUT:
 #   summary.md        everything below in one file (read this first)
@@ -16,9 +16,6 @@
 #                     window; the 2x512 lines carry the 20,000 / 200,000 chars/s targets
 #   train.md/.log     training chars/s: songgen against a bare cuDNN nn.LSTM loop, same call
 #   shakespeare.md    30-second runs on tinyshakespeare (target: validation <= 1.43 nats/char)
-#   cpu_bf16.log      only on a host CPU with avx512_bf16 or AMX: bare 2x256 LSTM CPU training,
-#                     fp32 against bf16 autocast, 2 threads, 60 s (run beside the shakespeare
-#                     runs, on two CPUs of its own where taskset exists)
 # songgen runs from this checkout. Missing click/tqdm/pytest are installed into a temporary
 # folder if possible: from .wheels/ here or DATA/wheels (no network needed), else from the
 # package index.
@@ -128,33 +125,15 @@ else
 fi
 
 # -- sampling ------------------------------------------------------------------------------
-part sample 150 "$PY" benchmarks/bench_sample.py --device cuda --rounds 3
+part sample 150 "$PY" -m benchmarks sample --device cuda --rounds 3 --only sampling
 sed -n '/^|/p' "$out/sample.log" > "$out/sample.md"
 
 # -- training throughput -------------------------------------------------------------------
-part train 150 "$PY" benchmarks/bench_train.py --device cuda --rounds 3
+part train 150 "$PY" -m benchmarks train --device cuda --rounds 3
 sed -n '/^|/p' "$out/train.log" > "$out/train.md"
 
-# -- host CPU bf16 (in the background, beside the shakespeare runs) ------------------------
-bf16_pid=
-if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null; then
-    pin=()
-    cpus=$(nproc)
-    if command -v taskset > /dev/null && ((cpus >= 8)); then
-        pin=(taskset -c "$((cpus - 2)),$((cpus - 1))")
-    fi
-    echo "== cpu_bf16 (background, 60 s timed, ${pin[*]:-not pinned})" >&2
-    ( timeout -k 10 150 ${pin[@]+"${pin[@]}"} "$PY" benchmarks/bench_cpu_bf16.py --seconds 60 --threads 2 \
-        > "$out/cpu_bf16.log" 2>&1
-      echo "cpu_bf16: exit $?" >> "$out/parts.txt" ) &
-    bf16_pid=$!
-else
-    echo "host CPU has neither avx512_bf16 nor amx_bf16: no bf16 CPU measurement" \
-        | tee "$out/cpu_bf16.log" >&2
-fi
-
 # -- tinyshakespeare, 30 s each ------------------------------------------------------------
-# Candidate GPU settings; the README documents the best. The file has no song breaks, so it is
+# Candidate GPU settings (benchmarks/RESULTS.md records the best). The file has no song breaks, so it is
 # one song and validation is its last 10%, cut at a line boundary. Most promising first.
 configs=(
     "--layers 2 --hidden-size 1024 --embed-dim 128 --dropout 0.4 --batch-size 128 --seq-len 128 --lr 2e-3"
@@ -189,10 +168,6 @@ EOF
     rm -f "$ck"/*.pt  # large; the metrics stay
 done
 
-if [ -n "$bf16_pid" ]; then
-    wait "$bf16_pid"
-fi
-
 # -- summary -------------------------------------------------------------------------------
 {
     echo "# songgen GPU session, $(($(date +%s) - began)) s"
@@ -203,7 +178,5 @@ fi
     echo; echo '```'; grep -E '^sample ' "$out/sample.log" 2>/dev/null; echo '```'
     echo; echo "## Training (chars/s)"; echo; cat "$out/train.md"
     echo; echo "## tinyshakespeare, 30 s"; echo; cat "$out/shakespeare.md"
-    echo; echo "## Host CPU: fp32 vs bf16 autocast"; echo; echo '```'
-    cat "$out/cpu_bf16.log" 2>/dev/null; echo '```'
 } > "$out/summary.md"
 cat "$out/summary.md"

@@ -434,6 +434,10 @@ def cli():
 
     \b
     Several GPUs: torchrun --standalone --nproc-per-node gpu -m songgen train lyrics.txt
+
+    \b
+    The guide: README.md; reference pages in docs/ (lyrics-format, checkpoints,
+    defaults, sampling, multi-gpu, python-api).
     """
 
 
@@ -445,6 +449,9 @@ def cli():
           songgen train --checkpoint-dir ck --resume --lr 0.001
           songgen train new.txt --init-from ck/best.pt --checkpoint-dir ck-new
           songgen train windows.txt --encoding cp1252
+
+        How the defaults choose: docs/defaults.md. Resuming: docs/checkpoints.md.
+        Several GPUs: docs/multi-gpu.md.
         """)
 @click.argument("text", required=False, type=click.Path(exists=True, path_type=str))
 @click.option("--checkpoint-dir", default=_TRAIN.checkpoint_dir, show_default=True,

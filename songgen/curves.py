@@ -14,8 +14,8 @@ import stat
 from pathlib import Path
 
 from .errors import SonggenError
+from .progress import LN2
 
-LN2 = math.log(2)
 METRICS = "metrics.jsonl"
 # One colour per run, in order; readable on white and told apart by most colour-blind eyes.
 COLOURS = ("#1f6fb4", "#d9731a", "#2a9d5b", "#c4314b", "#7b5ab0", "#8a6a3a", "#d058a8", "#5f6b73")

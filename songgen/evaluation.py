@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,7 @@ from .distributed import Team
 from .errors import CorpusError
 from .lyrics import UnknownCharacters, encode_corpus, in_vocab
 from .model import CharLSTM
-
-LN2 = math.log(2)
+from .progress import LN2
 
 
 @torch.no_grad()

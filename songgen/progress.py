@@ -9,9 +9,8 @@ import time
 
 from tqdm import tqdm
 
-from .evaluation import LN2
-
 LOG_SECONDS = 30.0
+LN2 = math.log(2)  # nats per bit: a loss in nats / LN2 is in bits
 
 
 def say(message: str, quiet: bool) -> None:

@@ -22,6 +22,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -444,8 +445,14 @@ def test_prime_is_normalised_like_the_corpus(case_dir, prime):
     assert trained.exit_code == 0, trained.output
     (case_dir / "prime.txt").write_text(prime, encoding="utf-8", newline="")
     result = invoke("sample", "--checkpoint", "cafe/last.pt", "--prime-file", "prime.txt",
-                    "--length", 40, "--seed", 1)
+                    "--length", 40, "--seed", 1, "--shape", "free")
     assert result.exit_code == 0, result.output
+    # The prime reaches the model as the corpus's characters: the composed é (no combining
+    # accent replaced or dropped, no warning) and no byte-order mark.
+    expected = unicodedata.normalize("NFC", prime.lstrip("\ufeff"))
+    assert result.stdout.startswith(expected), result.stdout
+    assert "\ufeff" not in result.stdout and "\u0301" not in result.stdout
+    assert "never saw" not in result.stderr, result.stderr
 
 
 # -- positive neighbours ------------------------------------------------------------------------

@@ -146,6 +146,7 @@ def test_info_names_the_corpus(run, trained):
     assert f"corpus       {trained} (fingerprint " in result.stdout
 
 
+@pytest.mark.slow
 def test_into_a_log_file_progress_is_plain_lines_that_name_the_epoch(run, songs_file,
                                                                      monkeypatch):
     import songgen.progress

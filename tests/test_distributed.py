@@ -10,8 +10,9 @@ import pytest
 import torch
 import torch.distributed as dist
 
-pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
-                                reason="this PyTorch has no gloo backend")
+pytestmark = [pytest.mark.slow,  # torchrun processes
+              pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
+                                 reason="this PyTorch has no gloo backend")]
 
 TINY = ["--seq-len", "16", "--hidden-size", "16", "--embed-dim", "8", "--eval-every", "5",
         "--device", "cpu", "--precision", "fp32", "--patience", "0", "-q"]

@@ -298,6 +298,7 @@ cli(args=sys.argv[1:], prog_name="songgen")
 '''
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_acknowledged_at_once_and_a_second_one_stops_now(trained, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-c", SLOW, "train", "songs.txt", *TINY, "--eval-every", "5",

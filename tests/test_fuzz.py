@@ -135,6 +135,7 @@ def test_corpus_reader_on_random_bytes(scratch, data, read_bytes):
     check_corpus_file(path, read_bytes=read_bytes)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(text=TEXT, encoding=ENCODING, val_frac=st.sampled_from([0.01, 0.1, 0.5]),
        read_bytes=READ_SIZES)
@@ -144,6 +145,7 @@ def test_corpus_reader_on_random_unicode(scratch, text, encoding, val_frac, read
     check_corpus_file(path, val_frac, read_bytes)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(files=st.lists(st.one_of(TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")),
                                 BYTE_PIECES), min_size=1, max_size=4), read_bytes=READ_SIZES)
@@ -285,6 +287,7 @@ KEYS = ["format", "version", "songgen_version", "model_config", "train_config", 
         "history", "fingerprint", "rng", "stream_state"]
 
 
+@pytest.mark.slow
 @FUZZ
 @given(changes=st.lists(st.tuples(st.sampled_from(KEYS), st.one_of(st.none(), st.text(max_size=12)),
                                   ODD_VALUES), min_size=1, max_size=3),

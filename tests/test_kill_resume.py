@@ -272,6 +272,7 @@ def assert_equal(a, b, where: str) -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_moment_then_resume_is_bit_identical(songs_file, tmp_path, spawn):
     rng = random.Random(20261126)  # fixed: the same kill plan every time
 

@@ -17,6 +17,9 @@ SCREENSHOT = Path(os.environ.get("STUDIO_SCREENSHOT_DIR", "")) if os.environ.get
     "STUDIO_SCREENSHOT_DIR") else None
 
 
+pytestmark = pytest.mark.slow  # a real browser
+
+
 def _browser_or_skip():
     try:
         from playwright.sync_api import sync_playwright

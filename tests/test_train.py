@@ -258,10 +258,42 @@ def test_auto_precision_on_the_cpu_follows_what_it_computes_fast(monkeypatch, am
 
 
 def test_the_bf16_probe_times_the_model_and_leaves_the_random_state_alone():
+    import math
+
     from songgen.config import ModelConfig
     from songgen.model import bf16_speedup
 
     before = torch.get_rng_state()
     probe = bf16_speedup(ModelConfig(vocab_size=20, hidden_size=16, embed_dim=8), rows=4,
                          seq_len=8, rounds=1)
-    assert probe.value >= 0 and torch.equal(torch.get_rng_state(), before)  # 0: cannot run
+    assert torch.equal(torch.get_rng_state(), before)
+    ratio = probe.value
+    assert ratio == 0 or (math.isfinite(ratio) and 0.01 < ratio < 100)  # 0: bf16 cannot run
+
+
+@pytest.mark.parametrize("bf16_seconds, expected", [(1.5, 2.0), (6.0, 0.5), (None, 0.0)])
+def test_the_bf16_probe_reports_fp32_time_over_bf16_time(monkeypatch, bf16_seconds, expected):
+    """The ratio itself, with the step's cost stood in for: fp32 steps take 3 s on a made-up
+    clock, bf16 steps bf16_seconds (None: bf16 refuses to run, as oneDNN does on a CPU without
+    bf16 instructions)."""
+    import time
+
+    from songgen import model as model_module
+    from songgen.config import ModelConfig
+
+    clock, steps = [0.0], []
+
+    def step(model, x, bf16=False):
+        steps.append((bf16, tuple(x.shape)))
+        if bf16 and bf16_seconds is None:
+            raise RuntimeError("bf16 LSTM is not supported here")
+        clock[0] += bf16_seconds if bf16 else 3.0
+
+    monkeypatch.setattr(model_module, "_forward_backward", step)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    probe = model_module.bf16_speedup(ModelConfig(vocab_size=20, hidden_size=16, embed_dim=8),
+                                      rows=4, seq_len=8, rounds=3, check_cores=False)
+    assert probe.value == pytest.approx(expected)
+    assert {shape for _, shape in steps} == {(4, 8)}
+    if bf16_seconds is not None:  # a warm-up of each, then both in every round
+        assert [bf16 for bf16, _ in steps].count(True) == 4

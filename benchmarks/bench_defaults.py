@@ -16,10 +16,10 @@ choices, its metrics) is kept as one JSON file in benchmarks/results/defaults/, 
 be stopped and started again (runs whose result exists are skipped) and its table rebuilt
 (`--table`). An SVG of the curves per text and budget goes beside them.
 
-    python benchmarks/study_defaults.py                 # the whole study: about 1 h 50 min
-    python benchmarks/study_defaults.py --texts demo,small --budget 2m
-    python benchmarks/study_defaults.py --table         # the table and curves, from the results
-    python benchmarks/study_defaults.py --texts demo --budget 15s --configs new,old --out /tmp/s
+    python -m benchmarks defaults                 # the whole study: about 1 h 50 min
+    python -m benchmarks defaults --texts demo,small --budget 2m
+    python -m benchmarks defaults --table         # the table and curves, from the results
+    python -m benchmarks defaults --texts demo --budget 15s --configs new,old --out /tmp/s
 """
 
 from __future__ import annotations
@@ -210,8 +210,8 @@ def draw(results: list[dict], out: Path) -> list[Path]:
     return written
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def suite_defaults(argv: list[str], prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog=prog)
     parser.add_argument("--texts", default=",".join(TEXTS),
                         help=f"comma-separated, of {', '.join(TEXTS)} [all]")
     parser.add_argument("--budget", help="one budget for every text (e.g. 2m, 15s) instead of "
@@ -226,7 +226,7 @@ def main() -> None:
                         "curves from the results kept")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their "
                         "expected time, run nothing")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.table:
         texts = [t.strip() for t in args.texts.split(",") if t.strip()]
@@ -270,4 +270,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    suite_defaults(sys.argv[1:])

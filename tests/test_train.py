@@ -292,7 +292,8 @@ def test_the_bf16_probe_reports_fp32_time_over_bf16_time(monkeypatch, bf16_secon
     monkeypatch.setattr(model_module, "_forward_backward", step)
     monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
     probe = model_module.bf16_speedup(ModelConfig(vocab_size=20, hidden_size=16, embed_dim=8),
-                                      rows=4, seq_len=8, rounds=3, check_cores=False)
+                                      rows=4, seq_len=8, rounds=3, check_cores=False,
+                                      budget=float("inf"))  # the stand-in clock is no budget
     assert probe.value == pytest.approx(expected)
     assert {shape for _, shape in steps} == {(4, 8)}
     if bf16_seconds is not None:  # a warm-up of each, then both in every round

@@ -152,7 +152,7 @@ def sampling_speed(checkpoint: Path, style: str, options: argparse.Namespace) ->
     """Characters/s sampling in a style and with none, in this process (interleaved)."""
     import torch
 
-    from songgen.checkpoint import load_checkpoint
+    from songgen.trained import load_checkpoint
     from songgen.generate import generate
     from songgen.styles import with_style
 

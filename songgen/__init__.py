@@ -14,7 +14,7 @@ _EXPORTS = {
     "train": "training", "TrainResult": "training", "TrainConfig": "config",
     "ModelConfig": "config", "CharLSTM": "model",
     "generate": "generate", "stream": "generate", "Song": "generate",
-    "load_checkpoint": "checkpoint", "Checkpoint": "checkpoint",
+    "load_checkpoint": "trained", "Checkpoint": "checkpoint",
     "evaluate_text": "evaluation", "Score": "evaluation",
     "load_corpus": "lyrics", "Vocab": "lyrics",
     "SonggenError": "errors", "SonggenWarning": "errors",

@@ -77,8 +77,11 @@ def library_call(func):
 
 def _with_flags(exc: SonggenError) -> str:
     """The message of a library error, with the command line's own advice where it has some."""
+    from .distributed import UnusableDevice
     from .lyrics import AUTO, FALLBACK, BadEncoding, WrongEncoding
 
+    if isinstance(exc, UnusableDevice):
+        return f"{exc.what}; use --device {exc.use}{exc.rest}"
     if isinstance(exc, WrongEncoding):
         return (f"{exc.what}; use --encoding {exc.fits}, or --encoding {AUTO} to read each "
                 f"file in its own encoding (UTF-8, else {FALLBACK})")
@@ -676,7 +679,7 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     knows (Z -> z, é -> e) or dropped, with a warning that names each change (--strict
     refuses them instead).
     """
-    from .checkpoint import load_checkpoint
+    from .trained import load_checkpoint
     from .copycheck import open_copy_index
     from .errors import SonggenWarning
     from .generate import generate, make_prime, stream
@@ -802,7 +805,7 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
 @library_call
 def eval_command(text, checkpoint, skip_unknown, device, encoding, corpus_cache, as_json):
     """Score a checkpoint on TEXT: loss in nats and bits per character (lower is better)."""
-    from .checkpoint import load_checkpoint
+    from .trained import load_checkpoint
     from .evaluation import evaluate_text
     from .lyrics import UnknownCharacters
 

@@ -27,6 +27,15 @@ class PeerStopped(SonggenError):
     silent = True
 
 
+class UnusableDevice(DeviceError):
+    """A device a process of a distributed run cannot train on. `use` names the device(s) that
+    work and `rest` the end of the advice, so that the command line can name its option."""
+
+    def __init__(self, what: str, use: str, rest: str = ""):
+        super().__init__(f"{what}; train on the device {use}{rest}", what=what)
+        self.use, self.rest = use, rest
+
+
 class Team:
     """The processes of one run. A run of one process is a Team of one, where every method is
     a no-op, so the training loop has a single code path."""
@@ -78,12 +87,12 @@ class Team:
         import torch.distributed as dist
 
         if device.type == "mps":
-            raise DeviceError("distributed training needs CUDA GPUs or CPUs; Apple MPS has no "
-                              "distributed backend: use --device cpu, or run a single process")
+            raise UnusableDevice("distributed training needs CUDA GPUs or CPUs; Apple MPS has "
+                                 "no distributed backend", "cpu", ", or run a single process")
         if device.type == "cuda":
             if device.index not in (None, local):
-                raise DeviceError(f"with torchrun each process uses the GPU of its local rank; "
-                                  f"use --device cuda or auto, not {device}")
+                raise UnusableDevice("with torchrun each process uses the GPU of its local "
+                                     "rank", "cuda or auto", f", not {device}")
             here = int(os.environ.get("LOCAL_WORLD_SIZE", local + 1))
             if here > torch.cuda.device_count():
                 raise DeviceError(f"torchrun started {here} processes on this machine but it "

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .batches import eval_rows
-from .checkpoint import RunFolder, Trained, load_checkpoint
+from .checkpoint import RunFolder
+from .trained import Trained, load_checkpoint
 from .corpuscache import folder_for, load_encoded, mapped, user_folder
 from .devices import autocast
 from .distributed import Team

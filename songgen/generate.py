@@ -13,7 +13,7 @@ from typing import Iterator
 
 import torch
 
-from .checkpoint import Trained, load_checkpoint
+from .trained import Trained, load_checkpoint
 from .config import MAX_LENGTH, MAX_SONGS, MAX_TEMPERATURE
 from .copycheck import Copy, CopyIndex
 from .errors import ConfigError, SonggenWarning

@@ -775,8 +775,9 @@ def corpus_from(encoded: Encoded, path, val_frac: float = 0.1, vocab: Vocab | No
             data, encoded.sizes, encoded.new_title, names, labels, val_frac,
             lambda: _validation_cut(encoded.sizes, encoded.new_title, data, vocab, val_frac))
         found.table.shapes = dict(encoded.style_shapes or {})
-        found.notes += style_module.own_characters(data, encoded.sizes, labels, names,
-                                                   vocab.chars)
+        found.notes += [f"style {name} alone uses {describe_chars(chars, 8)}" for name, chars
+                        in style_module.own_characters(data, encoded.sizes, labels, names,
+                                                       vocab.chars)]
     # A styled corpus's texts are copies (cut per style), not the cache file's mapped ids.
     return Corpus(vocab=vocab, train=train, val=val, songs=len(encoded.sizes),
                   fingerprint=encoded.fingerprint, source=str(Path(path).resolve()),

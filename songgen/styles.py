@@ -334,10 +334,10 @@ def _song_cut(sizes: np.ndarray, new_title: np.ndarray, val_frac: float) -> int:
 
 
 def own_characters(data: torch.Tensor, sizes: np.ndarray, labels: np.ndarray, names: list[str],
-                   chars: list[str]) -> list[str]:
-    """Lines naming the styles that use characters no other style does (told, not refused:
-    the shared vocabulary holds them, and asked for another style the model rarely writes
-    them)."""
+                   chars: list[str]) -> list[tuple[str, list[str]]]:
+    """The styles that use characters no other style does, with those characters (told, not
+    refused: the shared vocabulary holds them, and asked for another style the model rarely
+    writes them)."""
     if len(names) < 2:
         return []
     width = len(chars)
@@ -354,9 +354,7 @@ def own_characters(data: torch.Tensor, sizes: np.ndarray, labels: np.ndarray, na
     for s in range(1, len(names) + 1):
         only = [chars[c] for c in np.flatnonzero(seen[s] & (used_by == 1) & ~seen[0]) if c]
         if only:
-            from .lyrics import describe_chars
-
-            lines.append(f"style {names[s - 1]} alone uses {describe_chars(only, 8)}")
+            lines.append((names[s - 1], only))
     return lines[:10]
 
 

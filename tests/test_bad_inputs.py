@@ -551,7 +551,8 @@ def test_refusal_is_one_line_in_a_real_process(malicious, tmp_path):
 
 
 def test_library_loaders_refuse_a_malicious_checkpoint(malicious):
-    from songgen.checkpoint import load, load_checkpoint
+    from songgen.checkpoint import load
+    from songgen.trained import load_checkpoint
     from songgen.errors import CheckpointError
 
     marker, files = malicious

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from songgen import checkpoint as ckpt
+from songgen.trained import load_checkpoint
 from songgen.generate import generate
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -23,7 +24,7 @@ def test_a_checkpoint_written_by_songgen_0_1_0_loads_with_its_contents():
     assert loaded.model_config.to_dict() == expected["model_config"]
     sums = {k: float(v.double().sum()) for k, v in loaded.model_state.items()}
     assert sums == expected["weight_sums"]
-    songs = generate(ckpt.load_checkpoint(OLD, device="cpu"), num_songs=4, length=40, seed=1)
+    songs = generate(load_checkpoint(OLD, device="cpu"), num_songs=4, length=40, seed=1)
     assert len(songs) == 4 and all(song.stop in ("end", "length") for song in songs)
 
 

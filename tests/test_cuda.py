@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from songgen.checkpoint import load_checkpoint
+from songgen.trained import load_checkpoint
 from songgen.devices import resolve_precision
 from songgen.training import Run as TrainingLoop
 from songgen.generate import generate

@@ -126,3 +126,21 @@ def test_two_processes_in_auto_precision_train_as_well_as_one(songs_file, tmp_pa
                           "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"})
     assert resumed.returncode == 0, resumed.stderr
     assert load(tmp_path / "two")["choices"]["precision"] == a["choices"]["precision"]
+
+
+@pytest.mark.parametrize("device, library, command_line", [
+    ("mps", "train on the device cpu, or run a single process",
+     "use --device cpu, or run a single process"),
+    ("cuda:1", "train on the device cuda or auto, not cuda:1",
+     "use --device cuda or auto, not cuda:1"),
+])
+def test_device_advice_names_the_option_only_on_the_command_line(device, library, command_line):
+    from songgen.cli import _with_flags
+    from songgen.distributed import Team
+    from songgen.errors import DeviceError
+
+    with pytest.raises(DeviceError) as caught:
+        Team._own_device(torch.device(device), 0)
+    message = str(caught.value)
+    assert message.endswith(library) and "--" not in message
+    assert _with_flags(caught.value).endswith(command_line)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen import devices, training
+from songgen import devices, plan, training
 from songgen.cli import cli
 from songgen.errors import DeviceError, SonggenWarning
 from songgen.model import Probe, _disturbance
@@ -45,7 +45,7 @@ def cpu_kind(monkeypatch):
             calls.append(answer)
             return Probe(answer)
 
-        monkeypatch.setattr(training, "bf16_speedup", probe)
+        monkeypatch.setattr(plan, "bf16_speedup", probe)
         return calls
 
     return make
@@ -241,8 +241,8 @@ def test_every_process_of_a_team_uses_process_0s_precision(cpu_kind, tiny_config
     from songgen.config import ModelConfig
 
     calls = cpu_kind("AVX-512 BF16", 0.5)  # this process's probe would say fp32
-    choice = training._precision(tiny_config(), None, None, torch.device("cpu"), _Process1(),
-                                 ModelConfig(vocab_size=10, hidden_size=16), quiet=True)
+    choice = plan._precision(tiny_config(), None, None, torch.device("cpu"), _Process1(),
+                             ModelConfig(vocab_size=10, hidden_size=16), quiet=True)
     assert (choice.value, choice.reason) == ("bf16", "process 0's choice")
     assert calls == []  # and it did not probe at all
 
@@ -271,7 +271,7 @@ def test_the_size_probe_notices_cores_kept_busy(monkeypatch):
 
 def test_a_size_chosen_from_a_disturbed_timing_says_so(monkeypatch, songs_file, tmp_path):
     busy = "timed while other programs kept 1 of 2 cores busy"
-    monkeypatch.setattr(training, "step_seconds", lambda *a, **k: Probe(0.5, busy))
+    monkeypatch.setattr(plan, "step_seconds", lambda *a, **k: Probe(0.5, busy))
     result = CliRunner().invoke(cli, ["train", str(songs_file), "--device", "cpu",
                                       "--precision", "fp32", "--embed-dim", "8", "--layers", "1",
                                       "--seq-len", "16", "--batch-size", "4", "--time-limit",
@@ -302,7 +302,7 @@ def test_the_samplers_int8_choice_is_made_when_the_run_is_created(monkeypatch, s
     """A 16-unit model samples in float32 (int8 pays only from 256 units); a CPU that would now
     take int8 from 8 units does not change how the run's checkpoints sample."""
     from songgen import stepper
-    from songgen.checkpoint import load_checkpoint
+    from songgen.trained import load_checkpoint
 
     result = train(songs_file, model=tiny_model, config=tiny_config(steps=5), quiet=True)
     state = torch.load(result.checkpoint_dir / "last.pt", weights_only=True)

@@ -21,7 +21,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from songgen.checkpoint import Checkpoint, Trained, load, load_checkpoint
+from songgen.checkpoint import Checkpoint, load
+from songgen.trained import Trained, load_checkpoint
 from songgen.cli import cli
 from songgen import lyrics as loading
 from songgen.lyrics import EOS, Vocab, fingerprint, join_songs, read_songs, title_key

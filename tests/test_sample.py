@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from songgen import checkpoint as ckpt
+from songgen.trained import load_checkpoint
 from songgen.config import ModelConfig
 from songgen.lyrics import EOS, Vocab
 from songgen.errors import ConfigError
@@ -21,7 +22,7 @@ def make_trained(tmp_path, text="# ab\n\nab ba\n", eos_bias=0.0):
                                  model_state=model.state_dict(), step=7)
     path = tmp_path / "m.pt"
     ckpt.save(checkpoint, path)
-    return ckpt.load_checkpoint(path, device="cpu")
+    return load_checkpoint(path, device="cpu")
 
 
 def test_step_by_step_equals_full_sequence_forward():

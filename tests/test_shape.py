@@ -9,6 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from songgen import checkpoint as ckpt
+from songgen.trained import load_checkpoint
 from songgen import lyrics as loading
 from songgen.cli import cli
 from songgen.config import ModelConfig
@@ -45,7 +46,7 @@ def shaped_checkpoint(tmp_path, text=None, eos_bias=0.0, name="m.pt", shape=True
                                  shape=measure(text).to_dict() if shape else None)
     path = tmp_path / name
     ckpt.save(checkpoint, path)
-    return ckpt.load_checkpoint(path, device="cpu")
+    return load_checkpoint(path, device="cpu")
 
 
 def assert_well_formed(song, shape: SongShape, guide: ShapeGuide, titled=True):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen.checkpoint import load_checkpoint
+from songgen.trained import load_checkpoint
 from songgen.cli import cli
 from songgen.config import ModelConfig
 from songgen.corpuscache import CorpusCache

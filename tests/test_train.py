@@ -199,9 +199,10 @@ def test_sampling_starts_from_the_end_of_the_last_song_even_far_back():
 
 def test_a_model_too_big_for_the_free_memory_is_refused_before_it_is_built(
         songs_file, tiny_config, tmp_path, monkeypatch):
+    import songgen.plan
     import songgen.training
 
-    monkeypatch.setattr(songgen.training, "available_memory", lambda: 200_000_000)
+    monkeypatch.setattr(songgen.plan, "available_memory", lambda: 200_000_000)
     built = []
     monkeypatch.setattr(songgen.training, "Run", lambda *a, **k: built.append(1))
     cfg = tiny_config(steps=1, checkpoint_dir=str(tmp_path / "big"), device="cpu")
@@ -211,7 +212,7 @@ def test_a_model_too_big_for_the_free_memory_is_refused_before_it_is_built(
     assert not built
     # A model that fits the same memory trains.
     monkeypatch.undo()
-    monkeypatch.setattr(songgen.training, "available_memory", lambda: 200_000_000)
+    monkeypatch.setattr(songgen.plan, "available_memory", lambda: 200_000_000)
     result = train(songs_file, model={"hidden_size": 32, "layers": 1}, config=cfg, quiet=True)
     assert result.step == 1
 

@@ -65,6 +65,7 @@ class Checkpoint:
     schedule: dict | None = None            # the learning-rate schedule's state
                                             # (defaults.LrSchedule.to_dict)
     choices: dict | None = None             # automatic choices: name -> {"value", "reason"}
+    songcraft: dict | None = None           # rhyme, chorus, words (songcraft.Measures.to_dict)
     songgen_version: str = __version__
     version: int = VERSION
     # Set when read from a file: the checksum it carried, verified (None: written before
@@ -84,6 +85,7 @@ class Checkpoint:
             "best_val_loss": self.best_val_loss, "bad_evals": self.bad_evals,
             "history": self.history, "elapsed": self.elapsed, "init_from": self.init_from,
             "shape": self.shape, "schedule": self.schedule, "choices": self.choices,
+            "songcraft": self.songcraft,
         }
 
     @classmethod
@@ -93,7 +95,7 @@ class Checkpoint:
         model_config = _check_model(state, path)
         values = {f.name: state[f.name] for f in fields(cls) if f.name in state}
         values.pop("version", None)
-        for name in ("init_from", "shape", "schedule", "choices"):
+        for name in ("init_from", "shape", "schedule", "choices", "songcraft"):
             # Optional records: a damaged one is dropped.
             if not isinstance(values.get(name), (dict, type(None))):
                 values[name] = None

@@ -578,6 +578,14 @@ class Run:
             state["cuda"] = torch.cuda.get_rng_state(self.device)
         return state
 
+    def _songcraft(self) -> dict:
+        """The corpus's rhyme, chorus and word habits (songgen/songcraft.py), measured once."""
+        if getattr(self, "_craft", None) is None:
+            from .songcraft import measure_ids
+
+            self._craft = measure_ids(self.corpus.train, self.corpus.vocab.chars).to_dict()
+        return self._craft
+
     def _checkpoint(self, elapsed: float) -> Checkpoint | None:
         """The run as a checkpoint; with several processes, their stream states and random
         states are gathered into process 0's (the others return None)."""
@@ -601,7 +609,7 @@ class Run:
             bad_evals=self.schedule.bad, history=self.history, elapsed=elapsed,
             init_from=self.init_from,
             shape=None if self.corpus.shape is None else self.corpus.shape.to_dict(),
-            schedule=self.schedule.to_dict(), choices=self.choices)
+            schedule=self.schedule.to_dict(), choices=self.choices, songcraft=self._songcraft())
 
     # -- the loop ------------------------------------------------------------------------------
 

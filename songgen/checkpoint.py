@@ -137,7 +137,21 @@ class Checkpoint:
             "best_val_loss": self.best_val_loss, "corpus": self.corpus,
             "corpus_fingerprint": self.fingerprint, "init_from": self.init_from,
             "checksum": self.checksum, "choices": self.choices, "history": self.history,
+            "songcraft": _songcraft_summary(self.songcraft),
         }
+
+
+def _songcraft_summary(record) -> dict | None:
+    """The corpus's rhyme and chorus figures for `info` (songgen/songcraft.py); None if none."""
+    from .songcraft import Measures
+
+    m = Measures.from_dict(record)
+    if m is None:
+        return None
+    return {"rhyming_stanzas": round(m.rhyme_rate, 4), "stanzas": m.stanzas,
+            "patterns": m.patterns, "repeat_songs": round(m.repeat_rate, 4), "songs": m.songs,
+            "chorus_stanza": m.chorus_at + 1, "chorus_gap": m.chorus_gap,
+            "words_kept": len(m.vocabulary), "summary": m.summary()}
 
 
 def save(checkpoint: Checkpoint, path: str | Path) -> None:

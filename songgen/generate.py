@@ -464,25 +464,45 @@ def stream(checkpoint: str | Path | Trained | None = None, options: SampleOption
 
     Gives the same song as `generate` with the same seed and options."""
     opts = _options(options, {**keywords, "num_songs": 1})
-    trained = _load(checkpoint, device)
-    _check(trained, opts)
-    measures = craft_measures(trained, opts)
-    gen, seed = _generator(opts.seed, trained.device)
-    batch = SongBatch(1, opts.prime, trained.vocab.chars, opts.max_lines)
-    written = (new[0] for new in _write(trained, batch, opts, gen, opts.precision, measures, seed)
-               if new[0] is not None)
-    # Line ends are held back until more text follows: a song cut after its last allowed line
-    # ends without them, as in `generate`.
+    yield from _pieces(write_live(checkpoint, opts, device=device), [])
+
+
+def _pieces(events: Iterator[tuple], found: list) -> Iterator[str]:
+    """The text of one song's `write_live` events as it comes; the song goes into `found`.
+
+    Line ends are held back until more text follows: a song cut after its last allowed line
+    ends without them, as in `generate`."""
     held = ""
-    for piece in itertools.chain([opts.prime], written):
+    for event in events:
+        if event[0] == "song":
+            found.append(event[1])
+            continue
+        piece = event[1] if event[0] == "prime" else event[1][0] if event[0] == "chars" else None
+        if not piece:
+            continue
         body = piece.rstrip("\n")
         if body:
             yield held + body
             held = piece[len(body):]
         else:
             held += piece
-    if held and batch.stop[0] != "max-lines":
+    if held and found and found[0].stop != "max-lines":
         yield held
+
+
+def write(checkpoint: str | Path | Trained | None = None, options: SampleOptions | None = None,
+          *, device: str = "auto", copy_index: CopyIndex | None = None,
+          stream_to=None, **keywords) -> list[Song]:
+    """What `songgen sample` does: the songs `generate` writes; with `stream_to` (a function of
+    a piece of text) and one song with no copy check, that song is handed to it piece by piece
+    as it is written (the same song)."""
+    opts = _options(options, keywords)
+    if stream_to is not None and opts.num_songs == 1 and copy_index is None:
+        found: list[Song] = []
+        for piece in _pieces(write_live(checkpoint, opts, device=device), found):
+            stream_to(piece)
+        return found
+    return generate(checkpoint, opts, device=device, copy_index=copy_index)
 
 
 def write_live(checkpoint: str | Path | Trained | None = None,

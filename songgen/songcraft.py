@@ -266,10 +266,11 @@ def measure(songs) -> Measures:
     return m
 
 
-def measure_text(text: str) -> Measures:
-    from .lyrics import split_songs
+def measure_songcraft(path) -> Measures:
+    """Measure the songs of a lyrics file or folder."""
+    from .lyrics import read_songs
 
-    return measure(split_songs(text))
+    return measure(read_songs(path))
 
 
 def measure_ids(ids, chars: list[str]) -> Measures:

@@ -1,8 +1,8 @@
 """Sampling with rhyme, a chorus and real words (the measures: songgen/songcraft.py).
 
 Every song of the batch is written on K lanes (rows of the LSTM batch), K = LANES when rhyme
-is on, else 1. Most lines are written on lane 0 and the other lanes follow it (they are fed
-its characters, so their states stay equal). A line that the song's rhyme pattern says must
+is on, else 1. Most lines are written on lane 0 (the other lanes draw too, unread:
+cheaper than feeding them its characters). A line that the song's rhyme pattern says must
 rhyme is written on all K lanes at once, each drawing freely from the same carried state; when
 every lane has ended its line, the most likely line per character (the model's own
 log-probabilities) whose last word rhymes is kept, and its state, shape-guide state and word
@@ -29,7 +29,7 @@ import random
 
 import torch
 
-from .songcraft import WORD, Measures, Words, allowed_words, last_word, rhyme_key, rhymes
+from .songcraft import WORD, Measures, Words, allowed_words, corpus_words, last_word, rhyme_key, rhymes
 
 LANES = 4
 
@@ -96,12 +96,17 @@ class Crafter:
         self.rows = n * self.lanes
         self.line_cap = line_cap
         self.hold_limit = int(length * 0.8)
-        known = allowed_words(measures) if measures is not None else None
+        # Per vocabulary id: its lower-case letter, or None for a symbol outside words.
+        self.letter = [c.lower().replace("’", "'") if (c.isalpha() or c in "'’") else None
+                       for c in chars]
+        letters = frozenset(c for c in self.letter if c is not None)
+        # Only words this model can spell: a prefix never leads where no word can be finished.
+        known = None if measures is None else _spellable(allowed_words(measures), letters)
         self.words = None if words >= 1 else known
         self.known = known
-        self.corpus = Words(measures.vocabulary) if measures is not None else None
+        self.corpus = None if measures is None else _spellable(corpus_words(measures),
+                                                                letters)
         self._rhyme_sets: dict[str, Words | None] = {}
-        self._ending_masks: dict = {}
         self.rate = words
         self.patterns = self._patterns(measures)
         rate = measures.repeat_rate if measures is not None else 0.0
@@ -113,15 +118,16 @@ class Crafter:
             planned = chorus != "off" and "\n" in self.index and rng.random() < rate
             self.songs.append(_Song(rng, planned))
         self.row = [_Row() for _ in range(self.rows)]
-        # Per vocabulary id: its lower-case letter, or None for a symbol outside words.
-        self.letter = [c.lower().replace("’", "'") if (c.isalpha() or c in "'’") else None
-                       for c in chars]
         self.by_letter: dict[str, list[int]] = {}
         for i, c in enumerate(self.letter):
             if c is not None:
                 self.by_letter.setdefault(c, []).append(i)
         self.outside = [i for i, c in enumerate(self.letter) if c is None]
-        self._masks: dict[str, torch.Tensor | None] = {}
+        # Masks outlive a batch: the next batch (a retry, the next call) meets the same words.
+        key = (id(self.words), id(self.known), tuple(chars))
+        if _MASKS.get("key") != key:
+            _MASKS.update(key=key, masks=_Masks(len(chars)), lists=(self.words, self.known))
+        self.masks = _MASKS["masks"]
         self.saved = None        # set by start(): snapshots of rows at a line's end
         for song in self.songs:
             self._new_stanza(song)
@@ -159,7 +165,7 @@ class Crafter:
 
     def steer(self, scores: torch.Tensor, stopped: list) -> torch.Tensor:
         """The scores (rows, vocab) with the word masks, rhyme endings and held ends (new)."""
-        rows, biases, held = [], [], []
+        picks, held = [0] * self.rows, []
         for s, song in enumerate(self.songs):
             if stopped[s] is not None or song.mode == "forced":
                 continue
@@ -168,18 +174,14 @@ class Crafter:
                 if song.mode == "rhyme" and song.done[lane]:
                     continue
                 r = s * self.lanes + lane
-                row = self.row[r]
-                bias = self._mask(row)
                 if hold:
                     held.append(r)
                 if song.mode == "rhyme" and song.round == 2:
-                    if len(song.cands[lane]) < len(song.tail):
-                        continue  # fed the tail: no draw of its own
-                    bias = self._ending_mask(song, row)
-                if bias is not None:
-                    rows.append(r)
-                    biases.append(bias)
-        if not rows and not held:
+                    if len(song.cands[lane]) >= len(song.tail):  # else it is fed the tail
+                        picks[r] = self._ending_mask(song, self.row[r])
+                else:
+                    picks[r] = self._mask(self.row[r])
+        if not held and not any(picks):
             return scores
         out = scores.clone()
         if held:
@@ -187,9 +189,9 @@ class Crafter:
             at = torch.tensor(held, device=out.device)
             out[at, self.nl] = torch.logaddexp(out[at, self.nl], out[at, 0])
             out[at, 0] = -math.inf
-        if rows:
-            at = torch.tensor(rows, device=out.device)
-            out[at] += torch.stack(biases).to(device=out.device, dtype=out.dtype)
+        if any(picks):
+            table = self.masks.table(out.device, out.dtype)
+            out += table.index_select(0, torch.tensor(picks, device=out.device))
         # A row left with nothing to draw (a mask meeting the shape's rules) keeps its scores.
         dead = torch.isinf(out).all(dim=1)
         if bool(dead.any()):
@@ -206,8 +208,9 @@ class Crafter:
                 for r in range(base, base + self.lanes):
                     out[r] = token
             elif song.mode != "rhyme":
-                for r in range(base + 1, base + self.lanes):
-                    out[r] = out[base]
+                # Lanes other than 0 draw what they like: a rhyming line starts every lane from
+                # lane 0's state, so theirs never counts.
+                continue
             else:
                 for lane in range(self.lanes):
                     if song.done[lane]:
@@ -351,7 +354,7 @@ class Crafter:
         song.cands = [[] for _ in range(self.lanes)]
         song.done = [False] * self.lanes
         song.asked += 1
-        # Every lane starts from lane 0's state (followers may have drifted by rounding).
+        # Every lane starts from lane 0's state.
         self.start_snap.save(self.layers, logits, [base], self.guide, self.row)
         self._restore(self.start_snap, base, s, logits)
 
@@ -417,7 +420,7 @@ class Crafter:
             self._rhyme_sets[key] = Words(found) if found else None
         return self._rhyme_sets[key]
 
-    def _ending_mask(self, song: _Song, row: _Row) -> torch.Tensor:
+    def _ending_mask(self, song: _Song, row: _Row) -> int:
         """Round 2, after the tail: a rhyming word, then at most a mark, then the line ends."""
         words = song.endings
         if row.word:
@@ -426,9 +429,9 @@ class Crafter:
             state = ("after", "")
         else:
             state = ("start", "")
-        key = (id(words), state)
-        mask = self._ending_masks.get(key)
-        if mask is None:
+        key = ("end", song.target, state)
+        found = self.masks.find(key)
+        if found is None:
             if state[0] == "after":
                 allowed = [self.nl]
             else:
@@ -436,29 +439,24 @@ class Crafter:
                            for i in self.by_letter.get(c, ())]
                 if state[0] == "in" and words.is_word(state[1]):
                     allowed += [self.nl] + [self.index[c] for c in ",.!?;:" if c in self.index]
-            mask = torch.full((len(self.chars),), -math.inf)
-            mask[allowed] = 0.0
-            self._ending_masks[key] = mask
-        return mask
+            found = self.masks.add(key, allowed)
+        return found
 
-    def _mask(self, row: _Row) -> torch.Tensor | None:
+    def _mask(self, row: _Row) -> int:
+        """The mask table's row for a row drawing a word (0: no mask)."""
         if self.words is None or not row.word or row.free:
-            return None
-        key = row.word
-        if key not in self._masks:
-            self._masks[key] = self._build_mask(key)
-        return self._masks[key]
-
-    def _build_mask(self, prefix: str) -> torch.Tensor | None:
-        allowed = [i for c in self.words.next_letters(prefix) for i in self.by_letter.get(c, ())]
-        if self.words.is_word(prefix) or (prefix.endswith("'")
-                                          and self.words.is_word(prefix.rstrip("'"))):
-            allowed += self.outside
-        if not allowed:
-            return None
-        bias = torch.full((len(self.chars),), -math.inf)
-        bias[allowed] = 0.0
-        return bias
+            return 0
+        prefix = row.word
+        found = self.masks.find(prefix)
+        if found is None:
+            allowed = [i for c in self.words.next_letters(prefix)
+                       for i in self.by_letter.get(c, ())]
+            if self.words.is_word(prefix) or (prefix.endswith("'")
+                                              and self.words.is_word(prefix.rstrip("'"))):
+                allowed += self.outside
+            found = self.masks.add(prefix, allowed) if allowed else 0
+            self.masks.keys[prefix] = found
+        return found
 
     def report(self) -> list[dict]:
         return [{"rhyme_lines_asked": song.asked, "rhyme_lines_rhymed": song.rhymed,
@@ -467,6 +465,20 @@ class Crafter:
 
 
 _RHYME_INDEX: dict = {}
+_SPELLABLE: dict = {}
+
+
+def _spellable(words: Words, letters: frozenset) -> Words:
+    """The words of `words` made only of `letters` (cached for the last few lists)."""
+    key = (id(words), letters)
+    found = _SPELLABLE.get(key)
+    if found is None:
+        found = Words([w for w in words.words if letters.issuperset(w)])
+        if len(_SPELLABLE) > 4:
+            _SPELLABLE.clear()
+        _SPELLABLE[key] = (words, found)  # the list itself kept, so that its id stays its own
+        return found
+    return found[1]
 
 
 def _rhyme_index(words: Words) -> dict[str, list[str]]:
@@ -482,6 +494,38 @@ def _rhyme_index(words: Words) -> dict[str, list[str]]:
             _RHYME_INDEX.clear()
         _RHYME_INDEX[key] = found
     return found
+
+
+_MASKS: dict = {}
+
+
+class _Masks:
+    """Additive masks (0 allowed, -inf not), one row each, found by key; row 0 masks nothing.
+    The logits take a row per stream with one index_select."""
+
+    def __init__(self, vocab: int):
+        self.keys: dict = {}
+        self.rows = torch.zeros(64, vocab)
+        self.used = 1
+        self._on: torch.Tensor | None = None
+
+    def find(self, key) -> int | None:
+        return self.keys.get(key)
+
+    def add(self, key, allowed: list[int]) -> int:
+        if self.used == len(self.rows):
+            self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)])
+        self.rows[self.used] = -math.inf
+        self.rows[self.used, allowed] = 0.0
+        self.keys[key] = self.used
+        self.used += 1
+        self._on = None
+        return self.used - 1
+
+    def table(self, device, dtype) -> torch.Tensor:
+        if self._on is None or self._on.device != device or self._on.dtype != dtype:
+            self._on = self.rows[:self.used].to(device=device, dtype=dtype)
+        return self._on
 
 
 class _Snapshot:

@@ -51,9 +51,10 @@ def _cmu() -> dict[str, str] | None:
 
 
 def dictionary_words() -> list[str]:
-    """The dictionary's words that are words by WORD (no abbreviations, no digits)."""
+    """The dictionary's words that are words by WORD (no abbreviations, no digits), less its
+    letter names ("k", "f")."""
     cmu = _cmu() or {}
-    return [w for w in cmu if WORD.fullmatch(w)]
+    return [w for w in cmu if WORD.fullmatch(w) and (len(w) > 1 or w in "aio")]
 
 
 def words_of(text: str) -> list[str]:
@@ -316,4 +317,14 @@ def _words_for(vocabulary: tuple) -> Words:
 
 
 def allowed_words(measures: Measures) -> Words:
+    """The corpus's words and the dictionary's."""
     return _words_for(tuple(measures.vocabulary))
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_words(vocabulary: tuple) -> Words:
+    return Words(vocabulary)
+
+
+def corpus_words(measures: Measures) -> Words:
+    return _corpus_words(tuple(measures.vocabulary))

@@ -261,3 +261,21 @@ def test_training_keeps_the_measures(tmp_path, tiny_model, tiny_config):
     saved = ckpt.load_checkpoint(result.checkpoint_dir, device="cpu").checkpoint
     m = Measures.from_dict(saved.songcraft)
     assert m is not None and m.songs >= 4 and m.rhyming >= 10 and "salt" in m.vocabulary
+
+
+def test_studio_write_takes_rhyme_and_chorus(tmp_path):
+    from .studio_support import Client, make_runs, studio
+
+    root = make_runs(tmp_path / "runs")
+    with studio(root) as server:
+        client = Client(server)
+        status, evs = client.write({"model": "runA/best.pt", "num_songs": 2, "length": 300,
+                                    "seed": 4, "rhyme": "AABB", "chorus": "off"})
+        assert status == 200
+        songs = [d for k, d in evs if k == "song"]
+        assert len(songs) == 2 and all("rhymes" in s["craft"] for s in songs)
+        expected = generate(str(root / "runA" / "best.pt"), num_songs=2, length=300, seed=4,
+                            rhyme="AABB", chorus="off", device="cpu")
+        assert [s["text"] for s in songs] == [s.text for s in expected]
+        status, answer = client.write({"model": "runA/best.pt", "rhyme": "ABC"})
+        assert status == 400 and "unknown rhyme pattern 'ABC'" in json.dumps(answer)

@@ -183,18 +183,19 @@ class Crafter:
                     picks[r] = self._mask(self.row[r])
         if not held and not any(picks):
             return scores
-        out = scores.clone()
+        if any(picks):
+            table = self.masks.table(scores.device, scores.dtype)
+            out = scores + table.index_select(0, torch.tensor(picks, device=scores.device))
+        else:
+            out = scores.clone()
         if held:
             # A held end: the probability of ending the song moves to a line break.
             at = torch.tensor(held, device=out.device)
             out[at, self.nl] = torch.logaddexp(out[at, self.nl], out[at, 0])
             out[at, 0] = -math.inf
-        if any(picks):
-            table = self.masks.table(out.device, out.dtype)
-            out += table.index_select(0, torch.tensor(picks, device=out.device))
         # A row left with nothing to draw (a mask meeting the shape's rules) keeps its scores.
-        dead = torch.isinf(out).all(dim=1)
-        if bool(dead.any()):
+        dead = out.amax(dim=1) == -math.inf
+        if dead.any().item():
             out[dead] = scores[dead]
         return out
 

@@ -29,7 +29,8 @@ import random
 
 import torch
 
-from .songcraft import WORD, Measures, Words, allowed_words, corpus_words, last_word, rhyme_key, rhymes
+from .songcraft import (WORD, Measures, Words, allowed_words, corpus_words, last_word,
+                        rhyme_key, rhymes, stanza_rhymes)
 
 LANES = 4
 
@@ -163,25 +164,37 @@ class Crafter:
         """Whether the song may not end yet: its chorus has not come back."""
         return song.chorus_planned and song.chorus_back == 0 and song.chars < self.hold_limit
 
+    def _owes_rhyme(self, song: _Song) -> bool:
+        """Whether the stanza has a line to come that its pattern rhymes with an earlier one,
+        and no rhyme yet (a stanza closed before it would not rhyme at all)."""
+        i, period = len(song.stanza), len(song.pattern)
+        if self.lanes == 1 or i == 0 or i >= period or stanza_rhymes(song.ends):
+            return False
+        later = song.pattern[i:]
+        return any(c != "X" and c in song.pattern[:i] + later[:k] for k, c in enumerate(later))
+
     def steer(self, scores: torch.Tensor, stopped: list) -> torch.Tensor:
         """The scores (rows, vocab) with the word masks, rhyme endings and held ends (new)."""
-        picks, held = [0] * self.rows, []
+        picks, held, open_ = [0] * self.rows, [], []
         for s, song in enumerate(self.songs):
             if stopped[s] is not None or song.mode == "forced":
                 continue
             hold = self._holding(song)
+            owes = self._owes_rhyme(song)
             for lane in (range(self.lanes) if song.mode == "rhyme" else (0,)):
                 if song.mode == "rhyme" and song.done[lane]:
                     continue
                 r = s * self.lanes + lane
                 if hold:
                     held.append(r)
+                if owes and self.row[r].col == 0:
+                    open_.append(r)
                 if song.mode == "rhyme" and song.round == 2:
                     if len(song.cands[lane]) >= len(song.tail):  # else it is fed the tail
                         picks[r] = self._ending_mask(song, self.row[r])
                 else:
                     picks[r] = self._mask(self.row[r])
-        if not held and not any(picks):
+        if not held and not open_ and not any(picks):
             return scores
         if any(picks):
             table = self.masks.table(scores.device, scores.dtype)
@@ -192,6 +205,11 @@ class Crafter:
             # A held end: the probability of ending the song moves to a line break.
             at = torch.tensor(held, device=out.device)
             out[at, self.nl] = torch.logaddexp(out[at, self.nl], out[at, 0])
+            out[at, 0] = -math.inf
+        if open_:
+            # The stanza still owes the rhyme its pattern promised: no blank line, no end yet.
+            at = torch.tensor(open_, device=out.device)
+            out[at, self.nl] = -math.inf
             out[at, 0] = -math.inf
         # A row left with nothing to draw (a mask meeting the shape's rules) keeps its scores.
         dead = out.amax(dim=1) == -math.inf

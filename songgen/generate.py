@@ -1,5 +1,7 @@
-"""Generation: prime, temperature, top-k/top-p, end-of-song stop, several songs written side by
-side as one batch (their text so far, why each stopped, its line count and score)."""
+"""Generation: one options value (SampleOptions), prime, temperature, top-k/top-p, end-of-song
+stop, several songs written side by side as one batch (their text so far, why each stopped, its
+line count and score). The song's shape (shape.py) and its rhyme, chorus and words (craft.py,
+measured by songcraft.py) steer the draws; the scores stay the model's own."""
 
 from __future__ import annotations
 

@@ -65,6 +65,7 @@ class Checkpoint:
     schedule: dict | None = None            # the learning-rate schedule's state
                                             # (defaults.LrSchedule.to_dict)
     choices: dict | None = None             # automatic choices: name -> {"value", "reason"}
+    songcraft: dict | None = None           # rhyme, chorus, words (songcraft.Measures.to_dict)
     songgen_version: str = __version__
     version: int = VERSION
     # Set when read from a file: the checksum it carried, verified (None: written before
@@ -84,6 +85,7 @@ class Checkpoint:
             "best_val_loss": self.best_val_loss, "bad_evals": self.bad_evals,
             "history": self.history, "elapsed": self.elapsed, "init_from": self.init_from,
             "shape": self.shape, "schedule": self.schedule, "choices": self.choices,
+            "songcraft": self.songcraft,
         }
 
     @classmethod
@@ -93,7 +95,7 @@ class Checkpoint:
         model_config = _check_model(state, path)
         values = {f.name: state[f.name] for f in fields(cls) if f.name in state}
         values.pop("version", None)
-        for name in ("init_from", "shape", "schedule", "choices"):
+        for name in ("init_from", "shape", "schedule", "choices", "songcraft"):
             # Optional records: a damaged one is dropped.
             if not isinstance(values.get(name), (dict, type(None))):
                 values[name] = None
@@ -135,7 +137,21 @@ class Checkpoint:
             "best_val_loss": self.best_val_loss, "corpus": self.corpus,
             "corpus_fingerprint": self.fingerprint, "init_from": self.init_from,
             "checksum": self.checksum, "choices": self.choices, "history": self.history,
+            "songcraft": _songcraft_summary(self.songcraft),
         }
+
+
+def _songcraft_summary(record) -> dict | None:
+    """The corpus's rhyme and chorus figures for `info` (songgen/songcraft.py); None if none."""
+    from .songcraft import Measures
+
+    m = Measures.from_dict(record)
+    if m is None:
+        return None
+    return {"rhyming_stanzas": round(m.rhyme_rate, 4), "stanzas": m.stanzas,
+            "patterns": m.patterns, "repeat_songs": round(m.repeat_rate, 4), "songs": m.songs,
+            "chorus_stanza": m.chorus_at + 1, "chorus_gap": m.chorus_gap,
+            "words_kept": len(m.vocabulary), "summary": m.summary()}
 
 
 def save(checkpoint: Checkpoint, path: str | Path) -> None:

@@ -2,8 +2,9 @@
 
     import songgen
     songgen.train("lyrics.txt", config=songgen.TrainConfig(steps=2000))
-    for song in songgen.generate("checkpoints/best.pt", num_songs=3, temperature=0.8):
-        print(song.text)
+    options = songgen.SampleOptions(num_songs=3, temperature=0.8, rhyme="AABB")
+    for song in songgen.generate("checkpoints/best.pt", options):
+        print(song.text, song.analysis["rhymes"])
 
 Names are imported lazily so that `songgen --help` starts without loading PyTorch.
 """
@@ -13,7 +14,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "train": "training", "TrainResult": "training", "TrainConfig": "config",
     "ModelConfig": "config", "CharLSTM": "model",
-    "generate": "generate", "stream": "generate", "Song": "generate",
+    "generate": "generate", "stream": "generate", "write_live": "generate", "Song": "generate",
+    "SampleOptions": "generate", "measure_songcraft": "songcraft",
     "load_checkpoint": "trained", "Checkpoint": "checkpoint",
     "evaluate_text": "evaluation", "Score": "evaluation",
     "load_corpus": "lyrics", "Vocab": "lyrics",

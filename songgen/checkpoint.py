@@ -66,6 +66,7 @@ class Checkpoint:
                                             # (defaults.LrSchedule.to_dict)
     choices: dict | None = None             # automatic choices: name -> {"value", "reason"}
     styles: dict | None = None              # the style table (styles.StyleTable.to_dict)
+    songcraft: dict | None = None           # rhyme, chorus, words (songcraft.Measures.to_dict)
     songgen_version: str = __version__
     version: int = VERSION
     # Set when read from a file: the checksum it carried, verified (None: written before
@@ -86,6 +87,7 @@ class Checkpoint:
             "history": self.history, "elapsed": self.elapsed, "init_from": self.init_from,
             "shape": self.shape, "schedule": self.schedule, "choices": self.choices,
             "styles": self.styles,
+            "songcraft": self.songcraft,
         }
 
     @classmethod
@@ -95,7 +97,7 @@ class Checkpoint:
         model_config = _check_model(state, path)
         values = {f.name: state[f.name] for f in fields(cls) if f.name in state}
         values.pop("version", None)
-        for name in ("init_from", "shape", "schedule", "choices", "styles"):
+        for name in ("init_from", "shape", "schedule", "choices", "styles", "songcraft"):
             # Optional records: a damaged one is dropped.
             if not isinstance(values.get(name), (dict, type(None))):
                 values[name] = None
@@ -138,7 +140,21 @@ class Checkpoint:
             "corpus_fingerprint": self.fingerprint, "init_from": self.init_from,
             "checksum": self.checksum, "choices": self.choices, "history": self.history,
             "styles": self.styles,
+            "songcraft": _songcraft_summary(self.songcraft),
         }
+
+
+def _songcraft_summary(record) -> dict | None:
+    """The corpus's rhyme and chorus figures for `info` (songgen/songcraft.py); None if none."""
+    from .songcraft import Measures
+
+    m = Measures.from_dict(record)
+    if m is None:
+        return None
+    return {"rhyming_stanzas": round(m.rhyme_rate, 4), "stanzas": m.stanzas,
+            "patterns": m.patterns, "repeat_songs": round(m.repeat_rate, 4), "songs": m.songs,
+            "chorus_stanza": m.chorus_at + 1, "chorus_gap": m.chorus_gap,
+            "words_kept": len(m.vocabulary), "summary": m.summary()}
 
 
 def save(checkpoint: Checkpoint, path: str | Path) -> None:

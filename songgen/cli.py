@@ -268,15 +268,18 @@ def tell_cut(songs, length: int, temperature: float) -> None:
         click.echo(f"{which} was cut at {length:,} characters; {advice}", err=True)
 
 
-def song_record(song, trained, options) -> dict:
+def song_record(song, trained, opts) -> dict:
     return {"number": song.number, "text": song.text, "title": song.title, "chars": song.chars,
             "stop": song.stop, "bits_per_char": round(song.bits_per_char, 4), "seed": song.seed,
-            "temperature": options["temperature"], "top_k": options["top_k"],
-            "top_p": options["top_p"], "checkpoint": str(trained.path), "step": trained.step,
+            "temperature": opts.temperature, "top_k": opts.top_k,
+            "top_p": opts.top_p, "checkpoint": str(trained.path), "step": trained.step,
             "longest_copy": None if song.copy is None else song.copy.length,
             "longest_copy_text": None if song.copy is None else song.copy.text,
             "shape": {"mode": song.shape, "guided_end": song.guided_end, **song.form},
-            "style": getattr(trained, "style", None)}
+            "craft": {"rhyme": opts.rhyme, "chorus": opts.chorus, "words": opts.words,
+                      "chorus_planned": bool(song.craft and song.craft["chorus"]),
+                      **song.analysis},
+            "style": opts.style}
 
 
 def write_new_file(path: str, text: str) -> None:
@@ -314,6 +317,8 @@ def describe(summary: dict) -> str:
         f"training     step {summary['step']:,}, epoch {summary['epoch']}, batch "
         f"{t.get('batch_size')} x seq {t.get('seq_len')}, lr {t.get('lr')}",
         f"best val     {describe_loss(summary['best_val_loss'])}",
+        f"songcraft    " + (summary["songcraft"]["summary"] if summary.get("songcraft") else
+                            "not measured (written before songgen kept rhyme and chorus)"),
     ]
     table = summary.get("styles")
     if isinstance(table, dict) and table.get("names"):
@@ -609,6 +614,8 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
           songgen sample ck --temp 0.8
           songgen sample --title "Harbour Lights" -n 3 --max-lines 16
           songgen sample --json -n 8 --seed 7 -o songs.jsonl
+
+        Song shape, rhyme, chorus and every control: docs/sampling.md.
         """)
 @click.argument("checkpoint_arg", metavar="[CHECKPOINT]", required=False,
                 type=click.Path(path_type=str))
@@ -649,6 +656,16 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
               help="song (or auto): keep each song shaped like the training songs (a title and "
               "the blank line after it, stanzas, an ending within their lengths); free: let the "
               "model run unguided.")
+@click.option("--rhyme", default="auto", show_default=True, metavar="auto|off|PATTERN",
+              callback=lambda ctx, param, value: _check_rhyme(value),
+              help="auto: rhyme where and as the training songs do; off: no rhyme; or a pattern "
+              "for every stanza, where lines that rhyme share a letter and X rhymes with none: "
+              "AABB, ABAB, XAXA.")
+@click.option("--chorus", default="auto", show_default=True, type=click.Choice(["auto", "off"]),
+              help="auto: songs bring back a chorus where the training songs do; off: never.")
+@click.option("--words", default=0.01, show_default=True, type=click.FloatRange(0, 1),
+              metavar="RATE", help="The share of words that may be made up; the others are "
+              "words of the training text or the dictionary (1 = any).")
 @device_option
 @threads_option
 @click.option("--precision", default="auto", show_default=True,
@@ -682,7 +699,7 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     from .trained import load_checkpoint
     from .copycheck import open_copy_index
     from .errors import SonggenWarning
-    from .generate import generate, make_prime, stream
+    from .generate import SampleOptions, make_prime, write
     from .lyrics import describe_chars, normalise
 
     if checkpoint_arg is not None:
@@ -707,6 +724,7 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     torch.set_num_threads(threads or free_cores())
     from .styles import with_style
 
+    # In the style asked for from here on (an unknown one is refused before any work).
     trained = with_style(load_checkpoint(checkpoint, device=device), style)
     title = normalise(title) if title else title
     opening = normalise(prime.replace("\\n", "\n") +
@@ -719,7 +737,6 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
         title = fit_to_model(trained.vocab, title, "--title") if title else title
         opening = fit_to_model(trained.vocab, opening,
                                "--prime-file" if prime_file else "--prime")
-    options["prime"] = make_prime(title, opening)
     index = open_copy_index(corpus, trained, max_copy, encoding) if corpus else None
     if options["temperature"] == 0 and options["num_songs"] > 1:
         warnings.warn(f"--temp 0 always picks the likeliest character, so all "
@@ -732,38 +749,76 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     chosen_seed = options["seed"] is None and not as_json and options["temperature"] > 0
     if options["seed"] is None:
         options["seed"] = secrets.randbits(31)
-    if options["num_songs"] == 1 and not (as_json or output or index):
-        # One song to the terminal or a pipe: print characters as they come, flushed at the
-        # first character (it shows the song has started) and then at every line end.
-        first, written = True, 0
-        for piece in stream(trained, **{k: v for k, v in options.items() if k != "num_songs"
-                                        and k != "retries"}):
-            sys.stdout.write(piece)
-            written += len(piece)
-            if first or "\n" in piece:
-                sys.stdout.flush()
-                first = False
+    options = _craft_options(trained, options, corpus)
+    opts = SampleOptions(prime=make_prime(title, opening), max_copy=max_copy, style=style,
+                         **options).checked()
+    # One song to the terminal or a pipe: printed as it comes, flushed at the first piece (it
+    # shows the song has started) and then at every line end.
+    first = [True]
+
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        if first[0] or "\n" in piece:
+            sys.stdout.flush()
+            first[0] = False
+
+    streaming = not (as_json or output or index)
+    songs = write(trained, opts, copy_index=index, stream_to=show if streaming else None)
+    if streaming and opts.num_songs == 1:
         sys.stdout.write("\n")
         sys.stdout.flush()
-        # Only a song cut at the length limit is that long (the end-of-song symbol and a
-        # --max-lines stop come before it).
-        if written >= options["length"]:
-            tell_cut([None], options["length"], options["temperature"])
-        tell_seed(chosen_seed, options["seed"])
-        return
-    songs = generate(trained, copy_index=index, max_copy=max_copy, **options)
-    if not songs:
+    elif not songs:
         raise click.ClickException(
             f"every song copied more than {max_copy} characters from the corpus, even after "
-            f"{options['retries']} more {'try' if options['retries'] == 1 else 'tries'}; raise "
+            f"{opts.retries} more {'try' if opts.retries == 1 else 'tries'}; raise "
             "--max-copy or --retries, or the --temp")
+    else:
+        show_songs(songs, trained, opts, as_json, output)
+    cut = [song.number for song in songs if song.stop == "length"]
+    tell_cut([None] if cut and opts.num_songs == 1 else cut, opts.length, opts.temperature)
+    tell_seed(chosen_seed, opts.seed)
+
+
+def _check_rhyme(value: str) -> str:
+    from .errors import ConfigError
+    from .songcraft import check_pattern
+
+    try:
+        return check_pattern(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _craft_options(trained, options: dict, corpus: str | None) -> dict:
+    """Rhyme and chorus for a checkpoint written before they were measured: from --corpus,
+    else off with a note (an error where a pattern was asked for)."""
+    from .songcraft import Measures
+
+    wanted = options["rhyme"] != "off" or options["chorus"] != "off" or options["words"] < 1
+    if not wanted or Measures.from_dict(trained.checkpoint.songcraft) is not None:
+        return options
+    if corpus is not None:
+        return {**options, "corpus": corpus}
+    if options["rhyme"] not in ("auto", "off"):
+        raise click.ClickException(
+            f"--rhyme {options['rhyme']} needs the training songs' measures, and "
+            f"{trained.path} was written before songgen kept them; give the text it was "
+            "trained on with --corpus, or use --rhyme off")
+    click.echo(f"note: {trained.path} has no rhyme, chorus or word measures (written before "
+               "songgen kept them): writing without them; give --corpus (the text it was "
+               "trained on) to measure them", err=True)
+    return {**options, "rhyme": "off", "chorus": "off", "words": 1.0}
+
+
+def show_songs(songs, trained, opts, as_json: bool, output: str | None) -> None:
+    """Songs (or their JSON lines) on stdout or into a new file; copy reports on stderr."""
     for song in songs:
         if song.copy is not None:
             click.echo(f"song {song.number}: longest passage copied from the corpus: "
                        f"{song.copy.length} characters" +
                        (f" ({song.copy.text[:60]!r})" if song.copy.length else ""), err=True)
     if as_json:
-        text = "".join(json.dumps(song_record(song, trained, options), ensure_ascii=False)
+        text = "".join(json.dumps(song_record(song, trained, opts), ensure_ascii=False)
                        + "\n" for song in songs)
     else:
         text = "\n\n\n".join(song.text for song in songs) + "\n" if songs else ""
@@ -773,10 +828,6 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
         write_new_file(output, text)
         click.echo(f"wrote {len(songs)} song{'' if len(songs) == 1 else 's'} to {output}",
                    err=True)
-    cut = [song.number for song in songs if song.stop == "length"]
-    tell_cut([None] if cut and options["num_songs"] == 1 else cut, options["length"],
-             options["temperature"])
-    tell_seed(chosen_seed, options["seed"])
 
 
 @cli.command(name="eval", short_help="Score a checkpoint on any text (bits per character).",

@@ -184,11 +184,12 @@ class TrainState:
 
     # -- back into a checkpoint -----------------------------------------------------------------
 
-    def to_checkpoint(self, corpus: Corpus, start_context: torch.Tensor,
-                      elapsed: float) -> Checkpoint | None:
+    def to_checkpoint(self, corpus: Corpus, start_context: torch.Tensor, elapsed: float,
+                      songcraft: dict | None = None) -> Checkpoint | None:
         """The run as a checkpoint; with several processes, their stream states and random
         states are gathered into process 0's (the others return None). `start_context` is the
-        text whose state a song starts from (song_start_context)."""
+        text whose state a song starts from (song_start_context); `songcraft` the corpus's
+        rhyme, chorus and word measures (songgen/songcraft.py)."""
         stream = None if self.stream is None else [self.team.gather_rows(t, 1).cpu()
                                                    for t in self.stream]
         rng = self._rng()
@@ -209,7 +210,7 @@ class TrainState:
             bad_evals=self.schedule.bad, history=self.history, elapsed=elapsed,
             init_from=self.init_from,
             shape=None if corpus.shape is None else corpus.shape.to_dict(),
-            schedule=self.schedule.to_dict(), choices=self.choices,
+            schedule=self.schedule.to_dict(), choices=self.choices, songcraft=songcraft,
             styles=None if corpus.styles is None else corpus.styles.table.to_dict())
 
 

@@ -256,8 +256,17 @@ class Run:
     epoch = property(lambda self: self.state.epoch)
     position = property(lambda self: self.state.position)
 
+    def _songcraft(self) -> dict:
+        """The corpus's rhyme, chorus and word habits (songgen/songcraft.py), measured once."""
+        if getattr(self, "_craft", None) is None:
+            from .songcraft import measure_ids
+
+            self._craft = measure_ids(self.corpus.train, self.corpus.vocab.chars).to_dict()
+        return self._craft
+
     def _checkpoint(self, elapsed: float) -> Checkpoint | None:
-        return self.state.to_checkpoint(self.corpus, self.start_context, elapsed)
+        return self.state.to_checkpoint(self.corpus, self.start_context, elapsed,
+                                        songcraft=self._songcraft() if self.state.team.main else None)
 
     # -- the loop ------------------------------------------------------------------------------
 

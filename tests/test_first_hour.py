@@ -81,10 +81,11 @@ import sys
 import songgen.generate
 
 def endless(*args, **kwargs):
+    yield ("prime", "")
     while True:
-        yield "la la la, a line of an endless song\n"
+        yield ("chars", ["la la la, a line of an endless song\n"])
 
-songgen.generate.stream = endless
+songgen.generate.write_live = endless
 from songgen.cli import cli
 cli(args=sys.argv[1:], prog_name="songgen")
 '''

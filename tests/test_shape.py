@@ -329,7 +329,7 @@ def test_cli_json_records_stop_and_shape(tmp_path):
                                      "-n", "2", "--seed", "3", "--shape", mode, "--length",
                                      "700", "--device", "cpu"])
         assert result.exit_code == 0, result.output
-        records = [json.loads(line) for line in result.output.splitlines()]
+        records = [json.loads(line) for line in result.stdout.splitlines()]
         for record in records:
             assert record["shape"]["mode"] == mode
             assert set(record["shape"]) == {"mode", "guided_end", "title", "blank_after_title",

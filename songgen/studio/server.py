@@ -329,7 +329,7 @@ def _text(body, key):
 
 _WRITE_KEYS = {"model", "temperature", "top_k", "top_p", "num_songs", "length", "max_lines",
                "more_lines", "seed", "title", "prime", "originality", "max_copy", "retries",
-               "style"}
+               "rhyme", "chorus", "words", "style"}
 
 
 def parse_write(body) -> dict:
@@ -352,6 +352,7 @@ def parse_write(body) -> dict:
         "max_copy": _int(body, "max_copy", 2, 2**63 - 1, none_ok=True),
         "retries": _int(body, "retries", 0, WRITE_RETRIES, 5, studio=True),
     }
+    options.update(_craft(body))
     originality = body.get("originality", True)
     if not isinstance(originality, bool):
         raise HTTPProblem(400, "originality must be true or false")
@@ -362,13 +363,30 @@ def parse_write(body) -> dict:
             "style": _text(body, "style").strip() or None}  # a name or a blend (songgen.styles)
 
 
+def _craft(body) -> dict:
+    """Rhyme pattern, chorus and the share of free words (songgen/songcraft.py)."""
+    from ..songcraft import check_pattern
+
+    rhyme, chorus = body.get("rhyme", "auto"), body.get("chorus", "auto")
+    if not isinstance(rhyme, str) or not isinstance(chorus, str):
+        raise HTTPProblem(400, "rhyme and chorus must be text")
+    try:
+        rhyme = check_pattern(rhyme)
+    except SonggenError as exc:
+        raise HTTPProblem(400, str(exc)) from None
+    if chorus not in ("auto", "off"):
+        raise HTTPProblem(400, "chorus must be auto or off")
+    return {"rhyme": rhyme, "chorus": chorus, "words": _float(body, "words", 0, 1, 0.01)}
+
+
 def _song_json(song) -> dict:
     copy = song.copy
     return {"number": song.number, "text": song.text, "title": song.title, "stop": song.stop,
             "chars": song.chars, "bits_per_char": round(song.bits_per_char, 4), "seed": song.seed,
             "copy": None if copy is None else {"length": copy.length, "text": copy.text,
                                                "start": song.text.find(copy.text) if copy.length
-                                               else -1}}
+                                               else -1},
+            "craft": song.analysis}
 
 
 # --- Who may ask ------------------------------------------------------------------------------
@@ -766,7 +784,7 @@ class Handler(BaseHTTPRequestHandler):
                     break
                 kind = event[0]
                 if kind == "chars":
-                    chars += sum(c is not None for c in event[1])
+                    chars += sum(len(c) for c in event[1] if c)
                     send("chars", event[1])
                 elif kind == "song":
                     send("song", _song_json(event[1]))

@@ -1,0 +1,577 @@
+"""Sampling with rhyme, a chorus and real words (the measures: songgen/songcraft.py).
+
+Every song of the batch is written on K lanes (rows of the LSTM batch), K = LANES when rhyme
+is on, else 1. Most lines are written on lane 0 (the other lanes draw too, unread:
+cheaper than feeding them its characters). A line that the song's rhyme pattern says must
+rhyme is written on all K lanes at once, each drawing freely from the same carried state; when
+every lane has ended its line, the most likely line per character (the model's own
+log-probabilities) whose last word rhymes is kept, and its state, shape-guide state and word
+state are copied to every lane. When none rhymes, the line is written again on K lanes that
+may end it only after a rhyming word (up to the corpus's long lines); when that fails too the
+most likely line stands.
+
+A chorus: the stanza where the corpus's repeated lines first come (its median) is kept, and
+comes back verbatim every `chorus_gap` stanzas after it, fed through the model so that what
+follows reads it. A song planned with a chorus may not end before the chorus came back once.
+
+Real words: a word being drawn may continue only as some allowed word continues (a prefix
+check in songcraft.Words), and end only where it is a word; each word is left free with
+probability `words` (names and invented words stay possible at that rate).
+
+Host-side state is small and per row (the sampler reads the chosen ids on the host anyway);
+the logits see one added bias per step.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+
+from .songcraft import (WORD, Measures, Words, allowed_words, corpus_words, last_word,
+                        rhyme_key, rhymes, stanza_rhymes)
+
+LANES = 4
+
+
+def _copy_state(s):
+    new = object.__new__(type(s))
+    for name in type(s).__slots__:
+        setattr(new, name, getattr(s, name))
+    return new
+
+
+class _Row:
+    """Word state of one row: the word being drawn (lower case), whether it is free."""
+
+    __slots__ = ("word", "free", "last", "col")
+
+    def __init__(self):
+        self.word, self.free, self.last, self.col = "", False, None, 0
+
+    def copy(self) -> "_Row":
+        new = _Row()
+        new.word, new.free, new.last, new.col = self.word, self.free, self.last, self.col
+        return new
+
+
+class _Song:
+    """One song's plan and progress: its stanzas, pattern, chorus and the lanes' lines."""
+
+    def __init__(self, rng: random.Random, chorus: bool):
+        self.rng = rng
+        self.line = ""                   # the line being written (accepted text)
+        self.lines_seen = 0              # lines finished, blank and title included
+        self.stanza: list[str] = []      # lyric lines of the current stanza
+        self.ends: list[str | None] = [] # their last words
+        self.stanza_index = 0
+        self.pattern = "X"
+        self.chorus_planned = chorus
+        self.chorus_text: str | None = None
+        self.chorus_back = 0             # times the chorus came back
+        self.chorus_first = 0            # the stanza it was written in
+        self.chars = 0
+        self.mode = "follow"             # follow | rhyme | forced
+        self.target: str | None = None
+        self.round = 1
+        self.forced: list[int] = []
+        self.tail: list[int] = []        # round 2: the best line but its last word, fed again
+        self.endings: Words | None = None  # round 2: the words that rhyme with the target
+        self.cands: list[list] = []      # per lane: [(token, logp)], done flag
+        self.done: list[bool] = []
+        self.rhymed = 0
+        self.asked = 0
+
+
+class Crafter:
+    """Steers a batch of n songs on n * lanes rows; see the module's docstring."""
+
+    def __init__(self, measures: Measures | None, chars: list[str], n: int, seed: int,
+                 rhyme: str, chorus: str, words: float, line_cap: int, length: int):
+        self.chars, self.n = chars, n
+        self.index = {c: i for i, c in enumerate(chars)}
+        self.nl = self.index.get("\n", -1)
+        self.rhyme = rhyme if "\n" in self.index else "off"
+        self.lanes = LANES if self.rhyme != "off" else 1
+        self.rows = n * self.lanes
+        self.line_cap = line_cap
+        self.hold_limit = int(length * 0.8)
+        # Per vocabulary id: its lower-case letter, or None for a symbol outside words.
+        self.letter = [c.lower().replace("’", "'") if (c.isalpha() or c in "'’") else None
+                       for c in chars]
+        letters = frozenset(c for c in self.letter if c is not None)
+        # Only words this model can spell: a prefix never leads where no word can be finished.
+        known = None if measures is None else _spellable(allowed_words(measures), letters)
+        self.words = None if words >= 1 else known
+        self.known = known
+        self.corpus = None if measures is None else _spellable(corpus_words(measures),
+                                                                letters)
+        self._rhyme_sets: dict[str, Words | None] = {}
+        self.rate = words
+        self.patterns = self._patterns(measures)
+        rate = measures.repeat_rate if measures is not None else 0.0
+        self.chorus_at = measures.chorus_at if measures is not None else 1
+        self.chorus_gap = measures.chorus_gap if measures is not None else 2
+        self.songs = []
+        for i in range(n):
+            rng = random.Random(f"{seed}:{i}")
+            planned = chorus != "off" and "\n" in self.index and rng.random() < rate
+            self.songs.append(_Song(rng, planned))
+        self.row = [_Row() for _ in range(self.rows)]
+        self.by_letter: dict[str, list[int]] = {}
+        for i, c in enumerate(self.letter):
+            if c is not None:
+                self.by_letter.setdefault(c, []).append(i)
+        self.outside = [i for i, c in enumerate(self.letter) if c is None]
+        # Masks outlive a batch: the next batch (a retry, the next call) meets the same words.
+        key = (id(self.words), id(self.known), tuple(chars))
+        if _MASKS.get("key") != key:
+            _MASKS.update(key=key, masks=_Masks(len(chars)), lists=(self.words, self.known))
+        self.masks = _MASKS["masks"]
+        self.saved = None        # set by start(): snapshots of rows at a line's end
+        for song in self.songs:
+            self._new_stanza(song)
+
+    def _patterns(self, measures: Measures | None):
+        if self.rhyme not in ("auto", "off"):
+            return [(self.rhyme, 1)]
+        if self.rhyme == "off" or measures is None or not measures.patterns:
+            return [("X", 1)]
+        return list(measures.patterns.items())
+
+    def _new_stanza(self, song: _Song) -> None:
+        choices, weights = zip(*self.patterns)
+        song.pattern = song.rng.choices(choices, weights)[0]
+        song.stanza, song.ends = [], []
+
+    # -- the steps ------------------------------------------------------------------------------
+
+    def start(self, layers, logits: torch.Tensor, guide, prime_ids: list[int]) -> None:
+        """Take in the prime (the same for every song) and get ready for the first draw."""
+        self.layers, self.guide = layers, guide
+        self.saved = _Snapshot(layers, logits)
+        self.start_snap = _Snapshot(layers, logits)
+        for token in prime_ids:
+            for song in self.songs:
+                self._accept(song, token)
+            for r in range(self.rows):
+                self._row_take(self.row[r], token, None)
+        for s, song in enumerate(self.songs):
+            self._line_start(s, song, logits)
+
+    def _holding(self, song: _Song) -> bool:
+        """Whether the song may not end yet: its chorus has not come back."""
+        return song.chorus_planned and song.chorus_back == 0 and song.chars < self.hold_limit
+
+    def _owes_rhyme(self, song: _Song) -> bool:
+        """Whether the stanza has a line to come that its pattern rhymes with an earlier one,
+        and no rhyme yet (a stanza closed before it would not rhyme at all)."""
+        i, period = len(song.stanza), len(song.pattern)
+        if self.lanes == 1 or i == 0 or i >= period or stanza_rhymes(song.ends):
+            return False
+        later = song.pattern[i:]
+        return any(c != "X" and c in song.pattern[:i] + later[:k] for k, c in enumerate(later))
+
+    def steer(self, scores: torch.Tensor, stopped: list) -> torch.Tensor:
+        """The scores (rows, vocab) with the word masks, rhyme endings and held ends (new)."""
+        picks, held, open_ = [0] * self.rows, [], []
+        for s, song in enumerate(self.songs):
+            if stopped[s] is not None or song.mode == "forced":
+                continue
+            hold = self._holding(song)
+            owes = self._owes_rhyme(song)
+            for lane in (range(self.lanes) if song.mode == "rhyme" else (0,)):
+                if song.mode == "rhyme" and song.done[lane]:
+                    continue
+                r = s * self.lanes + lane
+                if hold:
+                    held.append(r)
+                if owes and self.row[r].col == 0:
+                    open_.append(r)
+                if song.mode == "rhyme" and song.round == 2:
+                    if len(song.cands[lane]) >= len(song.tail):  # else it is fed the tail
+                        picks[r] = self._ending_mask(song, self.row[r])
+                else:
+                    picks[r] = self._mask(self.row[r])
+        if not held and not open_ and not any(picks):
+            return scores
+        if any(picks):
+            table = self.masks.table(scores.device, scores.dtype)
+            out = scores + table.index_select(0, torch.tensor(picks, device=scores.device))
+        else:
+            out = scores.clone()
+        if held:
+            # A held end: the probability of ending the song moves to a line break.
+            at = torch.tensor(held, device=out.device)
+            out[at, self.nl] = torch.logaddexp(out[at, self.nl], out[at, 0])
+            out[at, 0] = -math.inf
+        if open_:
+            # The stanza still owes the rhyme its pattern promised: no blank line, no end yet.
+            at = torch.tensor(open_, device=out.device)
+            out[at, self.nl] = -math.inf
+            out[at, 0] = -math.inf
+        # A row left with nothing to draw (a mask meeting the shape's rules) keeps its scores.
+        dead = out.amax(dim=1) == -math.inf
+        if dead.any().item():
+            out[dead] = scores[dead]
+        return out
+
+    def choose(self, ids: list[int], stopped: list) -> list[int]:
+        """The ids to feed: forced characters and followers replace the draws."""
+        out = list(ids)
+        for s, song in enumerate(self.songs):
+            base = s * self.lanes
+            if song.mode == "forced" and song.forced and stopped[s] is None:
+                token = song.forced[0]
+                for r in range(base, base + self.lanes):
+                    out[r] = token
+            elif song.mode != "rhyme":
+                # Lanes other than 0 draw what they like: a rhyming line starts every lane from
+                # lane 0's state, so theirs never counts.
+                continue
+            else:
+                for lane in range(self.lanes):
+                    if song.done[lane]:
+                        out[base + lane] = self.nl  # fed but not kept: restored from a snapshot
+                    elif len(song.cands[lane]) < len(song.tail):
+                        out[base + lane] = song.tail[len(song.cands[lane])]
+        return out
+
+    def after_draw(self, ids: list[int], logps: list[float], stopped: list) -> list[list]:
+        """Take the fed ids (rows) and their log-probabilities; per song, the characters it
+        accepts now: [(token, logp)] (none while its lanes are writing a rhyming line)."""
+        self._ends: list[int] = []
+        out: list[list] = []
+        for s, song in enumerate(self.songs):
+            base = s * self.lanes
+            if stopped[s] is not None:
+                out.append([])
+                continue
+            if song.mode != "rhyme":
+                token = ids[base]
+                if song.mode == "forced":
+                    song.forced.pop(0)
+                self._row_take(self.row[base], token, song)
+                out.append([(token, logps[base])])
+                continue
+            for lane in range(self.lanes):
+                if song.done[lane]:
+                    continue
+                r = base + lane
+                song.cands[lane].append((ids[r], logps[r]))
+                self._row_take(self.row[r], ids[r], song)
+                if ids[r] == self.nl or ids[r] == 0:
+                    song.done[lane] = True
+                    self._ends.append(r)
+            out.append([])
+        return out
+
+    def after_step(self, logits: torch.Tensor, accepted: list[list], stopped: list
+                   ) -> tuple[torch.Tensor, list[list]]:
+        """After the model read the fed ids: keep the state of lanes that ended a line, choose
+        among finished candidates, and plan each song's next line."""
+        if self._ends:
+            self.saved.save(self.layers, logits, self._ends, self.guide, self.row)
+        copied = False
+        for s, song in enumerate(self.songs):
+            if stopped[s] is not None:
+                continue
+            if song.mode == "rhyme" and all(song.done):
+                picked = self._pick(s, song)
+                if picked is None:  # a second round, from the line's start
+                    logits = logits if copied else logits.clone()
+                    copied = True
+                    self._restore(self.start_snap, s * self.lanes, s, logits)
+                    continue
+                logits = logits if copied else logits.clone()
+                copied = True
+                self._restore(self.saved, s * self.lanes + picked, s, logits)
+                accepted[s] = list(song.cands[picked])
+                song.mode = "follow"
+            for token, _ in accepted[s]:
+                self._accept(song, token)
+                if token == self.nl:
+                    if song.mode == "forced" and not song.forced:
+                        song.mode = "follow"
+                    if song.mode != "forced":
+                        self._line_start(s, song, logits)
+            if song.mode == "forced" and not song.forced:
+                song.mode = "follow"
+        return logits, accepted
+
+    # -- lines, stanzas, candidates ---------------------------------------------------------
+
+    def _pick(self, s: int, song: _Song) -> int | None:
+        """The lane whose line to keep; None to write the line again (a second round)."""
+        scored, blank = [], []
+        for lane, cand in enumerate(song.cands):
+            text = song.line + "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
+            mean = sum(lp for _, lp in cand) / max(len(cand), 1)
+            word = last_word(text)
+            if word is None or cand[-1][0] == 0:
+                blank.append((mean, -lane, lane))  # a stanza or the song ends here
+            else:
+                scored.append((rhymes(word, song.target), mean, -lane, lane))
+        if song.round == 1 and len(blank) * 2 >= self.lanes:
+            song.asked -= 1  # the model ends the stanza: no line to rhyme
+            return max(blank)[2]
+        if not scored:
+            return max(blank)[2]
+        best = max(scored)
+        if best[0] or song.round == 2:
+            song.rhymed += best[0]
+            return best[3]
+        # None rhymes: write the most likely line again up to its last word, and end it with
+        # a word that rhymes, drawn by the model among those the corpus and dictionary have.
+        endings = self._endings(song.target)
+        if endings is None:
+            return best[3]
+        cand = song.cands[best[3]]
+        text = "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
+        words = list(WORD.finditer(song.line + text))
+        cut = words[-1].start() - len(song.line) if words else len(text)
+        song.tail = [self.index[c] for c in text[:max(cut, 0)]]
+        song.endings = endings
+        song.round = 2
+        song.cands = [[] for _ in range(self.lanes)]
+        song.done = [False] * self.lanes
+        return None
+
+    def _restore(self, snap: "_Snapshot", src: int, s: int, logits: torch.Tensor) -> None:
+        lanes = list(range(s * self.lanes, (s + 1) * self.lanes))
+        snap.restore(self.layers, logits, src, lanes)
+        if self.guide is not None:
+            for r in lanes:
+                self.guide.songs[r] = _copy_state(snap.guide[src])
+        for r in lanes:
+            self.row[r] = snap.row[src].copy()
+
+    def _line_start(self, s: int, song: _Song, logits: torch.Tensor) -> None:
+        """Plan the line about to be written: the chorus again, a rhyming line or a free one."""
+        base = s * self.lanes
+        song.mode, song.round, song.tail = "follow", 1, []
+        at_stanza_start = not song.stanza and song.lines_seen > 0 and song.line == ""
+        if (at_stanza_start and song.chorus_text is not None and song.stanza_index > song.chorus_first
+                and (song.stanza_index - song.chorus_first) % self.chorus_gap == 0
+                and song.chorus_back < 3):
+            song.mode = "forced"
+            song.forced = [self.index[c] for c in song.chorus_text]
+            song.chorus_back += 1
+            return
+        if self.lanes == 1 or song.line:
+            return
+        i = len(song.stanza)
+        period = len(song.pattern)
+        letter = song.pattern[i % period]
+        first = i - i % period
+        partner = next((j for j in range(first, i) if song.pattern[j % period] == letter
+                        and letter != "X"), None)
+        if partner is None or song.ends[partner] is None:
+            return
+        song.mode, song.target = "rhyme", song.ends[partner]
+        song.cands = [[] for _ in range(self.lanes)]
+        song.done = [False] * self.lanes
+        song.asked += 1
+        # Every lane starts from lane 0's state.
+        self.start_snap.save(self.layers, logits, [base], self.guide, self.row)
+        self._restore(self.start_snap, base, s, logits)
+
+    def _accept(self, song: _Song, token: int) -> None:
+        """A character the song keeps: track its lines and stanzas."""
+        if token == 0:
+            return
+        song.chars += 1
+        c = self.chars[token]
+        if c != "\n":
+            song.line += c
+            return
+        line, song.line = song.line, ""
+        is_title = song.lines_seen == 0 and line.startswith("# ")
+        song.lines_seen += 1
+        if is_title:
+            return
+        if line.strip():
+            song.stanza.append(line)
+            song.ends.append(last_word(line))
+            return
+        if song.stanza:  # a blank line closes a stanza
+            if (song.chorus_planned and song.chorus_text is None
+                    and song.stanza_index >= self.chorus_at and len(song.stanza) >= 2):
+                song.chorus_text = "\n".join(song.stanza) + "\n"
+                song.chorus_first = song.stanza_index
+            song.stanza_index += 1
+            self._new_stanza(song)
+
+    # -- words -----------------------------------------------------------------------------
+
+    def _row_take(self, row: _Row, token: int, song: _Song | None) -> None:
+        letter = self.letter[token] if token > 0 else None
+        if token == self.nl or token == 0:
+            row.col = 0
+        else:
+            row.col += 1
+        if letter is None or (letter == "'" and not row.word):
+            if row.word:
+                row.last = row.word.rstrip("'")
+            row.word, row.free = "", False
+            return
+        if not row.word and song is not None and self.words is not None:
+            row.free = song.rng.random() < self.rate
+        elif not row.word:
+            row.free = True
+        row.word += letter
+        if not row.free and self.words is not None and not (
+                self.words.next_letters(row.word) or self.words.is_word(row.word)
+                or self.words.is_word(row.word.rstrip("'"))):
+            row.free = True  # a forced or prime word outside the list
+
+    def _endings(self, target: str) -> Words | None:
+        """The known words that rhyme with `target` (None: none, or no word list)."""
+        if self.known is None:
+            return None
+        key = rhyme_key(target)
+        if key not in self._rhyme_sets:
+            # The corpus's own words first: the dictionary's alone are mostly rare names.
+            found = [w for w in _rhyme_index(self.corpus).get(key, ()) if w != target]
+            if len(found) < 3:
+                found += [w for w in _rhyme_index(self.known).get(key, ()) if w != target]
+            self._rhyme_sets[key] = Words(found) if found else None
+        return self._rhyme_sets[key]
+
+    def _ending_mask(self, song: _Song, row: _Row) -> int:
+        """Round 2, after the tail: a rhyming word, then at most a mark, then the line ends."""
+        words = song.endings
+        if row.word:
+            state = ("in", row.word)
+        elif rhymes(row.last, song.target) and row.col > len(song.tail):
+            state = ("after", "")
+        else:
+            state = ("start", "")
+        key = ("end", song.target, state)
+        found = self.masks.find(key)
+        if found is None:
+            if state[0] == "after":
+                allowed = [self.nl]
+            else:
+                allowed = [i for c in words.next_letters(state[1])
+                           for i in self.by_letter.get(c, ())]
+                if state[0] == "in" and words.is_word(state[1]):
+                    allowed += [self.nl] + [self.index[c] for c in ",.!?;:" if c in self.index]
+            found = self.masks.add(key, allowed)
+        return found
+
+    def _mask(self, row: _Row) -> int:
+        """The mask table's row for a row drawing a word (0: no mask)."""
+        if self.words is None or not row.word or row.free:
+            return 0
+        prefix = row.word
+        found = self.masks.find(prefix)
+        if found is None:
+            allowed = [i for c in self.words.next_letters(prefix)
+                       for i in self.by_letter.get(c, ())]
+            if self.words.is_word(prefix) or (prefix.endswith("'")
+                                              and self.words.is_word(prefix.rstrip("'"))):
+                allowed += self.outside
+            found = self.masks.add(prefix, allowed) if allowed else 0
+            self.masks.keys[prefix] = found
+        return found
+
+    def report(self) -> list[dict]:
+        return [{"rhyme_lines_asked": song.asked, "rhyme_lines_rhymed": song.rhymed,
+                 "chorus": song.chorus_planned, "chorus_back": song.chorus_back}
+                for song in self.songs]
+
+
+_RHYME_INDEX: dict = {}
+_SPELLABLE: dict = {}
+
+
+def _spellable(words: Words, letters: frozenset) -> Words:
+    """The words of `words` made only of `letters` (cached for the last few lists)."""
+    key = (id(words), letters)
+    found = _SPELLABLE.get(key)
+    if found is None:
+        found = Words([w for w in words.words if letters.issuperset(w)])
+        if len(_SPELLABLE) > 4:
+            _SPELLABLE.clear()
+        _SPELLABLE[key] = (words, found)  # the list itself kept, so that its id stays its own
+        return found
+    return found[1]
+
+
+def _rhyme_index(words: Words) -> dict[str, list[str]]:
+    """Rhyme key -> the words of `words` with it (built once per word list)."""
+    key = (len(words.words), tuple(words.words[:1]), tuple(words.words[-1:]))
+    found = _RHYME_INDEX.get(key)
+    if found is None:
+        found = {}
+        for word in words.words:
+            if len(word) > 1 or word in ("a", "i"):
+                found.setdefault(rhyme_key(word), []).append(word)
+        if len(_RHYME_INDEX) > 4:
+            _RHYME_INDEX.clear()
+        _RHYME_INDEX[key] = found
+    return found
+
+
+_MASKS: dict = {}
+
+
+class _Masks:
+    """Additive masks (0 allowed, -inf not), one row each, found by key; row 0 masks nothing.
+    The logits take a row per stream with one index_select."""
+
+    def __init__(self, vocab: int):
+        self.keys: dict = {}
+        self.rows = torch.zeros(64, vocab)
+        self.used = 1
+        self._on: torch.Tensor | None = None
+
+    def find(self, key) -> int | None:
+        return self.keys.get(key)
+
+    def add(self, key, allowed: list[int]) -> int:
+        if self.used == len(self.rows):
+            self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)])
+        self.rows[self.used] = -math.inf
+        self.rows[self.used, allowed] = 0.0
+        self.keys[key] = self.used
+        self.used += 1
+        self._on = None
+        return self.used - 1
+
+    def table(self, device, dtype) -> torch.Tensor:
+        if self._on is None or self._on.device != device or self._on.dtype != dtype:
+            self._on = self.rows[:self.used].to(device=device, dtype=dtype)
+        return self._on
+
+
+class _Snapshot:
+    """Copies of rows' LSTM state, logits, shape-guide state and word state."""
+
+    def __init__(self, layers, logits: torch.Tensor):
+        self.hs = layers.hs.clone()
+        self.c = [c.clone() for c in layers.c]
+        self.logits = logits.clone()
+        self.guide: dict = {}
+        self.row: dict = {}
+
+    def save(self, layers, logits, rows: list[int], guide, row_states) -> None:
+        at = torch.tensor(rows, device=self.hs.device)
+        self.hs[at] = layers.hs[at]
+        for mine, theirs in zip(self.c, layers.c):
+            mine[at] = theirs[at]
+        self.logits[at] = logits[at].to(self.logits.dtype)
+        for r in rows:
+            if guide is not None:
+                self.guide[r] = _copy_state(guide.songs[r])
+            self.row[r] = row_states[r].copy()
+
+    def restore(self, layers, logits, src: int, rows: list[int]) -> None:
+        at = torch.tensor(rows, device=self.hs.device)
+        n = len(rows)
+        layers.hs[at] = self.hs[src].expand(n, -1)
+        for mine, theirs in zip(self.c, layers.c):
+            theirs[at] = mine[src].expand(n, -1)
+        logits[at] = self.logits[src].expand(n, -1).to(logits.dtype)

@@ -1,0 +1,282 @@
+"""Rhyme, chorus and real words (#23): the measures, and sampling steered by them."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from songgen import checkpoint as ckpt
+from songgen.cli import cli
+from songgen.config import ModelConfig
+from songgen.errors import ConfigError
+from songgen.generate import SampleOptions, generate, stream
+from songgen.lyrics import Vocab, join_songs
+from songgen.trained import load_checkpoint
+from songgen.model import CharLSTM
+from songgen.songcraft import (Measures, allowed_words, analyse, check_pattern, measure,
+                               pattern_of, rhymes, stanza_rhymes, words_of)
+
+SONGS = [
+    "# Night Light\n\nI walk alone into the night\nI hold a candle burning bright\n"
+    "The river runs down to the sea\nAnd the old wind sings to me\n\n"
+    "Oh the salt wind calls me home\nOh the salt wind calls me home\n\n"
+    "My father sailed the winter gray\nHe never came back home to stay\n\n"
+    "Oh the salt wind calls me home\nOh the salt wind calls me home",
+    "# Rain\n\nThe rain is on the roof again\nI count the hours until then\n"
+    "A letter waits upon the chair\nNobody ever sits there\n\n"
+    "Sing it slow and sing it low\nThe river knows where we go\n\n"
+    "Sing it slow and sing it low\nThe river knows where we go",
+]
+
+
+def craft_checkpoint(tmp_path, songs=SONGS, measures=True, nl_bias=2.5, name="m.pt"):
+    """An untrained tiny model over the songs' characters, with their measures recorded; its
+    line breaks made likely so that it writes short lines and stanzas."""
+    text = "\n\n\n".join(songs)
+    torch.manual_seed(0)
+    vocab = Vocab.from_text(text)
+    model = CharLSTM(ModelConfig(vocab_size=len(vocab), embed_dim=8, hidden_size=16, layers=1))
+    with torch.no_grad():
+        model.head.bias[0] -= 50.0  # no end of song: the length ends it
+        model.head.bias[vocab.chars.index("\n")] += nl_bias
+        model.head.bias[vocab.chars.index(" ")] += 1.5
+    checkpoint = ckpt.Checkpoint(model_config=model.config, vocab=vocab.chars,
+                                 model_state=model.state_dict(), step=7,
+                                 songcraft=measure(songs).to_dict() if measures else None)
+    path = tmp_path / name
+    ckpt.save(checkpoint, path)
+    (tmp_path / "corpus.txt").write_text(text + "\n")
+    return load_checkpoint(path, device="cpu")
+
+
+# -- the measures -----------------------------------------------------------------------------
+
+def test_dictionary_rhymes_and_the_spelling_rule():
+    assert rhymes("night", "bright") and rhymes("sea", "me") and rhymes("again", "then")
+    assert not rhymes("night", "night")  # a word does not rhyme with itself
+    assert not rhymes("night", "home") and not rhymes("roof", "chair")
+    # Unknown to the dictionary: the spelling from the last vowel group on.
+    assert rhymes("corazón", "razón") and not rhymes("corazón", "luna")
+
+
+def test_patterns_and_rhyming_stanzas():
+    assert pattern_of(["night", "bright", "sea", "me"]) == "AABB"
+    assert pattern_of(["night", "sea", "bright", "me"]) == "ABAB"
+    assert pattern_of(["roof", "sea", "chair", "me"]) == "XAXA"
+    assert pattern_of(["roof", "home", "chair", "sea"]) == "XXXX"
+    assert stanza_rhymes(["roof", "sea", "chair", "me"])
+    assert not stanza_rhymes(["roof", "home", "chair", "sea"])
+
+
+def test_measures_of_a_corpus_round_trip():
+    m = measure(SONGS)
+    assert (m.songs, m.stanzas) == (2, 7)
+    # The repeated refrains end on the same word, which is no rhyme: 5 of 7 stanzas rhyme.
+    assert m.rhyming == 5 and m.patterns == {"AABB": 2, "AA": 3, "XX": 2}
+    assert m.repeat_rate == 1.0
+    # The repeated lines come first in the second stanza (index 1), back one or two stanzas
+    # later (the lower median: 1).
+    assert (m.chorus_at, m.chorus_gap) == (1, 1)
+    assert "salt" in m.vocabulary and "river" in m.vocabulary
+    assert Measures.from_dict(m.to_dict()) == m
+    assert Measures.from_dict({"version": 1}) is None
+    assert Measures.from_dict({**m.to_dict(), "songs": "two"}) is None
+    assert Measures.from_dict(None) is None
+
+
+def test_analyse_tells_rhyming_lines_and_the_chorus():
+    found = analyse(SONGS[0])
+    assert found["patterns"][:2] == ["AABB", "XX"]
+    assert [1, 2] in found["rhymes"] and [3, 4] in found["rhymes"]
+    assert found["chorus_stanzas"] == [2, 4]
+    assert found["repeated_lines"] == ["Oh the salt wind calls me home"]
+
+
+def test_rhyme_patterns_are_checked():
+    assert check_pattern("aabb") == "AABB" and check_pattern("Auto") == "auto"
+    for bad in ("ABC", "A", "AABB1", "XXXX", "ABCDEFGHI", ""):
+        with pytest.raises(ConfigError, match="unknown rhyme pattern"):
+            check_pattern(bad)
+
+
+# -- sampling ---------------------------------------------------------------------------------
+
+def lyric_stanzas(text):
+    from songgen.songcraft import stanzas_of
+
+    return stanzas_of(text)
+
+
+def test_aabb_makes_every_couplet_rhyme(tmp_path):
+    trained = craft_checkpoint(tmp_path)
+    songs = generate(trained, num_songs=3, seed=1, length=500, rhyme="AABB", chorus="off",
+                     temperature=1.0)
+    free = generate(trained, num_songs=3, seed=1, length=500, rhyme="off", chorus="off",
+                    words=1.0, temperature=1.0)
+    pairs = checked = 0
+    for song in songs:
+        for lines in lyric_stanzas(song.text)[:-1]:  # the last may be cut by the length
+            ends = [words_of(line)[-1] if words_of(line) else None for line in lines]
+            for i in range(0, len(ends) - 1, 2):
+                pairs += 1
+                checked += rhymes(ends[i], ends[i + 1])
+        assert song.craft["rhyme_lines_asked"] > 0
+    # Nearly all: a line whose partner ends on a word nothing known rhymes with (an untrained
+    # model writes "edyth") keeps the likeliest line.
+    assert pairs >= 20 and checked >= 0.9 * pairs
+    # The untrained model alone does not rhyme.
+    assert measure([s.text for s in free]).rhyme_rate < 0.5
+
+
+def test_words_are_real_unless_left_free(tmp_path):
+    trained = craft_checkpoint(tmp_path)
+    allowed = allowed_words(measure(SONGS))
+    real = generate(trained, num_songs=2, seed=2, length=400, rhyme="off", chorus="off",
+                    words=0.0)
+    words = [w for s in real for w in words_of(s.text)]
+    # All but a word the song's shape cuts short (a line far too long is ended).
+    assert len(words) > 100 and sum(allowed.is_word(w) for w in words) >= 0.98 * len(words)
+    free = generate(trained, num_songs=2, seed=2, length=400, rhyme="off", chorus="off",
+                    words=1.0)
+    made_up = [w for s in free for w in words_of(s.text) if not allowed.is_word(w)]
+    assert len(made_up) > 20  # an untrained model invents words when let
+
+
+def test_chorus_comes_back_verbatim(tmp_path):
+    trained = craft_checkpoint(tmp_path, nl_bias=3.5)
+    songs = generate(trained, num_songs=4, seed=3, length=900, rhyme="off", chorus="auto",
+                     temperature=1.0)
+    back = [s for s in songs if s.craft["chorus_back"]]
+    assert back, [s.craft for s in songs]
+    for song in back:
+        stanzas = ["\n".join(lines) for lines in lyric_stanzas(song.text)]
+        # The chorus: the first stanza of two lines or more from the corpus's place on (the
+        # second), written again later, word for word.
+        chorus = next(s for s in stanzas[1:] if s.count("\n") >= 1)
+        assert song.text.count("\n\n" + chorus + "\n") >= 2
+    off = generate(trained, num_songs=4, seed=3, length=900, rhyme="off", chorus="off",
+                   temperature=1.0)
+    assert not any(s.craft["chorus_back"] for s in off)
+
+
+def test_same_seed_same_songs_and_stream_matches(tmp_path):
+    trained = craft_checkpoint(tmp_path)
+    options = SampleOptions(num_songs=1, seed=5, length=400, temperature=1.0)
+    first = generate(trained, options)
+    assert [s.text for s in first] == [s.text for s in generate(trained, options)]
+    assert "".join(stream(trained, options)) == first[0].text
+    # The keyword API and the options value are the same thing.
+    assert generate(trained, seed=5, length=400, temperature=1.0)[0].text == first[0].text
+    # Several songs at once: each a song of its own.
+    many = generate(trained, num_songs=3, seed=5, length=400)
+    assert len({s.text for s in many}) == 3
+
+
+def test_options_are_checked_once_with_plain_errors():
+    with pytest.raises(ConfigError, match="free words must be from 0 to 1"):
+        SampleOptions(words=1.5).checked()
+    with pytest.raises(ConfigError, match="unknown chorus choice"):
+        SampleOptions(chorus="sometimes").checked()
+    with pytest.raises(ConfigError, match="unknown rhyme pattern"):
+        SampleOptions(rhyme="ABC").checked()
+    assert SampleOptions(rhyme="abab").checked().rhyme == "ABAB"
+    with pytest.raises(TypeError, match="unknown sampling option 'colour'"):
+        generate(None, colour="red")
+
+
+def test_copy_guard_still_works_with_songcraft(tmp_path, recwarn):
+    from songgen.copycheck import CopyIndex
+
+    trained = craft_checkpoint(tmp_path)
+    index = CopyIndex(join_songs(SONGS), k=6)
+    songs = generate(trained, num_songs=2, seed=4, length=300, copy_index=index, max_copy=20)
+    assert songs and all(s.copy.length <= 20 for s in songs)
+
+
+# -- the command line and info ----------------------------------------------------------------
+
+def test_cli_json_tells_rhymes_and_chorus(tmp_path):
+    trained = craft_checkpoint(tmp_path)
+    result = CliRunner().invoke(cli, ["sample", "--checkpoint", str(trained.path), "--json",
+                                      "-n", "2", "--seed", "1", "--length", "400",
+                                      "--rhyme", "AABB", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 2
+    for record in records:
+        craft = record["craft"]
+        assert craft["rhyme"] == "AABB" and craft["rhymes"]
+        assert set(craft) >= {"patterns", "rhymes", "chorus_stanzas", "repeated_lines",
+                              "chorus_planned"}
+
+
+def test_old_checkpoint_samples_with_a_note_or_measures_from_the_corpus(tmp_path):
+    trained = craft_checkpoint(tmp_path, measures=False)
+    runner = CliRunner()
+    base = ["sample", "--checkpoint", str(trained.path), "--seed", "1", "--length", "200",
+            "--device", "cpu"]
+    result = runner.invoke(cli, base)
+    assert result.exit_code == 0
+    assert ("has no rhyme, chorus or word measures (written before songgen kept them): "
+            "writing without them; give --corpus") in result.stderr
+    result = runner.invoke(cli, base + ["--rhyme", "AABB"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: --rhyme AABB needs the "
+                                                             "training songs' measures")
+    result = runner.invoke(cli, base + ["--rhyme", "AABB", "--json", "--corpus",
+                                        str(tmp_path / "corpus.txt")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["craft"]["rhymes"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--rhyme", "ABC"], "Invalid value for '--rhyme': unknown rhyme pattern 'ABC'"),
+    (["--words", "1.5"], "Invalid value for '--words'"),
+    (["--chorus", "maybe"], "Invalid value for '--chorus'"),
+])
+def test_bad_songcraft_options_are_one_line_errors(tmp_path, args, message):
+    trained = craft_checkpoint(tmp_path)
+    result = CliRunner().invoke(cli, ["sample", "--checkpoint", str(trained.path)] + args)
+    assert result.exit_code == 2 and message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_info_shows_the_corpus_rhyme_and_chorus(tmp_path):
+    trained = craft_checkpoint(tmp_path)
+    result = CliRunner().invoke(cli, ["info", str(trained.path)])
+    assert result.exit_code == 0
+    assert ("songcraft    71% of 7 stanzas rhyme (AA 43%, AABB 29%, XX 29%)" in result.output
+            and "100% of 2 songs repeat a line" in result.output)
+    record = json.loads(CliRunner().invoke(cli, ["info", str(trained.path), "--json"]).stdout)
+    assert record["songcraft"]["rhyming_stanzas"] == 0.7143
+
+
+def test_training_keeps_the_measures(tmp_path, tiny_model, tiny_config):
+    from songgen.training import train
+
+    corpus = tmp_path / "songs.txt"
+    corpus.write_text("\n\n\n".join(SONGS * 3) + "\n")
+    result = train(corpus, model=tiny_model, config=tiny_config(steps=2, eval_every=2),
+                   quiet=True)
+    saved = load_checkpoint(result.checkpoint_dir, device="cpu").checkpoint
+    m = Measures.from_dict(saved.songcraft)
+    assert m is not None and m.songs >= 4 and m.rhyming >= 10 and "salt" in m.vocabulary
+
+
+def test_studio_write_takes_rhyme_and_chorus(tmp_path):
+    from .studio_support import Client, make_runs, studio
+
+    root = make_runs(tmp_path / "runs")
+    with studio(root) as server:
+        client = Client(server)
+        status, evs = client.write({"model": "runA/best.pt", "num_songs": 2, "length": 300,
+                                    "seed": 4, "rhyme": "AABB", "chorus": "off"})
+        assert status == 200
+        songs = [d for k, d in evs if k == "song"]
+        assert len(songs) == 2 and all("rhymes" in s["craft"] for s in songs)
+        expected = generate(str(root / "runA" / "best.pt"), num_songs=2, length=300, seed=4,
+                            rhyme="AABB", chorus="off", device="cpu")
+        assert [s["text"] for s in songs] == [s.text for s in expected]
+        status, answer = client.write({"model": "runA/best.pt", "rhyme": "ABC"})
+        assert status == 400 and "unknown rhyme pattern 'ABC'" in json.dumps(answer)

@@ -97,11 +97,25 @@ def check_same(found: "Styles | None", saved) -> None:
 
 
 def keep_base_shapes(found: "Styles | None", base) -> None:
-    """A fine-tuned model keeps the song shapes its base measured of the styles the new text
-    does not have."""
+    """A fine-tuned model keeps the song shapes (and rhyme, chorus and word measures) its base
+    measured of the styles the new text does not have."""
     table = StyleTable.from_dict(base.styles) if base.styles else None
     if found is not None and table is not None:
         found.table.shapes = {**table.shapes, **found.table.shapes}
+        found.table.songcraft = {**table.songcraft, **found.table.songcraft}
+
+
+def measure_each(found: "Styles", train: torch.Tensor, chars: list[str], measure_ids) -> None:
+    """Each style's rhyme, chorus and word measures (songgen.songcraft), from its training
+    songs, into the style table."""
+    sizes = found.train_sizes
+    starts = np.cumsum(sizes) - sizes
+    ids = train.numpy()
+    for style, name in enumerate(found.table.names, start=1):
+        songs = np.flatnonzero(found.train_labels == style)
+        if len(songs):
+            own = np.concatenate([ids[starts[s]:starts[s] + sizes[s]] for s in songs])
+            found.table.songcraft[name] = measure_ids(torch.from_numpy(own), chars).to_dict()
 
 
 def count(corpus) -> int:
@@ -180,10 +194,12 @@ class StyleTable:
     chars: list[int]
     digest: str = ""
     shapes: dict = field(default_factory=dict)  # name -> its songs' shape (SongShape.to_dict)
+    songcraft: dict = field(default_factory=dict)  # name -> its rhyme, chorus, word measures
 
     def to_dict(self) -> dict:
         return {"names": list(self.names), "songs": list(self.songs), "chars": list(self.chars),
-                "digest": self.digest, "shapes": dict(self.shapes)}
+                "digest": self.digest, "shapes": dict(self.shapes),
+                "songcraft": dict(self.songcraft)}
 
     @classmethod
     def from_dict(cls, data) -> "StyleTable | None":
@@ -191,9 +207,10 @@ class StyleTable:
             names = [str(n) for n in data["names"]]
             songs = [int(n) for n in data.get("songs") or [0] * len(names)]
             chars = [int(n) for n in data.get("chars") or [0] * len(names)]
-            shapes = data.get("shapes") or {}
+            shapes, craft = data.get("shapes") or {}, data.get("songcraft") or {}
             return cls(names, songs, chars, str(data.get("digest", "")),
-                       dict(shapes) if isinstance(shapes, dict) else {})
+                       dict(shapes) if isinstance(shapes, dict) else {},
+                       dict(craft) if isinstance(craft, dict) else {})
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
 
@@ -453,10 +470,14 @@ def with_style(trained, style):
     styled.style = describe(blend, names)
     # One style's songs have a shape of their own (stanzas, lengths), which steers sampling;
     # a blend keeps the whole corpus's.
-    shape = StyleTable.from_dict(trained.checkpoint.styles).shapes.get(styled.style)
-    if len(blend) == 1 and isinstance(shape, dict):
+    table = StyleTable.from_dict(trained.checkpoint.styles)
+    shape, craft = table.shapes.get(styled.style), table.songcraft.get(styled.style)
+    if len(blend) == 1 and (isinstance(shape, dict) or isinstance(craft, dict)):
         styled.checkpoint = copy.copy(trained.checkpoint)
-        styled.checkpoint.shape = shape
+        if isinstance(shape, dict):
+            styled.checkpoint.shape = shape
+        if isinstance(craft, dict):  # its rhyme, chorus and word habits (songgen.songcraft)
+            styled.checkpoint.songcraft = craft
     while len(made) >= 8:  # the oldest goes
         made.pop(next(iter(made)))
     made[key] = styled

@@ -262,6 +262,9 @@ class Run:
             from .songcraft import measure_ids
 
             self._craft = measure_ids(self.corpus.train, self.corpus.vocab.chars).to_dict()
+            if self.corpus.styles is not None:  # and each style's own, for sampling in it
+                styles.measure_each(self.corpus.styles, self.corpus.train,
+                                    self.corpus.vocab.chars, measure_ids)
         return self._craft
 
     def _checkpoint(self, elapsed: float) -> Checkpoint | None:

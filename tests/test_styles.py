@@ -343,3 +343,12 @@ def test_scoring_by_style_leaves_the_model_as_it_was(styled_run, lyrics):
     assert not trained.full_model.training and not trained.model.training
     # The same style asked again is the same folded model (not built again).
     assert with_style(trained, "burns") is with_style(trained, "burns")
+
+
+def test_one_style_is_sampled_with_its_own_rhyme_and_chorus_measures(styled_run):
+    trained = load_checkpoint(styled_run)
+    craft = trained.checkpoint.styles["songcraft"]
+    assert set(craft) == {"burns", "cowboy"}
+    assert with_style(trained, "burns").checkpoint.songcraft == craft["burns"]
+    assert with_style(trained, "burns=1,cowboy=1").checkpoint.songcraft == \
+        trained.checkpoint.songcraft

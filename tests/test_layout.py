@@ -60,8 +60,8 @@ def test_the_checkpoint_file_knows_nothing_of_sampling_or_training():
 def test_library_errors_name_no_command_line_flag():
     flagged = []
     for path in PACKAGE.rglob("*.py"):
-        if path.name == "cli.py":
-            continue  # the command line adds its flags to the library's advice
+        if path.name.startswith("cli"):
+            continue  # the command line (cli*.py) adds its flags to the library's advice
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Raise) and node.exc is not None:
                 for text in ast.walk(node.exc):

@@ -222,7 +222,6 @@ def _closed_songs(text: str) -> tuple[list[str], str]:
     return pieces, text[start:]
 
 
-
 def read_songs(path: str | Path, encoding: str = "utf-8") -> list[str]:
     """All songs of a file or a folder, in order, as text (for scoring and the copy index)."""
     files = text_files(path)
@@ -257,8 +256,6 @@ def fingerprint(joined: str) -> str:
     return digest.hexdigest()[:16]
 
 
-
-
 def demo_corpus() -> Path:
     """The bundled demo songs: inside the installed package, or data/ of a source checkout."""
     here = Path(__file__).resolve().parent
@@ -267,7 +264,6 @@ def demo_corpus() -> Path:
             return folder
     raise CorpusError("the bundled demo corpus is missing from this installation; "
                       "give a lyrics file or folder to train on")
-
 
 
 @dataclass
@@ -543,7 +539,6 @@ class _Encoder:
                 part = self.buffer[begin:begin + step]
                 part[:] = lookup[part]
         return Vocab(final), torch.from_numpy(self.buffer)
-
 
 
 def _validation_cut(sizes: np.ndarray, new_title: np.ndarray, data: torch.Tensor, vocab: Vocab,

@@ -231,7 +231,6 @@ def folder_contents(path: str | Path) -> str | None:
     return line
 
 
-
 def available_memory() -> int | None:
     """Bytes of memory available to a new allocation (Linux), or None where unknown."""
     try:
@@ -256,7 +255,6 @@ def check_memory(files: list[Path], per_byte: float, overhead: int = 0) -> int:
             f"{needed / 1e9:.1f} GB of memory but {available / 1e9:.1f} GB is free; "
             "train on a part of it or free memory")
     return size
-
 
 
 def describe_chars(chars: list[str], limit: int = 20) -> str:

@@ -28,7 +28,6 @@ class UnknownCharacters(CorpusError):
         super().__init__(f"{what}; {advice}" if advice else what, what=what)
 
 
-
 def id_dtype(symbols: int) -> torch.dtype:
     """The smallest integer dtype that holds ids of `symbols` symbols (1 byte up to 256)."""
     if symbols <= 256:

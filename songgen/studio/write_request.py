@@ -19,7 +19,6 @@ WRITE_SECONDS = 120.0         # then the writing stops with an error event
 MAX_TEXT = WRITE_LENGTH       # characters of a title or an opening text
 
 
-
 def _int(body, key, lo, hi, default=None, none_ok=False, studio=False):
     value = body.get(key, default)
     if value is None and none_ok:

@@ -1,17 +1,15 @@
-"""The command line: options, the commands, and what they print; how a command body runs
-(library errors as one-line messages with exit codes, Ctrl-C, the few things a torchrun worker
-does differently). Every command is option parsing plus one library call.
+"""The command line's commands (the `songgen` group): each is option parsing plus one library
+call. How a command body runs (errors, exit codes, Ctrl-C) is songgen/cli_errors.py, the shared
+options songgen/cli_options.py, and what sample and info print songgen/cli_output.py.
 
 PyTorch is imported only inside commands, so `songgen --help` answers at once.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
-import re
 import secrets
 import shlex
 import sys
@@ -22,129 +20,18 @@ from click.core import ParameterSource
 
 from . import __version__
 from .config import (MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_LENGTH, MAX_SEED,
-                     MAX_SEQ_LEN, MAX_SONGS, MAX_TEMPERATURE, ModelConfig, TrainConfig,
+                     MAX_SEQ_LEN, MAX_SONGS, MAX_TEMPERATURE, TrainConfig,
                      launched_distributed)
-from .errors import SonggenError, SonggenWarning, TrainingInterrupted
+from .cli_errors import library_call, process_prefix
+from .cli_options import (MODEL, TRAIN, Duration, corpus_cache_option, device_option,
+                          encoding_callback, encoding_option, json_option, positive,
+                          threads_option)
+from .cli_output import (check_rhyme, craft_options, describe, fit_to_model, read_prime_file,
+                         show_songs, tell_cut, tell_seed)
+from .errors import SonggenError
 
 
-# -- how a command body runs --------------------------------------------------------------
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    if issubclass(category, SonggenWarning):
-        from tqdm import tqdm
-
-        tqdm.write(f"Warning: {message}", file=sys.stderr)  # above a progress bar, not into it
-    else:
-        _default_showwarning(message, category, filename, lineno, file, line)
-
-
-_default_showwarning = warnings.showwarning
-
-
-def library_call(func):
-    """Run a command body with library errors mapped to `Error: ...` and exit codes."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        warnings.showwarning = _show_warning
-        try:
-            _import_torch_uninterrupted()
-            return func(*args, **kwargs)
-        except TrainingInterrupted as exc:
-            if not exc.silent:
-                click.echo(str(exc), err=True)
-                if exc.resumable:
-                    click.echo(f"To continue: {_resume_command()}", err=True)
-            sys.exit(128 + exc.signum)
-        except SonggenError as exc:
-            if exc.silent:  # another process of a distributed run has reported it
-                sys.exit(1)
-            raise click.ClickException(_process_prefix() + _with_flags(exc)) from None
-        except BrokenPipeError:
-            # The reader closed the pipe (`songgen sample | head -1`): its choice, not an error.
-            # Nothing more goes to stdout, not even the interpreter's flush at exit.
-            _stdout_to_devnull()
-            sys.exit(0)
-        except KeyboardInterrupt:
-            if not _process_prefix():  # under torchrun, process 0 says it for all
-                click.echo("Interrupted.", err=True)
-            sys.exit(130)
-        finally:
-            warnings.showwarning = _default_showwarning
-
-    return wrapper
-
-
-def _with_flags(exc: SonggenError) -> str:
-    """The message of a library error, with the command line's own advice where it has some."""
-    from .distributed import UnusableDevice
-    from .lyrics import AUTO, FALLBACK, BadEncoding, WrongEncoding
-
-    if isinstance(exc, UnusableDevice):
-        return f"{exc.what}; use --device {exc.use}{exc.rest}"
-    if isinstance(exc, WrongEncoding):
-        return (f"{exc.what}; use --encoding {exc.fits}, or --encoding {AUTO} to read each "
-                f"file in its own encoding (UTF-8, else {FALLBACK})")
-    if isinstance(exc, BadEncoding):
-        if exc.encoding == "utf-8":
-            return (f"{exc.what}; save the file as UTF-8, or give its encoding with --encoding, "
-                    "e.g. --encoding cp1252")
-        return f"{exc.what}; give the file's real encoding with --encoding, or save it as UTF-8"
-    return str(exc)
-
-
-def _stdout_to_devnull() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):  # no file descriptor (a test runner's stream)
-        pass
-
-
-def _process_prefix() -> str:
-    """Under torchrun, errors of processes other than the first say which process they are."""
-    rank = os.environ.get("RANK", "0")
-    return f"process {rank}: " if launched_distributed() and rank != "0" else ""
-
-
-def _import_torch_uninterrupted() -> None:
-    """Import PyTorch (a second or so) with Ctrl-C held back until it is done: an import cut
-    short leaves half-initialised modules behind that fail later in confusing ways."""
-    import importlib
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        importlib.import_module("torch")  # signal handlers belong to the main thread
-        return
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        importlib.import_module("torch")
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
-
-
-def _resume_command() -> str:
-    """The command line that was run, as a resume: --init-from only applies to the start."""
-    argv, skip = [], False
-    for arg in sys.argv[1:]:
-        if skip or arg == "--resume" or arg.startswith("--init-from="):
-            skip = False
-            continue
-        if arg == "--init-from":
-            skip = True
-            continue
-        argv.append(arg)
-    launcher = ["songgen"]
-    if launched_distributed():
-        launcher = ["torchrun", "--standalone", "--nproc-per-node",
-                    os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]), "-m", "songgen"]
-    return shlex.join([*launcher, *argv, "--resume"])
-
+# -- what train decides before its library call ------------------------------------------
 
 def _fine_tune_command(text, folder: str) -> str:
     """The command that fine-tunes the run in `folder` on `text`, into a folder not yet used."""
@@ -221,211 +108,7 @@ def _holds_demo_run(folder: str) -> bool:
         return False
 
 
-# -- what sample and info print ----------------------------------------------------------
-
-def tell_seed(chosen: bool, seed: int) -> None:
-    if chosen:
-        click.echo(f"seed {seed} (--seed {seed} with the same options writes this again)",
-                   err=True)
-
-
-def read_prime_file(path: str, encoding: str = "utf-8") -> str:
-    """A prime file (or stdin for -), read and normalised like a corpus file."""
-    from .lyrics import decode_text, read_text
-
-    if path == "-":
-        return decode_text(sys.stdin.buffer.read(), "standard input", encoding=encoding)
-    return read_text(path, encoding)
-
-
-def fit_to_model(vocab, text: str, what: str) -> str:
-    """A title or prime with the characters the model never saw replaced by close ones it
-    knows (Z -> z, é -> e) or dropped, each change told in a warning; an error when nothing
-    usable is left."""
-    from .errors import SonggenWarning
-    from .lyrics import describe_chars
-
-    fitted, changes = vocab.fit(text)
-    if not changes:
-        return text
-    if text.strip() and not fitted.strip():
-        raise click.ClickException(
-            f"{what} has only characters the model never saw: "
-            f"{describe_chars(sorted(c for c, _ in changes))}; write it with characters of the "
-            "training text")
-    told = "; ".join(f"{describe_chars([c])} became {new!r}" if new else
-                     f"{describe_chars([c])} was dropped" for c, new in changes)
-    warnings.warn(f"{what} has characters the model never saw: {told}", SonggenWarning)
-    return fitted
-
-
-def tell_cut(songs, length: int, temperature: float) -> None:
-    """Say which songs were cut at the length limit, rather than ended by the model."""
-    advice = ("greedy decoding (--temp 0) tends to repeat one phrase; raise --temp"
-              if temperature == 0 else "raise --length")
-    for number in songs:
-        which = "the song" if number is None else f"song {number}"
-        click.echo(f"{which} was cut at {length:,} characters; {advice}", err=True)
-
-
-def song_record(song, trained, opts) -> dict:
-    return {"number": song.number, "text": song.text, "title": song.title, "chars": song.chars,
-            "stop": song.stop, "bits_per_char": round(song.bits_per_char, 4), "seed": song.seed,
-            "temperature": opts.temperature, "top_k": opts.top_k,
-            "top_p": opts.top_p, "checkpoint": str(trained.path), "step": trained.step,
-            "longest_copy": None if song.copy is None else song.copy.length,
-            "longest_copy_text": None if song.copy is None else song.copy.text,
-            "shape": {"mode": song.shape, "guided_end": song.guided_end, **song.form},
-            "craft": {"rhyme": opts.rhyme, "chorus": opts.chorus, "words": opts.words,
-                      "chorus_planned": bool(song.craft and song.craft["chorus"]),
-                      **song.analysis},
-            "style": opts.style}
-
-
-def write_new_file(path: str, text: str) -> None:
-    """Write all of `text` to `path` atomically (never a half-written song file)."""
-    from .files import write_atomically
-
-    try:
-        write_atomically(path, lambda f: f.write(text.encode("utf-8")))
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def describe(summary: dict) -> str:
-    """`songgen info` as text."""
-    from .progress import describe_loss
-
-    m, t = summary["model"], summary["training"] or {}
-    lines = []
-    if "run" in summary:
-        best = summary["best_checkpoint"]
-        lines.append(f"run          {summary['run']}: latest step {summary['step']:,}" + (
-            f", best at step {best['step']:,} ({describe_loss(best['val_loss'])})" if best
-            else ", no best.pt"))
-        lines += [f"problem      {problem}" for problem in summary["problems"]]
-    integrity = ("intact (its checksum matches its contents)" if summary["checksum"] else
-                 "not checked: written before checkpoints carried a checksum")
-    base = summary["init_from"]
-    lines += [
-        f"checkpoint   {summary['checkpoint']}",
-        f"integrity    {integrity}",
-        f"model        {m['layers']}x{m['hidden_size']} LSTM, embedding {m['embed_dim']}, "
-        f"dropout {m['dropout']}, vocabulary {summary['vocab_size']}",
-        f"corpus       {summary['corpus'] or 'not recorded'} (fingerprint "
-        f"{summary['corpus_fingerprint']})",
-        f"training     step {summary['step']:,}, epoch {summary['epoch']}, batch "
-        f"{t.get('batch_size')} x seq {t.get('seq_len')}, lr {t.get('lr')}",
-        f"best val     {describe_loss(summary['best_val_loss'])}",
-        f"songcraft    " + (summary["songcraft"]["summary"] if summary.get("songcraft") else
-                            "not measured (written before songgen kept rhyme and chorus)"),
-    ]
-    table = summary.get("styles")
-    if isinstance(table, dict) and table.get("names"):
-        lines.append(f"styles       {len(table['names'])}: " + ", ".join(
-            f"{name} ({songs:,} songs, {chars:,} chars)" for name, songs, chars in
-            zip(table["names"], table.get("songs") or [], table.get("chars") or [])))
-    for i, (name, choice) in enumerate((summary.get("choices") or {}).items()):
-        if isinstance(choice, dict):
-            lines.append(f"{'chosen' if i == 0 else '':<13}{name} {choice.get('value')}: "
-                         f"{choice.get('reason')}")
-    if base:
-        lines.append(f"fine-tuned   from {base.get('path')} (step {base.get('step')}, trained "
-                     f"on {base.get('corpus') or 'an unrecorded corpus'})")
-    history = summary["history"]
-    if history:
-        lines.append("history      step     train    val (nats/char)")
-        # The first few and the last few evaluations; the middle is summed up in one row.
-        shown = history if len(history) <= 9 else history[:3] + [None] + history[-5:]
-        for h in shown:
-            if h is None:
-                lines.append(f"             ... ({len(history) - 8} more)")
-                continue
-            train_loss = "-" if h.get("train_loss") is None else f"{h['train_loss']:.4f}"
-            lines.append(f"             {h['step']:<8} {train_loss:<8} {h['val_loss']:.4f}")
-    return "\n".join(lines)
-
-
 # -- the commands ------------------------------------------------------------------------
-
-_MODEL = ModelConfig()
-_TRAIN = TrainConfig()
-_DEVICES = "auto|cpu|cuda|cuda:N|mps"
-
-
-class Duration(click.ParamType):
-    """90, 90s, 10m, 2h, 1h30m -> seconds. A number after a unit counts in the next smaller one,
-    as people write it: 1h30 is 1 h 30 min, 5m30 is 5 min 30 s; a lone number is seconds."""
-
-    name = "duration"
-    _PART = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
-    _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    _NEXT = {"d": "h", "h": "m", "m": "s"}
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            return float(value)
-        text = str(value).strip().lower().replace(" ", "")
-        parts = self._PART.findall(text)
-        if not text or "".join(n + u for n, u in parts) != text:
-            self.fail(f"{value!r} is not a duration; write e.g. 90s, 10m, 2h or 1h30m", param, ctx)
-        seconds, previous = 0.0, None
-        for number, unit in parts:
-            if not unit:
-                unit = "s" if previous is None else self._NEXT.get(previous)
-                if unit is None:
-                    self.fail(f"{value!r}: a number after seconds has no unit; write e.g. "
-                              "1m30s", param, ctx)
-            seconds += float(number) * self._UNIT[unit]
-            previous = unit
-        if seconds <= 0:
-            self.fail("the time limit must be more than zero", param, ctx)
-        return seconds
-
-
-def device_option(f):
-    return click.option("--device", default="auto", show_default=True, metavar=_DEVICES,
-                        help="Where to run: auto picks CUDA, then Apple MPS, then the CPU.")(f)
-
-
-def threads_option(f):
-    return click.option("--threads", type=click.IntRange(1, 1024),
-                        help="CPU threads [default: the cores free at the start; training then "
-                        "keeps the count that runs fastest, fewer if another process takes a "
-                        "core].")(f)
-
-
-def json_option(f):
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print machine-readable JSON on stdout.")(f)
-
-
-def _check_encoding(ctx, param, value):
-    from .config import check_encoding
-    from .errors import ConfigError
-
-    try:
-        return None if value is None else check_encoding(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
-
-
-def encoding_option(what: str):
-    return click.option("--encoding", default="utf-8", show_default=True, metavar="NAME",
-                        callback=_check_encoding, help=f"The text encoding of {what}: e.g. "
-                        "cp1252 (Windows), latin-1, or auto: each file's own, UTF-8 where it "
-                        "is valid UTF-8, else cp1252 (UTF-16 with a byte-order mark is always "
-                        "recognised).")
-
-
-def corpus_cache_option(what: str):
-    """--corpus-cache, declared once: `what` says where `auto` puts it for this command."""
-    return click.option("--corpus-cache", default="auto", show_default=True,
-                        metavar="DIR|auto|none", help=f"{what}; none reads the text each time.")
-
-
-def _positive(default, help, most):
-    return dict(default=default, show_default=True, type=click.IntRange(1, most), help=help)
 
 
 # What `songgen --help` lists for each command, and examples at the end of its own --help.
@@ -466,39 +149,39 @@ def cli():
         Several GPUs: docs/multi-gpu.md.
         """)
 @click.argument("text", required=False, type=click.Path(exists=True, path_type=str))
-@click.option("--checkpoint-dir", default=_TRAIN.checkpoint_dir, show_default=True,
+@click.option("--checkpoint-dir", default=TRAIN.checkpoint_dir, show_default=True,
               type=click.Path(path_type=str), help="Where last.pt, best.pt and metrics.jsonl go.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --checkpoint-dir.")
 @click.option("--init-from", type=click.Path(exists=True, path_type=str),
               help="Fine-tune: start from this checkpoint's weights (new characters are added); "
               "a folder means its best.pt, else last.pt.")
-@click.option("--embed-dim", **_positive(_MODEL.embed_dim, "Character embedding size.", MAX_EMBED))
+@click.option("--embed-dim", **positive(MODEL.embed_dim, "Character embedding size.", MAX_EMBED))
 @click.option("--hidden-size", type=click.IntRange(1, MAX_HIDDEN),
               help="LSTM units per layer [default: 256; with a time, step or epoch limit, auto: "
               "the largest of 128 to 1024 the budget can train on this machine].")
-@click.option("--layers", **_positive(_MODEL.layers, "Number of LSTM layers.", MAX_LAYERS))
+@click.option("--layers", **positive(MODEL.layers, "Number of LSTM layers.", MAX_LAYERS))
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True),
               help="Dropout between and after layers [default: auto, from the corpus size: "
               "0.4 to 0 as characters per parameter grow].")
-@click.option("--seq-len", **_positive(_TRAIN.seq_len, "Characters per step (BPTT length).", MAX_SEQ_LEN))
-@click.option("--batch-size", **_positive(_TRAIN.batch_size, "Parallel streams per step (under "
+@click.option("--seq-len", **positive(TRAIN.seq_len, "Characters per step (BPTT length).", MAX_SEQ_LEN))
+@click.option("--batch-size", **positive(TRAIN.batch_size, "Parallel streams per step (under "
               "torchrun: in all, split over the processes).", MAX_BATCH))
 @click.option("--lr", type=click.FloatRange(0, 10, min_open=True),
               help="AdamW learning rate [default: auto: 0.006 up to 256 units, 0.0021 at 512, "
               "0.00075 at 1024].")
 @click.option("--weight-decay", type=click.FloatRange(0, 1),
               help="AdamW weight decay [default: auto, from the corpus size: 0.05 to 0.01].")
-@click.option("--lr-schedule", default=_TRAIN.lr_schedule, show_default=True,
+@click.option("--lr-schedule", default=TRAIN.lr_schedule, show_default=True,
               type=click.Choice(["auto", "plateau", "budget", "none"]),
               help="plateau: halve the learning rate after 2 evaluations without improvement, "
               "down to 1/8, and stop (--patience) only at the lowest; budget: also fall to 5% "
               "over the last 30% of --time-limit (or --steps, --epochs); auto: budget with a "
               "time limit, else plateau; none: a fixed learning rate.")
-@click.option("--grad-clip", default=_TRAIN.grad_clip, show_default=True,
+@click.option("--grad-clip", default=TRAIN.grad_clip, show_default=True,
               type=click.FloatRange(0), help="Clip the gradient norm to this (0 = off).")
-@click.option("--seed", default=_TRAIN.seed, show_default=True, type=click.IntRange(0, MAX_SEED),
+@click.option("--seed", default=TRAIN.seed, show_default=True, type=click.IntRange(0, MAX_SEED),
               help="Random seed (same seed, same run).")
-@click.option("--val-frac", default=_TRAIN.val_frac, show_default=True,
+@click.option("--val-frac", default=TRAIN.val_frac, show_default=True,
               type=click.FloatRange(0, 0.5, min_open=True),
               help="Fraction of the corpus, from its end, kept for validation.")
 @click.option("--steps", type=click.IntRange(min=1), help="Stop at this step (counted from the "
@@ -508,12 +191,12 @@ def cli():
 @click.option("--epochs", type=click.IntRange(min=1), help="Stop after this many epochs.")
 @click.option("--time-limit", type=Duration(), help="Stop after this long, e.g. 90s, 10m, 2h "
               "(a bare number is seconds).")
-@click.option("--patience", default=_TRAIN.patience, show_default=True,
+@click.option("--patience", default=TRAIN.patience, show_default=True,
               type=click.IntRange(0), help="Stop after this many evaluations without a better "
               "validation loss, at the lowest learning rate of the schedule (0 = never).")
 @click.option("--eval-every", type=click.IntRange(min=1), help="Evaluate and save every N steps "
               "[default: once an epoch, at least every 1000 steps].")
-@click.option("--keep-last", default=_TRAIN.keep_last, show_default=True, type=click.IntRange(0),
+@click.option("--keep-last", default=TRAIN.keep_last, show_default=True, type=click.IntRange(0),
               help="Numbered checkpoints to keep besides last.pt and best.pt.")
 @device_option
 @threads_option
@@ -523,7 +206,7 @@ def cli():
               "Ampere on, CPUs with AMX or AVX-512 BF16), fp32 elsewhere. Chosen when the run is "
               "created and kept on --resume; given on resume, it changes the run's precision "
               "from there.")
-@click.option("--styles", default=_TRAIN.styles, show_default=True,
+@click.option("--styles", default=TRAIN.styles, show_default=True,
               type=click.Choice(["auto", "none"]),
               help="auto: one style per subfolder of TEXT (lyrics/cowboy/*.txt, "
               "lyrics/burns/*.txt) and per {style: NAME} mark, so that sample --style can ask "
@@ -594,7 +277,7 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
         advice = ("give more text" if exc.fits is None else
                   f"use e.g. --batch-size {exc.fits[0]} --seq-len {exc.fits[1]}, or more text")
         raise click.ClickException(f"{exc.what}; {advice}") from None
-    if not _process_prefix():
+    if not process_prefix():
         click.echo(f"done in {format_duration(result.loop_seconds)}; write a song with: "
                    f"songgen sample --checkpoint {shlex.quote(str(result.checkpoint_dir))}",
                    err=True)
@@ -657,7 +340,7 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
               "the blank line after it, stanzas, an ending within their lengths); free: let the "
               "model run unguided.")
 @click.option("--rhyme", default="auto", show_default=True, metavar="auto|off|PATTERN",
-              callback=lambda ctx, param, value: _check_rhyme(value),
+              callback=lambda ctx, param, value: check_rhyme(value),
               help="auto: rhyme where and as the training songs do; off: no rhyme; or a pattern "
               "for every stanza, where lines that rhyme share a letter and X rhymes with none: "
               "AABB, ABAB, XAXA.")
@@ -675,7 +358,7 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
 @click.option("--strict", is_flag=True, help="Refuse a title or prime with characters the model "
               "never saw, instead of replacing them with close ones (Z -> z, é -> e) or "
               "dropping them.")
-@click.option("--encoding", metavar="NAME", callback=_check_encoding,
+@click.option("--encoding", metavar="NAME", callback=encoding_callback,
               help="The text encoding of --prime-file and --corpus, e.g. cp1252 [default: "
               "utf-8; for --corpus, the one the model was trained with].")
 @click.option("--json", "as_json", is_flag=True,
@@ -749,7 +432,7 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     chosen_seed = options["seed"] is None and not as_json and options["temperature"] > 0
     if options["seed"] is None:
         options["seed"] = secrets.randbits(31)
-    options = _craft_options(trained, options, corpus)
+    options = craft_options(trained, options, corpus)
     opts = SampleOptions(prime=make_prime(title, opening), max_copy=max_copy, style=style,
                          **options).checked()
     # One song to the terminal or a pipe: printed as it comes, flushed at the first piece (it
@@ -779,57 +462,6 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     tell_seed(chosen_seed, opts.seed)
 
 
-def _check_rhyme(value: str) -> str:
-    from .errors import ConfigError
-    from .songcraft import check_pattern
-
-    try:
-        return check_pattern(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _craft_options(trained, options: dict, corpus: str | None) -> dict:
-    """Rhyme and chorus for a checkpoint written before they were measured: from --corpus,
-    else off with a note (an error where a pattern was asked for)."""
-    from .songcraft import Measures
-
-    wanted = options["rhyme"] != "off" or options["chorus"] != "off" or options["words"] < 1
-    if not wanted or Measures.from_dict(trained.checkpoint.songcraft) is not None:
-        return options
-    if corpus is not None:
-        return {**options, "corpus": corpus}
-    if options["rhyme"] not in ("auto", "off"):
-        raise click.ClickException(
-            f"--rhyme {options['rhyme']} needs the training songs' measures, and "
-            f"{trained.path} was written before songgen kept them; give the text it was "
-            "trained on with --corpus, or use --rhyme off")
-    click.echo(f"note: {trained.path} has no rhyme, chorus or word measures (written before "
-               "songgen kept them): writing without them; give --corpus (the text it was "
-               "trained on) to measure them", err=True)
-    return {**options, "rhyme": "off", "chorus": "off", "words": 1.0}
-
-
-def show_songs(songs, trained, opts, as_json: bool, output: str | None) -> None:
-    """Songs (or their JSON lines) on stdout or into a new file; copy reports on stderr."""
-    for song in songs:
-        if song.copy is not None:
-            click.echo(f"song {song.number}: longest passage copied from the corpus: "
-                       f"{song.copy.length} characters" +
-                       (f" ({song.copy.text[:60]!r})" if song.copy.length else ""), err=True)
-    if as_json:
-        text = "".join(json.dumps(song_record(song, trained, opts), ensure_ascii=False)
-                       + "\n" for song in songs)
-    else:
-        text = "\n\n\n".join(song.text for song in songs) + "\n" if songs else ""
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        write_new_file(output, text)
-        click.echo(f"wrote {len(songs)} song{'' if len(songs) == 1 else 's'} to {output}",
-                   err=True)
-
-
 @cli.command(name="eval", short_help="Score a checkpoint on any text (bits per character).",
              epilog="""
         Examples:
@@ -845,7 +477,7 @@ def show_songs(songs, trained, opts, as_json: bool, output: str | None) -> None:
 @click.option("--skip-unknown", is_flag=True,
               help="Skip characters the model never saw (counted) instead of failing.")
 @device_option
-@click.option("--encoding", metavar="NAME", callback=_check_encoding,
+@click.option("--encoding", metavar="NAME", callback=encoding_callback,
               help="The text encoding of TEXT, e.g. cp1252 [default: the run's own when TEXT is "
               "the text it was trained on, else utf-8].")
 @corpus_cache_option("Where TEXT, encoded, is kept to be scored again without reading it: auto "

@@ -1,5 +1,7 @@
-"""The lyrics format: reading, normalising, songs and stanzas, titles, the end-of-song symbol,
-the vocabulary, the corpus fingerprint and the validation cut.
+"""The lyrics format and the corpus made of it: songs and stanzas, titles, the end-of-song
+symbol, streaming a file's songs, the corpus fingerprint, encoding a corpus and the validation
+cut. Reading bytes as text (encodings, folders) is songgen/textfiles.py; the vocabulary is
+songgen/vocab.py (both re-exported here, as this is where a reader of the format looks).
 
 Files are streamed a piece at a time: each piece, cut after a song break, is decoded,
 normalised, split into songs, hashed and encoded, then dropped, so nothing the size of the
@@ -7,15 +9,14 @@ corpus is held but the encoded result (1 byte a character for up to 256 symbols)
 the only parser; every reader (training corpus, evaluation text, copy index) goes through it.
 
 The format: UTF-8 text; songs separated by two or more blank lines, stanzas by one; a song may
-start with a `# Title` line, and a `# Title` line after a blank line starts a new song. After every song the model sees EOS, a reserved symbol that is
-never a character of the text.
+start with a `# Title` line, and a `# Title` line after a blank line starts a new song. After
+every song the model sees EOS, a reserved symbol that is never a character of the text.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 import warnings
 from array import array
 from dataclasses import dataclass
@@ -26,18 +27,18 @@ import torch
 
 from .errors import CorpusError, SonggenWarning
 from .shape import ShapeMeter, SongShape
+from .textfiles import (AUTO, FALLBACK, UTF16_BOMS, BadEncoding, WrongEncoding,  # noqa: F401
+                        available_memory, check_memory, decode_text, describe_chars,
+                        folder_contents, normalise, read_text, streamable, text_files)
+from .vocab import EOS, UnknownCharacters, Vocab, code_points, code_table, id_dtype  # noqa: F401
+from .vocab import numpy_dtype
 
-# End-of-song marker inside joined text. NUL never survives reading (binary files are refused),
-# so it cannot collide with a character of the lyrics. It is vocabulary index 0.
-EOS = "\x00"
 TITLE_MARK = "# "
 
 # Two or more blank lines (lines holding only spaces/tabs count as blank) separate songs, and
 # so does one before a `# Title` line: a title is the format's own mark of a new song.
 SONG_BREAK = re.compile(r"\n[ \t]*\n(?:(?:[ \t]*\n)+|(?=# ))")
 _VERSION_SUFFIX = re.compile(r"\s*\([^()]*\)\s*$")
-UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_CODE_POINTS = 0x110000
 READ_BYTES = 1 << 22  # bytes of a file read at a time; also characters hashed/encoded at a time
 # Peak memory per byte of the files: while loading a training corpus (the encoded corpus plus
 # the pieces in flight), and while reading whole songs as text (`read_songs`: Python strings of
@@ -46,47 +47,6 @@ LOAD_BYTES_PER_BYTE = 1.3
 LOAD_OVERHEAD = 600 << 20
 READ_BYTES_PER_BYTE = 6.0
 ONE_SONG_WARNING = 20_000  # characters: longer than any real song
-
-# First bytes of files people rename to .txt, and what to tell them.
-_NOT_TEXT = ((b"PK\x03\x04", "a word-processor document or other zip archive (.docx, .odt)"),
-             (b"%PDF-", "a PDF"), (b"{\\rtf", "a rich-text (RTF) document"),
-             (b"\xd0\xcf\x11\xe0", "an old Word (.doc) document"))
-
-
-class UnknownCharacters(CorpusError):
-    """Text holds characters a model's vocabulary lacks; `chars` lists them, sorted."""
-
-    def __init__(self, chars: list[str], where: str = "the text", advice: str = ""):
-        self.chars = chars
-        what = f"{where} has characters the model never saw: {describe_chars(chars)}"
-        super().__init__(f"{what}; {advice}" if advice else what, what=what)
-
-
-class BadEncoding(CorpusError):
-    """Bytes of a text file that its encoding (UTF-8 unless given) cannot decode; `what` names
-    the file, line and byte offset, `encoding` the encoding tried."""
-
-    def __init__(self, what: str, encoding: str):
-        self.encoding = encoding
-        advice = ("save the file as UTF-8, or give its encoding (e.g. cp1252 for Windows text)"
-                  if encoding == "utf-8" else "give the file's real encoding, or save it as UTF-8")
-        super().__init__(f"{what}; {advice}", what=what)
-
-
-class WrongEncoding(CorpusError):
-    """Text that decodes in the encoding given but reads wrong in it: control characters no
-    lyrics hold (Windows-1252 read as Latin-1), or UTF-8 read a byte at a time (mojibake such
-    as "â€™"). `fits`: the encoding it reads right in."""
-
-    def __init__(self, what: str, fits: str):
-        self.fits = fits
-        super().__init__(f"{what}; give that encoding, or auto to choose each file's (UTF-8, "
-                         "else cp1252)", what=what)
-
-
-AUTO = "auto"             # the encoding that picks each file's own: UTF-8, else FALLBACK
-FALLBACK = "cp1252"       # Windows-1252: what text not in UTF-8 most often is
-_C1 = re.compile("[\x80-\x9f]")  # C1 control characters: never in lyrics
 
 
 class CorpusChanged(CorpusError):
@@ -131,189 +91,7 @@ def title_key(song: str) -> str:
     return _VERSION_SUFFIX.sub("", song.split("\n", 1)[0])
 
 
-# -- reading text --------------------------------------------------------------------------
-
-def streamable(encoding: str) -> bool:
-    """Whether text in `encoding` may be decoded a piece at a time, cut after line ends: UTF-8
-    and single-byte encodings, where a line-end byte is always a line end and never part of
-    another character. Others (UTF-16, Shift-JIS, ...) are decoded whole."""
-    import codecs
-
-    if encoding == AUTO:  # UTF-8 or FALLBACK, both streamable
-        return True
-    name = codecs.lookup(encoding).name
-    if name == "utf-8":
-        return True
-    try:
-        return len(bytes(range(256)).decode(name, "replace")) == 256 and \
-            "\n\r".encode(name) == b"\n\r"
-    except (UnicodeError, LookupError):
-        return False
-
-
-def _decode(raw: bytes, path, offset: int = 0, lines: int = 0, encoding: str = "utf-8") -> str:
-    """Strict UTF-8 or `encoding` (UTF-16 when it carries a BOM); errors name the line and
-    byte offset.
-
-    NUL is the end-of-song symbol, so text holding it is refused whatever its encoding; it is
-    checked before UTF-8 decoding so that a binary file (an image, a PDF) is called one.
-    `raw` may be a piece of the file that starts a line: `offset` bytes and `lines` lines
-    come before it.
-    """
-    if offset == 0:
-        for magic, what in _NOT_TEXT:
-            if raw.startswith(magic):
-                raise CorpusError(f"{path} looks like {what}, not plain text; export or save "
-                                  "it as plain text (UTF-8) and give that file")
-    if raw.startswith(UTF16_BOMS):
-        try:
-            text = raw.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise CorpusError(f"{path}: invalid UTF-16 at byte offset {exc.start}; "
-                              "convert the file to UTF-8 and try again") from None
-    elif b"\x00" in raw and streamable(encoding):
-        raise CorpusError(f"{path}: contains NUL bytes, so it looks like a binary file (or "
-                          "UTF-16 without a byte-order mark), not lyrics; give a plain UTF-8 "
-                          "text file")
-    else:
-        if encoding == AUTO:
-            encoding = "utf-8" if _is_utf8(raw) else FALLBACK
-        try:
-            text = raw.decode(encoding)
-        except UnicodeDecodeError as exc:
-            line = lines + raw.count(b"\n", 0, exc.start) + 1
-            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1)
-            name = "UTF-8" if encoding == "utf-8" else encoding
-            raise BadEncoding(f"{path}: not valid {name} at line {line}, byte offset "
-                              f"{offset + exc.start} (byte {column} of the line)",
-                              encoding) from None
-    if "\x00" in text:
-        raise CorpusError(f"{path}: contains NUL characters, which lyrics cannot hold; "
-                          "remove them or give a plain text file")
-    if not raw.startswith(UTF16_BOMS):
-        _check_encoding_fits(raw, text, path, lines, encoding)
-    return text
-
-
-def _is_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
-
-
-def _check_encoding_fits(raw: bytes, text: str, path, lines: int, encoding: str) -> None:
-    """Refuse text that a single-byte encoding decoded but that reads wrong in it."""
-    import codecs
-
-    name = codecs.lookup(encoding).name
-    if name == "utf-8" or raw.isascii() or not streamable(name):  # single-byte encodings only
-        return
-    where = f"{path} read as {encoding}"
-    if _is_utf8(raw):
-        # Non-ASCII bytes that happen to form valid UTF-8 throughout are UTF-8 text: a
-        # single-byte reading of it shows mojibake such as "Ã©" for "é".
-        sample = next((w for w in text.split() if not w.isascii()), "")
-        right = sample.encode(name, "replace").decode("utf-8", "replace")
-        raise WrongEncoding(f"{where} shows {sample[:30]!r} where it reads {right[:30]!r} as "
-                            "UTF-8", "utf-8")
-    found = _C1.search(text)
-    if found is not None:
-        line = lines + text.count("\n", 0, found.start()) + 1
-        chars = describe_chars(sorted(set(_C1.findall(text))), limit=5)
-        try:
-            raw.decode(FALLBACK)
-        except UnicodeDecodeError:
-            fits = None
-        else:
-            fits = FALLBACK
-        what = (f"{where} holds control characters that no lyrics hold ({chars}; first at "
-                f"line {line})")
-        if fits is None or name == FALLBACK:
-            raise CorpusError(f"{what}; give the file's real encoding, or save it as UTF-8",
-                              what=what)
-        raise WrongEncoding(f"{what}: it reads as {fits} (Windows)", fits)
-
-
-def normalise(text: str) -> str:
-    """Drop BOMs, turn CRLF and CR into LF, and NFC-normalise (so é and e+◌́ are one character).
-
-    Every U+FEFF goes, not only a leading one: files joined with `cat` carry their BOMs inside.
-    """
-    # Each replace scans the whole text even when it finds nothing; most files need none.
-    if "\ufeff" in text:
-        text = text.replace("\ufeff", "")
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return unicodedata.normalize("NFC", text)
-
-
-def decode_text(raw: bytes, name, offset: int = 0, lines: int = 0,
-                encoding: str = "utf-8") -> str:
-    """Bytes from anywhere (a file, standard input) decoded and normalised like a corpus file;
-    `name` is what errors call the source (see `_decode` for the rest)."""
-    return normalise(_decode(raw, name, offset, lines, encoding))
-
-
-def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    """The normalised text of one file (a prime file, say): not split into songs."""
-    path = _regular_file(Path(path))
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return decode_text(raw, path, encoding=encoding)
-
-
-def _regular_file(path: Path) -> Path:
-    """Refuse at once what is not a regular file: reading a named pipe or a device such as
-    /dev/zero would wait forever or never end."""
-    if not path.exists():
-        raise CorpusError(f"{path} does not exist; give a lyrics file or a folder of .txt files")
-    if path.is_dir():
-        raise CorpusError(f"{path} is a folder; give a file")
-    if not path.is_file():
-        raise CorpusError(f"{path} is not a regular file (a named pipe, a device or a socket); "
-                          "give a lyrics file or a folder of .txt files")
-    return path
-
-
-def text_files(path: str | Path) -> list[Path]:
-    """The corpus files: the file itself, or every .txt file (any case: .TXT, .Txt) under a
-    folder, subfolders included, in sorted order."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".txt" and p.is_file())
-        if not files:
-            raise CorpusError(f"{path} holds no .txt files; put one or more UTF-8 lyrics files "
-                              "in it")
-        return files
-    return [_regular_file(path)]
-
-
-def folder_contents(path: str | Path) -> str | None:
-    """What a folder corpus was made of: the .txt files read, and the other files skipped,
-    counted by kind (None for a file). Hidden files (.DS_Store) are not counted."""
-    path = Path(path)
-    if not path.is_dir():
-        return None
-    read, skipped = 0, {}
-    for p in path.rglob("*"):
-        if not p.is_file() or p.name.startswith("."):
-            continue
-        kind = p.suffix.lower()
-        if kind == ".txt":
-            read += 1
-        else:
-            kind = kind or "without an extension"
-            skipped[kind] = skipped.get(kind, 0) + 1
-    line = f"read {read:,} .txt file{'' if read == 1 else 's'} of {path}"
-    if skipped:
-        kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(skipped.items()))
-        line += f"; skipped {kinds} (only .txt files are read)"
-    return line
-
+# -- songs -------------------------------------------------------------------------------
 
 def split_songs(text: str) -> list[str]:
     """Songs are separated by two or more blank lines, or by one before a `# Title` line;
@@ -444,32 +222,6 @@ def _closed_songs(text: str) -> tuple[list[str], str]:
     return pieces, text[start:]
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def check_memory(files: list[Path], per_byte: float, overhead: int = 0) -> int:
-    """Refuse, before reading anything, a corpus that could not be loaded in the memory left;
-    returns the files' total size in bytes."""
-    size = sum(f.stat().st_size for f in files)
-    available = available_memory()
-    needed = size * per_byte + overhead
-    if available is not None and needed > available:
-        raise CorpusError(
-            f"the corpus is {size / 1e9:.2f} GB; loading it needs about "
-            f"{needed / 1e9:.1f} GB of memory but {available / 1e9:.1f} GB is free; "
-            "train on a part of it or free memory")
-    return size
-
-
 def read_songs(path: str | Path, encoding: str = "utf-8") -> list[str]:
     """All songs of a file or a folder, in order, as text (for scoring and the copy index)."""
     files = text_files(path)
@@ -504,15 +256,6 @@ def fingerprint(joined: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def describe_chars(chars: list[str], limit: int = 20) -> str:
-    """A readable list of characters: visible ones quoted; control, format (zero-width) and
-    combining characters, which would vanish or merge with the quote, as U+XXXX."""
-    shown = [repr(c) if c.isprintable() and unicodedata.category(c)[0] not in "MC"
-             else f"U+{ord(c):04X}" for c in chars[:limit]]
-    more = f" and {len(chars) - limit} more" if len(chars) > limit else ""
-    return ", ".join(shown) + more
-
-
 def demo_corpus() -> Path:
     """The bundled demo songs: inside the installed package, or data/ of a source checkout."""
     here = Path(__file__).resolve().parent
@@ -522,121 +265,6 @@ def demo_corpus() -> Path:
     raise CorpusError("the bundled demo corpus is missing from this installation; "
                       "give a lyrics file or folder to train on")
 
-
-# -- the vocabulary ------------------------------------------------------------------------
-
-def id_dtype(symbols: int) -> torch.dtype:
-    """The smallest integer dtype that holds ids of `symbols` symbols (1 byte up to 256)."""
-    if symbols <= 256:
-        return torch.uint8
-    return torch.int16 if symbols <= 32768 else torch.int32
-
-
-def _code_table(chars: list[str]) -> np.ndarray:
-    """Code point -> id for every possible code point (-1: not in `chars`), so that encoding
-    is one table lookup per character."""
-    table = np.full(_CODE_POINTS, -1, dtype=np.int32)
-    table[[ord(c) for c in chars]] = np.arange(len(chars))
-    return table
-
-
-def _codes(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-
-
-class Vocab:
-    """Characters <-> integer ids. Id 0 is the end-of-song symbol; the rest are sorted characters
-    (a fine-tuned model's added characters are sorted after its base's)."""
-
-    def __init__(self, chars: list[str]):
-        if not chars or chars[0] != EOS or len(set(chars)) != len(chars):
-            raise ValueError("a vocabulary starts with the end-of-song symbol and has no repeats")
-        self.chars = list(chars)
-        self.index = {c: i for i, c in enumerate(self.chars)}
-        self._table: np.ndarray | None = None  # built on first encode
-
-    @classmethod
-    def from_text(cls, *texts: str) -> "Vocab":
-        """The vocabulary of the texts: every character they hold, sorted after EOS."""
-        present = np.zeros(_CODE_POINTS, dtype=bool)
-        for text in texts:
-            for start in range(0, len(text), READ_BYTES):
-                present[_codes(text[start:start + READ_BYTES])] = True
-        present[ord(EOS)] = False
-        return cls([EOS] + [chr(c) for c in np.flatnonzero(present)])
-
-    def __len__(self) -> int:
-        return len(self.chars)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and self.chars == other.chars
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return id_dtype(len(self))
-
-    def unknown(self, text: str) -> list[str]:
-        """Characters of `text` that are not in the vocabulary, sorted."""
-        return sorted(set(text) - set(self.index))
-
-    def encode(self, text: str) -> torch.Tensor:
-        """Vectorised encoding, a slice at a time. Raises on unknown characters."""
-        if self._table is None:
-            self._table = _code_table(self.chars)
-        out = torch.empty(len(text), dtype=self.dtype)
-        view = out.numpy()
-        for start in range(0, len(text), READ_BYTES):
-            ids = self._table[_codes(text[start:start + READ_BYTES])]
-            if len(ids) and ids.min() < 0:
-                raise UnknownCharacters(self.unknown(text))
-            view[start:start + len(ids)] = ids
-        return out
-
-    def decode(self, ids) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
-
-    def fit(self, text: str) -> tuple[str, list[tuple[str, str]]]:
-        """`text` with every character the vocabulary lacks replaced by a close one it has: the
-        other case (Z -> z), the letter without its accent (é -> e), a plain form (’ -> ',
-        … -> ...); dropped where there is none. Returns the new text and the changes, in order
-        of first appearance, as (character, replacement) pairs ("" where it was dropped)."""
-        changes: dict[str, str] = {}
-        for c in text:
-            if c not in self.index and c not in changes:
-                changes[c] = next((r for r in _stand_ins(c) if r and all(
-                    x in self.index and x != EOS for x in r)), "")
-        if not changes:
-            return text, []
-        return "".join(changes.get(c, c) for c in text), list(changes.items())
-
-
-# Plain forms of typographic characters that a model may never have seen.
-_PLAIN = {"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-          "`": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"',
-          "\u2033": '"', "\u00ab": '"', "\u00bb": '"', "\u2010": "-", "\u2011": "-",
-          "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2026": "...",
-          "\u00a0": " ", "\t": " "}
-
-
-def _stand_ins(c: str):
-    """Replacements for a character, closest first: its other case, then without accents (and
-    in either case), then its compatibility or plain typographic form."""
-    def cases(text):
-        return (text, text.lower(), text.upper())
-
-    yield c.lower()
-    yield c.upper()
-    bare = "".join(x for x in unicodedata.normalize("NFD", c) if not unicodedata.combining(x))
-    if bare != c:
-        yield from cases(unicodedata.normalize("NFC", bare))
-    compatible = unicodedata.normalize("NFKC", c)
-    if compatible != c:
-        yield from cases(compatible)
-    if c in _PLAIN:
-        yield _PLAIN[c]
-
-
-# -- a training corpus ---------------------------------------------------------------------
 
 @dataclass
 class Corpus:
@@ -809,7 +437,7 @@ def in_vocab(encoded: Encoded, vocab: Vocab | None,
         target = Vocab(given + missing)
     if target == encoded.vocab:
         return target, encoded.ids, []
-    lookup = np.array([target.index.get(c, 0) for c in have], dtype=_numpy_dtype(len(target)))
+    lookup = np.array([target.index.get(c, 0) for c in have], dtype=numpy_dtype(len(target)))
     source, out = encoded.ids.numpy(), torch.empty(len(encoded.ids), dtype=target.dtype)
     view, step = out.numpy(), 1 << 22
     for start in range(0, len(source), step):
@@ -835,8 +463,8 @@ class _Encoder:
     def __init__(self, capacity: int, vocab: Vocab | None, extend: bool):
         self.given, self.extend = vocab, extend
         self.chars = list(vocab.chars) if vocab else [EOS]
-        self.table = _code_table(self.chars)
-        self.buffer = np.empty(max(capacity, 1), dtype=_numpy_dtype(len(self.chars)))
+        self.table = code_table(self.chars)
+        self.buffer = np.empty(max(capacity, 1), dtype=numpy_dtype(len(self.chars)))
         self.buffer[0] = 0  # EOS: what the text is read after
         self.used = 1
         self.sizes = array("q")       # characters of each song, its end-of-song symbol included
@@ -859,7 +487,7 @@ class _Encoder:
             own = [song for song, s in zip(songs, styles) if s == style]
             meter = self.style_shapes.setdefault(style, ShapeMeter())
             meter.add(own)
-            meter.add_codes(_codes(join_songs(own)))
+            meter.add_codes(code_points(join_songs(own)))
         self.shape.add(songs)
         for song in songs:
             self.sizes.append(len(song) + 1)
@@ -870,7 +498,7 @@ class _Encoder:
         _hash_into(self.digest, text)
         # In slices: a file without song breaks is one piece as long as the file.
         for start in range(0, len(text), READ_BYTES):
-            codes = _codes(text[start:start + READ_BYTES])
+            codes = code_points(text[start:start + READ_BYTES])
             self.shape.add_codes(codes)  # line lengths
             ids = self.table[codes]
             if ids.min() < 0:
@@ -884,7 +512,7 @@ class _Encoder:
         fresh = [chr(c) for c in codes]
         self.table[codes] = np.arange(len(self.chars), len(self.chars) + len(fresh))
         self.chars += fresh
-        dtype = _numpy_dtype(len(self.chars))
+        dtype = numpy_dtype(len(self.chars))
         if dtype != self.buffer.dtype:  # more symbols than the ids held so far can count
             self.buffer = self.buffer.astype(dtype)
 
@@ -911,10 +539,6 @@ class _Encoder:
                 part = self.buffer[begin:begin + step]
                 part[:] = lookup[part]
         return Vocab(final), torch.from_numpy(self.buffer)
-
-
-def _numpy_dtype(symbols: int) -> np.dtype:
-    return torch.empty(0, dtype=id_dtype(symbols)).numpy().dtype
 
 
 def _validation_cut(sizes: np.ndarray, new_title: np.ndarray, data: torch.Tensor, vocab: Vocab,

@@ -218,6 +218,55 @@ def diverging(val: float, vocab_size: int, lr: float) -> str | None:
     return None
 
 
+def corpus_songcraft(corpus) -> dict:
+    """The corpus's rhyme, chorus and word habits (songgen/songcraft.py), and each style's own
+    (for sampling in it): what a checkpoint keeps for sampling."""
+    from .songcraft import measure_ids
+
+    found = measure_ids(corpus.train, corpus.vocab.chars).to_dict()
+    if corpus.styles is not None:
+        styles.measure_each(corpus.styles, corpus.train, corpus.vocab.chars, measure_ids)
+    return found
+
+
+def validation_loss(model, corpus, device: torch.device, dtype, team: Team
+                    ) -> tuple[float, dict | None]:
+    """The loss on the validation text, and per style where the corpus has styles (each on
+    its own validation text, read in that style: songgen.styles)."""
+    if corpus.styles is not None and corpus.styles.val_parts:
+        return styles.evaluate(evaluate, model, corpus.styles, corpus.val, VAL_CHARS,
+                               device=device, dtype=dtype, rows=128, chunk=256, team=team)
+    return evaluate(model, corpus.val, device, dtype, rows=128, chunk=256, team=team,
+                    limit=VAL_CHARS), None
+
+
+def history_record(state: TrainState, train_loss: float | None, val: float,
+                   per_style: dict | None, elapsed: float) -> dict:
+    """One evaluation as the checkpoint's history and metrics.jsonl keep it."""
+    config = state.config
+    chars_a_step = config.batch_size * config.seq_len  # averaged over the run
+    record = {"step": state.step, "epoch": state.epoch, "train_loss": train_loss,
+              "val_loss": val, "val_bpc": val / LN2,
+              "chars_per_sec": round(state.step * chars_a_step / max(elapsed, 1e-9)),
+              "lr": state.lr, "elapsed": round(elapsed, 3),
+              "threads": torch.get_num_threads() if state.device.type == "cpu" else None}
+    if per_style is not None:
+        record["val_styles"] = per_style
+    return record
+
+
+def tell_evaluation(step: int, val: float, improved: bool, per_style: dict | None,
+                    halved_to: float | None, quiet: bool) -> None:
+    """The lines an evaluation prints: its loss, each style's, and a halved learning rate."""
+    say(f"step {step}: validation {describe_loss(val)}" + (" (best)" if improved else ""), quiet)
+    if per_style:
+        say("  per style: " + ", ".join(f"{name} {loss:.4f}" for name, loss in
+                                       per_style.items()), quiet)
+    if halved_to is not None:
+        say(f"no better validation loss for {PLATEAU} evaluations: learning rate halved to "
+            f"{halved_to:g}", quiet)
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 class Run:
@@ -242,6 +291,7 @@ class Run:
         self.warned_diverging = False
         self.signals: StopSignals | None = None
         self.started: float | None = None
+        self.songcraft: dict | None = None  # the corpus's, measured at the first save
         self.state = TrainState(
             plan.model_config, config, self.device, self.dtype, self.team,
             steps_an_epoch=len(self.batches), schedule=plan.schedule,
@@ -256,20 +306,11 @@ class Run:
     epoch = property(lambda self: self.state.epoch)
     position = property(lambda self: self.state.position)
 
-    def _songcraft(self) -> dict:
-        """The corpus's rhyme, chorus and word habits (songgen/songcraft.py), measured once."""
-        if getattr(self, "_craft", None) is None:
-            from .songcraft import measure_ids
-
-            self._craft = measure_ids(self.corpus.train, self.corpus.vocab.chars).to_dict()
-            if self.corpus.styles is not None:  # and each style's own, for sampling in it
-                styles.measure_each(self.corpus.styles, self.corpus.train,
-                                    self.corpus.vocab.chars, measure_ids)
-        return self._craft
-
     def _checkpoint(self, elapsed: float) -> Checkpoint | None:
+        if self.state.team.main and self.songcraft is None:  # measured once, by process 0
+            self.songcraft = corpus_songcraft(self.corpus)
         return self.state.to_checkpoint(self.corpus, self.start_context, elapsed,
-                                        songcraft=self._songcraft() if self.state.team.main else None)
+                                        songcraft=self.songcraft if self.state.team.main else None)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -361,9 +402,6 @@ class Run:
         self.loss_sum.zero_()
         self.loss_count = 0
 
-    def _writing(self):
-        return self.signals.writing() if self.signals is not None else contextlib.nullcontext()
-
     def _train_step(self) -> torch.Tensor:
         return train_step(self.state, self.batches, self.net)
 
@@ -390,15 +428,8 @@ class Run:
         """Score the validation text, log it, save last.pt (and best.pt). A scheduled
         evaluation (every `eval_every` steps) also counts for the learning-rate schedule and
         early stopping; the one made because the run stopped between two does not."""
-        per_style = None
-        if self.corpus.styles is not None and self.corpus.styles.val_parts:
-            # Each style on its own validation text, read in that style (songgen.styles).
-            val, per_style = styles.evaluate(
-                evaluate, self.state.model, self.corpus.styles, self.corpus.val, VAL_CHARS,
-                device=self.device, dtype=self.dtype, rows=128, chunk=256, team=self.team)
-        else:
-            val = evaluate(self.state.model, self.corpus.val, self.device, self.dtype,
-                           rows=128, chunk=256, team=self.team, limit=VAL_CHARS)
+        val, per_style = validation_loss(self.state.model, self.corpus, self.device, self.dtype,
+                                         self.team)
         if not math.isfinite(val):
             self._roll_back(f"the validation loss became {val}")
             return None
@@ -406,32 +437,14 @@ class Run:
         improved = self.state.best_val is None or val < self.state.best_val
         if improved:
             self.state.best_val = val
-        chars_a_step = self.config.batch_size * self.config.seq_len  # averaged over the run
-        record = {"step": self.step, "epoch": self.epoch, "train_loss": train_loss,
-                  "val_loss": val, "val_bpc": val / LN2,
-                  "chars_per_sec": round(self.step * chars_a_step / max(elapsed, 1e-9)),
-                  "lr": self.state.lr, "elapsed": round(elapsed, 3),
-                  "threads": torch.get_num_threads() if self.device.type == "cpu" else None}
-        if per_style is not None:
-            record["val_styles"] = per_style
+        record = history_record(self.state, train_loss, val, per_style, elapsed)
         self.state.history = (self.state.history + [record])[-HISTORY:]
         halved = scheduled and self.state.schedule.evaluated(val) == "halved"
         if halved:
             self.state.apply_lr()
-        checkpoint = self._checkpoint(elapsed)
-        if self.team.main:
-            with self._writing():
-                self.folder.append_metrics(json.dumps(record))
-                self.folder.save(checkpoint, best=improved, keep=self.config.keep_last)
-                self.state.saved_step = self.step
-        say(f"step {self.step}: validation {describe_loss(val)}" + (" (best)" if improved else ""),
-            self.quiet)
-        if per_style:
-            say("  per style: " + ", ".join(f"{name} {loss:.4f}" for name, loss in
-                                           per_style.items()), self.quiet)
-        if halved:
-            say(f"no better validation loss for {PLATEAU} evaluations: learning rate halved to "
-                f"{self.config.lr * self.state.schedule.scale:g}", self.quiet)
+        self._save(self._checkpoint(elapsed), improved, record)
+        tell_evaluation(self.step, val, improved, per_style, self.config.lr *
+                        self.state.schedule.scale if halved else None, self.quiet)
         warning = diverging(val, len(self.corpus.vocab), self.state.lr)
         if warning and not self.warned_diverging and self.team.main:
             self.warned_diverging = True
@@ -439,8 +452,15 @@ class Run:
         return val
 
     def _save_now(self) -> None:
-        checkpoint = self._checkpoint(self._elapsed())
-        if self.team.main:
-            with self._writing():
-                self.folder.save(checkpoint, best=False, keep=self.config.keep_last)
-                self.state.saved_step = self.step
+        self._save(self._checkpoint(self._elapsed()), best=False)
+
+    def _save(self, checkpoint: Checkpoint | None, best: bool, record: dict | None = None
+              ) -> None:
+        """Process 0 writes the run folder, a stop signal held back until it is written."""
+        if not self.team.main:
+            return
+        with self.signals.writing() if self.signals is not None else contextlib.nullcontext():
+            if record is not None:
+                self.folder.append_metrics(json.dumps(record))
+            self.folder.save(checkpoint, best=best, keep=self.config.keep_last)
+            self.state.saved_step = self.step

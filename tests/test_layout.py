@@ -1,5 +1,6 @@
 """The package's shape: imports point one way (no circle), the checkpoint file module knows
-nothing of sampling or training, and the library's errors never name a command-line flag."""
+nothing of sampling or training, the library's errors never name a command-line flag, and no
+module, class or function grows past the size a reader can hold."""
 
 import ast
 import re
@@ -60,8 +61,8 @@ def test_the_checkpoint_file_knows_nothing_of_sampling_or_training():
 def test_library_errors_name_no_command_line_flag():
     flagged = []
     for path in PACKAGE.rglob("*.py"):
-        if path.name == "cli.py":
-            continue  # the command line adds its flags to the library's advice
+        if path.name.startswith("cli"):
+            continue  # the command line (cli*.py) adds its flags to the library's advice
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Raise) and node.exc is not None:
                 for text in ast.walk(node.exc):
@@ -69,3 +70,42 @@ def test_library_errors_name_no_command_line_flag():
                             re.search(r"(^|\s)--[a-z]", text.value):
                         flagged.append(f"{path.name}:{node.lineno}: {text.value.strip()}")
     assert flagged == []
+
+
+# A module a newcomer reads whole stays short, and a class or function of more than 200 lines
+# holds more than one idea (issue 24). Exceptions are named here with the reason they remain.
+MAX_MODULE_LINES = 600
+MAX_BLOCK_LINES = 200
+LONG_BLOCKS = {
+    # The song-shaping sampler's state (rhyme, chorus, words): being reworked for speed on
+    # another branch; to be split there.
+    "songgen/craft.py:Crafter",
+}
+
+
+def test_no_module_over_600_lines_and_no_class_or_function_over_200():
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        name = path.relative_to(PACKAGE.parent).as_posix()
+        lines = len(text.splitlines())
+        if lines > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {lines} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                size = node.end_lineno - node.lineno + 1
+                if size > MAX_BLOCK_LINES and f"{name}:{node.name}" not in LONG_BLOCKS:
+                    too_long.append(f"{name}:{node.name}: {size} lines")
+    assert too_long == []
+
+
+def test_the_listed_long_blocks_are_still_long():
+    """An exception that no longer applies is taken off the list."""
+    sizes = {}
+    for entry in LONG_BLOCKS:
+        file, _, block = entry.partition(":")
+        tree = ast.parse((PACKAGE.parent / file).read_text(encoding="utf-8"))
+        sizes[entry] = max((n.end_lineno - n.lineno + 1 for n in ast.walk(tree)
+                            if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and
+                            n.name == block), default=0)
+    assert {e: s for e, s in sizes.items() if s <= MAX_BLOCK_LINES} == {}

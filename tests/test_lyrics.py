@@ -84,12 +84,14 @@ def test_vocab_roundtrip_smallest_dtype_and_eos_first():
 
 def test_encode_in_chunks_matches_whole(monkeypatch):
     import songgen.lyrics as corpus
+    import songgen.vocab as vocab_module
 
     text = join_songs(["# abc\n\nhello wörld ♪"] * 50)
     vocab = Vocab.from_text(text)
     whole = vocab.encode(text)
     fingerprint = corpus.fingerprint(text)
     monkeypatch.setattr(corpus, "READ_BYTES", 7)
+    monkeypatch.setattr(vocab_module, "SLICE", 7)
     assert Vocab.from_text(text) == vocab
     assert torch.equal(vocab.encode(text), whole)
     assert corpus.fingerprint(text) == fingerprint
@@ -133,9 +135,9 @@ def test_load_corpus_checks_fingerprint(songs_file, tmp_path):
 
 
 def test_a_corpus_too_large_for_memory_is_refused_before_reading(songs_file, monkeypatch):
-    import songgen.lyrics as corpus
+    import songgen.textfiles as textfiles
 
-    monkeypatch.setattr(corpus, "available_memory", lambda: 1000)
+    monkeypatch.setattr(textfiles, "available_memory", lambda: 1000)
     with pytest.raises(CorpusError, match=r"the corpus is 0.00 GB; loading it needs about "
                                           r"0.0 GB of memory but 0.0 GB is free; train on a part"):
         read_songs(songs_file)
@@ -161,9 +163,9 @@ def test_streamed_loading_agrees_with_whole_songs_whatever_the_piece_size(tmp_pa
 
 
 def test_loading_refuses_a_corpus_too_large_for_memory_before_reading(songs_file, monkeypatch):
-    import songgen.lyrics as corpus
+    import songgen.textfiles as textfiles
 
-    monkeypatch.setattr(corpus, "available_memory", lambda: 1000)
+    monkeypatch.setattr(textfiles, "available_memory", lambda: 1000)
     monkeypatch.setattr(loading, "_Encoder", None)  # nothing may be read or allocated
     with pytest.raises(CorpusError, match=r"the corpus is 0.00 GB; loading it needs about "
                                           r"0.6 GB of memory but 0.0 GB is free; train on a part"):

@@ -72,16 +72,16 @@ class _Song:
         self.chorus_back = 0             # times the chorus came back
         self.chorus_first = 0            # the stanza it was written in
         self.chars = 0
-        self.mode = "follow"             # follow | rhyme | forced
+        self.mode = "follow"             # follow | rhyme
         self.target: str | None = None
         self.round = 1
-        self.forced: list[int] = []
-        self.tail: list[int] = []        # round 2: the best line but its last word, fed again
+        self.tail: list[int] = []        # round 2: the best line but its last word, read again
         self.endings: Words | None = None  # round 2: the words that rhyme with the target
         self.cands: list[list] = []      # per lane: [(token, logp)], done flag
         self.done: list[bool] = []
         self.rhymed = 0
         self.asked = 0
+        self.owes: bool | None = None    # _owes_rhyme's answer for this line (None: not known)
 
 
 class Crafter:
@@ -147,9 +147,11 @@ class Crafter:
 
     # -- the steps ------------------------------------------------------------------------------
 
-    def start(self, layers, logits: torch.Tensor, guide, prime_ids: list[int]) -> None:
-        """Take in the prime (the same for every song) and get ready for the first draw."""
-        self.layers, self.guide = layers, guide
+    def start(self, layers, logits: torch.Tensor, guide, prime_ids: list[int], model) -> None:
+        """Take in the prime (the same for every song) and get ready for the first draw.
+        `model` (the CharLSTM) reads known text, a chorus or a line's kept part, in one call."""
+        self.layers, self.guide, self.model = layers, guide, model
+        self._out, self._copied = logits, True
         self.saved = _Snapshot(layers, logits)
         self.start_snap = _Snapshot(layers, logits)
         for token in prime_ids:
@@ -158,7 +160,7 @@ class Crafter:
             for r in range(self.rows):
                 self._row_take(self.row[r], token, None)
         for s, song in enumerate(self.songs):
-            self._line_start(s, song, logits)
+            self._line_start(s, song)
 
     def _holding(self, song: _Song) -> bool:
         """Whether the song may not end yet: its chorus has not come back."""
@@ -167,6 +169,12 @@ class Crafter:
     def _owes_rhyme(self, song: _Song) -> bool:
         """Whether the stanza has a line to come that its pattern rhymes with an earlier one,
         and no rhyme yet (a stanza closed before it would not rhyme at all)."""
+        if song.owes is not None:
+            return song.owes
+        song.owes = self._owes(song)
+        return song.owes
+
+    def _owes(self, song: _Song) -> bool:
         i, period = len(song.stanza), len(song.pattern)
         if self.lanes == 1 or i == 0 or i >= period or stanza_rhymes(song.ends):
             return False
@@ -177,7 +185,7 @@ class Crafter:
         """The scores (rows, vocab) with the word masks, rhyme endings and held ends (new)."""
         picks, held, open_ = [0] * self.rows, [], []
         for s, song in enumerate(self.songs):
-            if stopped[s] is not None or song.mode == "forced":
+            if stopped[s] is not None:
                 continue
             hold = self._holding(song)
             owes = self._owes_rhyme(song)
@@ -190,8 +198,7 @@ class Crafter:
                 if owes and self.row[r].col == 0:
                     open_.append(r)
                 if song.mode == "rhyme" and song.round == 2:
-                    if len(song.cands[lane]) >= len(song.tail):  # else it is fed the tail
-                        picks[r] = self._ending_mask(song, self.row[r])
+                    picks[r] = self._ending_mask(song, self.row[r])
                 else:
                     picks[r] = self._mask(self.row[r])
         if not held and not open_ and not any(picks):
@@ -218,24 +225,18 @@ class Crafter:
         return out
 
     def choose(self, ids: list[int], stopped: list) -> list[int]:
-        """The ids to feed: forced characters and followers replace the draws."""
-        out = list(ids)
+        """The ids to feed: lanes that ended their candidate line are fed line breaks."""
+        out = ids
         for s, song in enumerate(self.songs):
-            base = s * self.lanes
-            if song.mode == "forced" and song.forced and stopped[s] is None:
-                token = song.forced[0]
-                for r in range(base, base + self.lanes):
-                    out[r] = token
-            elif song.mode != "rhyme":
-                # Lanes other than 0 draw what they like: a rhyming line starts every lane from
-                # lane 0's state, so theirs never counts.
-                continue
-            else:
+            # Lanes other than 0 draw what they like outside a rhyming line: it starts every
+            # lane from lane 0's state, so theirs never counts.
+            if song.mode == "rhyme":
+                base = s * self.lanes
                 for lane in range(self.lanes):
                     if song.done[lane]:
+                        if out is ids:
+                            out = list(ids)
                         out[base + lane] = self.nl  # fed but not kept: restored from a snapshot
-                    elif len(song.cands[lane]) < len(song.tail):
-                        out[base + lane] = song.tail[len(song.cands[lane])]
         return out
 
     def after_draw(self, ids: list[int], logps: list[float], stopped: list) -> list[list]:
@@ -250,8 +251,6 @@ class Crafter:
                 continue
             if song.mode != "rhyme":
                 token = ids[base]
-                if song.mode == "forced":
-                    song.forced.pop(0)
                 self._row_take(self.row[base], token, song)
                 out.append([(token, logps[base])])
                 continue
@@ -273,32 +272,70 @@ class Crafter:
         among finished candidates, and plan each song's next line."""
         if self._ends:
             self.saved.save(self.layers, logits, self._ends, self.guide, self.row)
-        copied = False
+        # The logits may be the stepper's own buffer: copied before the first write (_writable).
+        self._out, self._copied = logits, False
         for s, song in enumerate(self.songs):
             if stopped[s] is not None:
                 continue
             if song.mode == "rhyme" and all(song.done):
                 picked = self._pick(s, song)
                 if picked is None:  # a second round, from the line's start
-                    logits = logits if copied else logits.clone()
-                    copied = True
-                    self._restore(self.start_snap, s * self.lanes, s, logits)
+                    self._restore(self.start_snap, s * self.lanes, s, self._writable())
+                    # The kept part of the best line is read in one call, on every lane.
+                    tail = self._feed(s, song, song.tail)
+                    self._spread(s)
+                    song.cands = [list(tail) for _ in range(self.lanes)]
                     continue
-                logits = logits if copied else logits.clone()
-                copied = True
-                self._restore(self.saved, s * self.lanes + picked, s, logits)
+                self._restore(self.saved, s * self.lanes + picked, s, self._writable())
                 accepted[s] = list(song.cands[picked])
                 song.mode = "follow"
-            for token, _ in accepted[s]:
+            kept = accepted[s]
+            for token, _ in kept:  # a chorus read at a line start adds to `kept` as it goes
                 self._accept(song, token)
                 if token == self.nl:
-                    if song.mode == "forced" and not song.forced:
-                        song.mode = "follow"
-                    if song.mode != "forced":
-                        self._line_start(s, song, logits)
-            if song.mode == "forced" and not song.forced:
-                song.mode = "follow"
-        return logits, accepted
+                    kept += self._line_start(s, song)
+        return self._out, accepted
+
+    def _writable(self) -> torch.Tensor:
+        if not self._copied:
+            self._out, self._copied = self._out.clone(), True
+        return self._out
+
+    def _feed(self, s: int, song: _Song, tokens: list[int]) -> list:
+        """Read `tokens` on the song's lane 0 in one call of the model (rather than a step per
+        character): its LSTM state, logits, shape-guide and word state move past them. Their
+        [(token, logp)], the log-probabilities the model gave them."""
+        if not tokens:
+            return []
+        r, layers, logits = s * self.lanes, self.layers, self._writable()
+        n_layers, hidden = len(layers.c), layers.c[0].shape[1]
+        h = layers.hs[r].view(n_layers, 1, hidden).to(logits.dtype)
+        c = torch.stack([c[r] for c in layers.c])[:, None].to(logits.dtype)
+        ids = torch.tensor(tokens, device=logits.device)
+        out, (h, c) = self.model(ids[None], (h.contiguous(), c.contiguous()))
+        scores = torch.cat([logits[r:r + 1], out[0, :-1].to(logits.dtype)])
+        logps = torch.log_softmax(scores.float(), dim=-1).gather(1, ids[:, None])[:, 0]
+        layers.hs[r] = h[:, 0].reshape(-1).to(layers.hs.dtype)
+        for l, mine in enumerate(layers.c):
+            mine[r] = c[l, 0].to(mine.dtype)
+        logits[r] = out[0, -1].to(logits.dtype)
+        if self.guide is not None:
+            # The guide steps every row it holds: hand it this row alone for the while.
+            rows, self.guide.songs = self.guide.songs, [self.guide.songs[r]]
+            try:
+                for token in tokens:
+                    self.guide.update([token])
+            finally:
+                self.guide.songs = rows
+        for token in tokens:
+            self._row_take(self.row[r], token, song)
+        return list(zip(tokens, logps.tolist()))
+
+    def _spread(self, s: int) -> None:
+        """Every lane of song s from lane 0's state."""
+        base = s * self.lanes
+        self.start_snap.save(self.layers, self._writable(), [base], self.guide, self.row)
+        self._restore(self.start_snap, base, s, self._out)
 
     # -- lines, stanzas, candidates ---------------------------------------------------------
 
@@ -347,20 +384,18 @@ class Crafter:
         for r in lanes:
             self.row[r] = snap.row[src].copy()
 
-    def _line_start(self, s: int, song: _Song, logits: torch.Tensor) -> None:
-        """Plan the line about to be written: the chorus again, a rhyming line or a free one."""
-        base = s * self.lanes
+    def _line_start(self, s: int, song: _Song) -> list:
+        """Plan the line about to be written: the chorus again, a rhyming line or a free one.
+        The chorus is read at once: its [(token, logp)] are returned (else nothing)."""
         song.mode, song.round, song.tail = "follow", 1, []
         at_stanza_start = not song.stanza and song.lines_seen > 0 and song.line == ""
         if (at_stanza_start and song.chorus_text is not None and song.stanza_index > song.chorus_first
                 and (song.stanza_index - song.chorus_first) % self.chorus_gap == 0
                 and song.chorus_back < 3):
-            song.mode = "forced"
-            song.forced = [self.index[c] for c in song.chorus_text]
             song.chorus_back += 1
-            return
+            return self._feed(s, song, [self.index[c] for c in song.chorus_text])
         if self.lanes == 1 or song.line:
-            return
+            return []
         i = len(song.stanza)
         period = len(song.pattern)
         letter = song.pattern[i % period]
@@ -368,14 +403,13 @@ class Crafter:
         partner = next((j for j in range(first, i) if song.pattern[j % period] == letter
                         and letter != "X"), None)
         if partner is None or song.ends[partner] is None:
-            return
+            return []
         song.mode, song.target = "rhyme", song.ends[partner]
         song.cands = [[] for _ in range(self.lanes)]
         song.done = [False] * self.lanes
         song.asked += 1
-        # Every lane starts from lane 0's state.
-        self.start_snap.save(self.layers, logits, [base], self.guide, self.row)
-        self._restore(self.start_snap, base, s, logits)
+        self._spread(s)
+        return []
 
     def _accept(self, song: _Song, token: int) -> None:
         """A character the song keeps: track its lines and stanzas."""
@@ -387,6 +421,7 @@ class Crafter:
             song.line += c
             return
         line, song.line = song.line, ""
+        song.owes = None
         is_title = song.lines_seen == 0 and line.startswith("# ")
         song.lines_seen += 1
         if is_title:

@@ -311,7 +311,7 @@ def _craft_steps(trained: Trained, crafter, opts: SampleOptions, gen: torch.Gene
     """As `_steps`, on the crafter's lanes (songgen/craft.py): per step, what each song keeps,
     [(token, logp)] (nothing while a rhyming line is being chosen, a whole line when it is)."""
     logits, stepper, layers = _start(trained, crafter.rows, opts.prime, precision)
-    crafter.start(layers, logits, guide, trained.vocab.encode(opts.prime).tolist())
+    crafter.start(layers, logits, guide, trained.vocab.encode(opts.prime).tolist(), trained.model)
     while True:
         logp = torch.log_softmax(logits, dim=-1)
         scores = logits if guide is None else guide.steer(logits)

@@ -33,6 +33,10 @@ from .songcraft import (WORD, Measures, Words, allowed_words, corpus_words, last
                         rhyme_key, rhymes, stanza_rhymes)
 
 LANES = 4
+# What a mask takes from a symbol's score, where -inf would do: a row whose every allowed
+# symbol the shape forbids then draws from what is left, as the model sees it, with no test.
+# Far above the spread of scores and of the draw's noise (temperature 100 x 88 at most).
+BIG = 1e6
 
 
 def _copy_state(s):
@@ -130,6 +134,7 @@ class Crafter:
             _MASKS.update(key=key, masks=_Masks(len(chars)), lists=(self.words, self.known))
         self.masks = _MASKS["masks"]
         self.saved = None        # set by start(): snapshots of rows at a line's end
+        self._indices: dict[tuple, torch.Tensor] = {}
         for song in self.songs:
             self._new_stanza(song)
 
@@ -205,43 +210,50 @@ class Crafter:
             return scores
         if any(picks):
             table = self.masks.table(scores.device, scores.dtype)
-            out = scores + table.index_select(0, torch.tensor(picks, device=scores.device))
+            out = scores + table.index_select(0, self._index(picks, scores.device))
         else:
             out = scores.clone()
+        # Whole columns with a per-row choice: cheaper than indexing rows of them.
+        line_break, end = out[:, self.nl], out[:, 0]
         if held:
             # A held end: the probability of ending the song moves to a line break.
-            at = torch.tensor(held, device=out.device)
-            out[at, self.nl] = torch.logaddexp(out[at, self.nl], out[at, 0])
-            out[at, 0] = -math.inf
+            at = self._rows(held, out)
+            line_break.copy_(torch.where(at, torch.logaddexp(line_break, end), line_break))
+            end.masked_fill_(at, -math.inf)
         if open_:
             # The stanza still owes the rhyme its pattern promised: no blank line, no end yet.
-            at = torch.tensor(open_, device=out.device)
-            out[at, self.nl] = -math.inf
-            out[at, 0] = -math.inf
-        # A row left with nothing to draw (a mask meeting the shape's rules) keeps its scores.
-        dead = out.amax(dim=1) == -math.inf
-        if dead.any().item():
-            out[dead] = scores[dead]
+            at = self._rows(open_, out)
+            line_break.masked_fill_(at, -BIG)
+            end.masked_fill_(at, -BIG)
         return out
 
-    def choose(self, ids: list[int], stopped: list) -> list[int]:
-        """The ids to feed: lanes that ended their candidate line are fed line breaks."""
-        out = ids
-        for s, song in enumerate(self.songs):
-            # Lanes other than 0 draw what they like outside a rhyming line: it starts every
-            # lane from lane 0's state, so theirs never counts.
-            if song.mode == "rhyme":
-                base = s * self.lanes
-                for lane in range(self.lanes):
-                    if song.done[lane]:
-                        if out is ids:
-                            out = list(ids)
-                        out[base + lane] = self.nl  # fed but not kept: restored from a snapshot
-        return out
+    def _rows(self, rows: list[int], out: torch.Tensor) -> torch.Tensor:
+        """A (rows,) bool tensor, True at `rows` (made once per list, as _index)."""
+        key = ("rows", *rows)
+        found = self._indices.get(key)
+        if found is None or found.device != out.device:
+            found = torch.zeros(out.shape[0], dtype=torch.bool)
+            found[rows] = True
+            found = self._indices[key] = found.to(out.device)
+        return found
+
+    def _index(self, values: list[int], device) -> torch.Tensor:
+        """`values` as an index tensor; the same few lists come back step after step, so they
+        are made once (building a tensor costs more than the masks' arithmetic)."""
+        key = tuple(values)
+        found = self._indices.get(key)
+        if found is None or found.device != device:
+            if len(self._indices) > 4096:
+                self._indices.clear()
+            found = self._indices[key] = torch.tensor(values, device=device)
+        return found
 
     def after_draw(self, ids: list[int], logps: list[float], stopped: list) -> list[list]:
-        """Take the fed ids (rows) and their log-probabilities; per song, the characters it
-        accepts now: [(token, logp)] (none while its lanes are writing a rhyming line)."""
+        """Take the drawn ids (rows) and their log-probabilities; per song, the characters it
+        accepts now: [(token, logp)] (none while its lanes are writing a rhyming line).
+        Lanes other than 0 outside a rhyming line, and lanes that ended their candidate line,
+        are fed what they drew, unread: a rhyming line starts every lane from lane 0's state,
+        and a kept line's state comes from its snapshot."""
         self._ends: list[int] = []
         out: list[list] = []
         for s, song in enumerate(self.songs):
@@ -554,7 +566,7 @@ _MASKS: dict = {}
 
 
 class _Masks:
-    """Additive masks (0 allowed, -inf not), one row each, found by key; row 0 masks nothing.
+    """Additive masks (0 allowed, -BIG not), one row each, found by key; row 0 masks nothing.
     The logits take a row per stream with one index_select."""
 
     def __init__(self, vocab: int):
@@ -569,7 +581,7 @@ class _Masks:
     def add(self, key, allowed: list[int]) -> int:
         if self.used == len(self.rows):
             self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)])
-        self.rows[self.used] = -math.inf
+        self.rows[self.used] = -BIG
         self.rows[self.used, allowed] = 0.0
         self.keys[key] = self.used
         self.used += 1

@@ -317,13 +317,11 @@ def _craft_steps(trained: Trained, crafter, opts: SampleOptions, gen: torch.Gene
         scores = logits if guide is None else guide.steer(logits)
         drawn = _choose(crafter.steer(scores, stopped), opts, gen)
         ids = drawn.tolist()
-        fed = crafter.choose(ids, stopped)
-        chosen = drawn if fed == ids else torch.tensor(fed, device=drawn.device)
         if guide is not None:
-            guide.update(fed)
-        kept = crafter.after_draw(fed, logp.gather(1, chosen[:, None]).squeeze(1).tolist(),
+            guide.update(ids)
+        kept = crafter.after_draw(ids, logp.gather(1, drawn[:, None]).squeeze(1).tolist(),
                                   stopped)
-        logits = stepper.step(chosen, layers)
+        logits = stepper.step(drawn, layers)
         logits, kept = crafter.after_step(logits, kept, stopped)
         yield kept
 

@@ -602,6 +602,8 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
           songgen sample ck --temp 0.8
           songgen sample --title "Harbour Lights" -n 3 --max-lines 16
           songgen sample --json -n 8 --seed 7 -o songs.jsonl
+
+        Song shape, rhyme, chorus and every control: docs/sampling.md.
         """)
 @click.argument("checkpoint_arg", metavar="[CHECKPOINT]", required=False,
                 type=click.Path(path_type=str))

@@ -160,6 +160,22 @@ def test_chorus_comes_back_verbatim(tmp_path):
     assert not any(s.craft["chorus_back"] for s in off)
 
 
+def test_a_chorus_is_read_in_one_call_not_a_step_per_character(tmp_path, monkeypatch):
+    # Speed (#23): a chorus coming back is known text; the model reads it in one call, so the
+    # song takes fewer one-character steps than it has characters.
+    from songgen.stepper import Stepper
+
+    trained = craft_checkpoint(tmp_path, nl_bias=3.5)
+    steps = []
+    step = Stepper.step
+    monkeypatch.setattr(Stepper, "step", lambda self, ids, s: steps.append(1) or step(self, ids, s))
+    song, = generate(trained, seed=3, length=900, rhyme="off", chorus="auto", temperature=1.0)
+    assert song.craft["chorus_back"] >= 1 and song.chars == 900
+    chorus = next(s for s in ["\n".join(lines) for lines in lyric_stanzas(song.text)][1:]
+                  if s.count("\n") >= 1)
+    assert len(steps) <= song.chars - song.craft["chorus_back"] * len(chorus)
+
+
 def test_same_seed_same_songs_and_stream_matches(tmp_path):
     trained = craft_checkpoint(tmp_path)
     options = SampleOptions(num_songs=1, seed=5, length=400, temperature=1.0)

@@ -37,6 +37,8 @@ LANES = 4
 # symbol the shape forbids then draws from what is left, as the model sees it, with no test.
 # Far above the spread of scores and of the draw's noise (temperature 100 x 88 at most).
 BIG = 1e6
+# Rows spared before a step is taken on the read rows alone (CPU; see Crafter.live).
+LIVE_SPARED = 6
 
 
 def _copy_state(s):
@@ -277,6 +279,25 @@ class Crafter:
                     self._ends.append(r)
             out.append([])
         return out
+
+    def live(self, stopped: list) -> torch.Tensor | None:
+        """The rows whose next step is read (lane 0, the lanes writing a candidate line or
+        ending it now), as an index; None when that is every row, or too many to be worth
+        stepping apart (a row spared costs less than taking them out and back)."""
+        rows = []
+        ends = set(self._ends)
+        for s, song in enumerate(self.songs):
+            if stopped[s] is not None:
+                continue
+            base = s * self.lanes
+            if song.mode != "rhyme":
+                rows.append(base)
+            else:
+                rows += [r for r in range(base, base + self.lanes)
+                         if not song.done[r - base] or r in ends]
+        if len(rows) * 4 > self.rows * 3 or self.rows - len(rows) < LIVE_SPARED:
+            return None
+        return self._index(rows, self.layers.hs.device)
 
     def after_step(self, logits: torch.Tensor, accepted: list[list], stopped: list
                    ) -> tuple[torch.Tensor, list[list]]:

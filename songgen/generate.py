@@ -312,6 +312,7 @@ def _craft_steps(trained: Trained, crafter, opts: SampleOptions, gen: torch.Gene
     [(token, logp)] (nothing while a rhyming line is being chosen, a whole line when it is)."""
     logits, stepper, layers = _start(trained, crafter.rows, opts.prime, precision)
     crafter.start(layers, logits, guide, trained.vocab.encode(opts.prime).tolist(), trained.model)
+    on_cpu = logits.device.type == "cpu"  # on CUDA a step of every row is one graph replay
     while True:
         logp = torch.log_softmax(logits, dim=-1)
         scores = logits if guide is None else guide.steer(logits)
@@ -321,7 +322,14 @@ def _craft_steps(trained: Trained, crafter, opts: SampleOptions, gen: torch.Gene
             guide.update(ids)
         kept = crafter.after_draw(ids, logp.gather(1, drawn[:, None]).squeeze(1).tolist(),
                                   stopped)
-        logits = stepper.step(drawn, layers)
+        # On the CPU, rows nobody reads (lanes waiting for a rhyming line) are not stepped.
+        live = crafter.live(stopped) if on_cpu else None
+        if live is None:
+            logits = stepper.step(drawn, layers)
+        else:
+            part = layers.take(live)
+            logits = logits.index_copy(0, live, stepper.step(drawn.index_select(0, live), part))
+            layers.put(live, part)
         logits, kept = crafter.after_step(logits, kept, stopped)
         yield kept
 

@@ -1,25 +1,30 @@
 """Sampling with rhyme, a chorus and real words (the measures: songgen/songcraft.py).
 
 Every song of the batch is written on K lanes (rows of the LSTM batch), K = LANES when rhyme
-is on, else 1. Most lines are written on lane 0 (the other lanes draw too, unread:
-cheaper than feeding them its characters). A line that the song's rhyme pattern says must
-rhyme is written on all K lanes at once, each drawing freely from the same carried state; when
-every lane has ended its line, the most likely line per character (the model's own
+is on, else 1. Most lines are written on lane 0 (on the CPU the other lanes are then not
+stepped, see `live`; on CUDA they draw too, unread: one graph replay steps every row). A
+line that the song's rhyme pattern says must rhyme is written on all K lanes at once, each
+drawing freely from the same carried state; when every lane has ended its line, the most likely line per character (the model's own
 log-probabilities) whose last word rhymes is kept, and its state, shape-guide state and word
 state are copied to every lane. When none rhymes, the line is written again on K lanes that
-may end it only after a rhyming word (up to the corpus's long lines); when that fails too the
-most likely line stands.
+may end it only after a rhyming word: the best line but its last word is read again in one
+call of the model, and the lanes draw only the ending; when that fails too the most likely
+line stands.
 
 A chorus: the stanza where the corpus's repeated lines first come (its median) is kept, and
-comes back verbatim every `chorus_gap` stanzas after it, fed through the model so that what
-follows reads it. A song planned with a chorus may not end before the chorus came back once.
+comes back verbatim every `chorus_gap` stanzas after it, read by the model in one call (not a
+step per character) so that what follows reads it. A song planned with a chorus may not end
+before the chorus came back once.
 
 Real words: a word being drawn may continue only as some allowed word continues (a prefix
 check in songcraft.Words), and end only where it is a word; each word is left free with
 probability `words` (names and invented words stay possible at that rate).
 
 Host-side state is small and per row (the sampler reads the chosen ids on the host anyway);
-the logits see one added bias per step.
+the logits see one added bias per step, and masks take BIG rather than -inf, so that no step
+has to test for a row left with nothing to draw. Where the time goes (issue #23's speed
+target; 2x128 model, 1 song): the model step, then the shape guide's and these masks' few
+tensor operations; per-character Python is kept to the rows that are read.
 """
 
 from __future__ import annotations

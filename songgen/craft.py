@@ -1,15 +1,15 @@
 """Sampling with rhyme, a chorus and real words (the measures: songgen/songcraft.py).
 
-Every song of the batch is written on K lanes (rows of the LSTM batch), K = LANES when rhyme
-is on, else 1. Most lines are written on lane 0 (on the CPU the other lanes are then not
-stepped, see `live`; on CUDA they draw too, unread: one graph replay steps every row). A
-line that the song's rhyme pattern says must rhyme is written on all K lanes at once, each
-drawing freely from the same carried state; when every lane has ended its line, the most likely line per character (the model's own
-log-probabilities) whose last word rhymes is kept, and its state, shape-guide state and word
-state are copied to every lane. When none rhymes, the line is written again on K lanes that
-may end it only after a rhyming word: the best line but its last word is read again in one
-call of the model, and the lanes draw only the ending; when that fails too the most likely
-line stands.
+Every song of the batch is written on K lanes (rows of the LSTM batch), K = LANES when rhyme is
+on, else 1. Most lines are written on lane 0 (on the CPU the other lanes are then not stepped,
+see `live`; on CUDA they draw too, unread: one graph replay steps every row). A line that the
+song's rhyme pattern says must rhyme is written on all K lanes at once, each drawing freely
+from the same carried state; when every lane has ended its line, the most likely line per
+character (the model's own log-probabilities) whose last word rhymes is kept, and its state,
+shape-guide state and word state are copied to every lane. When none rhymes, the line is
+written again on K lanes that may end it only after a rhyming word: the best line but its last
+word is read again in one call of the model, and the lanes draw only the ending; when that
+fails too the most likely line stands.
 
 A chorus: the stanza where the corpus's repeated lines first come (its median) is kept, and
 comes back verbatim every `chorus_gap` stanzas after it, read by the model in one call (not a

@@ -1,7 +1,8 @@
 """Sampling with rhyme, a chorus and real words (the measures: songgen/songcraft.py).
 
-Every song of the batch is written on K lanes (rows of the LSTM batch), K = LANES when rhyme is
-on, else 1. Most lines are written on lane 0 (on the CPU the other lanes are then not stepped,
+Every song of the batch is written on K lanes (rows of the LSTM batch, lane k of song s at row
+k * n + s, so that lane 0 of every song is the first n rows), K = LANES when rhyme is on, else
+1. Most lines are written on lane 0 (on the CPU the other lanes are then not stepped,
 see `live`; on CUDA they draw too, unread: one graph replay steps every row). A line that the
 song's rhyme pattern says must rhyme is written on all K lanes at once, each drawing freely
 from the same carried state; when every lane has ended its line, the most likely line per
@@ -195,7 +196,7 @@ class Crafter:
 
     def steer(self, scores: torch.Tensor, stopped: list) -> torch.Tensor:
         """The scores (rows, vocab) with the word masks, rhyme endings and held ends (new)."""
-        picks, held, open_ = [0] * self.rows, [], []
+        picks, held, open_ = [0] * scores.shape[0], [], []
         for s, song in enumerate(self.songs):
             if stopped[s] is not None:
                 continue
@@ -204,7 +205,7 @@ class Crafter:
             for lane in (range(self.lanes) if song.mode == "rhyme" else (0,)):
                 if song.mode == "rhyme" and song.done[lane]:
                     continue
-                r = s * self.lanes + lane
+                r = lane * self.n + s
                 if hold:
                     held.append(r)
                 if owes and self.row[r].col == 0:
@@ -236,7 +237,7 @@ class Crafter:
 
     def _rows(self, rows: list[int], out: torch.Tensor) -> torch.Tensor:
         """A (rows,) bool tensor, True at `rows` (made once per list, as _index)."""
-        key = ("rows", *rows)
+        key = ("rows", out.shape[0], *rows)
         found = self._indices.get(key)
         if found is None or found.device != out.device:
             found = torch.zeros(out.shape[0], dtype=torch.bool)
@@ -264,19 +265,18 @@ class Crafter:
         self._ends: list[int] = []
         out: list[list] = []
         for s, song in enumerate(self.songs):
-            base = s * self.lanes
             if stopped[s] is not None:
                 out.append([])
                 continue
             if song.mode != "rhyme":
-                token = ids[base]
-                self._row_take(self.row[base], token, song)
-                out.append([(token, logps[base])])
+                token = ids[s]
+                self._row_take(self.row[s], token, song)
+                out.append([(token, logps[s])])
                 continue
             for lane in range(self.lanes):
                 if song.done[lane]:
                     continue
-                r = base + lane
+                r = lane * self.n + s
                 song.cands[lane].append((ids[r], logps[r]))
                 self._row_take(self.row[r], ids[r], song)
                 if ids[r] == self.nl or ids[r] == 0:
@@ -284,6 +284,11 @@ class Crafter:
                     self._ends.append(r)
             out.append([])
         return out
+
+    def narrow(self, stopped: list) -> bool:
+        """Whether only lane 0 of each song is read at the next step (no candidate lines)."""
+        return not any(song.mode == "rhyme" and stopped[s] is None
+                       for s, song in enumerate(self.songs))
 
     def live(self, stopped: list) -> torch.Tensor | None:
         """The rows whose next step is read (lane 0, the lanes writing a candidate line or
@@ -294,12 +299,11 @@ class Crafter:
         for s, song in enumerate(self.songs):
             if stopped[s] is not None:
                 continue
-            base = s * self.lanes
             if song.mode != "rhyme":
-                rows.append(base)
+                rows.append(s)
             else:
-                rows += [r for r in range(base, base + self.lanes)
-                         if not song.done[r - base] or r in ends]
+                rows += [lane * self.n + s for lane in range(self.lanes)
+                         if not song.done[lane] or lane * self.n + s in ends]
         if len(rows) * 4 > self.rows * 3 or self.rows - len(rows) < LIVE_SPARED:
             return None
         return self._index(rows, self.layers.hs.device)
@@ -318,13 +322,13 @@ class Crafter:
             if song.mode == "rhyme" and all(song.done):
                 picked = self._pick(s, song)
                 if picked is None:  # a second round, from the line's start
-                    self._restore(self.start_snap, s * self.lanes, s, self._writable())
+                    self._restore(self.start_snap, s, s, self._writable())
                     # The kept part of the best line is read in one call, on every lane.
                     tail = self._feed(s, song, song.tail)
                     self._spread(s)
                     song.cands = [list(tail) for _ in range(self.lanes)]
                     continue
-                self._restore(self.saved, s * self.lanes + picked, s, self._writable())
+                self._restore(self.saved, picked * self.n + s, s, self._writable())
                 accepted[s] = list(song.cands[picked])
                 song.mode = "follow"
             kept = accepted[s]
@@ -345,7 +349,7 @@ class Crafter:
         [(token, logp)], the log-probabilities the model gave them."""
         if not tokens:
             return []
-        r, layers, logits = s * self.lanes, self.layers, self._writable()
+        r, layers, logits = s, self.layers, self._writable()
         n_layers, hidden = len(layers.c), layers.c[0].shape[1]
         h = layers.hs[r].view(n_layers, 1, hidden).to(logits.dtype)
         c = torch.stack([c[r] for c in layers.c])[:, None].to(logits.dtype)
@@ -371,9 +375,8 @@ class Crafter:
 
     def _spread(self, s: int) -> None:
         """Every lane of song s from lane 0's state."""
-        base = s * self.lanes
-        self.start_snap.save(self.layers, self._writable(), [base], self.guide, self.row)
-        self._restore(self.start_snap, base, s, self._out)
+        self.start_snap.save(self.layers, self._writable(), [s], self.guide, self.row)
+        self._restore(self.start_snap, s, s, self._out)
 
     # -- lines, stanzas, candidates ---------------------------------------------------------
 
@@ -414,7 +417,7 @@ class Crafter:
         return None
 
     def _restore(self, snap: "_Snapshot", src: int, s: int, logits: torch.Tensor) -> None:
-        lanes = list(range(s * self.lanes, (s + 1) * self.lanes))
+        lanes = list(range(s, self.rows, self.n))
         snap.restore(self.layers, logits, src, lanes)
         if self.guide is not None:
             for r in lanes:

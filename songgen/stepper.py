@@ -91,6 +91,12 @@ class StepState:
         self._lay_out(h.transpose(0, 1).reshape(n, layers * hidden).clone(),
                       [c[l].clone() for l in range(layers)])
 
+    def head(self, n: int) -> "StepState":
+        """The first n streams of this state, sharing its memory: a step of it steps them."""
+        part = object.__new__(StepState)
+        part._lay_out(self.hs[:n], [c[:n] for c in self.c])
+        return part
+
     def take(self, rows: torch.Tensor) -> "StepState":
         """A new state of these rows of this one (a copy): to step only some streams."""
         part = object.__new__(StepState)

@@ -34,6 +34,8 @@ SUITES = {
                  "the training defaults against hand-set configurations, same time each"),
     "exact": ("exact.py", None, "exact resume and the training set-up (its own --help)"),
     "songcraft": ("songcraft.py", None, "what songs are made of, measured (its own --help)"),
+    "styles": ("styles.py", None,
+               "one model on two styles beside single-style models: classifier, loss, speed"),
     "gpu": ("gpu_session.sh", None,
             "everything checked on a CUDA GPU in one timed session: gpu DATA OUT"),
 }

@@ -13,6 +13,10 @@ where row r at step t-1 stopped, so the LSTM state carried between steps stays m
 Rows are views of the one encoded tensor (1 byte a character for small vocabularies); a batch is
 widened to int64 only when it is taken. In distributed training each process takes a slice of
 the rows (`rows`), so the layout is the same whatever the number of processes.
+
+A corpus with styles (songgen.styles) comes with the style id of every position; a batch's
+style ids are those of its targets, so that the end-of-song symbol that starts a song is read
+in that song's style.
 """
 
 from __future__ import annotations
@@ -63,7 +67,8 @@ class TextTooShort(ConfigError):
 
 class StreamBatches:
     def __init__(self, data: torch.Tensor, batch_size: int, seq_len: int,
-                 rows: slice = slice(None), multiple: int = 1):
+                 rows: slice = slice(None), multiple: int = 1,
+                 styles: torch.Tensor | None = None):
         columns = (len(data) - 1) // batch_size
         if columns < seq_len:
             raise TextTooShort(len(data), batch_size, seq_len, multiple)
@@ -73,6 +78,9 @@ class StreamBatches:
         self.targets = data[1 : batch_size * columns + 1].view(batch_size, columns)[rows]
         # The ragged last columns are dropped: every step has the same shape.
         self.steps_per_epoch = columns // seq_len
+        # Style ids, laid out as the targets (styles[i]: the style of data[i]).
+        self.styles = None if styles is None else \
+            styles[1 : batch_size * columns + 1].view(batch_size, columns)[rows]
 
     def __len__(self) -> int:
         return self.steps_per_epoch
@@ -83,6 +91,13 @@ class StreamBatches:
         x = self.inputs[:, cols].to(device, non_blocking=True).long()
         y = self.targets[:, cols].to(device, non_blocking=True).long()
         return x, y
+
+    def style_batch(self, index: int, device: torch.device) -> torch.Tensor | None:
+        """The style ids of step `index`'s inputs, (rows, seq_len) int64; None without styles."""
+        if self.styles is None:
+            return None
+        cols = slice(index * self.seq_len, (index + 1) * self.seq_len)
+        return self.styles[:, cols].to(device, non_blocking=True).long()
 
 
 def eval_rows(data: torch.Tensor, rows: int,

@@ -65,6 +65,7 @@ class Checkpoint:
     schedule: dict | None = None            # the learning-rate schedule's state
                                             # (defaults.LrSchedule.to_dict)
     choices: dict | None = None             # automatic choices: name -> {"value", "reason"}
+    styles: dict | None = None              # the style table (styles.StyleTable.to_dict)
     songcraft: dict | None = None           # rhyme, chorus, words (songcraft.Measures.to_dict)
     songgen_version: str = __version__
     version: int = VERSION
@@ -85,6 +86,7 @@ class Checkpoint:
             "best_val_loss": self.best_val_loss, "bad_evals": self.bad_evals,
             "history": self.history, "elapsed": self.elapsed, "init_from": self.init_from,
             "shape": self.shape, "schedule": self.schedule, "choices": self.choices,
+            "styles": self.styles,
             "songcraft": self.songcraft,
         }
 
@@ -95,7 +97,7 @@ class Checkpoint:
         model_config = _check_model(state, path)
         values = {f.name: state[f.name] for f in fields(cls) if f.name in state}
         values.pop("version", None)
-        for name in ("init_from", "shape", "schedule", "choices", "songcraft"):
+        for name in ("init_from", "shape", "schedule", "choices", "styles", "songcraft"):
             # Optional records: a damaged one is dropped.
             if not isinstance(values.get(name), (dict, type(None))):
                 values[name] = None
@@ -137,6 +139,7 @@ class Checkpoint:
             "best_val_loss": self.best_val_loss, "corpus": self.corpus,
             "corpus_fingerprint": self.fingerprint, "init_from": self.init_from,
             "checksum": self.checksum, "choices": self.choices, "history": self.history,
+            "styles": self.styles,
             "songcraft": _songcraft_summary(self.songcraft),
         }
 
@@ -289,7 +292,8 @@ def _check_model(state: dict, path) -> ModelConfig:
         raise CheckpointError(f"{path} has a damaged vocabulary")
     if not isinstance(state["model_config"], dict) or not isinstance(state["model_state"], dict):
         raise CheckpointError(f"{path} has a damaged model section")
-    absent = [f.name for f in fields(ModelConfig) if f.name not in state["model_config"]]
+    absent = [f.name for f in fields(ModelConfig) if f.name not in state["model_config"]
+              and f.name not in ModelConfig.OPTIONAL]
     if absent:
         raise CheckpointError(f"{path} has a damaged model configuration (missing "
                                    f"{', '.join(absent)})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 import secrets
@@ -277,7 +278,8 @@ def song_record(song, trained, opts) -> dict:
             "shape": {"mode": song.shape, "guided_end": song.guided_end, **song.form},
             "craft": {"rhyme": opts.rhyme, "chorus": opts.chorus, "words": opts.words,
                       "chorus_planned": bool(song.craft and song.craft["chorus"]),
-                      **song.analysis}}
+                      **song.analysis},
+            "style": opts.style}
 
 
 def write_new_file(path: str, text: str) -> None:
@@ -318,6 +320,11 @@ def describe(summary: dict) -> str:
         f"songcraft    " + (summary["songcraft"]["summary"] if summary.get("songcraft") else
                             "not measured (written before songgen kept rhyme and chorus)"),
     ]
+    table = summary.get("styles")
+    if isinstance(table, dict) and table.get("names"):
+        lines.append(f"styles       {len(table['names'])}: " + ", ".join(
+            f"{name} ({songs:,} songs, {chars:,} chars)" for name, songs, chars in
+            zip(table["names"], table.get("songs") or [], table.get("chars") or [])))
     for i, (name, choice) in enumerate((summary.get("choices") or {}).items()):
         if isinstance(choice, dict):
             lines.append(f"{'chosen' if i == 0 else '':<13}{name} {choice.get('value')}: "
@@ -516,6 +523,11 @@ def cli():
               "Ampere on, CPUs with AMX or AVX-512 BF16), fp32 elsewhere. Chosen when the run is "
               "created and kept on --resume; given on resume, it changes the run's precision "
               "from there.")
+@click.option("--styles", default=_TRAIN.styles, show_default=True,
+              type=click.Choice(["auto", "none"]),
+              help="auto: one style per subfolder of TEXT (lyrics/cowboy/*.txt, "
+              "lyrics/burns/*.txt) and per {style: NAME} mark, so that sample --style can ask "
+              "for one; none: one mix, as without styles. Kept on --resume.")
 @encoding_option("TEXT (kept for --resume)")
 @corpus_cache_option("Where the encoded corpus is kept for resumes and for every process of "
                      "the run to share: auto is CHECKPOINT_DIR/corpus-cache")
@@ -668,9 +680,12 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
               "utf-8; for --corpus, the one the model was trained with].")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON Lines on stdout: one JSON object per song, a line each.")
+@click.option("--style", metavar="NAME|NAME=W,...",
+              help="Write in one of the model's styles (songgen info lists them), or a blend "
+              "of them: cowboy=0.7,burns=0.3 [default: no style, the mix of all].")
 @library_call
 def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, prime_file, corpus, max_copy,
-           output, strict, encoding, **options):
+           output, strict, encoding, style, **options):
     """Write new songs with the model in CHECKPOINT (a file, or a run's folder: its best.pt,
     else last.pt) [default: checkpoints] and print them on stdout.
 
@@ -707,7 +722,10 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     # One song is written a character at a time: on a busy machine, threads that wait for a
     # taken core cost far more than they bring.
     torch.set_num_threads(threads or free_cores())
-    trained = load_checkpoint(checkpoint, device=device)
+    from .styles import with_style
+
+    # In the style asked for from here on (an unknown one is refused before any work).
+    trained = with_style(load_checkpoint(checkpoint, device=device), style)
     title = normalise(title) if title else title
     opening = normalise(prime.replace("\\n", "\n") +
                         (read_prime_file(prime_file, encoding or "utf-8") if prime_file else ""))
@@ -732,7 +750,8 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     if options["seed"] is None:
         options["seed"] = secrets.randbits(31)
     options = _craft_options(trained, options, corpus)
-    opts = SampleOptions(prime=make_prime(title, opening), max_copy=max_copy, **options).checked()
+    opts = SampleOptions(prime=make_prime(title, opening), max_copy=max_copy, style=style,
+                         **options).checked()
     # One song to the terminal or a pipe: printed as it comes, flushed at the first piece (it
     # shows the song has started) and then at every line end.
     first = [True]
@@ -851,11 +870,14 @@ def eval_command(text, checkpoint, skip_unknown, device, encoding, corpus_cache,
         raise click.ClickException(f"{exc.what}; add --skip-unknown to score the rest") from None
     if as_json:
         click.echo(json.dumps({"loss": score.loss, "bits_per_char": score.bits_per_char,
-                               "chars": score.chars, "skipped": score.skipped}))
+                               "chars": score.chars, "skipped": score.skipped,
+                               "styles": score.styles}))
         return
     click.echo(f"{score.loss:.4f} nats/char  {score.bits_per_char:.4f} bits/char  "
                f"({score.chars:,} characters" +
                (f", {score.skipped:,} unknown skipped)" if score.skipped else ")"))
+    for name, loss in (score.styles or {}).items():  # read in each song's own style
+        click.echo(f"{loss:.4f} nats/char  {loss / math.log(2):.4f} bits/char  style {name}")
 
 
 @cli.command(short_help="Show what a checkpoint or run holds, and whether it is intact.",

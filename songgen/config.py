@@ -42,8 +42,20 @@ class ModelConfig(_Plain):
     hidden_size: int = 256
     layers: int = 2
     dropout: float = 0.1
+    styles: int = 0  # named styles the model is conditioned on (songgen.styles); 0: none
+
+    # Fields a checkpoint written before they existed lacks (their default is then meant).
+    OPTIONAL = ("styles",)
+
+    def to_dict(self) -> dict:
+        data = super().to_dict()
+        if not self.styles:  # a model without styles is written exactly as before styles
+            del data["styles"]
+        return data
 
     def __post_init__(self):
+        if isinstance(self.styles, bool) or not isinstance(self.styles, int) or self.styles < 0:
+            raise ConfigError("styles must be a whole number of 0 or more")
         for name, most in (("embed_dim", MAX_EMBED), ("hidden_size", MAX_HIDDEN),
                            ("layers", MAX_LAYERS)):
             value = getattr(self, name)
@@ -78,9 +90,10 @@ class TrainConfig(_Plain):
     threads: int | None = None      # CPU threads; None: as many as are free, adjusted while training
     lr_schedule: str = "auto"       # auto, plateau, budget or none (songgen.defaults)
     corpus_cache: str = "auto"      # the encoded corpus's folder: auto (in checkpoint_dir), none
+    styles: str = "auto"            # auto: from the folder layout and style marks; none (songgen.styles)
 
     # Options that fix the data layout, so a resume keeps the checkpoint's values.
-    FIXED_ON_RESUME = ("seq_len", "batch_size", "seed", "val_frac")
+    FIXED_ON_RESUME = ("seq_len", "batch_size", "seed", "val_frac", "styles")
     # Options a resume may change (the run goes on with the new value, and records it); not
     # given, they keep the checkpoint's. Limits (steps, epochs, time) belong to each command.
     CHANGEABLE_ON_RESUME = ("lr", "weight_decay", "grad_clip", "patience", "eval_every",
@@ -115,6 +128,8 @@ class TrainConfig(_Plain):
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"the seed must be between 0 and {MAX_SEED}")
         self.encoding = check_encoding(self.encoding)
+        if self.styles not in ("auto", "none"):
+            raise ConfigError("styles is auto (from the folder layout and style marks) or none")
         if self.lr_schedule not in ("auto", "plateau", "budget", "none"):
             raise ConfigError("the learning-rate schedule is auto, plateau, budget or none")
 

@@ -233,6 +233,8 @@ def _write(target: Path, encoded: Encoded, stats: list, encoding: str, threads: 
         "base": encoded.base, "dtype": ids.dtype.str, "ids": len(ids), "songs": songs,
         "fingerprint": encoded.fingerprint,
         "shape": None if encoded.shape is None else encoded.shape.to_dict(),
+        "styles": encoded.styles,  # each song's style, as runs (songgen.styles)
+        "style_shapes": encoded.style_shapes,
         "checksums": {"songs": _checksums(head, threads), "ids": _checksums(raw_ids, threads)},
     }, ensure_ascii=True).encode("ascii")
     start, _, _ = _layout(songs, len(ids), ids.itemsize, len(header))
@@ -278,6 +280,8 @@ def _open(target: Path, stats: list, encoding: str, copies: int,
         header = json.loads(raw)
         if header["files"] != stats or header["encoding"] != encoding:
             return None, None  # the text changed: rebuilt, as expected
+        if "styles" not in header:
+            return None, None  # written before styles: rebuilt, as it lacks them
         songs, count, dtype = int(header["songs"]), int(header["ids"]), np.dtype(header["dtype"])
         vocab = Vocab(header["chars"])
         sums = header["checksums"]
@@ -298,5 +302,6 @@ def _open(target: Path, stats: list, encoding: str, copies: int,
     encoded = Encoded(ids=torch.from_numpy(data[at_ids:].view(dtype)), vocab=vocab, base=base,
                       sizes=data[:songs * 8].view("<i8"), new_title=data[songs * 8:songs * 9]
                       .view(np.int8), fingerprint=fingerprint, shape=shape, origin="cache",
+                      styles=header["styles"], style_shapes=header.get("style_shapes"),
                       cache_file=str(target))
     return encoded, None

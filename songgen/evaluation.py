@@ -56,6 +56,7 @@ class Score:
     loss: float          # nats per character
     chars: int           # characters scored
     skipped: int         # characters dropped because the vocabulary lacks them
+    styles: dict | None = None  # a model with styles: the loss of each style of the text
 
     @property
     def bits_per_char(self) -> float:
@@ -91,7 +92,11 @@ def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = No
     if len(data) < 2:
         raise CorpusError(f"{path} has nothing left to score")
     loss = evaluate(trained.model, data, trained.device, rows=32, chunk=1024, bar=True)
-    return Score(loss, len(data) - 1, skipped)
+    from .styles import score_by_style
+
+    per_style = None if skipped else score_by_style(trained, encoded, data, evaluate, rows=32,
+                                                    chunk=1024)
+    return Score(loss, len(data) - 1, skipped, per_style)
 
 
 def _without(data: torch.Tensor, known: int) -> tuple[torch.Tensor, int]:

@@ -23,6 +23,7 @@ from .lyrics import EOS, describe_chars, is_title_line, normalise, title_line, t
 from .shape import ShapeGuide, SongShape, resolve as resolve_shape
 from .songcraft import CHORUSES, Measures, analyse, check_pattern
 from .stepper import StepState
+from .styles import with_style
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -37,7 +38,9 @@ class SampleOptions:
     AABB, ABAB or XAXA asks for it in every stanza. `chorus`: auto brings a chorus back where
     the corpus's songs have one. `words`: the share of words left free of the corpus's and the
     dictionary's words (1: all). `corpus`: the training text, to measure rhyme and chorus for
-    a checkpoint written before they were kept (songgen/songcraft.py)."""
+    a checkpoint written before they were kept (songgen/songcraft.py). `style`: one of the
+    model's styles ("cowboy"), a blend ("cowboy=0.7,burns=0.3" or {"cowboy": 0.7, "burns":
+    0.3}), or None for none, the mix (songgen/styles.py)."""
 
     num_songs: int = 1
     temperature: float = 0.8
@@ -56,6 +59,7 @@ class SampleOptions:
     corpus: str | None = None
     max_copy: int | None = None
     retries: int = 5
+    style: str | dict | None = None
 
     def checked(self) -> "SampleOptions":
         """These options with plain errors for any out of range (the model's own limits, such
@@ -546,7 +550,7 @@ def write_live(checkpoint: str | Path | Trained | None = None,
     the generator stops the writing at once.
     """
     opts = _options(options, keywords)
-    trained = _load(checkpoint, device)
+    trained = with_style(_load(checkpoint, device), opts.style)
     _check(trained, opts)
     measures = craft_measures(trained, opts)
     max_lines = opts.max_lines

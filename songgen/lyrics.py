@@ -332,8 +332,19 @@ def _clean_songs(pieces: list[str]) -> list[str]:
     return songs
 
 
-def _songs(path: Path, encoding: str = "utf-8"):
-    """The songs of a file, in lists, a piece of the file at a time: the one parser."""
+def _songs(path: Path, encoding: str = "utf-8", marks: bool = False):
+    """The songs of a file, in lists, a piece of the file at a time: the one parser. Style
+    marks (`{style: NAME}` lines, see songgen/styles.py) are not lyrics and are taken out;
+    with `marks`, each list comes with the style the marks give each song (None: none)."""
+    from .styles import take_marks
+
+    current = None
+    for songs in _song_pieces(path, encoding):
+        songs, labels, current = take_marks(songs, current, path)
+        yield (songs, labels) if marks else songs
+
+
+def _song_pieces(path: Path, encoding: str = "utf-8"):
     try:
         handle = open(path, "rb")
     except OSError as exc:
@@ -640,6 +651,7 @@ class Corpus:
     shape: SongShape | None = None  # what its songs look like: titles, stanzas, lengths
     cache_file: str = ""  # the corpus cache file its ids are mapped from ("": none)
     cached: bool = False  # whether that file was there already (else it was written now)
+    styles: "Styles | None" = None  # its styles (songgen.styles), None for an unstyled corpus
 
     @property
     def chars(self) -> int:
@@ -653,25 +665,30 @@ class Corpus:
                 f"{len(self.vocab)} symbols; train {len(self.train):,} / validation "
                 f"{len(self.val):,} characters")
         files = folder_contents(self.source) if self.source else None
-        return line if files is None else f"{line}\n{files}"
+        line = line if files is None else f"{line}\n{files}"
+        return line if self.styles is None else f"{line}\n{self.styles.summary()}"
 
 
 def load_corpus(path: str | Path, val_frac: float = 0.1, vocab: Vocab | None = None,
                 expect_fingerprint: str | None = None, extend: bool = False,
                 copies: int = 1, trained_on: str | None = None,
-                encoding: str = "utf-8", cache=None) -> Corpus:
+                encoding: str = "utf-8", cache=None, styles: str = "auto",
+                known_styles: list[str] | None = None) -> Corpus:
     """Read, split and encode. With `vocab` (from a checkpoint), encode with it instead, adding
     the characters it lacks if `extend`; with `expect_fingerprint`, refuse a text other than the
     one the checkpoint was trained on (`trained_on`, its recorded path, is named then).
     `copies`: processes of this machine loading it at once, for the memory check. `encoding`:
     of the files (UTF-8 by default; a UTF-16 byte-order mark is recognised whatever it is).
     `cache`: where the encoded text may be kept, an object whose `load` takes the arguments
-    of `encode_corpus` (`songgen.corpuscache.CorpusCache`); None: the text is read."""
+    of `encode_corpus` (`songgen.corpuscache.CorpusCache`); None: the text is read.
+    `styles`: auto (from the folder layout and style marks) or none; `known_styles`: the
+    styles of the checkpoint (kept first; new ones are added only if `extend`)."""
     if cache is None:
         encoded = encode_corpus(path, encoding, vocab, extend, copies)
     else:
         encoded = cache.load(path, encoding, vocab, extend, copies)
-    return corpus_from(encoded, path, val_frac, vocab, expect_fingerprint, extend, trained_on)
+    return corpus_from(encoded, path, val_frac, vocab, expect_fingerprint, extend, trained_on,
+                       styles, known_styles)
 
 
 @dataclass
@@ -694,6 +711,10 @@ class Encoded:
     shape: SongShape | None
     origin: str = "read"  # "read": encoded now; "built": and written to the cache; "cache": mapped
     cache_file: str = ""
+    # Each song's style as runs of [name or None, songs] (songgen.styles), in song order,
+    # and the song shape of each style (SongShape.to_dict).
+    styles: list | None = None
+    style_shapes: dict | None = None
 
 
 def encode_corpus(path: str | Path, encoding: str = "utf-8", vocab: Vocab | None = None,
@@ -704,9 +725,14 @@ def encode_corpus(path: str | Path, encoding: str = "utf-8", vocab: Vocab | None
     files = text_files(path) if files is None else files
     size = check_memory(files, LOAD_BYTES_PER_BYTE * copies, LOAD_OVERHEAD * copies)
     encoder = _Encoder(size + len(files) + 17, vocab, extend)
+    from .styles import folder_style, warn_empty_folders
+
+    root = Path(path)
+    warn_empty_folders(root)
     for file in files:
-        for songs in _songs(file, encoding):
-            encoder.add(songs)
+        folder = folder_style(root, file)
+        for songs, labels in _songs(file, encoding, marks=True):
+            encoder.add(songs, [label or folder for label in labels])
     if not encoder.sizes:
         raise _no_lyrics(path)
     found = encoder.digest.hexdigest()[:16]
@@ -714,12 +740,15 @@ def encode_corpus(path: str | Path, encoding: str = "utf-8", vocab: Vocab | None
     return Encoded(ids=ids, vocab=final, base=len(vocab) if vocab is not None else 1,
                    sizes=np.frombuffer(encoder.sizes, dtype=np.int64),
                    new_title=np.frombuffer(encoder.new_title, dtype=np.int8),
-                   fingerprint=found, shape=encoder.shape.shape())
+                   fingerprint=found, shape=encoder.shape.shape(), styles=encoder.style_runs,
+                   style_shapes={name: meter.shape().to_dict()
+                                 for name, meter in encoder.style_shapes.items()})
 
 
 def corpus_from(encoded: Encoded, path, val_frac: float = 0.1, vocab: Vocab | None = None,
                 expect_fingerprint: str | None = None, extend: bool = False,
-                trained_on: str | None = None) -> Corpus:
+                trained_on: str | None = None, styles: str = "auto",
+                known_styles: list[str] | None = None) -> Corpus:
     """An encoded text as a training corpus: checked against the run's fingerprint, in its
     vocabulary (see `load_corpus`), cut for validation."""
     if expect_fingerprint is not None and encoded.fingerprint != expect_fingerprint:
@@ -732,11 +761,28 @@ def corpus_from(encoded: Encoded, path, val_frac: float = 0.1, vocab: Vocab | No
         warnings.warn(f"{path} reads as one song of {len(data):,} characters: it never has two "
                       "blank lines in a row; if it holds several songs, separate them with two "
                       "blank lines so that the model learns where a song ends", SonggenWarning)
-    cut = _validation_cut(encoded.sizes, encoded.new_title, data, vocab, val_frac)
-    return Corpus(vocab=vocab, train=data[:cut], val=data[cut:], songs=len(encoded.sizes),
+    from . import styles as style_module
+
+    labelled = style_module.song_labels(encoded.styles, styles, known_styles, grow=extend,
+                                        default=Path(path).stem)
+    found = None
+    if labelled is None:
+        cut = _validation_cut(encoded.sizes, encoded.new_title, data, vocab, val_frac)
+        train, val = data[:cut], data[cut:]
+    else:
+        names, labels = labelled
+        train, val, found = style_module.split(
+            data, encoded.sizes, encoded.new_title, names, labels, val_frac,
+            lambda: _validation_cut(encoded.sizes, encoded.new_title, data, vocab, val_frac))
+        found.table.shapes = dict(encoded.style_shapes or {})
+        found.notes += [f"style {name} alone uses {describe_chars(chars, 8)}" for name, chars
+                        in style_module.own_characters(data, encoded.sizes, labels, names,
+                                                       vocab.chars)]
+    # A styled corpus's texts are copies (cut per style), not the cache file's mapped ids.
+    return Corpus(vocab=vocab, train=train, val=val, songs=len(encoded.sizes),
                   fingerprint=encoded.fingerprint, source=str(Path(path).resolve()),
                   shape=encoded.shape, cache_file=encoded.cache_file if ids is encoded.ids
-                  else "", cached=encoded.origin == "cache")
+                  and found is None else "", cached=encoded.origin == "cache", styles=found)
 
 
 def in_vocab(encoded: Encoded, vocab: Vocab | None,
@@ -798,10 +844,22 @@ class _Encoder:
         self.last_title: str | None = None
         self.digest = hashlib.sha256()
         self.shape = ShapeMeter()     # titles, stanzas, lines, song lengths
+        self.style_runs: list = []    # [style or None, songs] (songgen.styles)
+        self.style_shapes: dict[str, ShapeMeter] = {}  # the songs of each style, measured
 
-    def add(self, songs: list[str]) -> None:
+    def add(self, songs: list[str], styles: list | None = None) -> None:
         if not songs:
             return
+        for style in styles or [None] * len(songs):
+            if self.style_runs and self.style_runs[-1][0] == style:
+                self.style_runs[-1][1] += 1
+            else:
+                self.style_runs.append([style, 1])
+        for style in set(styles or []) - {None}:  # song shape per style, for sampling in it
+            own = [song for song, s in zip(songs, styles) if s == style]
+            meter = self.style_shapes.setdefault(style, ShapeMeter())
+            meter.add(own)
+            meter.add_codes(_codes(join_songs(own)))
         self.shape.add(songs)
         for song in songs:
             self.sizes.append(len(song) + 1)

@@ -24,10 +24,21 @@ class CharLSTM(nn.Module):
                             dropout=config.dropout if config.layers > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
+        if config.styles:
+            # A vector per style (row 0: no style) added to every character's embedding
+            # (songgen.styles). Made last and zero, so that the other weights are drawn as
+            # for a model without styles, and the model starts as that model.
+            self.style = nn.Embedding(config.styles + 1, config.embed_dim)
+            nn.init.zeros_(self.style.weight)
 
-    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def forward(self, x: torch.Tensor, state: State | None = None,
+                style: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         # x: (batch, time) int64 -> logits: (batch, time, vocab); state: 2 x (layers, batch, hidden)
-        out, state = self.lstm(self.embed(x), state)
+        # style: (batch, time) style ids; None: no style (for a model with styles)
+        inputs = self.embed(x)
+        if self.config.styles:
+            inputs = inputs + (self.style.weight[0] if style is None else self.style(style))
+        out, state = self.lstm(inputs, state)
         return self.head(self.drop(out)), state
 
 
@@ -41,6 +52,8 @@ def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
                        f"lstm.weight_hh_l{l}": (4 * H, H),
                        f"lstm.bias_ih_l{l}": (4 * H,), f"lstm.bias_hh_l{l}": (4 * H,)})
     shapes.update({"head.weight": (V, H), "head.bias": (V,)})
+    if config.styles:
+        shapes["style.weight"] = (config.styles + 1, E)
     return shapes
 
 
@@ -80,11 +93,13 @@ def detach(state: State | None, dtype: torch.dtype | None = None) -> State | Non
 
 
 def load_grown(model: CharLSTM, state: dict) -> None:
-    """Load weights of a model with a smaller vocabulary: the rows of the old symbols are copied,
-    the new symbols keep their fresh initialisation. Everything else must match exactly."""
+    """Load weights of a model with a smaller vocabulary (or fewer styles): the rows of the old
+    symbols (styles) are copied, the new ones keep their fresh initialisation. Everything else
+    must match exactly; a base without styles gives a model with styles all but their vectors."""
     own = model.state_dict()
     for name, value in state.items():
-        if name in ("embed.weight", "head.weight", "head.bias") and value.shape[1:] == own[name].shape[1:]:
+        if (name in ("embed.weight", "head.weight", "head.bias", "style.weight")
+                and value.shape[1:] == own[name].shape[1:]):
             own[name][: value.shape[0]] = value
         else:
             own[name] = value

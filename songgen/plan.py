@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
+from . import styles
 from .batches import MIN_STEPS, fitting_shape, steps_per_epoch
 from .checkpoint import Checkpoint, RunFolder
 from .config import ModelConfig, TrainConfig
@@ -134,21 +135,28 @@ def plan_run(source, given_model: dict, config: TrainConfig, resume: bool, init_
     cache = folder_for(config.corpus_cache, folder.cache)
     cache = None if cache is None else CorpusCache(cache)
     if saved is not None:
+        mode, known = styles.for_resume(saved)
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(saved.vocab),
                              expect_fingerprint=saved.fingerprint, trained_on=saved.corpus,
-                             copies=team.local_world, encoding=config.encoding, cache=cache)
+                             copies=team.local_world, encoding=config.encoding, cache=cache,
+                             styles=mode, known_styles=known)
+        styles.check_same(corpus.styles, saved)
     elif base is not None:
         corpus = load_corpus(source, config.val_frac, vocab=Vocab(base.vocab), extend=True,
-                             copies=team.local_world, encoding=config.encoding, cache=cache)
+                             copies=team.local_world, encoding=config.encoding, cache=cache,
+                             styles=config.styles, known_styles=styles.style_names(base))
         arch = _reconcile(picked, base.model_config.to_dict(), "model option")
-        model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab)})
+        model_config = ModelConfig.from_dict({**arch, "vocab_size": len(corpus.vocab),
+                                              "styles": styles.count(corpus)})
+        styles.keep_base_shapes(corpus.styles, base)
         added = len(corpus.vocab) - len(base.vocab)
         say(f"fine-tuning from {init_from} (step {base.step}); {added} new "
             f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)
     else:
         corpus = load_corpus(source, config.val_frac, copies=team.local_world,
-                             encoding=config.encoding, cache=cache)
-        model_config = ModelConfig(vocab_size=len(corpus.vocab), **given_model)
+                             encoding=config.encoding, cache=cache, styles=config.styles)
+        model_config = ModelConfig(vocab_size=len(corpus.vocab), styles=styles.count(corpus),
+                                   **given_model)
     say(corpus.summary(), quiet)
     if corpus.cache_file:
         say(f"corpus {'mapped from' if corpus.cached else 'encoded into'} {corpus.cache_file}",

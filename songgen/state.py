@@ -210,7 +210,8 @@ class TrainState:
             bad_evals=self.schedule.bad, history=self.history, elapsed=elapsed,
             init_from=self.init_from,
             shape=None if corpus.shape is None else corpus.shape.to_dict(),
-            schedule=self.schedule.to_dict(), choices=self.choices, songcraft=songcraft)
+            schedule=self.schedule.to_dict(), choices=self.choices, songcraft=songcraft,
+            styles=None if corpus.styles is None else corpus.styles.table.to_dict())
 
 
 def song_start_context(train: torch.Tensor, size: int = 1000) -> torch.Tensor:

@@ -22,6 +22,7 @@ class Trained:
     def __init__(self, path: Path, checkpoint: Checkpoint, device: torch.device):
         from .lyrics import Vocab
         from .model import CharLSTM
+        from .styles import unstyled
 
         self.path, self.checkpoint = path, checkpoint
         _check_finite(checkpoint.model_state, path)
@@ -29,9 +30,13 @@ class Trained:
             self.vocab = Vocab(checkpoint.vocab)
             self.model = CharLSTM(checkpoint.model_config)
             self.model.load_state_dict(checkpoint.model_state)
+            # With styles, `model` writes with none (songgen.styles); `full_model` has them all.
+            self.full_model, self.model = self.model, unstyled(self.model)
         except Exception as exc:  # any mismatch inside a damaged file reads the same to a user
             raise CheckpointError(f"{path} has a damaged model ({_first_line(exc)})") from None
+        self.full_model.to(device).eval()
         self.model.to(device).eval()
+        self.style: str | None = None  # the style it writes in (songgen.styles.with_style)
         self.device = device
         # Where a song begins: the state at the end of a training song (zeros if not saved).
         start = checkpoint.start_state

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
+from . import styles
 from .batches import StreamBatches
 from .checkpoint import Checkpoint, RunFolder
 from .config import ModelConfig, TrainConfig
@@ -73,6 +74,7 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
     config = config or TrainConfig()
     given_model = model.to_dict() if isinstance(model, ModelConfig) else dict(model or {})
     given_model.pop("vocab_size", None)
+    given_model.pop("styles", None)  # from the corpus
     given_model = {k: v for k, v in given_model.items() if v is not None}  # None: automatic
     if resume and init_from is not None:
         raise ConfigError("resuming a run and starting from a base model cannot be combined; "
@@ -138,9 +140,10 @@ def train_step(state: TrainState, batches: StreamBatches, net: torch.nn.Module) 
     on the device (reading it would wait for the device)."""
     state.before_step()
     x, y = batches.batch(state.position, state.device)
+    style = batches.style_batch(state.position, state.device)  # None without styles
     state.model.train()
     with autocast(state.device, state.dtype):
-        logits, stream = net(x, state.stream)
+        logits, stream = net(x, state.stream) if style is None else net(x, state.stream, style)
     loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
     state.optimizer.zero_grad(set_to_none=True)
     state.scaler.scale(loss).backward()
@@ -226,8 +229,11 @@ class Run:
         self.corpus, self.device, self.dtype = plan.corpus, plan.device, plan.dtype
         self.folder, self.team, self.quiet = plan.folder, plan.team, plan.quiet
         config = plan.config
-        self.batches = StreamBatches(self.corpus.train, config.batch_size, config.seq_len,
-                                     self.team.rows(config.batch_size), multiple=self.team.world)
+        self.batches = StreamBatches(
+            self.corpus.train, config.batch_size, config.seq_len,
+            self.team.rows(config.batch_size), multiple=self.team.world,
+            styles=None if self.corpus.styles is None else self.corpus.styles.positions(
+                config.seed, len(self.corpus.train)))
         if self.device.type == "cpu":
             keep_freed_memory()
         self.start_context = song_start_context(self.corpus.train)
@@ -256,6 +262,9 @@ class Run:
             from .songcraft import measure_ids
 
             self._craft = measure_ids(self.corpus.train, self.corpus.vocab.chars).to_dict()
+            if self.corpus.styles is not None:  # and each style's own, for sampling in it
+                styles.measure_each(self.corpus.styles, self.corpus.train,
+                                    self.corpus.vocab.chars, measure_ids)
         return self._craft
 
     def _checkpoint(self, elapsed: float) -> Checkpoint | None:
@@ -381,8 +390,15 @@ class Run:
         """Score the validation text, log it, save last.pt (and best.pt). A scheduled
         evaluation (every `eval_every` steps) also counts for the learning-rate schedule and
         early stopping; the one made because the run stopped between two does not."""
-        val = evaluate(self.state.model, self.corpus.val, self.device, self.dtype,
-                       rows=128, chunk=256, team=self.team, limit=VAL_CHARS)
+        per_style = None
+        if self.corpus.styles is not None and self.corpus.styles.val_parts:
+            # Each style on its own validation text, read in that style (songgen.styles).
+            val, per_style = styles.evaluate(
+                evaluate, self.state.model, self.corpus.styles, self.corpus.val, VAL_CHARS,
+                device=self.device, dtype=self.dtype, rows=128, chunk=256, team=self.team)
+        else:
+            val = evaluate(self.state.model, self.corpus.val, self.device, self.dtype,
+                           rows=128, chunk=256, team=self.team, limit=VAL_CHARS)
         if not math.isfinite(val):
             self._roll_back(f"the validation loss became {val}")
             return None
@@ -396,6 +412,8 @@ class Run:
                   "chars_per_sec": round(self.step * chars_a_step / max(elapsed, 1e-9)),
                   "lr": self.state.lr, "elapsed": round(elapsed, 3),
                   "threads": torch.get_num_threads() if self.device.type == "cpu" else None}
+        if per_style is not None:
+            record["val_styles"] = per_style
         self.state.history = (self.state.history + [record])[-HISTORY:]
         halved = scheduled and self.state.schedule.evaluated(val) == "halved"
         if halved:
@@ -408,6 +426,9 @@ class Run:
                 self.state.saved_step = self.step
         say(f"step {self.step}: validation {describe_loss(val)}" + (" (best)" if improved else ""),
             self.quiet)
+        if per_style:
+            say("  per style: " + ", ".join(f"{name} {loss:.4f}" for name, loss in
+                                           per_style.items()), self.quiet)
         if halved:
             say(f"no better validation loss for {PLATEAU} evaluations: learning rate halved to "
                 f"{self.config.lr * self.state.schedule.scale:g}", self.quiet)

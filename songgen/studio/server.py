@@ -79,6 +79,8 @@ class HTTPProblem(Exception):
 
 def checkpoint_summary(checkpoint) -> dict:
     """What the page shows of a checkpoint (a songgen.checkpoint.Checkpoint)."""
+    from ..styles import style_names
+
     best = checkpoint.best_val_loss
     # The file's own score: the evaluation made at its step (none when it was saved between
     # two, at a Ctrl-C); the run's best so far may be another file's.
@@ -94,6 +96,7 @@ def checkpoint_summary(checkpoint) -> dict:
         "training": {k: v for k, v in train.items() if isinstance(v, (int, float, str, bool))
                      or v is None},
         "chars": "".join(checkpoint.vocab[1:]),  # the first symbol is the end-of-song one
+        "styles": style_names(checkpoint),  # for the style picker (songgen.styles)
     }
 
 
@@ -326,7 +329,7 @@ def _text(body, key):
 
 _WRITE_KEYS = {"model", "temperature", "top_k", "top_p", "num_songs", "length", "max_lines",
                "more_lines", "seed", "title", "prime", "originality", "max_copy", "retries",
-               "rhyme", "chorus", "words"}
+               "rhyme", "chorus", "words", "style"}
 
 
 def parse_write(body) -> dict:
@@ -356,7 +359,8 @@ def parse_write(body) -> dict:
     if options["max_copy"] is not None and not originality:
         raise HTTPProblem(400, "max copy needs the originality check")
     return {**options, "model": body.get("model"), "title": _text(body, "title"),
-            "prime": _text(body, "prime"), "originality": originality}
+            "prime": _text(body, "prime"), "originality": originality,
+            "style": _text(body, "style").strip() or None}  # a name or a blend (songgen.styles)
 
 
 def _craft(body) -> dict:

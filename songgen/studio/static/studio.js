@@ -49,6 +49,12 @@ function modelChanged() {
     `${score(m)} · saved ${m.date}`;
   $("corpus-info").textContent = !m ? "" : m.corpus_available ? `corpus: ${m.corpus}` : "the model's corpus is not on this computer: no check";
   $("originality").disabled = $("max_copy").disabled = !(m && m.corpus_available);
+  // The style picker: the model's styles, kept when the next model has the one chosen.
+  const styles = (m && m.styles) || [], keepStyle = $("style").value;
+  $("style").innerHTML = '<option value="">no style (the mix)</option>';
+  for (const name of styles) $("style").add(new Option(name, name));
+  $("style").value = styles.includes(keepStyle) ? keepStyle : "";
+  $("style-row").hidden = !styles.length;
   checkDraft();
 }
 $("model").addEventListener("change", modelChanged);
@@ -63,6 +69,7 @@ function params(extra) {
     rhyme: $("rhyme").value, chorus: $("chorus").value,
     originality: !!(m && m.corpus_available && $("originality").checked),
     max_copy: m && m.corpus_available && $("originality").checked ? numberOrNull("max_copy") : null,
+    style: m && m.styles && m.styles.length ? ($("blend").value.trim() || $("style").value) : "",
   }, extra);
 }
 

@@ -1,25 +1,31 @@
 """Sampling with rhyme, a chorus and real words (the measures: songgen/songcraft.py).
 
-Every song of the batch is written on K lanes (rows of the LSTM batch), K = LANES when rhyme
-is on, else 1. Most lines are written on lane 0 (the other lanes draw too, unread:
-cheaper than feeding them its characters). A line that the song's rhyme pattern says must
-rhyme is written on all K lanes at once, each drawing freely from the same carried state; when
-every lane has ended its line, the most likely line per character (the model's own
-log-probabilities) whose last word rhymes is kept, and its state, shape-guide state and word
-state are copied to every lane. When none rhymes, the line is written again on K lanes that
-may end it only after a rhyming word (up to the corpus's long lines); when that fails too the
-most likely line stands.
+Every song of the batch is written on K lanes (rows of the LSTM batch, lane k of song s at row
+k * n + s, so that lane 0 of every song is the first n rows), K = LANES when rhyme is on, else
+1. Most lines are written on lane 0 (on the CPU the other lanes are then not stepped,
+see `live`; on CUDA they draw too, unread: one graph replay steps every row). A line that the
+song's rhyme pattern says must rhyme is written on all K lanes at once, each drawing freely
+from the same carried state; when every lane has ended its line, the most likely line per
+character (the model's own log-probabilities) whose last word rhymes is kept, and its state,
+shape-guide state and word state are copied to every lane. When none rhymes, the line is
+written again on K lanes that may end it only after a rhyming word: the best line but its last
+word is read again in one call of the model, and the lanes draw only the ending; when that
+fails too the most likely line stands.
 
 A chorus: the stanza where the corpus's repeated lines first come (its median) is kept, and
-comes back verbatim every `chorus_gap` stanzas after it, fed through the model so that what
-follows reads it. A song planned with a chorus may not end before the chorus came back once.
+comes back verbatim every `chorus_gap` stanzas after it, read by the model in one call (not a
+step per character) so that what follows reads it. A song planned with a chorus may not end
+before the chorus came back once.
 
 Real words: a word being drawn may continue only as some allowed word continues (a prefix
 check in songcraft.Words), and end only where it is a word; each word is left free with
 probability `words` (names and invented words stay possible at that rate).
 
 Host-side state is small and per row (the sampler reads the chosen ids on the host anyway);
-the logits see one added bias per step.
+the logits see one added bias per step, and masks take BIG rather than -inf, so that no step
+has to test for a row left with nothing to draw. Where the time goes (issue #23's speed
+target; 2x128 model, 1 song): the model step, then the shape guide's and these masks' few
+tensor operations; per-character Python is kept to the rows that are read.
 """
 
 from __future__ import annotations
@@ -33,6 +39,12 @@ from .songcraft import (WORD, Measures, Words, allowed_words, corpus_words, last
                         rhyme_key, rhymes, stanza_rhymes)
 
 LANES = 4
+# What a mask takes from a symbol's score, where -inf would do: a row whose every allowed
+# symbol the shape forbids then draws from what is left, as the model sees it, with no test.
+# Far above the spread of scores and of the draw's noise (temperature 100 x 88 at most).
+BIG = 1e6
+# Rows spared before a step is taken on the read rows alone (CPU; see Crafter.live).
+LIVE_SPARED = 6
 
 
 def _copy_state(s):
@@ -72,16 +84,16 @@ class _Song:
         self.chorus_back = 0             # times the chorus came back
         self.chorus_first = 0            # the stanza it was written in
         self.chars = 0
-        self.mode = "follow"             # follow | rhyme | forced
+        self.mode = "follow"             # follow | rhyme
         self.target: str | None = None
         self.round = 1
-        self.forced: list[int] = []
-        self.tail: list[int] = []        # round 2: the best line but its last word, fed again
+        self.tail: list[int] = []        # round 2: the best line but its last word, read again
         self.endings: Words | None = None  # round 2: the words that rhyme with the target
         self.cands: list[list] = []      # per lane: [(token, logp)], done flag
         self.done: list[bool] = []
         self.rhymed = 0
         self.asked = 0
+        self.owes: bool | None = None    # _owes_rhyme's answer for this line (None: not known)
 
 
 class Crafter:
@@ -130,6 +142,7 @@ class Crafter:
             _MASKS.update(key=key, masks=_Masks(len(chars)), lists=(self.words, self.known))
         self.masks = _MASKS["masks"]
         self.saved = None        # set by start(): snapshots of rows at a line's end
+        self._indices: dict[tuple, torch.Tensor] = {}
         for song in self.songs:
             self._new_stanza(song)
 
@@ -147,9 +160,11 @@ class Crafter:
 
     # -- the steps ------------------------------------------------------------------------------
 
-    def start(self, layers, logits: torch.Tensor, guide, prime_ids: list[int]) -> None:
-        """Take in the prime (the same for every song) and get ready for the first draw."""
-        self.layers, self.guide = layers, guide
+    def start(self, layers, logits: torch.Tensor, guide, prime_ids: list[int], model) -> None:
+        """Take in the prime (the same for every song) and get ready for the first draw.
+        `model` (the CharLSTM) reads known text, a chorus or a line's kept part, in one call."""
+        self.layers, self.guide, self.model = layers, guide, model
+        self._out, self._copied = logits, True
         self.saved = _Snapshot(layers, logits)
         self.start_snap = _Snapshot(layers, logits)
         for token in prime_ids:
@@ -158,7 +173,7 @@ class Crafter:
             for r in range(self.rows):
                 self._row_take(self.row[r], token, None)
         for s, song in enumerate(self.songs):
-            self._line_start(s, song, logits)
+            self._line_start(s, song)
 
     def _holding(self, song: _Song) -> bool:
         """Whether the song may not end yet: its chorus has not come back."""
@@ -167,6 +182,12 @@ class Crafter:
     def _owes_rhyme(self, song: _Song) -> bool:
         """Whether the stanza has a line to come that its pattern rhymes with an earlier one,
         and no rhyme yet (a stanza closed before it would not rhyme at all)."""
+        if song.owes is not None:
+            return song.owes
+        song.owes = self._owes(song)
+        return song.owes
+
+    def _owes(self, song: _Song) -> bool:
         i, period = len(song.stanza), len(song.pattern)
         if self.lanes == 1 or i == 0 or i >= period or stanza_rhymes(song.ends):
             return False
@@ -175,90 +196,87 @@ class Crafter:
 
     def steer(self, scores: torch.Tensor, stopped: list) -> torch.Tensor:
         """The scores (rows, vocab) with the word masks, rhyme endings and held ends (new)."""
-        picks, held, open_ = [0] * self.rows, [], []
+        picks, held, open_ = [0] * scores.shape[0], [], []
         for s, song in enumerate(self.songs):
-            if stopped[s] is not None or song.mode == "forced":
+            if stopped[s] is not None:
                 continue
             hold = self._holding(song)
             owes = self._owes_rhyme(song)
             for lane in (range(self.lanes) if song.mode == "rhyme" else (0,)):
                 if song.mode == "rhyme" and song.done[lane]:
                     continue
-                r = s * self.lanes + lane
+                r = lane * self.n + s
                 if hold:
                     held.append(r)
                 if owes and self.row[r].col == 0:
                     open_.append(r)
                 if song.mode == "rhyme" and song.round == 2:
-                    if len(song.cands[lane]) >= len(song.tail):  # else it is fed the tail
-                        picks[r] = self._ending_mask(song, self.row[r])
+                    picks[r] = self._ending_mask(song, self.row[r])
                 else:
                     picks[r] = self._mask(self.row[r])
         if not held and not open_ and not any(picks):
             return scores
         if any(picks):
             table = self.masks.table(scores.device, scores.dtype)
-            out = scores + table.index_select(0, torch.tensor(picks, device=scores.device))
+            out = scores + table.index_select(0, self._index(picks, scores.device))
         else:
             out = scores.clone()
+        # Whole columns with a per-row choice: cheaper than indexing rows of them.
+        line_break, end = out[:, self.nl], out[:, 0]
         if held:
             # A held end: the probability of ending the song moves to a line break.
-            at = torch.tensor(held, device=out.device)
-            out[at, self.nl] = torch.logaddexp(out[at, self.nl], out[at, 0])
-            out[at, 0] = -math.inf
+            at = self._rows(held, out)
+            line_break.copy_(torch.where(at, torch.logaddexp(line_break, end), line_break))
+            end.masked_fill_(at, -math.inf)
         if open_:
             # The stanza still owes the rhyme its pattern promised: no blank line, no end yet.
-            at = torch.tensor(open_, device=out.device)
-            out[at, self.nl] = -math.inf
-            out[at, 0] = -math.inf
-        # A row left with nothing to draw (a mask meeting the shape's rules) keeps its scores.
-        dead = out.amax(dim=1) == -math.inf
-        if dead.any().item():
-            out[dead] = scores[dead]
+            at = self._rows(open_, out)
+            line_break.masked_fill_(at, -BIG)
+            end.masked_fill_(at, -BIG)
         return out
 
-    def choose(self, ids: list[int], stopped: list) -> list[int]:
-        """The ids to feed: forced characters and followers replace the draws."""
-        out = list(ids)
-        for s, song in enumerate(self.songs):
-            base = s * self.lanes
-            if song.mode == "forced" and song.forced and stopped[s] is None:
-                token = song.forced[0]
-                for r in range(base, base + self.lanes):
-                    out[r] = token
-            elif song.mode != "rhyme":
-                # Lanes other than 0 draw what they like: a rhyming line starts every lane from
-                # lane 0's state, so theirs never counts.
-                continue
-            else:
-                for lane in range(self.lanes):
-                    if song.done[lane]:
-                        out[base + lane] = self.nl  # fed but not kept: restored from a snapshot
-                    elif len(song.cands[lane]) < len(song.tail):
-                        out[base + lane] = song.tail[len(song.cands[lane])]
-        return out
+    def _rows(self, rows: list[int], out: torch.Tensor) -> torch.Tensor:
+        """A (rows,) bool tensor, True at `rows` (made once per list, as _index)."""
+        key = ("rows", out.shape[0], *rows)
+        found = self._indices.get(key)
+        if found is None or found.device != out.device:
+            found = torch.zeros(out.shape[0], dtype=torch.bool)
+            found[rows] = True
+            found = self._indices[key] = found.to(out.device)
+        return found
+
+    def _index(self, values: list[int], device) -> torch.Tensor:
+        """`values` as an index tensor; the same few lists come back step after step, so they
+        are made once (building a tensor costs more than the masks' arithmetic)."""
+        key = tuple(values)
+        found = self._indices.get(key)
+        if found is None or found.device != device:
+            if len(self._indices) > 4096:
+                self._indices.clear()
+            found = self._indices[key] = torch.tensor(values, device=device)
+        return found
 
     def after_draw(self, ids: list[int], logps: list[float], stopped: list) -> list[list]:
-        """Take the fed ids (rows) and their log-probabilities; per song, the characters it
-        accepts now: [(token, logp)] (none while its lanes are writing a rhyming line)."""
+        """Take the drawn ids (rows) and their log-probabilities; per song, the characters it
+        accepts now: [(token, logp)] (none while its lanes are writing a rhyming line).
+        Lanes other than 0 outside a rhyming line, and lanes that ended their candidate line,
+        are fed what they drew, unread: a rhyming line starts every lane from lane 0's state,
+        and a kept line's state comes from its snapshot."""
         self._ends: list[int] = []
         out: list[list] = []
         for s, song in enumerate(self.songs):
-            base = s * self.lanes
             if stopped[s] is not None:
                 out.append([])
                 continue
             if song.mode != "rhyme":
-                token = ids[base]
-                if song.mode == "forced":
-                    song.forced.pop(0)
-                self._row_take(self.row[base], token, song)
-                out.append([(token, logps[base])])
+                token = ids[s]
+                self._row_take(self.row[s], token, song)
+                out.append([(token, logps[s])])
                 continue
             for lane in range(self.lanes):
                 if song.done[lane]:
                     continue
-                r = base + lane
+                r = lane * self.n + s
                 song.cands[lane].append((ids[r], logps[r]))
                 self._row_take(self.row[r], ids[r], song)
                 if ids[r] == self.nl or ids[r] == 0:
@@ -267,38 +285,98 @@ class Crafter:
             out.append([])
         return out
 
+    def narrow(self, stopped: list) -> bool:
+        """Whether only lane 0 of each song is read at the next step (no candidate lines)."""
+        return not any(song.mode == "rhyme" and stopped[s] is None
+                       for s, song in enumerate(self.songs))
+
+    def live(self, stopped: list) -> torch.Tensor | None:
+        """The rows whose next step is read (lane 0, the lanes writing a candidate line or
+        ending it now), as an index; None when that is every row, or too many to be worth
+        stepping apart (a row spared costs less than taking them out and back)."""
+        rows = []
+        ends = set(self._ends)
+        for s, song in enumerate(self.songs):
+            if stopped[s] is not None:
+                continue
+            if song.mode != "rhyme":
+                rows.append(s)
+            else:
+                rows += [lane * self.n + s for lane in range(self.lanes)
+                         if not song.done[lane] or lane * self.n + s in ends]
+        if len(rows) * 4 > self.rows * 3 or self.rows - len(rows) < LIVE_SPARED:
+            return None
+        return self._index(rows, self.layers.hs.device)
+
     def after_step(self, logits: torch.Tensor, accepted: list[list], stopped: list
                    ) -> tuple[torch.Tensor, list[list]]:
         """After the model read the fed ids: keep the state of lanes that ended a line, choose
         among finished candidates, and plan each song's next line."""
         if self._ends:
             self.saved.save(self.layers, logits, self._ends, self.guide, self.row)
-        copied = False
+        # The logits may be the stepper's own buffer: copied before the first write (_writable).
+        self._out, self._copied = logits, False
         for s, song in enumerate(self.songs):
             if stopped[s] is not None:
                 continue
             if song.mode == "rhyme" and all(song.done):
                 picked = self._pick(s, song)
                 if picked is None:  # a second round, from the line's start
-                    logits = logits if copied else logits.clone()
-                    copied = True
-                    self._restore(self.start_snap, s * self.lanes, s, logits)
+                    self._restore(self.start_snap, s, s, self._writable())
+                    # The kept part of the best line is read in one call, on every lane.
+                    tail = self._feed(s, song, song.tail)
+                    self._spread(s)
+                    song.cands = [list(tail) for _ in range(self.lanes)]
                     continue
-                logits = logits if copied else logits.clone()
-                copied = True
-                self._restore(self.saved, s * self.lanes + picked, s, logits)
+                self._restore(self.saved, picked * self.n + s, s, self._writable())
                 accepted[s] = list(song.cands[picked])
                 song.mode = "follow"
-            for token, _ in accepted[s]:
+            kept = accepted[s]
+            for token, _ in kept:  # a chorus read at a line start adds to `kept` as it goes
                 self._accept(song, token)
                 if token == self.nl:
-                    if song.mode == "forced" and not song.forced:
-                        song.mode = "follow"
-                    if song.mode != "forced":
-                        self._line_start(s, song, logits)
-            if song.mode == "forced" and not song.forced:
-                song.mode = "follow"
-        return logits, accepted
+                    kept += self._line_start(s, song)
+        return self._out, accepted
+
+    def _writable(self) -> torch.Tensor:
+        if not self._copied:
+            self._out, self._copied = self._out.clone(), True
+        return self._out
+
+    def _feed(self, s: int, song: _Song, tokens: list[int]) -> list:
+        """Read `tokens` on the song's lane 0 in one call of the model (rather than a step per
+        character): its LSTM state, logits, shape-guide and word state move past them. Their
+        [(token, logp)], the log-probabilities the model gave them."""
+        if not tokens:
+            return []
+        r, layers, logits = s, self.layers, self._writable()
+        n_layers, hidden = len(layers.c), layers.c[0].shape[1]
+        h = layers.hs[r].view(n_layers, 1, hidden).to(logits.dtype)
+        c = torch.stack([c[r] for c in layers.c])[:, None].to(logits.dtype)
+        ids = torch.tensor(tokens, device=logits.device)
+        out, (h, c) = self.model(ids[None], (h.contiguous(), c.contiguous()))
+        scores = torch.cat([logits[r:r + 1], out[0, :-1].to(logits.dtype)])
+        logps = torch.log_softmax(scores.float(), dim=-1).gather(1, ids[:, None])[:, 0]
+        layers.hs[r] = h[:, 0].reshape(-1).to(layers.hs.dtype)
+        for l, mine in enumerate(layers.c):
+            mine[r] = c[l, 0].to(mine.dtype)
+        logits[r] = out[0, -1].to(logits.dtype)
+        if self.guide is not None:
+            # The guide steps every row it holds: hand it this row alone for the while.
+            rows, self.guide.songs = self.guide.songs, [self.guide.songs[r]]
+            try:
+                for token in tokens:
+                    self.guide.update([token])
+            finally:
+                self.guide.songs = rows
+        for token in tokens:
+            self._row_take(self.row[r], token, song)
+        return list(zip(tokens, logps.tolist()))
+
+    def _spread(self, s: int) -> None:
+        """Every lane of song s from lane 0's state."""
+        self.start_snap.save(self.layers, self._writable(), [s], self.guide, self.row)
+        self._restore(self.start_snap, s, s, self._out)
 
     # -- lines, stanzas, candidates ---------------------------------------------------------
 
@@ -339,7 +417,7 @@ class Crafter:
         return None
 
     def _restore(self, snap: "_Snapshot", src: int, s: int, logits: torch.Tensor) -> None:
-        lanes = list(range(s * self.lanes, (s + 1) * self.lanes))
+        lanes = list(range(s, self.rows, self.n))
         snap.restore(self.layers, logits, src, lanes)
         if self.guide is not None:
             for r in lanes:
@@ -347,20 +425,18 @@ class Crafter:
         for r in lanes:
             self.row[r] = snap.row[src].copy()
 
-    def _line_start(self, s: int, song: _Song, logits: torch.Tensor) -> None:
-        """Plan the line about to be written: the chorus again, a rhyming line or a free one."""
-        base = s * self.lanes
+    def _line_start(self, s: int, song: _Song) -> list:
+        """Plan the line about to be written: the chorus again, a rhyming line or a free one.
+        The chorus is read at once: its [(token, logp)] are returned (else nothing)."""
         song.mode, song.round, song.tail = "follow", 1, []
         at_stanza_start = not song.stanza and song.lines_seen > 0 and song.line == ""
         if (at_stanza_start and song.chorus_text is not None and song.stanza_index > song.chorus_first
                 and (song.stanza_index - song.chorus_first) % self.chorus_gap == 0
                 and song.chorus_back < 3):
-            song.mode = "forced"
-            song.forced = [self.index[c] for c in song.chorus_text]
             song.chorus_back += 1
-            return
+            return self._feed(s, song, [self.index[c] for c in song.chorus_text])
         if self.lanes == 1 or song.line:
-            return
+            return []
         i = len(song.stanza)
         period = len(song.pattern)
         letter = song.pattern[i % period]
@@ -368,14 +444,13 @@ class Crafter:
         partner = next((j for j in range(first, i) if song.pattern[j % period] == letter
                         and letter != "X"), None)
         if partner is None or song.ends[partner] is None:
-            return
+            return []
         song.mode, song.target = "rhyme", song.ends[partner]
         song.cands = [[] for _ in range(self.lanes)]
         song.done = [False] * self.lanes
         song.asked += 1
-        # Every lane starts from lane 0's state.
-        self.start_snap.save(self.layers, logits, [base], self.guide, self.row)
-        self._restore(self.start_snap, base, s, logits)
+        self._spread(s)
+        return []
 
     def _accept(self, song: _Song, token: int) -> None:
         """A character the song keeps: track its lines and stanzas."""
@@ -387,6 +462,7 @@ class Crafter:
             song.line += c
             return
         line, song.line = song.line, ""
+        song.owes = None
         is_title = song.lines_seen == 0 and line.startswith("# ")
         song.lines_seen += 1
         if is_title:
@@ -519,7 +595,7 @@ _MASKS: dict = {}
 
 
 class _Masks:
-    """Additive masks (0 allowed, -inf not), one row each, found by key; row 0 masks nothing.
+    """Additive masks (0 allowed, -BIG not), one row each, found by key; row 0 masks nothing.
     The logits take a row per stream with one index_select."""
 
     def __init__(self, vocab: int):
@@ -534,7 +610,7 @@ class _Masks:
     def add(self, key, allowed: list[int]) -> int:
         if self.used == len(self.rows):
             self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)])
-        self.rows[self.used] = -math.inf
+        self.rows[self.used] = -BIG
         self.rows[self.used, allowed] = 0.0
         self.keys[key] = self.used
         self.used += 1

@@ -315,19 +315,37 @@ def _craft_steps(trained: Trained, crafter, opts: SampleOptions, gen: torch.Gene
     """As `_steps`, on the crafter's lanes (songgen/craft.py): per step, what each song keeps,
     [(token, logp)] (nothing while a rhyming line is being chosen, a whole line when it is)."""
     logits, stepper, layers = _start(trained, crafter.rows, opts.prime, precision)
-    crafter.start(layers, logits, guide, trained.vocab.encode(opts.prime).tolist())
+    crafter.start(layers, logits, guide, trained.vocab.encode(opts.prime).tolist(), trained.model)
+    # On the CPU, rows nobody reads (lanes waiting for a rhyming line) are not stepped: while no
+    # song writes candidate lines only lane 0 of each, the first n rows, is (`head`); on CUDA a
+    # step of every row is one graph replay.
+    on_cpu = logits.device.type == "cpu"
+    n = crafter.n
+    head = layers.head(n) if on_cpu and crafter.rows > n else None
+    rows = guide.songs if guide is not None else None
     while True:
-        logp = torch.log_softmax(logits, dim=-1)
-        scores = logits if guide is None else guide.steer(logits)
+        narrow = head is not None and crafter.narrow(stopped)
+        read = logits[:n] if narrow else logits
+        if guide is not None:
+            guide.songs = rows[:n] if narrow else rows  # the guide steers the rows read
+        logp = torch.log_softmax(read, dim=-1)
+        scores = read if guide is None else guide.steer(read)
         drawn = _choose(crafter.steer(scores, stopped), opts, gen)
         ids = drawn.tolist()
-        fed = crafter.choose(ids, stopped)
-        chosen = drawn if fed == ids else torch.tensor(fed, device=drawn.device)
         if guide is not None:
-            guide.update(fed)
-        kept = crafter.after_draw(fed, logp.gather(1, chosen[:, None]).squeeze(1).tolist(),
+            guide.update(ids)
+            guide.songs = rows
+        kept = crafter.after_draw(ids, logp.gather(1, drawn[:, None]).squeeze(1).tolist(),
                                   stopped)
-        logits = stepper.step(chosen, layers)
+        live = crafter.live(stopped) if on_cpu and not narrow else None
+        if narrow:
+            logits = torch.cat([stepper.step(drawn, head), logits[n:]])
+        elif live is None:
+            logits = stepper.step(drawn, layers)
+        else:
+            part = layers.take(live)
+            logits = logits.index_copy(0, live, stepper.step(drawn.index_select(0, live), part))
+            layers.put(live, part)
         logits, kept = crafter.after_step(logits, kept, stopped)
         yield kept
 
@@ -366,7 +384,7 @@ def _write(trained: Trained, batch: SongBatch, opts: SampleOptions, gen: torch.G
         for i, report in enumerate(crafter.report()):
             batch.craft[i] = {"rhyme": opts.rhyme, "chorus": opts.chorus, **report}
     if guide is not None:
-        batch.guided = guide.guided[::rows // n]
+        batch.guided = guide.guided[:n]  # lane 0 of each song: the first n rows
 
 
 def _guide(trained: Trained, shape: str, n: int, length: int, prime: str) -> ShapeGuide | None:

@@ -88,12 +88,35 @@ class StepState:
         """From nn.LSTM's state, 2 x (layers, n, hidden); a copy."""
         h, c = state
         layers, n, hidden = h.shape
-        self.hs = h.transpose(0, 1).reshape(n, layers * hidden).clone()
+        self._lay_out(h.transpose(0, 1).reshape(n, layers * hidden).clone(),
+                      [c[l].clone() for l in range(layers)])
+
+    def head(self, n: int) -> "StepState":
+        """The first n streams of this state, sharing its memory: a step of it steps them."""
+        part = object.__new__(StepState)
+        part._lay_out(self.hs[:n], [c[:n] for c in self.c])
+        return part
+
+    def take(self, rows: torch.Tensor) -> "StepState":
+        """A new state of these rows of this one (a copy): to step only some streams."""
+        part = object.__new__(StepState)
+        part._lay_out(self.hs.index_select(0, rows), [c.index_select(0, rows) for c in self.c])
+        return part
+
+    def put(self, rows: torch.Tensor, part: "StepState") -> None:
+        """Write `part` (from `take(rows)`, stepped since) back into these rows."""
+        self.hs.index_copy_(0, rows, part.hs)
+        for mine, theirs in zip(self.c, part.c):
+            mine.index_copy_(0, rows, theirs)
+
+    def _lay_out(self, hs: torch.Tensor, c: list[torch.Tensor]) -> None:
+        n, layers = hs.shape[0], len(c)
+        hidden = hs.shape[1] // layers
+        self.hs, self.c = hs, c
         self.h = [self.hs[:, l * hidden:(l + 1) * hidden] for l in range(layers)]
         self.inputs = [self.h[0]] + [self.hs[:, (l - 1) * hidden:(l + 1) * hidden]
                                      for l in range(1, layers)]
-        self.c = [c[l].clone() for l in range(layers)]
-        self.gates = torch.empty(n, 4 * hidden, dtype=h.dtype, device=h.device)
+        self.gates = torch.empty(n, 4 * hidden, dtype=hs.dtype, device=hs.device)
         # PyTorch's gate order: input, forget, cell candidate, output. The candidate's tanh is
         # taken out of place, so these column views are only ever read.
         self.i, self.f, _, self.o = self.gates.chunk(4, 1)

@@ -160,6 +160,39 @@ def test_chorus_comes_back_verbatim(tmp_path):
     assert not any(s.craft["chorus_back"] for s in off)
 
 
+def test_a_chorus_is_read_in_one_call_not_a_step_per_character(tmp_path, monkeypatch):
+    # Speed (#23): a chorus coming back is known text; the model reads it in one call, so the
+    # song takes fewer one-character steps than it has characters.
+    from songgen.stepper import Stepper
+
+    trained = craft_checkpoint(tmp_path, nl_bias=3.5)
+    steps = []
+    step = Stepper.step
+    monkeypatch.setattr(Stepper, "step", lambda self, ids, s: steps.append(1) or step(self, ids, s))
+    song, = generate(trained, seed=3, length=900, rhyme="off", chorus="auto", temperature=1.0)
+    assert song.craft["chorus_back"] >= 1 and song.chars == 900
+    chorus = next(s for s in ["\n".join(lines) for lines in lyric_stanzas(song.text)][1:]
+                  if s.count("\n") >= 1)
+    assert len(steps) <= song.chars - song.craft["chorus_back"] * len(chorus)
+
+
+def test_rows_stepped_apart_write_the_same_songs(tmp_path, monkeypatch):
+    # On the CPU, lanes waiting for a rhyming line are not stepped (speed, #23): the songs are
+    # those of stepping every row.
+    from songgen import craft
+
+    trained = craft_checkpoint(tmp_path)
+    options = SampleOptions(num_songs=4, seed=4, length=500, rhyme="AABB", temperature=1.0)
+    taken = []
+    take = craft.Crafter.live
+    monkeypatch.setattr(craft.Crafter, "live",
+                        lambda self, stopped: taken.append(take(self, stopped)) or taken[-1])
+    apart = generate(trained, options)
+    assert sum(rows is not None for rows in taken) > 100
+    monkeypatch.setattr(craft, "LIVE_SPARED", 10 ** 9)
+    assert [s.text for s in generate(trained, options)] == [s.text for s in apart]
+
+
 def test_same_seed_same_songs_and_stream_matches(tmp_path):
     trained = craft_checkpoint(tmp_path)
     options = SampleOptions(num_songs=1, seed=5, length=400, temperature=1.0)

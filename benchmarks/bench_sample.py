@@ -1,6 +1,6 @@
 """The `sample` suite, in three parts (`--only sampling,guide,latency`; all by default).
 
-`sampling`: throughput, songgen.generate.generate() against two plain PyTorch samplers, chars/s.
+`sampling`: throughput, songgen.sampling.generate() against two plain PyTorch samplers, chars/s.
 
 Models are untrained (random weights, fixed seed) with the end-of-song logit lowered by 50, so
 no song ends early; the vocabulary is child_ballads.txt's (98 symbols). Songgen's figure counts
@@ -157,7 +157,7 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
     import torch
 
     from songgen import load_checkpoint
-    from songgen.generate import generate
+    from songgen.sampling import generate
 
     if threads:
         torch.set_num_threads(threads)
@@ -259,7 +259,7 @@ def run_guide(device: str = "cpu", quick: bool = False, rounds: int | None = Non
     import torch
 
     from songgen import load_checkpoint
-    from songgen.generate import generate
+    from songgen.sampling import generate
 
     rounds = rounds or (3 if quick else 5)
     threads = torch.get_num_threads()

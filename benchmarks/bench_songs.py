@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 
 import common  # noqa: E402
 from songgen import load_checkpoint  # noqa: E402
-from songgen.generate import generate  # noqa: E402
+from songgen.sampling import generate  # noqa: E402
 from songgen.shape import SongShape, song_form  # noqa: E402
 
 

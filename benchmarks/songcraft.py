@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from songgen.trained import load_checkpoint  # noqa: E402
 from songgen.copycheck import open_copy_index  # noqa: E402
-from songgen.generate import SampleOptions, generate  # noqa: E402
+from songgen.sampling import SampleOptions, generate  # noqa: E402
 from songgen.lyrics import read_songs  # noqa: E402
 from songgen.songcraft import allowed_words, measure, words_of  # noqa: E402
 

@@ -153,7 +153,7 @@ def sampling_speed(checkpoint: Path, style: str, options: argparse.Namespace) ->
     import torch
 
     from songgen.trained import load_checkpoint
-    from songgen.generate import generate
+    from songgen.sampling import generate
     from songgen.styles import with_style
 
     if options.threads:

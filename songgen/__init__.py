@@ -14,8 +14,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "train": "training", "TrainResult": "training", "TrainConfig": "config",
     "ModelConfig": "config", "CharLSTM": "model",
-    "generate": "generate", "stream": "generate", "write_live": "generate", "Song": "generate",
-    "SampleOptions": "generate", "measure_songcraft": "songcraft",
+    "generate": "sampling", "stream": "sampling", "write_live": "sampling", "Song": "sampling",
+    "SampleOptions": "sampling", "measure_songcraft": "songcraft",
     "load_checkpoint": "trained", "Checkpoint": "checkpoint",
     "evaluate_text": "evaluation", "Score": "evaluation",
     "load_corpus": "lyrics", "Vocab": "lyrics",

@@ -382,7 +382,7 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     from .trained import load_checkpoint
     from .copycheck import open_copy_index
     from .errors import SonggenWarning
-    from .generate import SampleOptions, make_prime, write
+    from .sampling import SampleOptions, make_prime, write
     from .lyrics import describe_chars, normalise
 
     if checkpoint_arg is not None:

@@ -35,65 +35,18 @@ import random
 
 import torch
 
+from .craft_state import (BIG, Masks, RowWords, Snapshot, SongState, copy_slots, rhyme_index,
+                          spellable)
 from .songcraft import (WORD, Measures, Words, allowed_words, corpus_words, last_word,
                         rhyme_key, rhymes, stanza_rhymes)
 
+# The masks of the last word lists (building them takes a while; a new sampler of the same
+# model and words reuses them).
+_MASKS: dict = {}
+
 LANES = 4
-# What a mask takes from a symbol's score, where -inf would do: a row whose every allowed
-# symbol the shape forbids then draws from what is left, as the model sees it, with no test.
-# Far above the spread of scores and of the draw's noise (temperature 100 x 88 at most).
-BIG = 1e6
 # Rows spared before a step is taken on the read rows alone (CPU; see Crafter.live).
 LIVE_SPARED = 6
-
-
-def _copy_state(s):
-    new = object.__new__(type(s))
-    for name in type(s).__slots__:
-        setattr(new, name, getattr(s, name))
-    return new
-
-
-class _Row:
-    """Word state of one row: the word being drawn (lower case), whether it is free."""
-
-    __slots__ = ("word", "free", "last", "col")
-
-    def __init__(self):
-        self.word, self.free, self.last, self.col = "", False, None, 0
-
-    def copy(self) -> "_Row":
-        new = _Row()
-        new.word, new.free, new.last, new.col = self.word, self.free, self.last, self.col
-        return new
-
-
-class _Song:
-    """One song's plan and progress: its stanzas, pattern, chorus and the lanes' lines."""
-
-    def __init__(self, rng: random.Random, chorus: bool):
-        self.rng = rng
-        self.line = ""                   # the line being written (accepted text)
-        self.lines_seen = 0              # lines finished, blank and title included
-        self.stanza: list[str] = []      # lyric lines of the current stanza
-        self.ends: list[str | None] = [] # their last words
-        self.stanza_index = 0
-        self.pattern = "X"
-        self.chorus_planned = chorus
-        self.chorus_text: str | None = None
-        self.chorus_back = 0             # times the chorus came back
-        self.chorus_first = 0            # the stanza it was written in
-        self.chars = 0
-        self.mode = "follow"             # follow | rhyme
-        self.target: str | None = None
-        self.round = 1
-        self.tail: list[int] = []        # round 2: the best line but its last word, read again
-        self.endings: Words | None = None  # round 2: the words that rhyme with the target
-        self.cands: list[list] = []      # per lane: [(token, logp)], done flag
-        self.done: list[bool] = []
-        self.rhymed = 0
-        self.asked = 0
-        self.owes: bool | None = None    # _owes_rhyme's answer for this line (None: not known)
 
 
 class Crafter:
@@ -114,10 +67,10 @@ class Crafter:
                        for c in chars]
         letters = frozenset(c for c in self.letter if c is not None)
         # Only words this model can spell: a prefix never leads where no word can be finished.
-        known = None if measures is None else _spellable(allowed_words(measures), letters)
+        known = None if measures is None else spellable(allowed_words(measures), letters)
         self.words = None if words >= 1 else known
         self.known = known
-        self.corpus = None if measures is None else _spellable(corpus_words(measures),
+        self.corpus = None if measures is None else spellable(corpus_words(measures),
                                                                 letters)
         self._rhyme_sets: dict[str, Words | None] = {}
         self.rate = words
@@ -129,8 +82,8 @@ class Crafter:
         for i in range(n):
             rng = random.Random(f"{seed}:{i}")
             planned = chorus != "off" and "\n" in self.index and rng.random() < rate
-            self.songs.append(_Song(rng, planned))
-        self.row = [_Row() for _ in range(self.rows)]
+            self.songs.append(SongState(rng, planned))
+        self.row = [RowWords() for _ in range(self.rows)]
         self.by_letter: dict[str, list[int]] = {}
         for i, c in enumerate(self.letter):
             if c is not None:
@@ -139,7 +92,7 @@ class Crafter:
         # Masks outlive a batch: the next batch (a retry, the next call) meets the same words.
         key = (id(self.words), id(self.known), tuple(chars))
         if _MASKS.get("key") != key:
-            _MASKS.update(key=key, masks=_Masks(len(chars)), lists=(self.words, self.known))
+            _MASKS.update(key=key, masks=Masks(len(chars)), lists=(self.words, self.known))
         self.masks = _MASKS["masks"]
         self.saved = None        # set by start(): snapshots of rows at a line's end
         self._indices: dict[tuple, torch.Tensor] = {}
@@ -153,7 +106,7 @@ class Crafter:
             return [("X", 1)]
         return list(measures.patterns.items())
 
-    def _new_stanza(self, song: _Song) -> None:
+    def _new_stanza(self, song: SongState) -> None:
         choices, weights = zip(*self.patterns)
         song.pattern = song.rng.choices(choices, weights)[0]
         song.stanza, song.ends = [], []
@@ -165,8 +118,8 @@ class Crafter:
         `model` (the CharLSTM) reads known text, a chorus or a line's kept part, in one call."""
         self.layers, self.guide, self.model = layers, guide, model
         self._out, self._copied = logits, True
-        self.saved = _Snapshot(layers, logits)
-        self.start_snap = _Snapshot(layers, logits)
+        self.saved = Snapshot(layers, logits)
+        self.start_snap = Snapshot(layers, logits)
         for token in prime_ids:
             for song in self.songs:
                 self._accept(song, token)
@@ -175,11 +128,11 @@ class Crafter:
         for s, song in enumerate(self.songs):
             self._line_start(s, song)
 
-    def _holding(self, song: _Song) -> bool:
+    def _holding(self, song: SongState) -> bool:
         """Whether the song may not end yet: its chorus has not come back."""
         return song.chorus_planned and song.chorus_back == 0 and song.chars < self.hold_limit
 
-    def _owes_rhyme(self, song: _Song) -> bool:
+    def _owes_rhyme(self, song: SongState) -> bool:
         """Whether the stanza has a line to come that its pattern rhymes with an earlier one,
         and no rhyme yet (a stanza closed before it would not rhyme at all)."""
         if song.owes is not None:
@@ -187,7 +140,7 @@ class Crafter:
         song.owes = self._owes(song)
         return song.owes
 
-    def _owes(self, song: _Song) -> bool:
+    def _owes(self, song: SongState) -> bool:
         i, period = len(song.stanza), len(song.pattern)
         if self.lanes == 1 or i == 0 or i >= period or stanza_rhymes(song.ends):
             return False
@@ -343,7 +296,7 @@ class Crafter:
             self._out, self._copied = self._out.clone(), True
         return self._out
 
-    def _feed(self, s: int, song: _Song, tokens: list[int]) -> list:
+    def _feed(self, s: int, song: SongState, tokens: list[int]) -> list:
         """Read `tokens` on the song's lane 0 in one call of the model (rather than a step per
         character): its LSTM state, logits, shape-guide and word state move past them. Their
         [(token, logp)], the log-probabilities the model gave them."""
@@ -380,7 +333,7 @@ class Crafter:
 
     # -- lines, stanzas, candidates ---------------------------------------------------------
 
-    def _pick(self, s: int, song: _Song) -> int | None:
+    def _pick(self, s: int, song: SongState) -> int | None:
         """The lane whose line to keep; None to write the line again (a second round)."""
         scored, blank = [], []
         for lane, cand in enumerate(song.cands):
@@ -416,16 +369,16 @@ class Crafter:
         song.done = [False] * self.lanes
         return None
 
-    def _restore(self, snap: "_Snapshot", src: int, s: int, logits: torch.Tensor) -> None:
+    def _restore(self, snap: "Snapshot", src: int, s: int, logits: torch.Tensor) -> None:
         lanes = list(range(s, self.rows, self.n))
         snap.restore(self.layers, logits, src, lanes)
         if self.guide is not None:
             for r in lanes:
-                self.guide.songs[r] = _copy_state(snap.guide[src])
+                self.guide.songs[r] = copy_slots(snap.guide[src])
         for r in lanes:
             self.row[r] = snap.row[src].copy()
 
-    def _line_start(self, s: int, song: _Song) -> list:
+    def _line_start(self, s: int, song: SongState) -> list:
         """Plan the line about to be written: the chorus again, a rhyming line or a free one.
         The chorus is read at once: its [(token, logp)] are returned (else nothing)."""
         song.mode, song.round, song.tail = "follow", 1, []
@@ -452,7 +405,7 @@ class Crafter:
         self._spread(s)
         return []
 
-    def _accept(self, song: _Song, token: int) -> None:
+    def _accept(self, song: SongState, token: int) -> None:
         """A character the song keeps: track its lines and stanzas."""
         if token == 0:
             return
@@ -481,7 +434,7 @@ class Crafter:
 
     # -- words -----------------------------------------------------------------------------
 
-    def _row_take(self, row: _Row, token: int, song: _Song | None) -> None:
+    def _row_take(self, row: RowWords, token: int, song: SongState | None) -> None:
         letter = self.letter[token] if token > 0 else None
         if token == self.nl or token == 0:
             row.col = 0
@@ -509,13 +462,13 @@ class Crafter:
         key = rhyme_key(target)
         if key not in self._rhyme_sets:
             # The corpus's own words first: the dictionary's alone are mostly rare names.
-            found = [w for w in _rhyme_index(self.corpus).get(key, ()) if w != target]
+            found = [w for w in rhyme_index(self.corpus).get(key, ()) if w != target]
             if len(found) < 3:
-                found += [w for w in _rhyme_index(self.known).get(key, ()) if w != target]
+                found += [w for w in rhyme_index(self.known).get(key, ()) if w != target]
             self._rhyme_sets[key] = Words(found) if found else None
         return self._rhyme_sets[key]
 
-    def _ending_mask(self, song: _Song, row: _Row) -> int:
+    def _ending_mask(self, song: SongState, row: RowWords) -> int:
         """Round 2, after the tail: a rhyming word, then at most a mark, then the line ends."""
         words = song.endings
         if row.word:
@@ -537,7 +490,7 @@ class Crafter:
             found = self.masks.add(key, allowed)
         return found
 
-    def _mask(self, row: _Row) -> int:
+    def _mask(self, row: RowWords) -> int:
         """The mask table's row for a row drawing a word (0: no mask)."""
         if self.words is None or not row.word or row.free:
             return 0
@@ -557,97 +510,3 @@ class Crafter:
         return [{"rhyme_lines_asked": song.asked, "rhyme_lines_rhymed": song.rhymed,
                  "chorus": song.chorus_planned, "chorus_back": song.chorus_back}
                 for song in self.songs]
-
-
-_RHYME_INDEX: dict = {}
-_SPELLABLE: dict = {}
-
-
-def _spellable(words: Words, letters: frozenset) -> Words:
-    """The words of `words` made only of `letters` (cached for the last few lists)."""
-    key = (id(words), letters)
-    found = _SPELLABLE.get(key)
-    if found is None:
-        found = Words([w for w in words.words if letters.issuperset(w)])
-        if len(_SPELLABLE) > 4:
-            _SPELLABLE.clear()
-        _SPELLABLE[key] = (words, found)  # the list itself kept, so that its id stays its own
-        return found
-    return found[1]
-
-
-def _rhyme_index(words: Words) -> dict[str, list[str]]:
-    """Rhyme key -> the words of `words` with it (built once per word list)."""
-    key = (len(words.words), tuple(words.words[:1]), tuple(words.words[-1:]))
-    found = _RHYME_INDEX.get(key)
-    if found is None:
-        found = {}
-        for word in words.words:
-            if len(word) > 1 or word in ("a", "i"):
-                found.setdefault(rhyme_key(word), []).append(word)
-        if len(_RHYME_INDEX) > 4:
-            _RHYME_INDEX.clear()
-        _RHYME_INDEX[key] = found
-    return found
-
-
-_MASKS: dict = {}
-
-
-class _Masks:
-    """Additive masks (0 allowed, -BIG not), one row each, found by key; row 0 masks nothing.
-    The logits take a row per stream with one index_select."""
-
-    def __init__(self, vocab: int):
-        self.keys: dict = {}
-        self.rows = torch.zeros(64, vocab)
-        self.used = 1
-        self._on: torch.Tensor | None = None
-
-    def find(self, key) -> int | None:
-        return self.keys.get(key)
-
-    def add(self, key, allowed: list[int]) -> int:
-        if self.used == len(self.rows):
-            self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)])
-        self.rows[self.used] = -BIG
-        self.rows[self.used, allowed] = 0.0
-        self.keys[key] = self.used
-        self.used += 1
-        self._on = None
-        return self.used - 1
-
-    def table(self, device, dtype) -> torch.Tensor:
-        if self._on is None or self._on.device != device or self._on.dtype != dtype:
-            self._on = self.rows[:self.used].to(device=device, dtype=dtype)
-        return self._on
-
-
-class _Snapshot:
-    """Copies of rows' LSTM state, logits, shape-guide state and word state."""
-
-    def __init__(self, layers, logits: torch.Tensor):
-        self.hs = layers.hs.clone()
-        self.c = [c.clone() for c in layers.c]
-        self.logits = logits.clone()
-        self.guide: dict = {}
-        self.row: dict = {}
-
-    def save(self, layers, logits, rows: list[int], guide, row_states) -> None:
-        at = torch.tensor(rows, device=self.hs.device)
-        self.hs[at] = layers.hs[at]
-        for mine, theirs in zip(self.c, layers.c):
-            mine[at] = theirs[at]
-        self.logits[at] = logits[at].to(self.logits.dtype)
-        for r in rows:
-            if guide is not None:
-                self.guide[r] = _copy_state(guide.songs[r])
-            self.row[r] = row_states[r].copy()
-
-    def restore(self, layers, logits, src: int, rows: list[int]) -> None:
-        at = torch.tensor(rows, device=self.hs.device)
-        n = len(rows)
-        layers.hs[at] = self.hs[src].expand(n, -1)
-        for mine, theirs in zip(self.c, layers.c):
-            theirs[at] = mine[src].expand(n, -1)
-        logits[at] = self.logits[src].expand(n, -1).to(logits.dtype)

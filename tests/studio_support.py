@@ -99,9 +99,9 @@ class Client:
 def slow_down(monkeypatch, seconds: float = 0.001) -> None:
     """Writings a step at most every `seconds`: a tiny model writes the studio's longest song
     in a moment, and some tests need one that lasts."""
-    import songgen.generate
+    import songgen.sampling
 
-    write_live = songgen.generate.write_live
+    write_live = songgen.sampling.write_live
 
     def slow(*args, **kwargs):
         gen = write_live(*args, **kwargs)
@@ -113,7 +113,7 @@ def slow_down(monkeypatch, seconds: float = 0.001) -> None:
         finally:
             gen.close()
 
-    monkeypatch.setattr(songgen.generate, "write_live", slow)
+    monkeypatch.setattr(songgen.sampling, "write_live", slow)
 
 
 def hang_up(res) -> None:

@@ -8,7 +8,7 @@ import torch
 
 from songgen import checkpoint as ckpt
 from songgen.trained import load_checkpoint
-from songgen.generate import generate
+from songgen.sampling import generate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OLD = FIXTURES / "checkpoint-v1-0.1.0.pt"  # written by songgen 0.1.0 before the restructuring

@@ -10,7 +10,7 @@ import torch
 from songgen.trained import load_checkpoint
 from songgen.devices import resolve_precision
 from songgen.training import Run as TrainingLoop
-from songgen.generate import generate
+from songgen.sampling import generate
 from songgen.training import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -78,14 +78,14 @@ def test_the_header_echoes_the_time_limit_as_understood(run, tmp_path):
 
 ENDLESS = r'''
 import sys
-import songgen.generate
+import songgen.sampling
 
 def endless(*args, **kwargs):
     yield ("prime", "")
     while True:
         yield ("chars", ["la la la, a line of an endless song\n"])
 
-songgen.generate.write_live = endless
+songgen.sampling.write_live = endless
 from songgen.cli import cli
 cli(args=sys.argv[1:], prog_name="songgen")
 '''
@@ -233,7 +233,7 @@ def test_a_prime_of_only_unseen_characters_is_an_error(run, trained):
 
 def test_the_library_stays_strict_unless_asked(trained):
     from songgen.errors import SonggenError
-    from songgen.generate import generate
+    from songgen.sampling import generate
     from songgen.lyrics import Vocab
 
     with pytest.raises(SonggenError, match="never saw: 'Z'"):

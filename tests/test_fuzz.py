@@ -28,7 +28,7 @@ from songgen import lyrics as loading
 from songgen.lyrics import EOS, Vocab, fingerprint, join_songs, read_songs, title_key
 from songgen.errors import CheckpointError, SonggenError, SonggenWarning
 from songgen.lyrics import load_corpus
-from songgen.generate import generate
+from songgen.sampling import generate
 
 # 150 examples a test keeps this file near 20 s on 2 cores; SONGGEN_FUZZ_EXAMPLES=5000 for a hunt.
 FUZZ = settings(max_examples=int(os.environ.get("SONGGEN_FUZZ_EXAMPLES", 150)), deadline=None,

@@ -9,7 +9,7 @@ from songgen.config import ModelConfig
 from songgen.lyrics import EOS, Vocab
 from songgen.errors import ConfigError
 from songgen.model import CharLSTM
-from songgen.generate import filter_logits, generate, stream
+from songgen.sampling import filter_logits, generate, stream
 
 
 def make_trained(tmp_path, text="# ab\n\nab ba\n", eos_bias=0.0):
@@ -140,7 +140,7 @@ def test_int8_sampling_is_reproducible(tmp_path):
 
 
 def test_draw_follows_the_probabilities_and_never_picks_an_impossible_symbol():
-    from songgen.generate import draw
+    from songgen.sampling import draw
 
     probs = torch.tensor([[0.5, 0.3, 0.2, 0.0]]).expand(200_000, -1)
     gen = torch.Generator().manual_seed(3)
@@ -170,7 +170,7 @@ def test_sampling_does_not_import_the_compiler(tmp_path):
     import sys
 
     make_trained(tmp_path)
-    code = ("import sys; from songgen.generate import generate; "
+    code = ("import sys; from songgen.sampling import generate; "
             f"generate({str(tmp_path / 'm.pt')!r}, length=20, seed=1); "
             "print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

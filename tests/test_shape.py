@@ -16,7 +16,7 @@ from songgen.config import ModelConfig
 from songgen.lyrics import Vocab, split_songs
 from songgen.lyrics import load_corpus
 from songgen.model import CharLSTM
-from songgen.generate import generate, stream
+from songgen.sampling import generate, stream
 from songgen.shape import (MIN_SONGS, WORD_GRACE, ShapeGuide, ShapeMeter, SongShape,
                            song_form)
 from songgen.training import train

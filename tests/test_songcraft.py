@@ -10,7 +10,7 @@ from songgen import checkpoint as ckpt
 from songgen.cli import cli
 from songgen.config import ModelConfig
 from songgen.errors import ConfigError
-from songgen.generate import SampleOptions, generate, stream
+from songgen.sampling import SampleOptions, generate, stream
 from songgen.lyrics import Vocab, join_songs
 from songgen.trained import load_checkpoint
 from songgen.model import CharLSTM

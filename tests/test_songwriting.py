@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from songgen.cli import cli
 from songgen.copycheck import CopyIndex
 from songgen.lyrics import EOS, join_songs
-from songgen.generate import generate, make_prime
-from songgen.generate import SongBatch
+from songgen.sampling import generate, make_prime
+from songgen.sampling import SongBatch
 from songgen.training import train
 
 from .test_sample import make_trained

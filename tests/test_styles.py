@@ -14,7 +14,7 @@ from songgen.cli import cli
 from songgen.config import ModelConfig
 from songgen.corpuscache import CorpusCache
 from songgen.errors import CorpusError, SonggenWarning
-from songgen.generate import generate
+from songgen.sampling import generate
 from songgen.lyrics import EOS, load_corpus
 from songgen.model import CharLSTM
 from songgen.styles import StyleError, parse, unstyled, vector, with_style

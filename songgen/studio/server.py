@@ -156,7 +156,7 @@ class Handler(GuardedHandler):
 
     # Writing songs
     def _write(self, body) -> None:
-        from ..generate import make_prime
+        from ..sampling import make_prime
 
         runs = self.server.runs
         options = parse_write(body)
@@ -190,7 +190,7 @@ class Handler(GuardedHandler):
             self.server.writers.release()
 
     def _stream(self, trained, path: Path, options: dict) -> None:
-        from ..generate import write_live
+        from ..sampling import write_live
 
         try:
             events = write_live(trained, precision="auto", **options)

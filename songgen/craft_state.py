@@ -1,0 +1,157 @@
+"""What the song crafter (songgen/craft.py) keeps per row and per song while it samples: each
+row's word state, each song's plan and progress, the word masks added to the logits, and
+snapshots of rows' state to copy a kept candidate line to every lane; the word lists it draws
+rhymes from, indexed once."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from .songcraft import Words, rhyme_key
+
+# What a mask takes from a symbol's score, where -inf would do: a row whose every allowed
+# symbol the shape forbids then draws from what is left, as the model sees it, with no test.
+# Far above the spread of scores and of the draw's noise (temperature 100 x 88 at most).
+BIG = 1e6
+
+
+def copy_slots(s):
+    new = object.__new__(type(s))
+    for name in type(s).__slots__:
+        setattr(new, name, getattr(s, name))
+    return new
+
+
+class RowWords:
+    """Word state of one row: the word being drawn (lower case), whether it is free."""
+
+    __slots__ = ("word", "free", "last", "col")
+
+    def __init__(self):
+        self.word, self.free, self.last, self.col = "", False, None, 0
+
+    def copy(self) -> "RowWords":
+        new = RowWords()
+        new.word, new.free, new.last, new.col = self.word, self.free, self.last, self.col
+        return new
+
+
+class SongState:
+    """One song's plan and progress: its stanzas, pattern, chorus and the lanes' lines."""
+
+    def __init__(self, rng: random.Random, chorus: bool):
+        self.rng = rng
+        self.line = ""                   # the line being written (accepted text)
+        self.lines_seen = 0              # lines finished, blank and title included
+        self.stanza: list[str] = []      # lyric lines of the current stanza
+        self.ends: list[str | None] = [] # their last words
+        self.stanza_index = 0
+        self.pattern = "X"
+        self.chorus_planned = chorus
+        self.chorus_text: str | None = None
+        self.chorus_back = 0             # times the chorus came back
+        self.chorus_first = 0            # the stanza it was written in
+        self.chars = 0
+        self.mode = "follow"             # follow | rhyme
+        self.target: str | None = None
+        self.round = 1
+        self.tail: list[int] = []        # round 2: the best line but its last word, read again
+        self.endings: Words | None = None  # round 2: the words that rhyme with the target
+        self.cands: list[list] = []      # per lane: [(token, logp)], done flag
+        self.done: list[bool] = []
+        self.rhymed = 0
+        self.asked = 0
+        self.owes: bool | None = None    # _owes_rhyme's answer for this line (None: not known)
+
+
+_RHYME_INDEX: dict = {}
+_SPELLABLE: dict = {}
+
+
+def spellable(words: Words, letters: frozenset) -> Words:
+    """The words of `words` made only of `letters` (cached for the last few lists)."""
+    key = (id(words), letters)
+    found = _SPELLABLE.get(key)
+    if found is None:
+        found = Words([w for w in words.words if letters.issuperset(w)])
+        if len(_SPELLABLE) > 4:
+            _SPELLABLE.clear()
+        _SPELLABLE[key] = (words, found)  # the list itself kept, so that its id stays its own
+        return found
+    return found[1]
+
+
+def rhyme_index(words: Words) -> dict[str, list[str]]:
+    """Rhyme key -> the words of `words` with it (built once per word list)."""
+    key = (len(words.words), tuple(words.words[:1]), tuple(words.words[-1:]))
+    found = _RHYME_INDEX.get(key)
+    if found is None:
+        found = {}
+        for word in words.words:
+            if len(word) > 1 or word in ("a", "i"):
+                found.setdefault(rhyme_key(word), []).append(word)
+        if len(_RHYME_INDEX) > 4:
+            _RHYME_INDEX.clear()
+        _RHYME_INDEX[key] = found
+    return found
+
+
+class Masks:
+    """Additive masks (0 allowed, -BIG not), one row each, found by key; row 0 masks nothing.
+    The logits take a row per stream with one index_select."""
+
+    def __init__(self, vocab: int):
+        self.keys: dict = {}
+        self.rows = torch.zeros(64, vocab)
+        self.used = 1
+        self._on: torch.Tensor | None = None
+
+    def find(self, key) -> int | None:
+        return self.keys.get(key)
+
+    def add(self, key, allowed: list[int]) -> int:
+        if self.used == len(self.rows):
+            self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)])
+        self.rows[self.used] = -BIG
+        self.rows[self.used, allowed] = 0.0
+        self.keys[key] = self.used
+        self.used += 1
+        self._on = None
+        return self.used - 1
+
+    def table(self, device, dtype) -> torch.Tensor:
+        if self._on is None or self._on.device != device or self._on.dtype != dtype:
+            self._on = self.rows[:self.used].to(device=device, dtype=dtype)
+        return self._on
+
+
+class Snapshot:
+    """Copies of rows' LSTM state, logits, shape-guide state and word state."""
+
+    def __init__(self, layers, logits: torch.Tensor):
+        self.hs = layers.hs.clone()
+        self.c = [c.clone() for c in layers.c]
+        self.logits = logits.clone()
+        self.guide: dict = {}
+        self.row: dict = {}
+
+    def save(self, layers, logits, rows: list[int], guide, row_states) -> None:
+        at = torch.tensor(rows, device=self.hs.device)
+        self.hs[at] = layers.hs[at]
+        for mine, theirs in zip(self.c, layers.c):
+            mine[at] = theirs[at]
+        self.logits[at] = logits[at].to(self.logits.dtype)
+        for r in rows:
+            if guide is not None:
+                self.guide[r] = copy_slots(guide.songs[r])
+            self.row[r] = row_states[r].copy()
+
+    def restore(self, layers, logits, src: int, rows: list[int]) -> None:
+        at = torch.tensor(rows, device=self.hs.device)
+        n = len(rows)
+        layers.hs[at] = self.hs[src].expand(n, -1)
+        for mine, theirs in zip(self.c, layers.c):
+            theirs[at] = mine[src].expand(n, -1)
+        logits[at] = self.logits[src].expand(n, -1).to(logits.dtype)

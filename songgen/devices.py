@@ -17,7 +17,7 @@ from .errors import DeviceError, SonggenWarning
 
 # Intel MKL's matrix products split their sums differently at different thread counts, so the
 # same step at 1 and at 2 threads gave weights a rounding apart; in its strict reproducible
-# mode they do not (benchmarks/exact.py). It is read when MKL first runs: set here, before any
+# mode they do not (`python -m benchmarks exact`). It is read when MKL first runs: set here, before any
 # songgen computation, unless the user chose a mode of their own.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 

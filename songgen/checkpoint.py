@@ -27,6 +27,7 @@ from . import files
 from .config import ModelConfig, TrainConfig
 from .errors import (CheckpointError, DamagedCheckpoint, DiskFull, ExistingRun, SonggenError,
                      SonggenWarning, UnreadableCheckpoint)
+from .textfiles import looks_like_text
 
 FORMAT = "songgen-checkpoint"
 VERSION = 1
@@ -249,6 +250,11 @@ def _read_dict(path: Path, mmap: bool = False):
                 f"{path} holds Python code or objects ({refused.group(1)}) that a safe load "
                 "refuses; it is not a songgen checkpoint, or it was tampered with: do not open "
                 "it some other way") from None
+        if looks_like_text(path):
+            what = f"{path} is a text file, not a checkpoint"
+            raise UnreadableCheckpoint(f"{what}; give a .pt file that songgen train wrote (to "
+                                       "score a text with a model, use songgen eval)",
+                                       what=what) from None
         what = f"{path} is corrupt or not a checkpoint (unpickling failed)"
         raise UnreadableCheckpoint(f"{what}; {_GIVE}", what=what) from None
     except Exception:  # any other loader failure on a damaged file means the same to a user

@@ -132,7 +132,7 @@ def cli():
 
     \b
     The guide: README.md; reference pages in docs/ (lyrics-format, checkpoints,
-    defaults, sampling, multi-gpu, python-api).
+    defaults, sampling, styles, studio, multi-gpu, python-api, development).
     """
 
 
@@ -143,7 +143,7 @@ def cli():
           songgen train lyrics.txt --checkpoint-dir ck --time-limit 1h30
           songgen train --checkpoint-dir ck --resume --lr 0.001
           songgen train new.txt --init-from ck/best.pt --checkpoint-dir ck-new
-          songgen train windows.txt --encoding cp1252
+          songgen train windows.txt --encoding cp1252 --checkpoint-dir ck-win
 
         How the defaults choose: docs/defaults.md. Resuming: docs/checkpoints.md.
         Several GPUs: docs/multi-gpu.md.

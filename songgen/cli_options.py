@@ -52,9 +52,9 @@ def device_option(f):
 
 def threads_option(f):
     return click.option("--threads", type=click.IntRange(1, 1024),
-                        help="CPU threads [default: the cores free at the start; training then "
-                        "keeps the count that runs fastest, fewer if another process takes a "
-                        "core].")(f)
+                        help="CPU threads [default: the cores free at the start; a training run "
+                        "then keeps the count that runs fastest, fewer if another process takes "
+                        "a core].")(f)
 
 
 def json_option(f):

@@ -398,6 +398,9 @@ def parse(spec: str | dict | None, names: list[str]) -> dict[int, float] | None:
     blend: dict[int, float] = {}
     for name, weight in items:
         key = unicodedata.normalize("NFC", name).strip()
+        if not key:
+            raise StyleError(f"a style in {spec!r} has no name; write a name, or a blend such "
+                             f"as {names[0]}=0.7,{names[-1]}=0.3 (known: {known})", names)
         if key not in index:
             raise StyleError(f"unknown style {key!r}; the model knows: {known}", names)
         try:

@@ -264,3 +264,17 @@ def describe_chars(chars: list[str], limit: int = 20) -> str:
              else f"U+{ord(c):04X}" for c in chars[:limit]]
     more = f" and {len(chars) - limit} more" if len(chars) > limit else ""
     return ", ".join(shown) + more
+
+
+def looks_like_text(path: Path) -> bool:
+    """Whether a file given where a checkpoint was asked for is plainly a text (lyrics): not
+    named .pt, and its start is UTF-8 text."""
+    if path.suffix == ".pt":
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", "ignore")
+    except OSError:
+        return False
+    return bool(head) and all(c.isprintable() or c in "\n\r\t" for c in head)
+

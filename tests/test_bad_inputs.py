@@ -361,7 +361,7 @@ CASES = [
     Case("info-newer-version", ["info", "bad/v99.pt"], 1, "format 99"),
     Case("info-bare-state-dict", ["info", "bad/statedict.pt"], 1, "bare PyTorch state_dict"),
     Case("info-plain-list", ["info", "bad/list.pt"], 1, "holds a list"),
-    Case("info-lyrics-file", ["info", "songs.txt"], 1, "songs.txt is corrupt"),
+    Case("info-lyrics-file", ["info", "songs.txt"], 1, "songs.txt is a text file, not a checkpoint"),
     Case("info-unknown-option", ["info", "--jsn"], 2, "Did you mean '--json'?"),
     Case("unknown-command", ["trian"], 2, "No such command 'trian'"),
 ]

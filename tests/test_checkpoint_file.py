@@ -215,3 +215,20 @@ def test_the_fixtures_text_still_reads_to_its_fingerprint(tmp_path):
     corpus = load_corpus(text, 0.3)
     assert corpus.fingerprint == expected["fingerprint"]
     assert corpus.vocab.chars == expected["vocab"]
+
+
+def test_a_lyrics_file_given_as_a_checkpoint_is_named_a_text_file(tmp_path):
+    """`songgen info lyrics.txt` (a text where a checkpoint was asked for) says it is a text,
+    not that a checkpoint is corrupt; a damaged binary file is still called damaged."""
+    lyrics = tmp_path / "lyrics.txt"
+    lyrics.write_text("# Song\n\nA line of a song,\nanother line.\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["info", str(lyrics)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"Error: {lyrics} is a text file, not a checkpoint; give a .pt file that songgen train "
+        "wrote (to score a text with a model, use songgen eval)")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(bytes(range(256)) * 4)
+    result = CliRunner().invoke(cli, ["info", str(junk)])
+    assert result.exit_code == 1 and "text file" not in result.output
+    assert "corrupt" in result.output

@@ -193,6 +193,10 @@ def test_sample_cli_style_and_unknown_style(styled_run):
     assert bad.stderr == "Error: unknown style 'jazz'; the model knows: burns, cowboy\n"
     weight = runner.invoke(cli, ["sample", str(styled_run), "--style", "burns=-1"])
     assert weight.exit_code == 1 and "must be a number of 0 or more" in weight.stderr
+    empty = runner.invoke(cli, ["sample", str(styled_run), "--style", ","])
+    assert empty.exit_code == 1
+    assert empty.stderr == ("Error: a style in ',' has no name; write a name, or a blend such "
+                            "as burns=0.7,cowboy=0.3 (known: burns, cowboy)\n")
 
 
 def test_info_and_eval_list_the_styles(styled_run, lyrics):

@@ -461,17 +461,6 @@ def suite_quality(argv: list[str], prog: str | None = None) -> None:
 CAPPED = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}
 
 
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    except OSError:
-        return "unknown (no lscpu)"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
 def songgen(args: list[str], env: dict | None = None, procs: int = 1) -> None:
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
                  "--nproc-per-node", str(procs), "-m", "songgen"] if procs > 1 else
@@ -607,7 +596,7 @@ def suite_exact(argv: list[str] | None = None, prog: str | None = None) -> None:
     else:
         model = ["--hidden-size", "128", "--seq-len", "100", "--batch-size", "32"]
         steps, stops, starts, hidden = 120, [17, 41, 59, 88, 23, 50, 71, 99], 10, 256
-    print(f"CPU: {cpu_name()}; {os.cpu_count()} logical CPUs")
+    print(f"CPU: {common.cpu_model()}; {os.cpu_count()} logical CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         rows = []

@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 from .errors import SonggenError
+from .files import write_atomically
 from .progress import LN2
 
 METRICS = "metrics.jsonl"
@@ -296,11 +297,8 @@ def plot(runs: list[str | Path] | None, output: str | Path) -> list[Path]:
     names = [str(p.parent) if p.name == METRICS else str(p) for p, _ in drawn]
     svg = curves_svg(list(zip(names, [recs for _, recs in drawn])))
     output = Path(output)
-    tmp = output.with_name(f".{output.name}.tmp")
     try:
-        tmp.write_text(svg, encoding="utf-8")
-        os.replace(tmp, output)
+        write_atomically(output, lambda f: f.write(svg.encode("utf-8")), sync=False)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise SonggenError(f"could not write {output}: {exc.strerror or exc}") from None
     return [p for p, _ in drawn]

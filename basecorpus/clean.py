@@ -45,9 +45,16 @@ def _find(pattern: str, text: str, pos: int = 0, what: str = "") -> re.Match:
     return match
 
 
+_GENERIC_DROPS = (r"^ *Note: Project Gutenberg", r"^ *\[?Transcriber['’]s [Nn]otes?",
+                  r"^ *TRANSCRIBER['’]S NOTES?")
+
+
 def cut(text: str, rule: dict) -> str:
     """The verse part of the book: from `start` to `end`, less every `drop` range (a start
     pattern, and the pattern the range ends before; '$' ends at the end of the text)."""
+    for begin in _GENERIC_DROPS:  # notes on the e-text itself, up to the next gap
+        text = re.compile(begin + r"(?:.*\n)*?(?=[ \t]*\n[ \t]*\n[ \t]*\n|\Z)", re.M).sub(
+            "\n", text)
     if rule.get("start"):
         text = text[_find(rule["start"], text, what="start").start():]
     if rule.get("end"):
@@ -116,6 +123,28 @@ def remove_note_blocks(text: str) -> str:
             continue
         out.append(line)
     return "\n".join(out)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def rejoin(lines: list[str], rule: dict) -> list[str]:
+    """Long verse lines that the e-text wrapped, the rest set far to the right on a line of
+    its own, made one line again ("...the tubes are twisted and" + "dried,")."""
+    if not rule.get("rejoin", True):
+        return lines
+    out: list[str] = []
+    for line in lines:
+        prev = out[-1] if out else ""
+        if (line.strip() and len(prev.strip()) >= 50
+                and _indent(line) >= _indent(prev) + rule.get("rejoin_indent", 8)
+                and len(line.strip()) <= 30 and not is_caps_heading(line.strip(), rule)
+                and not line.strip().startswith("[")):
+            out[-1] = prev.rstrip() + " " + line.strip()
+        else:
+            out.append(line)
+    return out
 
 
 # -- line by line --------------------------------------------------------------------------
@@ -219,6 +248,10 @@ def segment(lines: list[str | None], rule: dict) -> list[tuple[str | None, list[
             heading = True  # the heading's second line
         if not_heading.search(line):
             heading = False
+        split = rule.get("split_gap") and blanks >= rule["split_gap"] and body_text(body)
+        if split and not heading:  # an untitled piece after a wide gap: a new poem
+            poems.append((" ".join(title_parts) or None, body))
+            title_parts, body = [], []
         if heading:
             if body_text(body):
                 poems.append((" ".join(title_parts) or None, body))
@@ -284,9 +317,11 @@ def poems_of(text: str, rule: dict, dropped: list[str]) -> list[str]:
     words = ("Illustration", "Footnote", "Transcriber's Note", "Transcriber’s Note",
              "Transcriber's note", "Note", "Frontispiece", "Sidenote") + tuple(
                  rule.get("bracket_drop", ()))
+    if rule.get("illus_breaks"):  # a picture between two rhymes: the rhymes are two songs
+        text = re.sub(r"^ *\[Illustration[^\]]*\] *$", "\n\n\n", text, flags=re.M)
     text = remove_brackets(text, words, tuple(rule.get("bracket_keep", ())))
     text = remove_note_blocks(text)
-    lines = [clean_line(line, rule) for line in text.split("\n")]
+    lines = [clean_line(line, rule) for line in rejoin(text.split("\n"), rule)]
     songs = []
     for title, body in segment(lines, rule):
         if title and _NOT_A_POEM.search(title):

@@ -12,6 +12,9 @@ HELDOUT = {27129, 47607, 72492}
 # A heading centred in the line, in capitals (with its note marks): where a book's notes end.
 _CENTRED_HEADING = r"^ {12,}[A-Z][A-Z0-9 ,.:;'’-]+(\[[0-9a-z]+\])*$"
 
+# "2 Says the bee," a stanza's number before its first line.
+_VERSE_NUMBER = [(r"^\s*\d+\.? +(?=\S)", "")]
+
 BOOKS = [
     dict(ebook=21700, title='Don Juan',
          author='Lord Byron', kind='comic', file='21700-0.txt',
@@ -77,19 +80,26 @@ BOOKS = [
          rule=dict()),
     dict(ebook=63265, title='Anthology of Magazine Verse for 1913',
          author='William Stanley Braithwaite (ed.)', kind='anthology', file='63265-0.txt',
-         rule=dict()),
+         rule=dict(start=r"^HYMN TO DEMETER", end=r"^THE “BEST POEMS”",
+                   drop_lines=r"^ ?_[^_]+_ {3,}_?[^_]+_?\s*$")),
     dict(ebook=53190, title='Absurd Ditties',
          author='G. E. Farrow', kind='comic', file='53190-0.txt',
-         rule=dict()),
+         rule=dict(start=r"^ +I\.\n +THAT OF MR\. JUSTICE")),
     dict(ebook=25418, title="The Baby's Opera",
          author='Walter Crane', kind='nursery', file='25418-0.txt',
-         rule=dict()),
+         rule=dict(start=r"^\[Illustration: GIRLS AND BOYS\]", end=r"^FINIS",
+                   illus_titles=True, bracket_keep=["Music"], replace=_VERSE_NUMBER)),
     dict(ebook=25426, title='Broad Grins',
          author='George Colman the Younger', kind='comic', file='25426-0.txt',
          rule=dict()),
     dict(ebook=25432, title="The Baby's Bouquet: A Fresh Bunch of Rhymes and Tunes",
          author='Walter Crane, Lucy Crane', kind='nursery', file='25432-0.txt',
-         rule=dict()),
+         rule=dict(start=r"^\[Illustration: POLLY PUT", illus_titles=True,
+                   bracket_keep=["Music"], replace=_VERSE_NUMBER, drop=[  # French, German
+                       (r"^\[Illustration: HAUSEGESINDE", r"^\[Illustration: LITTLE MAN"),
+                       (r"^\[Illustration: ET MOI", r"^\[Illustration: THE OLD MAN IN"),
+                       (r"^\[Illustration: SUR LE PONT", r"^\[Illustration: LONDON BRIDGE"),
+                       (r"^\[Illustration: ZWEI HASEN", r"^\[Illustration: LOOBY LIGHT")])),
     dict(ebook=23684, title='Keats: Poems Published in 1820 (ed. M. Robertson)',
          author='John Keats', kind='poems', file='23684-0.txt',
          rule=dict()),

@@ -167,6 +167,8 @@ _ITALIC = re.compile(r"(?<![\w_])_(?=\S)([^_\n]*?\S)_(?![\w_])")
 def clean_line(line: str, rule: dict) -> str | None:
     """One line with its marks taken out; None for a line that is not verse at all (a page
     number, a separator), which becomes a blank line."""
+    if rule.get("drop_lines") and re.search(rule["drop_lines"], line):
+        return None
     if _SEPARATOR.match(line) or _SIGNATURE.match(line) or _PAGE_ONLY.match(line) and not rule.get("numeral_lines"):
         return None
     for pattern, new in _INLINE:
@@ -196,23 +198,29 @@ def is_caps_heading(line: str, rule: dict) -> bool:
         c.islower() for c in letters)
 
 
+_STRICT_ROMAN = re.compile(r"(?=[IVXLC])(XC|XL|L?X{0,3})(IX|IV|V?I{0,3})")
+
+
 def title_case(title: str) -> str:
-    """An ALL-CAPS heading in title case, the way the bundled songs write titles."""
+    """A heading in capitals in title case, the way the bundled songs write titles; words
+    already in lower or mixed case (a "Ye", a "McKAN") keep theirs."""
     small = {"a", "an", "and", "as", "at", "but", "by", "for", "in", "of", "on", "or", "the",
-             "to", "o'", "wi'", "o", "from", "with", "ye"}
-    if any(c.islower() for c in title):
-        return title
-    words = title.lower().split(" ")
+             "to", "o'", "wi'", "o", "from", "with", "ye", "nor", "de", "la", "le", "o’"}
     out = []
-    for i, word in enumerate(words):
+    for i, word in enumerate(title.split(" ")):
         core = word.lstrip("'\"‘“(")
         lead = word[:len(word) - len(core)]
-        if re.fullmatch(r"[ivxlc]+\.?", core) and core not in ("i", "vi", "civil"):
-            out.append(lead + core.upper())
-        elif i and core in small:
+        letters = [c for c in core if c.isalpha()]
+        if len(letters) < 2 and core.rstrip(".,;:!?") not in ("A",) or any(
+                c.islower() for c in letters):
             out.append(word)
+        elif _STRICT_ROMAN.fullmatch(core.rstrip(".,:;")) and core.rstrip(".,:;") != "I":
+            out.append(word)
+        elif i and core.lower() in small:
+            out.append(lead + core.lower())
         else:
-            out.append(lead + core[:1].upper() + core[1:])
+            low = core.lower()
+            out.append(lead + low[:1].upper() + low[1:])
     return " ".join(out)
 
 
@@ -262,6 +270,8 @@ def segment(lines: list[str | None], rule: dict) -> list[tuple[str | None, list[
                 title_parts.append(line)
         elif _ROMAN.match(line) and rule.get("numerals", "drop") == "drop":
             body.append("")
+            blanks += 1  # a section number stands for a gap: what follows may be a heading
+            continue
         else:
             body.append(line)
         blanks = 0
@@ -310,6 +320,12 @@ _NOT_A_POEM = re.compile(r"^(THE )?(CONTENTS|TABLE OF CONTENTS|INDEX|GLOSSARY|NO
                          r"CORRIGENDA|ILLUSTRATIONS|PUBLISHER)\b", re.I)
 
 
+def _v_for_u(title: str) -> str:
+    """Crane letters his titles with V for U (THE MVLBERRY BVSH): V before a consonant is U."""
+    title = re.sub(r"\bIACK\b", "JACK", title)
+    return re.sub(r"V(?=[^AEIOUY\s'’,.])|V(?=[\s'’]|$)(?<=[A-Z]V)", "U", title)
+
+
 def poems_of(text: str, rule: dict, dropped: list[str]) -> list[str]:
     """A book's raw text as songs in the lyrics format."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
@@ -317,6 +333,9 @@ def poems_of(text: str, rule: dict, dropped: list[str]) -> list[str]:
     words = ("Illustration", "Footnote", "Transcriber's Note", "Transcriber’s Note",
              "Transcriber's note", "Note", "Frontispiece", "Sidenote") + tuple(
                  rule.get("bracket_drop", ()))
+    if rule.get("illus_titles"):  # the song's title is printed in its picture
+        text = re.sub(r"^\[Illustration: ((?:Ye )?[^\]a-z]+?)\.?\] *$",
+                      lambda m: "\n\n\n" + _v_for_u(m.group(1)) + "\n", text, flags=re.M)
     if rule.get("illus_breaks"):  # a picture between two rhymes: the rhymes are two songs
         text = re.sub(r"^ *\[Illustration[^\]]*\] *$", "\n\n\n", text, flags=re.M)
     text = remove_brackets(text, words, tuple(rule.get("bracket_keep", ())))

@@ -59,7 +59,7 @@ def cut(text: str, rule: dict) -> str:
         text = text[_find(rule["start"], text, what="start").start():]
     if rule.get("end"):
         text = text[:_find(rule["end"], text, what="end").start()]
-    for begin, stop in rule.get("drop", ()):
+    for begin, stop, *gap in rule.get("drop", ()):
         pos = 0
         while True:
             first = re.compile(begin, re.M).search(text, pos)
@@ -70,8 +70,9 @@ def cut(text: str, rule: dict) -> str:
             else:
                 after = re.compile(stop, re.M).search(text, first.end())
                 last = after.start() if after else len(text)
-            text = text[:first.start()] + "\n\n\n\n" + text[last:]
-            pos = first.start() + 4
+            filler = gap[0] if gap else "\n\n\n\n"  # by default, a gap as between poems
+            text = text[:first.start()] + filler + text[last:]
+            pos = first.start() + len(filler)
     return text
 
 
@@ -251,7 +252,7 @@ def segment(lines: list[str | None], rule: dict) -> list[tuple[str | None, list[
         caps = is_caps_heading(line, rule) and not _ROMAN.match(line)
         heading = ("caps" in heads and caps and blanks >= rule.get("caps_gap", 1)) or (
             "gap" in heads and blanks >= rule.get("gap", 3) and not after
-            and len(line) <= 70 and not _ROMAN.match(line))
+            and len(line) <= 70 and not _ROMAN.match(line) and not line.endswith((",", ";")))
         if title_parts and not body_text(body) and caps:
             heading = True  # the heading's second line
         if not_heading.search(line):
@@ -320,6 +321,27 @@ _NOT_A_POEM = re.compile(r"^(THE )?(CONTENTS|TABLE OF CONTENTS|INDEX|GLOSSARY|NO
                          r"CORRIGENDA|ILLUSTRATIONS|PUBLISHER)\b", re.I)
 
 
+def join_across_pictures(text: str) -> str:
+    """Belloc's pictures cut verse lines in two ("Though very fat", picture, "he almost ran"):
+    join the halves where the line before the picture is a fragment or the one after it is
+    set in to where the first half ended."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        window = lines[i:i + 5]
+        if (len(window) == 5 and window[0].strip() and not window[1].strip()
+                and window[2].strip() == "[Illustration]" and not window[3].strip()
+                and window[4].strip() and (len(window[0].strip()) <= 20
+                                           or _indent(window[4]) >= _indent(window[0]) + 4)):
+            lines[i + 4] = window[0].rstrip() + " " + window[4].strip()
+            i += 4
+            continue
+        out.append(lines[i])
+        i += 1
+    return "\n".join(out)
+
+
 def _v_for_u(title: str) -> str:
     """Crane letters his titles with V for U (THE MVLBERRY BVSH): V before a consonant is U."""
     title = re.sub(r"\bIACK\b", "JACK", title)
@@ -336,6 +358,8 @@ def poems_of(text: str, rule: dict, dropped: list[str]) -> list[str]:
     if rule.get("illus_titles"):  # the song's title is printed in its picture
         text = re.sub(r"^\[Illustration: ((?:Ye )?[^\]a-z]+?)\.?\] *$",
                       lambda m: "\n\n\n" + _v_for_u(m.group(1)) + "\n", text, flags=re.M)
+    if rule.get("illus_inline"):  # a picture set inside a verse line: the line goes on after
+        text = join_across_pictures(text)
     if rule.get("illus_breaks"):  # a picture between two rhymes: the rhymes are two songs
         text = re.sub(r"^ *\[Illustration[^\]]*\] *$", "\n\n\n", text, flags=re.M)
     text = remove_brackets(text, words, tuple(rule.get("bracket_keep", ())))

@@ -107,7 +107,7 @@ def remove_brackets(text: str, words: tuple[str, ...], keep_inside: tuple[str, .
     return "".join(out)
 
 
-_NOTE_START = re.compile(r"^ {0,8}\[(\d+|[a-z]{1,2}|[A-Z]|\*|†)\][ :]")
+_NOTE_START = re.compile(r"^ {0,8}\[(\d+|[a-z]{1,2}|[A-Z]|\*|†)\][ :]?\S")
 
 
 def remove_note_blocks(text: str) -> str:
@@ -182,6 +182,9 @@ def clean_line(line: str, rule: dict) -> str | None:
     for old, new in rule.get("replace", ()):
         line = re.sub(old, new, line)
     line = re.sub(r"[ \t]+", " ", line).strip()
+    if rule.get("small_caps"):  # a poem's opening words in small capitals: "SAID CROCUS:"
+        line = re.sub(r"^[A-Z][A-Z’'-]+(?: [A-Z][A-Z’'-]+)*\b",
+                      lambda m: m.group(0).title().replace("’S", "’s"), line)
     return line
 
 
@@ -269,7 +272,10 @@ def segment(lines: list[str | None], rule: dict) -> list[tuple[str | None, list[
                 title_parts = []  # a lone heading left over where a section was dropped
             if not title_parts or title_parts[-1].rstrip(".") != line.rstrip("."):
                 title_parts.append(line)
-        elif _ROMAN.match(line) and rule.get("numerals", "drop") == "drop":
+        elif _ROMAN.match(line) and rule.get("numerals", "drop") in ("drop", "split"):
+            if rule.get("numerals") == "split" and body_text(body):  # numbered poems
+                poems.append((" ".join(title_parts) or None, body))
+                title_parts, body = [], []
             body.append("")
             blanks += 1  # a section number stands for a gap: what follows may be a heading
             continue
@@ -376,9 +382,12 @@ def poems_of(text: str, rule: dict, dropped: list[str]) -> list[str]:
             if kept:
                 dropped.append(f"[short piece under {title!r}] " + " / ".join(kept[0]))
             continue
-        title = tidy_title(title) if title else None
+        title = tidy_title(title) if title else rule.get("default_title")
         if not title:
             title = kept[0][0].rstrip(" ,;:.-—!?")
+        if _NOT_A_POEM.search(title):
+            dropped.append(f"[section {title!r}]")
+            continue
         title = rule.get("title_prefix", "") + title
         for part, (first, last) in enumerate(parts(kept, rule), 1):
             label = f"{title} (part {part})" if last - first < len(kept) else title

@@ -134,7 +134,7 @@ BOOKS = [
                    default_title="The Hound of Heaven", heads=())),
     dict(ebook=22888, title='Under the Window: Pictures & Rhymes for Children',
          author='Kate Greenaway', kind='children', file='22888-0.txt',
-         rule=dict(start=r"^  Under the window is my garden,\n +Where sweet",
+         rule=dict(start=r"^  Under the window is my garden,\n +Where sweet.*\n +And in the pear",
                    end=r"^ *ENGRAVED AND PRINTED", illus_breaks=True,
                    split_gap=3, heads=())),
     dict(ebook=46934, title='Flower Children: The Little Cousins of the Field and Garden',

@@ -157,8 +157,9 @@ _INLINE = [
     (re.compile(r"(?<=\w)[*†‡§]+"), ""),                           # word* footnote marks
     (re.compile(r"\[(?:Greek|Hebrew): ?[^\]]*\]"), ""),               # transliterations
 ]
+# (a line of roman numerals is left to `segment`: it may number poems, or stanzas)
 _PAGE_ONLY = re.compile(r"^\s*(?:\[?(?:Page|Pg|p\.)?\s*[0-9]+\]?|[-–—]\s*[0-9]+\s*[-–—]|"
-                        r"\[?[ivxlc]+\]?)\s*$", re.I)
+                        r"\[(?:Page |Pg |p\. ?)?[ivxlc]+\])\s*$", re.I)
 _SIGNATURE = re.compile(r"^\s*(?:[A-Z]\.\s?){2,4}$")  # "R. L. S." under a poem
 _SEPARATOR = re.compile(r"^\s*(?:\*\s*){2,}$|^\s*[-–—=_~.·•]{3,}\s*$|^\s*(?:\*\s+){2,}\*?\s*$")
 _MARGIN_NUMBER = re.compile(r"(\S)\s{3,}\d{1,4}\s*$")
@@ -170,7 +171,7 @@ def clean_line(line: str, rule: dict) -> str | None:
     number, a separator), which becomes a blank line."""
     if rule.get("drop_lines") and re.search(rule["drop_lines"], line):
         return None
-    if _SEPARATOR.match(line) or _SIGNATURE.match(line) or _PAGE_ONLY.match(line) and not rule.get("numeral_lines"):
+    if _SEPARATOR.match(line) or _SIGNATURE.match(line) or _PAGE_ONLY.match(line):
         return None
     for pattern, new in _INLINE:
         line = pattern.sub(new, line)
@@ -272,8 +273,10 @@ def segment(lines: list[str | None], rule: dict) -> list[tuple[str | None, list[
                 title_parts = []  # a lone heading left over where a section was dropped
             if not title_parts or title_parts[-1].rstrip(".") != line.rstrip("."):
                 title_parts.append(line)
-        elif _ROMAN.match(line) and rule.get("numerals", "drop") in ("drop", "split"):
-            if rule.get("numerals") == "split" and body_text(body):  # numbered poems
+        elif _ROMAN.match(line):
+            numerals = rule.get("numerals", "drop")
+            first = line.rstrip(".") in ("I", "1")
+            if body_text(body) and (numerals == "split" or numerals == "split_first" and first):
                 poems.append((" ".join(title_parts) or None, body))
                 title_parts, body = [], []
             body.append("")

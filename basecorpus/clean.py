@@ -183,6 +183,9 @@ def clean_line(line: str, rule: dict) -> str | None:
     for old, new in rule.get("replace", ()):
         line = re.sub(old, new, line)
     line = re.sub(r"[ \t]+", " ", line).strip()
+    if rule.get("caps_words") and any(c.islower() for c in line):  # HARTSTONGUE -> Hartstongue
+        line = re.sub(r"\b[A-Z][A-Z’'-]*[A-Z]\b", lambda m: m.group(0).title().replace(
+            "’S", "’s").replace("'S", "'s"), line)
     if rule.get("small_caps"):  # a poem's opening words in small capitals: "SAID CROCUS:"
         line = re.sub(r"^[A-Z][A-Z’'-]+(?: [A-Z][A-Z’'-]+)*\b",
                       lambda m: m.group(0).title().replace("’S", "’s"), line)
@@ -231,7 +234,7 @@ def title_case(title: str) -> str:
 
 def tidy_title(title: str) -> str:
     title = re.sub(r"\s+", " ", title).strip()
-    title = re.sub(r"^[IVXLC]+\.\s+|^\d+\.\s+", "", title)  # "IV. THE MOTHER'S STORY"
+    title = re.sub(r"^[IVXLC]+\.\s+(?=\S)|^\d+\.\s+(?=\S)", "", title)  # "IV. THE MOTHER'S STORY"
     title = title.strip(" .,;:-—")
     return title_case(title)
 
@@ -275,6 +278,12 @@ def segment(lines: list[str | None], rule: dict) -> list[tuple[str | None, list[
                 title_parts.append(line)
         elif _ROMAN.match(line):
             numerals = rule.get("numerals", "drop")
+            if numerals == "title":  # the number is the poem's only heading: "Sonnet IV"
+                if body_text(body):
+                    poems.append((" ".join(title_parts) or None, body))
+                title_parts, body = [rule.get("numeral_title", "") + line.rstrip(".")], []
+                blanks = 0
+                continue
             first = line.rstrip(".") in ("I", "1")
             if body_text(body) and (numerals == "split" or numerals == "split_first" and first):
                 poems.append((" ".join(title_parts) or None, body))

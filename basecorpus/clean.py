@@ -139,6 +139,7 @@ def rejoin(lines: list[str], rule: dict) -> list[str]:
     for line in lines:
         prev = out[-1] if out else ""
         if (line.strip() and len(prev.strip()) >= 50
+                and (line.strip()[0].islower() or prev.rstrip()[-1].isalpha())
                 and _indent(line) >= _indent(prev) + rule.get("rejoin_indent", 8)
                 and len(line.strip()) <= 30 and not is_caps_heading(line.strip(), rule)
                 and not line.strip().startswith("[")):
@@ -389,6 +390,10 @@ def poems_of(text: str, rule: dict, dropped: list[str]) -> list[str]:
             dropped.append(f"[section {title!r}] " + " / ".join(body_text(body)[:3]))
             continue
         kept = stanzas(body, rule, dropped)
+        if len(kept) > 1 and all(len(block) == 1 for block in kept):
+            # lines of dialogue left from a prose sketch whose paragraphs were dropped
+            dropped.append(f"[fragments under {title!r}] " + " / ".join(b[0] for b in kept))
+            continue
         min_lines = rule.get("min_lines", 2)
         if sum(len(b) for b in kept) < min_lines:
             if kept:

@@ -41,20 +41,25 @@ def test_the_corpus_reads_as_titled_songs(corpus):
 def test_only_verse_is_left(corpus, which):
     texts = [corpus[1]] if which == "training" else [p.read_text("utf-8") for p in HELDOUT]
     for text in texts:
-        assert not re.search(r"gutenberg|trademark|\bebook\b|transcriber", text, re.I)
-        assert "[Illustration" not in text and "[Footnote" not in text
+        lower = text.lower()
+        for word in ("gutenberg", "trademark", "ebook", "transcriber", "[illustration",
+                     "[footnote", "footnote 1", "[music"):
+            assert word not in lower, word
         assert not re.search(r"\[\d+\]|\[[a-z]{1,2}\]|\{\d+\}", text)  # footnote/page marks
-        assert not re.search(r"^\s*\d+\s*$", text, re.M)  # a page number on its own line
-        assert not re.search(r"(?<!\w)_\w|\w_(?!\w)", text)  # underscores for italics
+        assert not re.search(r"^[ \t]*\d+[ \t]*$", text, re.M)  # a page number on its own line
+        assert "_" not in text  # _italics_ marks
 
 
 def test_the_held_out_books_stay_out_of_training(corpus):
     _, text, songs = corpus
     assert {p.stem for p in HELDOUT} == {"27129", "47607", "72492"}
     training = {_key(song) for song in songs}
+    sizes = []
     for path in HELDOUT:
         held = read_songs(path)
-        assert len(held) >= 30 and all(title_of(song) for song in held)
+        assert len(held) >= 20 and all(title_of(song) for song in held)
         assert not training & {_key(song) for song in held}, path.name
+        sizes.append(len(held))
+    assert sum(sizes) >= 150  # room for a 30-song and a 150-song benchmark collection
     for title in ("Song-Books of the Elizabethan", "Songs of Yorkshire", "Christmas Carols"):
         assert title not in text

@@ -203,8 +203,7 @@ def is_caps_heading(line: str, rule: dict) -> bool:
     letters = [c for c in line if c.isalpha()]
     if len(letters) < rule.get("min_caps", 2) or len(line) > 80:
         return False
-    return all(c.isupper() for c in letters if c not in "cs" or True) and not any(
-        c.islower() for c in letters)
+    return not any(c.islower() for c in letters)
 
 
 _STRICT_ROMAN = re.compile(r"(?=[IVXLC])(XC|XL|L?X{0,3})(IX|IV|V?I{0,3})")

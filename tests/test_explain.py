@@ -271,3 +271,45 @@ def test_explain_of_a_5000_character_song_is_one_pass(run, tmp_path, monkeypatch
                         lambda self, *a, **k: calls.append(a[0].shape) or forward(self, *a, **k))
     found = explain_text(path, run / "ck", device="cpu")
     assert len(found) >= 4900 and len(calls) <= 3
+
+
+# -- the studio's Inside view -------------------------------------------------------------
+
+def test_studio_explains_a_pasted_text_with_what_the_steps_did(tmp_path):
+    from .studio_support import Client, make_runs, studio
+
+    root = make_runs(tmp_path / "runs")
+    text = "# Rain Home\n\nthe river and my heart\ngone away\n"
+    with studio(root) as server:
+        client = Client(server)
+
+        def post(body, headers=None):
+            _, res = client.post(body, path="/api/explain", headers=headers)
+            return res.status, json.loads(res.read())
+        status, data = post({"model": "runA/best.pt", "text": text, "temperature": 0.5,
+                             "top_k": 3})
+        assert status == 200, data
+        items = data["items"]
+        assert "".join(data["chars"][i["id"]] for i in items) == text.strip("\n")
+        assert data["steps"] == {"temperature": 0.5, "top_k": 3, "top_p": 1.0, "shape": "song"}
+        # A titled song starts with "#": the shape forces it, and says so.
+        first = items[0]
+        assert first["rules"] == ["a titled song starts with '#'"] and first["p_final"] == 1
+        assert all(c[2] == 0 and c[4] == "removed by the shape" for c in first["choices"]
+                   if data["chars"][c[0]] != "#")
+        # Top-k 3 leaves three choices wherever the shape leaves more.
+        for item in items[3:]:
+            live = [c for c in item["choices"] if c[3] > 0]
+            assert len(live) <= 3
+            assert all(c[4] == "dropped by top-k" for c in item["choices"] if c[3] == 0
+                       and c[2] > 0)
+        status, data = post({"model": "runA/best.pt", "text": "x" * 5001})
+        assert status == 400 and "too long to explain here" in data["error"]
+        status, data = post({"model": "runA/best.pt", "text": "  "})
+        assert status == 400 and data["error"] == "paste a text to explain"
+        status, data = post({"model": "../x.pt", "text": text})
+        assert status in (400, 404)
+        # From another site: refused, as every POST is.
+        status, _ = post({"model": "runA/best.pt", "text": text},
+                         headers={"Origin": "http://evil.example"})
+        assert status == 403

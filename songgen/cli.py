@@ -133,7 +133,7 @@ def cli():
 
     \b
     The guide: README.md; reference pages in docs/ (lyrics-format, checkpoints,
-    defaults, sampling, styles, studio, multi-gpu, python-api, development).
+    defaults, sampling, styles, studio, inside, multi-gpu, python-api, development).
     """
 
 

@@ -125,6 +125,7 @@ def cli():
     songgen sample --temp 0.8       print a new song from checkpoints/best.pt
     songgen eval other.txt          score a checkpoint on any text
     songgen info                    what a checkpoint holds
+    songgen explain song.txt -o x.html  what the model expected at each character
     songgen serve                   a local page to write songs and watch training
 
     \b
@@ -132,7 +133,7 @@ def cli():
 
     \b
     The guide: README.md; reference pages in docs/ (lyrics-format, checkpoints,
-    defaults, sampling, styles, studio, multi-gpu, python-api, development).
+    defaults, sampling, styles, studio, inside, multi-gpu, python-api, development).
     """
 
 
@@ -584,3 +585,10 @@ def plot(runs, output):
 
     drawn = plot_curves(list(runs), output)
     click.echo(f"wrote {output} ({len(drawn)} run{'' if len(drawn) == 1 else 's'})", err=True)
+
+
+# --- songgen explain: inside the model (its parsing is songgen/cli_explain.py) -------------
+
+from .cli_explain import explain  # noqa: E402
+
+cli.add_command(explain)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -18,37 +19,75 @@ from .corpuscache import folder_for, load_encoded, mapped, user_folder
 from .devices import autocast
 from .distributed import Team
 from .errors import CorpusError
-from .lyrics import UnknownCharacters, encode_corpus, in_vocab
+from .lyrics import Encoded, UnknownCharacters, Vocab, encode_corpus, in_vocab
 from .model import CharLSTM
 from .progress import LN2
+
+# How a text is read to be scored: in at most this many rows, this many columns at a time.
+TEXT_ROWS, TEXT_CHUNK = 32, 1024
 
 
 @torch.no_grad()
 def evaluate(model: CharLSTM, data: torch.Tensor, device: torch.device,
              dtype: torch.dtype = torch.float32, rows: int = 32, chunk: int = 512,
-             team: Team | None = None, limit: int | None = None, bar: bool = False) -> float:
+             team: Team | None = None, limit: int | None = None, bar: bool = False,
+             whole: bool = False) -> float:
     """Mean cross-entropy (nats per character) over all of `data` (or `limit` characters
     sampled evenly from it), streamed in contiguous rows. With a team of processes each scores
-    its share of the rows and the sums are combined. `bar`: show progress in a terminal."""
-    was_training = model.training
-    model.eval()
+    its share of the rows and the sums are combined. `bar`: show progress in a terminal.
+    `whole` (one process, no limit): the few characters the row cut leaves at the end are
+    scored too, read on from the last row, so that every character counts (songgen eval)."""
     x, y = eval_rows(data, rows, limit)
     team = team or Team()
     x, y = x[team.rank::team.world], y[team.rank::team.world]
     total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, characters
     state = None
-    starts = range(0, x.shape[1] if len(x) else 0, chunk)
-    for start in tqdm(starts, disable=not (bar and sys.stderr.isatty()), leave=False,
-                      file=sys.stderr, unit=" chunks", desc="scoring"):
-        xb = x[:, start:start + chunk].to(device).long()
-        yb = y[:, start:start + chunk].to(device).long()
-        with autocast(device, dtype):
-            logits, state = model(xb, state)
+    for _, logits, yb, state in scored_chunks(model, x, y, device, dtype, chunk, bar):
         total[0] += F.cross_entropy(logits.float().flatten(0, 1), yb.flatten(), reduction="sum")
     total[1] = y.numel()
-    model.train(was_training)
+    if whole and team.world == 1 and limit is None and x.numel() < len(data) - 1:
+        logits, yb = read_tail(model, data, x.numel(), state, device, dtype)
+        total[0] += F.cross_entropy(logits.float().flatten(0, 1), yb.flatten(), reduction="sum")
+        total[1] += yb.numel()
     loss_sum, count = team.total(total).tolist()
     return loss_sum / count
+
+
+@torch.no_grad()
+def read_tail(model: CharLSTM, data: torch.Tensor, start: int, state, device: torch.device,
+              dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (1, columns, vocab) and targets for the characters of `data` after the first
+    `start` + 1 that the row cut left out, read on from the last row's final `state` (None: a
+    blank state)."""
+    was_training = model.training
+    model.eval()
+    last = None if state is None else tuple(t[:, -1:].contiguous() for t in state)
+    with autocast(device, dtype):
+        logits, _ = model(data[start:-1].to(device).long()[None], last)
+    model.train(was_training)
+    return logits, data[start + 1:].to(device).long()[None]
+
+
+@torch.no_grad()
+def scored_chunks(model: CharLSTM, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                  dtype: torch.dtype = torch.float32, chunk: int = 512, bar: bool = False):
+    """The model read over rows `x` (from `eval_rows`), `chunk` columns at a time with the
+    state carried: yields (first column, logits (rows, columns, vocab), targets, state). The one
+    pass that both a loss (`evaluate`) and a per-character explanation (songgen.explain) use."""
+    was_training = model.training
+    model.eval()
+    state = None
+    starts = range(0, x.shape[1] if len(x) else 0, chunk)
+    try:
+        for start in tqdm(starts, disable=not (bar and sys.stderr.isatty()), leave=False,
+                          file=sys.stderr, unit=" chunks", desc="scoring"):
+            xb = x[:, start:start + chunk].to(device).long()
+            yb = y[:, start:start + chunk].to(device).long()
+            with autocast(device, dtype):
+                logits, state = model(xb, state)
+            yield start, logits, yb, state
+    finally:
+        model.train(was_training)
 
 
 @dataclass
@@ -72,6 +111,21 @@ def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = No
     `corpuscache.user_folder`; "none": read the text), so that a training text is not read
     again, and a text scored again is read once. Nothing is written in the run's folder."""
     trained = checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
+    encoded, _, data, skipped = scoring_ids(path, trained, encoding, cache, skip_unknown)
+    loss = evaluate(trained.model, data, trained.device, rows=TEXT_ROWS, chunk=TEXT_CHUNK,
+                    bar=True, whole=True)
+    from .styles import score_by_style
+
+    per_style = None if skipped else score_by_style(trained, encoded, data, evaluate,
+                                                    rows=TEXT_ROWS, chunk=TEXT_CHUNK)
+    return Score(loss, len(data) - 1, skipped, per_style)
+
+
+def scoring_ids(path, trained: Trained, encoding: str = "utf-8", cache="auto",
+                skip_unknown: bool = False, keep_unknown: bool = False):
+    """A text as `evaluate_text` scores it (read and split as a corpus, in the model's
+    vocabulary), without the characters the model lacks if `skip_unknown`, with them (ids from
+    len(vocab) on) if `keep_unknown`, else refused."""
     folder = folder_for(cache, user_folder())
     encoded = None
     if cache is None or str(cache) == "auto":
@@ -85,18 +139,20 @@ def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = No
     known = len(trained.vocab)
     unknown = grown.chars[known:]
     skipped = 0
-    if unknown:
+    if unknown and not keep_unknown:
         if not skip_unknown:
             raise UnknownCharacters(unknown, str(path), "pass skip_unknown=True to score the rest")
         data, skipped = _without(data, known)
     if len(data) < 2:
         raise CorpusError(f"{path} has nothing left to score")
-    loss = evaluate(trained.model, data, trained.device, rows=32, chunk=1024, bar=True)
-    from .styles import score_by_style
+    return Scoring(encoded, grown if keep_unknown else trained.vocab, data, skipped)
 
-    per_style = None if skipped else score_by_style(trained, encoded, data, evaluate, rows=32,
-                                                    chunk=1024)
-    return Score(loss, len(data) - 1, skipped, per_style)
+
+class Scoring(NamedTuple):
+    encoded: Encoded   # the text read as a corpus
+    vocab: Vocab       # the model's vocabulary (with `keep_unknown`: and the text's others after it)
+    data: torch.Tensor  # ids, the first end-of-song symbol included
+    skipped: int       # characters dropped because the model lacks them
 
 
 def _without(data: torch.Tensor, known: int) -> tuple[torch.Tensor, int]:

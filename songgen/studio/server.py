@@ -46,7 +46,9 @@ from .write_request import (MAX_TEXT, WRITE_LENGTH, WRITE_RETRIES, WRITE_SECONDS
 MAX_BODY = 64 * 1024          # bytes of a request body
 MAX_WRITERS = 2               # song batches written at the same time
 _STATIC = {"index.html": "text/html; charset=utf-8", "studio.js": "text/javascript; charset=utf-8",
-           "studio.css": "text/css; charset=utf-8"}
+           "studio.css": "text/css; charset=utf-8",
+           "inside.js": "text/javascript; charset=utf-8"}
+EXPLAIN_TEXT = 5_000          # characters of a text the Inside view explains
 
 
 class StudioServer(LimitedServer):
@@ -119,6 +121,8 @@ class Handler(GuardedHandler):
         url = urlsplit(self.path)
         self._guard(parse_qs(url.query))
         self._same_origin()
+        if url.path == "/api/explain":  # the Inside view (songgen/explain_steps.py)
+            return self._explain(self._body())
         if url.path != "/api/write":
             raise HTTPProblem(404, f"no page {url.path}")
         body = self._body()
@@ -188,6 +192,36 @@ class Handler(GuardedHandler):
             self._stream(trained, path, options)
         finally:
             self.server.writers.release()
+
+    def _explain(self, body) -> None:
+        """The model's choices at each character of a pasted text, and what the sampling
+        steps did to them: one JSON answer, computed in a writer's slot."""
+        from ..explain_steps import explain_steps
+
+        options = parse_write({k: v for k, v in body.items() if k != "text"}
+                              if isinstance(body, dict) else body)
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise HTTPProblem(400, "paste a text to explain")
+        if len(text) > EXPLAIN_TEXT:
+            raise HTTPProblem(400, f"the text is too long to explain here ({len(text):,} "
+                                   f"characters; at most {EXPLAIN_TEXT:,}): explain a part of "
+                                   "it, or use songgen explain")
+        path = self.server.runs.resolve(options["model"], suffix=".pt")
+        if not self.server.writers.acquire(blocking=False):
+            raise HTTPProblem(429, f"{MAX_WRITERS} writings are already running: wait for one "
+                                   "to finish (or stop it), then explain again")
+        try:
+            try:
+                trained = self.server.runs.model(path)
+                found = explain_steps(trained, text, temperature=options["temperature"],
+                                      top_k=options["top_k"], top_p=options["top_p"],
+                                      length=options["length"])
+            except SonggenError as exc:
+                raise HTTPProblem(400, str(exc)) from None
+        finally:
+            self.server.writers.release()
+        self._json(found)
 
     def _stream(self, trained, path: Path, options: dict) -> None:
         from ..sampling import write_live

@@ -99,11 +99,11 @@ def write_songs(path: Path, songs: list[str]) -> Path:
     return path
 
 
-def train(text: Path, folder: Path, budget: str, args, *extra: str) -> float:
-    """Train a run (unless its folder has one already); the seconds it took."""
+def train(text: Path, folder: Path, budget: str, args, *extra: str) -> float | None:
+    """Train a run (unless its folder has one already); the seconds it took (None: kept)."""
     if (folder / "last.pt").exists():
         log(f"{folder.name}: kept from an earlier run of the suite")
-        return float("nan")
+        return None
     log(f"training {folder.parent.name}/{folder.name} for {budget}")
     began = time.perf_counter()
     result = songgen("train", text, "--checkpoint-dir", folder, "--time-limit", budget,

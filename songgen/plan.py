@@ -1,9 +1,8 @@
 """A training run's set-up, in one downward pass: read the checkpoint to start from (when
-resuming or fine-tuning; a new run on a small text starts from the bundled base model) and the
-corpus, settle the options (the checkpoint's on resume), then
-make the run's choices in one place (`choose`: batch shape, size, learning rate, dropout,
-weight decay, precision, the learning-rate schedule), from the corpus, the device and the
-budget. The result, a `Plan`, is handed to the training loop (songgen.training.Run).
+resuming or fine-tuning; a new run on a small text starts from the bundled base model: `_start`)
+and the corpus, settle the options (the checkpoint's on resume), then make the run's choices in
+one place (`choose`: batch shape, size, learning rate, dropout, weight decay, precision, the
+learning-rate schedule), from the corpus, the device and the budget. The result, a `Plan`, is handed to the training loop (songgen.training.Run).
 """
 
 from __future__ import annotations

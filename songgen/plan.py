@@ -2,7 +2,8 @@
 resuming or fine-tuning; a new run on a small text starts from the bundled base model: `_start`)
 and the corpus, settle the options (the checkpoint's on resume), then make the run's choices in
 one place (`choose`: batch shape, size, learning rate, dropout, weight decay, precision, the
-learning-rate schedule), from the corpus, the device and the budget. The result, a `Plan`, is handed to the training loop (songgen.training.Run).
+learning-rate schedule), from the corpus, the device and the budget. The result, a `Plan`, is
+handed to the training loop (songgen.training.Run).
 """
 
 from __future__ import annotations

@@ -38,6 +38,9 @@ SUITES = {
                   "rhyme, chorus and real words against the corpus and free sampling; speed"),
     "styles": ("bench_songs.py", "suite_styles",
                "one model on two styles beside single-style models: classifier, loss, speed"),
+    "base": ("bench_base.py", "suite_base",
+             "the bundled base model: held-out loss of small collections from it and from "
+             "scratch, real words, sampling with no run"),
     "gpu": ("gpu_session.sh", None,
             "everything checked on a CUDA GPU in one timed session: gpu DATA OUT"),
 }

@@ -26,8 +26,8 @@ from .cli_errors import library_call, process_prefix
 from .cli_options import (MODEL, TRAIN, Duration, corpus_cache_option, device_option,
                           encoding_callback, encoding_option, json_option, positive,
                           threads_option)
-from .cli_output import (check_rhyme, craft_options, describe, fit_to_model, read_prime_file,
-                         show_songs, tell_cut, tell_seed)
+from .cli_output import (base_if_no_run, check_rhyme, craft_options, describe, fit_to_model,
+                         read_prime_file, show_songs, tell_cut, tell_seed)
 from .errors import SonggenError
 
 
@@ -133,7 +133,8 @@ def cli():
 
     \b
     The guide: README.md; reference pages in docs/ (lyrics-format, checkpoints,
-    defaults, sampling, styles, studio, inside, multi-gpu, python-api, development).
+    defaults, sampling, styles, studio, inside, multi-gpu, python-api, base-model,
+    development).
     """
 
 
@@ -156,6 +157,9 @@ def cli():
 @click.option("--init-from", type=click.Path(exists=True, path_type=str),
               help="Fine-tune: start from this checkpoint's weights (new characters are added); "
               "a folder means its best.pt, else last.pt.")
+@click.option("--from-scratch", is_flag=True,
+              help="Start a new model, not from songgen's base model [default: from it for a "
+              "small text (docs/base-model.md); the header says which and why].")
 @click.option("--embed-dim", **positive(MODEL.embed_dim, "Character embedding size.", MAX_EMBED))
 @click.option("--hidden-size", type=click.IntRange(1, MAX_HIDDEN),
               help="LSTM units per layer [default: 256; with a time, step or epoch limit, auto: "
@@ -219,14 +223,15 @@ def cli():
               "line stays).")
 @click.pass_context
 @library_call
-def train(ctx, text, resume, init_from, quiet, more_steps, **options):
+def train(ctx, text, resume, init_from, from_scratch, quiet, more_steps, **options):
     """Train on TEXT: a UTF-8 lyrics file or a folder of .txt files (subfolders included).
 
     Without TEXT, trains on the demo songs bundled with songgen; run again, it goes on with
     the demo run already in --checkpoint-dir. Songs are separated by two blank lines, or by
     one before a `# Title` line. Training stops at --steps, --epochs or --time-limit,
     whichever comes first, or when validation stops improving (--patience); Ctrl-C saves and
-    stops.
+    stops. A new run on a small text starts from songgen's base model of public-domain verse
+    (its size and dropout come with it); --from-scratch starts a new model.
 
     Options not given are chosen for the corpus, the budget and this machine: the model size
     (with a time, step or epoch limit), the learning rate, dropout, weight decay and the
@@ -237,6 +242,7 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
     --lr-schedule may change;
     the model's shape, --seq-len, --batch-size, --seed and --val-frac stay as they were.
     """
+    from .basemodel import DamagedBaseModel
     from .batches import TextTooShort
     from .errors import CorpusMissing, DiskFull, ExistingRun
     from .lyrics import CorpusChanged
@@ -251,6 +257,9 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
     if resume and init_from:
         raise click.ClickException("resuming a run and starting from a base model cannot be "
                                    "combined; use --resume or --init-from, not both")
+    if from_scratch and init_from:
+        raise click.UsageError("--from-scratch and --init-from cannot be combined; a run starts "
+                               "from a new model or from the one given, not both")
     folder = config.checkpoint_dir
     resume = _settle_steps(text, folder, resume, init_from, config, more_steps)
     if init_from is not None and os.path.isdir(init_from):
@@ -259,7 +268,11 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
         init_from = str(find_default(init_from))  # as --checkpoint reads a folder
     try:
         result = run_training(text, model=model, config=config, resume=resume,
-                              init_from=init_from, explicit=explicit, quiet=quiet)
+                              init_from=init_from, explicit=explicit, quiet=quiet,
+                              from_scratch=from_scratch)
+    except DamagedBaseModel as exc:
+        raise click.ClickException(f"{exc.what}; reinstall songgen, or train without it: add "
+                                   "--from-scratch") from None
     except ExistingRun as exc:
         raise click.ClickException(f"{exc.what}; add --resume to continue it, or give "
                                    "--checkpoint-dir a new folder") from None
@@ -371,7 +384,8 @@ def train(ctx, text, resume, init_from, quiet, more_steps, **options):
 def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, prime_file, corpus, max_copy,
            output, strict, encoding, style, **options):
     """Write new songs with the model in CHECKPOINT (a file, or a run's folder: its best.pt,
-    else last.pt) [default: checkpoints] and print them on stdout.
+    else last.pt) [default: checkpoints; with no run there, songgen's base model of
+    public-domain verse] and print them on stdout.
 
     Songs are separated by two blank lines, so the output is itself a lyrics corpus. Each song
     ends where the model ends it, after --max-lines lines, or at --length characters.
@@ -408,8 +422,9 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     torch.set_num_threads(threads or free_cores())
     from .styles import with_style
 
+    trained = base_if_no_run(checkpoint, device)
     # In the style asked for from here on (an unknown one is refused before any work).
-    trained = with_style(load_checkpoint(checkpoint, device=device), style)
+    trained = with_style(trained or load_checkpoint(checkpoint, device=device), style)
     title = normalise(title) if title else title
     opening = normalise(prime.replace("\\n", "\n") +
                         (read_prime_file(prime_file, encoding or "utf-8") if prime_file else ""))

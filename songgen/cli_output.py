@@ -20,6 +20,25 @@ def tell_seed(chosen: bool, seed: int) -> None:
                    err=True)
 
 
+def base_if_no_run(checkpoint, device: str):
+    """The bundled base model, loaded, when no checkpoint is given and checkpoints/ holds no
+    run (said in one line); None otherwise, or where none is bundled."""
+    from .basemodel import NAME, DamagedBaseModel, has_run, load_base_model
+
+    if checkpoint is not None or has_run("checkpoints"):
+        return None
+    try:
+        trained = load_base_model(device)
+    except DamagedBaseModel as exc:
+        raise click.ClickException(f"{exc.what}; reinstall songgen, or train a model of your "
+                                   "own: songgen train TEXT --from-scratch") from None
+    if trained is not None:
+        click.echo(f"no run in checkpoints: writing with songgen's base model {NAME} "
+                   "(public-domain verse); to write like your songs: songgen train TEXT",
+                   err=True)
+    return trained
+
+
 def read_prime_file(path: str, encoding: str = "utf-8") -> str:
     """A prime file (or stdin for -), read and normalised like a corpus file."""
     from .lyrics import decode_text, read_text
@@ -120,7 +139,10 @@ def describe(summary: dict) -> str:
         if isinstance(choice, dict):
             lines.append(f"{'chosen' if i == 0 else '':<13}{name} {choice.get('value')}: "
                          f"{choice.get('reason')}")
-    if base:
+    if base and base.get("base_model"):  # started from songgen's bundled base model
+        lines.append(f"fine-tuned   from songgen's base model {base['base_model']} (step "
+                     f"{base.get('step')}, {base.get('checksum')})")
+    elif base:
         lines.append(f"fine-tuned   from {base.get('path')} (step {base.get('step')}, trained "
                      f"on {base.get('corpus') or 'an unrecorded corpus'})")
     history = summary["history"]

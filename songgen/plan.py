@@ -1,8 +1,9 @@
 """A training run's set-up, in one downward pass: read the checkpoint to start from (when
-resuming or fine-tuning) and the corpus, settle the options (the checkpoint's on resume), then
-make the run's choices in one place (`choose`: batch shape, size, learning rate, dropout,
-weight decay, precision, the learning-rate schedule), from the corpus, the device and the
-budget. The result, a `Plan`, is handed to the training loop (songgen.training.Run).
+resuming or fine-tuning; a new run on a small text starts from the bundled base model: `_start`)
+and the corpus, settle the options (the checkpoint's on resume), then make the run's choices in
+one place (`choose`: batch shape, size, learning rate, dropout, weight decay, precision, the
+learning-rate schedule), from the corpus, the device and the budget. The result, a `Plan`, is
+handed to the training loop (songgen.training.Run).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ from .progress import format_duration, say
 # Validation during training scores at most this many characters, spread over the validation
 # text: enough for a stable mean, and quick even when a huge corpus leaves 100M to score.
 VAL_CHARS = 2_000_000
+
+# A new run on a text of fewer characters than this starts from the bundled base model, which
+# has read more verse than a small collection holds; a larger text, with the budget to match,
+# may do as well or better from scratch. Set from `python -m benchmarks base`.
+BASE_MODEL_BELOW = 3_000_000
 
 def _reconcile(given: dict, saved: dict, what: str) -> dict:
     """Checkpoint values win on resume; warn about each explicit option that disagrees."""
@@ -114,7 +120,7 @@ class Plan:
 
 def plan_run(source, given_model: dict, config: TrainConfig, resume: bool, init_from,
              explicit: set[str] | None, device: torch.device, folder: RunFolder, team: Team,
-             quiet: bool) -> Plan:
+             quiet: bool, from_scratch: bool = False) -> Plan:
     """Read the checkpoint to start from and the corpus; settle the configurations; make the
     run's choices."""
     check_precision(config.precision, device)  # a bad choice fails before the corpus is read
@@ -126,6 +132,11 @@ def plan_run(source, given_model: dict, config: TrainConfig, resume: bool, init_
     if saved is not None and source is None:
         source = _recorded_corpus(saved, folder, quiet)
     source = Path(source) if source is not None else demo_corpus()
+    start = base_model = None  # a new run's start, chosen here (a resume goes on as it began)
+    if saved is None and base is None:
+        start, base_model = _start(source, picked, from_scratch, quiet)
+        if base_model is not None:
+            base, init_from = base_model.checkpoint, base_model.path
     if saved is not None:
         model_config = ModelConfig.from_dict(
             _reconcile(picked, saved.model_config.to_dict(), "model option"))
@@ -150,7 +161,8 @@ def plan_run(source, given_model: dict, config: TrainConfig, resume: bool, init_
                                               "styles": styles.count(corpus)})
         styles.keep_base_shapes(corpus.styles, base)
         added = len(corpus.vocab) - len(base.vocab)
-        say(f"fine-tuning from {init_from} (step {base.step}); {added} new "
+        shown = init_from if base_model is None else f"the {start.value}"
+        say(f"fine-tuning from {shown} (step {base.step}); {added} new "
             f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)
     else:
         corpus = load_corpus(source, config.val_frac, copies=team.local_world,
@@ -178,8 +190,50 @@ def plan_run(source, given_model: dict, config: TrainConfig, resume: bool, init_
     if base is not None:
         plan.base_path = init_from
         plan.init_from = {"path": str(Path(init_from).resolve()), "step": base.step,
-                          "fingerprint": base.fingerprint, "corpus": base.corpus}
+                          "fingerprint": base.fingerprint, "corpus": base.corpus,
+                          "checksum": base.checksum}
+    if start is not None:  # listed first: where the run began
+        plan.choices = {"start": start.to_dict(), **plan.choices}
+        if base_model is not None:
+            plan.init_from["base_model"] = base_model.name
     return plan
+
+
+def _start(source: Path, picked: dict, from_scratch: bool,
+           quiet: bool) -> tuple[Choice, "basemodel.BaseModel | None"]:
+    """Where a new run not given a model to start from begins: the bundled base model for a
+    text under BASE_MODEL_BELOW characters, else (or when asked, when none is bundled, or when
+    the model options given are not the base model's) a new model from scratch. Said in one
+    header line, which names the base model and the size and dropout it brings."""
+    from . import basemodel
+    from .textfiles import text_files
+
+    def scratch(reason: str):
+        choice = Choice("start", "from scratch", reason)
+        say(choice.line(), quiet)
+        return choice, None
+
+    if from_scratch:
+        return scratch("as asked")
+    size = sum(f.stat().st_size for f in text_files(source))  # bytes: at least the characters
+    if size >= BASE_MODEL_BELOW:
+        return scratch(f"a text of {size:,} bytes is at least {BASE_MODEL_BELOW:,} characters "
+                       "long, enough to train a model of its own")
+    base = basemodel.load()
+    if base is None:
+        return scratch("no base model is bundled with this installation of songgen")
+    own = base.checkpoint.model_config.to_dict()
+    differs = [f"{name.replace('_', ' ')} {value}" for name, value in picked.items()
+               if own.get(name) != value]
+    if differs:
+        return scratch(f"the model asked for ({', '.join(differs)}) is not the base model "
+                       f"{base.name}'s ({base.describe()})")
+    choice = Choice("start", f"base model {base.name}", f"a text under {BASE_MODEL_BELOW:,} "
+                    f"characters ({size:,} bytes) learns more from a model that has read verse "
+                    f"already than from scratch; it brings its size and dropout: "
+                    f"{base.describe()}")
+    say(choice.line(), quiet)
+    return choice, base
 
 
 def choose(corpus: Corpus, model_config: ModelConfig, config: TrainConfig, given_model: dict,

@@ -56,7 +56,7 @@ class TrainResult:
 def train(source: str | Path | None = None, *, model: dict | ModelConfig | None = None,
           config: TrainConfig | None = None, resume: bool = False,
           init_from: str | Path | None = None, explicit: set[str] | None = None,
-          quiet: bool = False) -> TrainResult:
+          quiet: bool = False, from_scratch: bool = False) -> TrainResult:
     """Train a model on a lyrics file or folder (the bundled demo corpus when `source` is None).
 
     model: architecture options (a ModelConfig or a dict of its fields).
@@ -65,7 +65,9 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
         data layout alone (learning rate, weight decay, clipping, patience, evaluation and
         keep-last, encoding) may change on resume; the rest keep the checkpoint's values.
     init_from: fine-tune: start from this checkpoint's weights (its vocabulary grown by the new
-        corpus's characters) with a fresh optimiser at step 0.
+        corpus's characters) with a fresh optimiser at step 0. Without it, a new run on a
+        small text starts so from the bundled base model (songgen.plan says when and why)...
+    from_scratch: ...unless this is set: then it starts from a new model.
     explicit: names of options the caller set on purpose; on resume or fine-tuning, those that
         disagree with the checkpoint are reported (and, on resume, those not set keep the
         checkpoint's values). Without it every given option counts. A fresh run whose batch
@@ -79,6 +81,9 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
     if resume and init_from is not None:
         raise ConfigError("resuming a run and starting from a base model cannot be combined; "
                           "choose one")
+    if from_scratch and init_from is not None:
+        raise ConfigError("starting from a given model and from scratch cannot be combined; "
+                          "choose one")
     team, device = Team.start(config.device)
     try:
         # Only process 0 of a distributed run owns the folder (lock, checks, saving) and speaks.
@@ -89,7 +94,7 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
                 if team.main:
                     held.enter_context(folder.lock())
                 run = Run(plan_run(source, given_model, config, resume, init_from, explicit,
-                                   device, folder, team, quiet))
+                                   device, folder, team, quiet, from_scratch=from_scratch))
             try:
                 result = run.loop()
                 team.finish()

@@ -58,6 +58,16 @@ def own_cache_folder(tmp_path):
         yield
 
 
+@pytest.fixture(autouse=True)
+def no_base_model():
+    # Tests train and sample as an installation without a bundled base model does, whether
+    # or not songgen/base/verse.pt is there; tests/test_base_model.py points songgen at a tiny
+    # base model of its own ($SONGGEN_BASE_MODEL: docs/development.md).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SONGGEN_BASE_MODEL", "")
+        yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     # Tiny test models are faster on one thread: waking a pool of threads for every small op

@@ -583,7 +583,7 @@ def test_titled_songs_one_blank_line_apart_are_read_as_songs(run, tmp_path):
     (tmp_path / "ten.txt").write_text("\n\n".join(songs), encoding="utf-8")
     result = run("train", "ten.txt", *TINY, "--steps", 1)
     assert result.exit_code == 0, result.output
-    header = result.stderr.split("\n", 1)[0]
+    header = next(line for line in result.stderr.splitlines() if line.startswith("corpus: "))
     assert re.fullmatch(r"corpus: [\d,]+ characters, 10 songs \(split at two blank lines, or one "
                         r"before a # Title line\), vocabulary \d+ symbols; train [\d,]+ / "
                         r"validation [\d,]+ characters", header), header

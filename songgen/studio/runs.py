@@ -1,5 +1,6 @@
 """The runs folder the studio serves: its checkpoints and training runs, found at most
-SCAN_DEPTH folders down, every file opened inside it and a regular file; loaded models (at most
+SCAN_DEPTH folders down, every file opened inside it and a regular file (and, listed after
+them, songgen's bundled base model: read-only, with no curves); loaded models (at most
 MAX_MODELS) and copy-check indexes (MAX_INDEXES) cached; what the page shows of a checkpoint.
 Nothing here writes to the runs folder.
 """
@@ -13,6 +14,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from .. import basemodel
 from ..checkpoint import peek
 from ..curves import METRICS, find_runs, read_metrics, run_summary
 from ..errors import SonggenError
@@ -21,6 +23,9 @@ from .httpserver import HTTPProblem
 MAX_MODELS = 4                # loaded models kept in memory
 MAX_INDEXES = 2               # copy-check indexes kept (each about 20 bytes per corpus character)
 SCAN_DEPTH = 4                # folder levels below the runs folder searched
+# The base model's name in the list: no file under the runs folder is called so (theirs end
+# in .pt), so the page can name it like any other.
+BASE_NAME = f"base model: {basemodel.NAME}"
 
 
 # --- What a checkpoint records --------------------------------------------------------------
@@ -65,15 +70,21 @@ class Runs:
         self._summaries: dict[Path, tuple] = {}
         self._models: dict[Path, tuple] = {}
         self._indexes: dict[tuple, object] = {}
+        self.base = basemodel.bundled()  # songgen's base model (None: none bundled)
 
     # Names the page uses are paths relative to the root, with "/" between folders.
     def name_of(self, path: Path) -> str:
+        if path == self.base:
+            return BASE_NAME
         return PurePosixPath(*path.relative_to(self.root).parts).as_posix()
 
     def resolve(self, name, suffix: str | None = None) -> Path:
         """A path under the root from a name the page sent; nothing outside it, ever."""
         if not isinstance(name, str) or not name or "\x00" in name:
             raise HTTPProblem(400, "give a checkpoint or run by its name in the list")
+        if name == BASE_NAME and self.base is not None and self.base.exists():
+            self.regular(self.base, name)
+            return self.base  # the one file outside the runs folder that may be read
         parts = PurePosixPath(name.replace("\\", "/"))
         if parts.is_absolute() or ".." in parts.parts or (len(name) > 1 and name[1] == ":"):
             raise HTTPProblem(400, f"{name!r} is not a name under the runs folder: absolute "
@@ -132,6 +143,8 @@ class Runs:
                     if usable is not None:  # not a link out, a pipe or a folder
                         found.append(self._describe(folder / f, *usable))
         found.sort(key=lambda c: (-c["mtime"], c["name"]))
+        if self.base is not None and self.base.is_file():  # beside the runs, never the default
+            found.append({**self._describe(self.base, self.base, self.base.stat()), "base": True})
         return found
 
     @staticmethod
@@ -154,7 +167,8 @@ class Runs:
         cached = self._summaries.get(path)
         if cached and cached[0] == key:
             return cached[1]
-        entry = {"name": self.name_of(path), "run": self.name_of(path.parent) or ".",
+        run = None if path == self.base else self.name_of(path.parent) or "."
+        entry = {"name": self.name_of(path), "run": run,
                  "file": path.name, "mtime": st.st_mtime, "size": st.st_size,
                  "date": datetime.fromtimestamp(st.st_mtime, timezone.utc).astimezone()
                  .strftime("%Y-%m-%d %H:%M")}

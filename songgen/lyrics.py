@@ -297,9 +297,11 @@ class Corpus:
         songs = f"{self.songs:,} song{'' if self.songs == 1 else 's'}"
         if self.shape is not None and self.shape.titled > 0:
             songs += " (split at two blank lines, or one before a # Title line)"
+        ending = int((self.val == 0).sum()) if self.songs > 1 else 0  # songs validation ends
         line = (f"corpus: {self.chars:,} characters, {songs}, vocabulary "
                 f"{len(self.vocab)} symbols; train {len(self.train):,} / validation "
-                f"{len(self.val):,} characters")
+                f"{len(self.val):,} characters" + (f" ({self.songs - ending:,} / {ending:,} "
+                                                   "songs)" if ending else ""))
         files = folder_contents(self.source) if self.source else None
         line = line if files is None else f"{line}\n{files}"
         return line if self.styles is None else f"{line}\n{self.styles.summary()}"

@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from songgen.cli import cli
-from songgen.notlyrics import check_text
 
 from .conftest import make_songs
 
@@ -186,6 +185,8 @@ REAL = sorted((Path(__file__).resolve().parents[1] / "data").glob("*.txt")) + (
 
 @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
 def test_real_lyrics_raise_no_false_warning(path):
+    from songgen.notlyrics import check_text
+
     checked = check_text(path)
     assert checked.clean(), [(kind, f.places[:3]) for r in checked.reports
                              for kind, f in r.found.items()]

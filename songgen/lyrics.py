@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .errors import CorpusError, SonggenWarning
+from .notlyrics import Scanner, too_small, warn
 from .shape import ShapeMeter, SongShape
 from .textfiles import (AUTO, FALLBACK, UTF16_BOMS, BadEncoding, WrongEncoding,  # noqa: F401
                         available_memory, check_memory, decode_text, describe_chars,
@@ -116,11 +117,10 @@ def _songs(path: Path, encoding: str = "utf-8", marks: bool = False, reports=Non
     songgen/styles.py) are not lyrics and are taken out; with `marks`, each list comes with
     the style the marks give each song (None: none). `reports`: a list that gets what the file
     holds besides lyrics (songgen.notlyrics), once it is read."""
-    from .notlyrics import Scanner
     from .styles import take_marks
 
     current = None
-    scanner = Scanner(path)
+    scanner = Scanner(path, find=reports is not None)
     for songs in _song_pieces(path, encoding, scanner.feed):
         songs, labels, current = take_marks(songs, current, path)
         yield (songs, labels) if marks else songs
@@ -302,8 +302,9 @@ class Corpus:
                 f"{len(self.vocab)} symbols; train {len(self.train):,} / validation "
                 f"{len(self.val):,} characters" + (f" ({self.songs - ending:,} / {ending:,} "
                                                    "songs)" if ending else ""))
-        files = folder_contents(self.source) if self.source else None
-        line = line if files is None else f"{line}\n{files}"
+        for more in (folder_contents(self.source) if self.source else None,
+                     too_small(Path(self.source).name, self.chars - self.songs)):
+            line = line if more is None else f"{line}\n{more}"
         return line if self.styles is None else f"{line}\n{self.styles.summary()}"
 
 
@@ -374,9 +375,7 @@ def encode_corpus(path: str | Path, encoding: str = "utf-8", vocab: Vocab | None
             encoder.add(songs, [label or folder for label in labels])
     if not encoder.sizes:
         raise _no_lyrics(path)
-    from .notlyrics import warn
-
-    warn(path, reports, sum(encoder.sizes) - len(encoder.sizes))
+    warn(path, reports)
     found = encoder.digest.hexdigest()[:16]
     final, ids = encoder.finish()
     return Encoded(ids=ids, vocab=final, base=len(vocab) if vocab is not None else 1,

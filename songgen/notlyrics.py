@@ -13,6 +13,7 @@ file without any of it, for the person to look at before training on it (`songge
 from __future__ import annotations
 
 import re
+import shlex
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,9 +94,9 @@ class Scanner:
     Project Gutenberg licence header and footer and finds the rest. `every`: keep every place
     (for a clean copy), else the first EXAMPLES of each kind."""
 
-    def __init__(self, path, every: bool = False):
+    def __init__(self, path, every: bool = False, find: bool = True):
         self.report = FileReport(str(path))
-        self.every = every
+        self.every, self.find = every, find  # find: look for more than the licence
         self.line = 1          # the number of the piece's first line
         self.licence = None    # the line a licence part started at, while in one
         self.first = True
@@ -144,6 +145,8 @@ class Scanner:
     def _scan(self, text: str, start: int, stop: int) -> str:
         """Note what text[start:stop] holds besides lyrics; returns that text."""
         part = text[start:stop]
+        if not self.find:
+            return part
         self.report.chars += len(part.strip())
         if not part.strip():
             return part
@@ -305,9 +308,10 @@ def too_small(path, chars: int) -> str | None:
             "verses)")
 
 
-def warn(path, reports: list[FileReport], chars: int) -> None:
+def warn(path, reports: list[FileReport]) -> None:
     """A training run's (or scoring's) warnings about a corpus: the licence parts taken out,
-    what else is not lyrics, with where and the way to see and clean it, a text too small."""
+    and what else is not lyrics, with where and the way to see and clean it. (A text too small
+    is said in the training header: `too_small`.)"""
     for report in reports:
         line = licence_line(report)
         if line:
@@ -315,11 +319,9 @@ def warn(path, reports: list[FileReport], chars: int) -> None:
     found = describe_found(reports)
     if found:
         warnings.warn(f"{path} holds what looks like more than lyrics, trained on as it is: "
-                      f"{'; '.join(found)}; see every place with: songgen check {path} (and "
-                      "-o cleaned.txt writes a copy without them)", SonggenWarning)
-    small = too_small(path, chars)
-    if small:
-        warnings.warn(small, SonggenWarning)
+                      f"{'; '.join(found)}; see every place with: songgen check "
+                      f"{shlex.quote(str(path))} (and -o cleaned.txt writes a copy without "
+                      "them)", SonggenWarning)
 
 
 # -- songgen check: the whole report, and a clean copy ---------------------------------------

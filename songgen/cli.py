@@ -8,7 +8,6 @@ PyTorch is imported only inside commands, so `songgen --help` answers at once.
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import shlex
@@ -27,7 +26,8 @@ from .cli_options import (MODEL, TRAIN, Duration, corpus_cache_option, device_op
                           encoding_callback, encoding_option, json_option, positive,
                           threads_option)
 from .cli_output import (base_if_no_run, check_rhyme, craft_options, describe, fit_to_model,
-                         read_prime_file, show_songs, tell_cut, tell_seed)
+                         one_checkpoint, read_prime_file, show_songs, tell_cut, tell_seed,
+                         the_one_used)
 from .errors import SonggenError
 
 
@@ -126,6 +126,7 @@ def cli():
     songgen eval other.txt          score a checkpoint on any text
     songgen info                    what a checkpoint holds
     songgen explain song.txt -o x.html  what the model expected at each character
+    songgen check book.txt          what in a text is not lyrics (-o: a clean copy)
     songgen serve                   a local page to write songs and watch training
 
     \b
@@ -487,9 +488,11 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
           songgen eval old.txt --encoding latin-1 --skip-unknown --json
         """)
 @click.argument("text", type=click.Path(exists=True, path_type=str))
+@click.argument("checkpoint_arg", metavar="[CHECKPOINT]", required=False,
+                type=click.Path(path_type=str))
 @click.option("--checkpoint", type=click.Path(path_type=str),
               help="Checkpoint file, or a folder (its best.pt, else last.pt) [default: "
-              "checkpoints].")
+              "checkpoints]; may also be given as the argument CHECKPOINT.")
 @click.option("--skip-unknown", is_flag=True,
               help="Skip characters the model never saw (counted) instead of failing.")
 @device_option
@@ -502,13 +505,17 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
                      "run's folder")
 @json_option
 @library_call
-def eval_command(text, checkpoint, skip_unknown, device, encoding, corpus_cache, as_json):
-    """Score a checkpoint on TEXT: loss in nats and bits per character (lower is better)."""
+def eval_command(text, checkpoint_arg, checkpoint, skip_unknown, device, encoding, corpus_cache,
+                 as_json):
+    """Score the model in CHECKPOINT (a file, or a run's folder: its best.pt, else last.pt)
+    [default: checkpoints] on TEXT: loss in nats and bits per character (lower is better).
+    With styles, the whole text is scored as one mix, then each style's songs in their own
+    style."""
     from .trained import load_checkpoint
     from .evaluation import evaluate_text
     from .lyrics import UnknownCharacters
 
-    trained = load_checkpoint(checkpoint, device=device)
+    trained = load_checkpoint(one_checkpoint(checkpoint_arg, checkpoint), device=device)
     if encoding is None:
         encoding = _run_encoding(trained, text)
     try:
@@ -519,13 +526,12 @@ def eval_command(text, checkpoint, skip_unknown, device, encoding, corpus_cache,
     if as_json:
         click.echo(json.dumps({"loss": score.loss, "bits_per_char": score.bits_per_char,
                                "chars": score.chars, "skipped": score.skipped,
-                               "styles": score.styles}))
+                               "styles": score.styles, "checkpoint": str(trained.path),
+                               "step": trained.step}))
         return
-    click.echo(f"{score.loss:.4f} nats/char  {score.bits_per_char:.4f} bits/char  "
-               f"({score.chars:,} characters" +
-               (f", {score.skipped:,} unknown skipped)" if score.skipped else ")"))
-    for name, loss in (score.styles or {}).items():  # read in each song's own style
-        click.echo(f"{loss:.4f} nats/char  {loss / math.log(2):.4f} bits/char  style {name}")
+    from .cli_output import describe_score
+
+    click.echo(describe_score(score, trained))
 
 
 @cli.command(short_help="Show what a checkpoint or run holds, and whether it is intact.",
@@ -541,11 +547,17 @@ def eval_command(text, checkpoint, skip_unknown, device, encoding, corpus_cache,
 @library_call
 def info(checkpoint, as_json):
     """Show what CHECKPOINT holds, and whether it is intact; for a run folder [default:
-    checkpoints], the run: its latest step and its best."""
+    checkpoints], the run (its latest step and its best) and the checkpoint that sample and
+    eval use for it (best.pt, else last.pt)."""
     from .checkpoint import info as checkpoint_info
 
-    summary = checkpoint_info(checkpoint)
+    summary = the_one_used(checkpoint_info(checkpoint), checkpoint_info)
     click.echo(json.dumps(summary, indent=2) if as_json else describe(summary))
+
+
+from .cli_check import check  # noqa: E402 (a command of its own module, added to the group)
+
+cli.add_command(check)
 
 
 # --- songgen studio: serve and plot ---------------------------------------------------------

@@ -102,33 +102,73 @@ def write_new_file(path: str, text: str) -> None:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def one_checkpoint(argument: str | None, option: str | None) -> str | None:
+    """The checkpoint given as the argument CHECKPOINT or as --checkpoint (not two)."""
+    if argument is not None and option is not None and option != argument:
+        raise click.UsageError(f"two checkpoints given: {argument} and --checkpoint {option}; "
+                               "give one")
+    return argument if argument is not None else option
+
+
+def the_one_used(summary: dict, read) -> dict:
+    """`info` of a run folder: the run, with the details of the checkpoint that sample and
+    eval take from it (best.pt, else last.pt) rather than of the latest. `read`: info of a
+    path."""
+    if "run" not in summary:
+        return summary
+    latest = {"checkpoint": summary["checkpoint"], "step": summary["step"]}
+    best = summary["best_checkpoint"]
+    if best is not None and best["checkpoint"] != summary["checkpoint"]:
+        summary = {**read(best["checkpoint"]), "run": summary["run"], "best_checkpoint": best,
+                   "problems": summary["problems"]}
+    return {**summary, "latest_checkpoint": latest}
+
+
+def describe_score(score, trained) -> str:
+    """`songgen eval` as text: the whole text's score, with the checkpoint that gave it; for a
+    model with styles, that whole-text line reads every song with no style (the mix of all),
+    and a line for each style reads that style's songs in it."""
+    from .progress import LN2
+
+    counted = f"{score.chars:,} characters" + (
+        f", {score.skipped:,} unknown skipped" if score.skipped else "")
+    if score.styles:
+        counted += ", every song read with no style: the mix of all"
+    lines = [f"{score.loss:.4f} nats/char  {score.bits_per_char:.4f} bits/char  ({counted}; "
+             f"checkpoint {trained.path}, step {trained.step:,})"]
+    lines += [f"{loss:.4f} nats/char  {loss / LN2:.4f} bits/char  style {name} (its songs, read "
+              "in that style)" for name, loss in (score.styles or {}).items()]
+    return "\n".join(lines)
+
+
 def describe(summary: dict) -> str:
     """`songgen info` as text."""
     from .progress import describe_loss
 
     m, t = summary["model"], summary["training"] or {}
     lines = []
+    used = ""
     if "run" in summary:
-        best = summary["best_checkpoint"]
-        lines.append(f"run          {summary['run']}: latest step {summary['step']:,}" + (
+        best, latest = summary["best_checkpoint"], summary["latest_checkpoint"]
+        lines.append(f"run          {summary['run']}: latest step {latest['step']:,}" + (
             f", best at step {best['step']:,} ({describe_loss(best['val_loss'])})" if best
             else ", no best.pt"))
         lines += [f"problem      {problem}" for problem in summary["problems"]]
+        used = " (the one sample and eval use for the run; below, what it holds)"
     integrity = ("intact (its checksum matches its contents)" if summary["checksum"] else
                  "not checked: written before checkpoints carried a checksum")
     base = summary["init_from"]
     lines += [
-        f"checkpoint   {summary['checkpoint']}",
+        f"checkpoint   {summary['checkpoint']}{used}",
         f"integrity    {integrity}",
         f"model        {m['layers']}x{m['hidden_size']} LSTM, embedding {m['embed_dim']}, "
         f"dropout {m['dropout']}, vocabulary {summary['vocab_size']}",
         f"corpus       {summary['corpus'] or 'not recorded'} (fingerprint "
         f"{summary['corpus_fingerprint']})",
         f"training     step {summary['step']:,}, epoch {summary['epoch']}, batch "
-        f"{t.get('batch_size')} x seq {t.get('seq_len')}, lr {t.get('lr')}",
+        f"{t.get('batch_size')} x seq {t.get('seq_len')}, {_learning_rate(summary)}",
         f"best val     {describe_loss(summary['best_val_loss'])}",
-        f"songcraft    " + (summary["songcraft"]["summary"] if summary.get("songcraft") else
-                            "not measured (written before songgen kept rhyme and chorus)"),
+        f"songcraft    " + _songcraft(summary.get("songcraft")),
     ]
     table = summary.get("styles")
     if isinstance(table, dict) and table.get("names"):
@@ -157,6 +197,34 @@ def describe(summary: dict) -> str:
             train_loss = "-" if h.get("train_loss") is None else f"{h['train_loss']:.4f}"
             lines.append(f"             {h['step']:<8} {train_loss:<8} {h['val_loss']:.4f}")
     return "\n".join(lines)
+
+
+def _learning_rate(summary: dict) -> str:
+    """The learning rate the run had at its last evaluation, and the one it started from where
+    the schedule has changed it."""
+    start = (summary["training"] or {}).get("lr")
+    history = summary["history"]
+    now = history[-1].get("lr") if history else None
+    if now is None or start is None or f"{now:.3g}" == f"{start:.3g}":
+        return f"lr {start}"
+    return f"lr {now:.3g} now (the schedule's; it started at {start})"
+
+
+def _songcraft(found: dict | None) -> str:
+    """The rhyme, chorus and word figures of the training songs; the rhyme patterns named
+    are those of rhyming stanzas (XXXX, a stanza that rhymes nowhere in its first four lines,
+    is not one)."""
+    if not found:
+        return "not measured (written before songgen kept rhyme and chorus)"
+    stanzas = max(found["stanzas"], 1)
+    rhyming = sorted(((p, n) for p, n in found["patterns"].items() if set(p) != {"X"}),
+                     key=lambda kv: -kv[1])[:4]
+    top = ", ".join(f"{p} {n / stanzas:.0%}" for p, n in rhyming)
+    return (f"in the {found['songs']:,} songs of the training part (the validation songs are "
+            f"not measured): {found['rhyming_stanzas']:.0%} of {found['stanzas']:,} stanzas "
+            f"rhyme" + (f" ({top})" if top else "") + f"; {found['repeat_songs']:.0%} of the "
+            f"songs repeat a line (a chorus, first in stanza {found['chorus_stanza']}, back "
+            f"{found['chorus_gap']} later); {found['words_kept']:,} words kept")
 
 
 def check_rhyme(value: str) -> str:

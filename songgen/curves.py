@@ -170,12 +170,19 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
-def _fmt_time(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:g}h"
-    if seconds >= 60:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
+_TIME_UNITS = ((3600, "h"), (60, "m"), (1, "s"))
+
+
+def time_ticks(longest: float) -> tuple[list[float], float, str]:
+    """Round ticks (1, 2 or 5 times a power of ten) for a time axis up to `longest` seconds,
+    in the unit that suits it (hours from 2 h, minutes from 2 min, else seconds): the ticks in
+    seconds, the unit in seconds and its mark."""
+    unit, mark = next((u, m) for u, m in _TIME_UNITS if longest >= 2 * u or u == 1)
+    return [t * unit for t in nice_ticks(0, longest / unit or 1)], unit, mark
+
+
+def _fmt_time(seconds: float, unit: float, mark: str) -> str:
+    return f"{round(seconds / unit, 10):g}{mark}"
 
 
 def _esc(text: str) -> str:
@@ -188,7 +195,11 @@ def _panel(runs, x_key: str, title: str, left: float, width: float, height: floa
     top, pad_l, pad_r, pad_b = 34.0, 52.0, 52.0, 36.0
     x0, x1, y0, y1 = left + pad_l, left + width - pad_r, top, height - pad_b
     xs = [r[x_key] for _, recs in runs for r in recs if r.get(x_key) is not None]
-    x_ticks = nice_ticks(0, max(xs, default=1) or 1)
+    if x_key == "elapsed":
+        x_ticks, unit, mark = time_ticks(max(xs, default=1) or 1)
+        fmt = lambda t: _fmt_time(t, unit, mark)  # noqa: E731
+    else:
+        x_ticks, fmt = nice_ticks(0, max(xs, default=1) or 1), _fmt
     y_ticks = nice_ticks(*y_range)
     xlo, xhi, ylo, yhi = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
     sx = lambda v: x0 + (v - xlo) / (xhi - xlo) * (x1 - x0)
@@ -200,7 +211,6 @@ def _panel(runs, x_key: str, title: str, left: float, width: float, height: floa
                    f'<text x="{x0 - 6}" y="{sy(t) + 4:.1f}" class="tick" text-anchor="end">'
                    f'{_fmt(t)}</text>'
                    f'<text x="{x1 + 6}" y="{sy(t) + 4:.1f}" class="tick">{t / LN2:.2f}</text>')
-    fmt = _fmt_time if x_key == "elapsed" else _fmt
     for t in x_ticks:
         out.append(f'<text x="{sx(t):.1f}" y="{y1 + 16}" class="tick" text-anchor="middle">'
                    f'{fmt(t)}</text>')

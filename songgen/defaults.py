@@ -175,7 +175,8 @@ def choose_schedule(requested: str, *, time_limit: float | None, steps: int | No
     """The schedule a run follows in this invocation. `auto` is `budget` when a time limit is
     set, else `plateau`. Step and epoch limits count from the run's start and are often raised
     on resume, so `auto` does not bend the schedule to them (a run stopped at step k and
-    resumed to N stays the run of N steps straight); `budget` asked for by name does."""
+    resumed to N stays the run of N steps straight); `budget` asked for by name does. `steps`:
+    the run's step limit (from --steps or --epochs), or None."""
     if requested not in SCHEDULES:
         raise ValueError(f"unknown learning-rate schedule {requested!r}")
     name = "learning-rate schedule"
@@ -198,6 +199,9 @@ def choose_schedule(requested: str, *, time_limit: float | None, steps: int | No
                                       f"{DECAY:.0%} of {' or '.join(budgets)}; {halving}; {stop}")
     why = {"auto": "no time limit", "plateau": "as asked",
            "budget": "as asked, but with no time or step limit to end with"}[requested]
+    if requested == "auto" and steps is not None:
+        why = (f"no time limit (auto falls only over a time limit, not over the {steps:,}-step "
+               "limit, which a resume often raises; the budget schedule falls over steps too)")
     return Choice(name, "plateau", f"{why}: {halving}; {stop}")
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .errors import CorpusError, SonggenWarning
+from .notlyrics import Scanner, too_small, warn
 from .shape import ShapeMeter, SongShape
 from .textfiles import (AUTO, FALLBACK, UTF16_BOMS, BadEncoding, WrongEncoding,  # noqa: F401
                         available_memory, check_memory, decode_text, describe_chars,
@@ -110,19 +111,26 @@ def _clean_songs(pieces: list[str]) -> list[str]:
     return songs
 
 
-def _songs(path: Path, encoding: str = "utf-8", marks: bool = False):
-    """The songs of a file, in lists, a piece of the file at a time: the one parser. Style
-    marks (`{style: NAME}` lines, see songgen/styles.py) are not lyrics and are taken out;
-    with `marks`, each list comes with the style the marks give each song (None: none)."""
+def _songs(path: Path, encoding: str = "utf-8", marks: bool = False, reports=None):
+    """The songs of a file, in lists, a piece of the file at a time: the one parser. A
+    Project Gutenberg licence header and footer and style marks (`{style: NAME}` lines, see
+    songgen/styles.py) are not lyrics and are taken out; with `marks`, each list comes with
+    the style the marks give each song (None: none). `reports`: a list that gets what the file
+    holds besides lyrics (songgen.notlyrics), once it is read."""
     from .styles import take_marks
 
     current = None
-    for songs in _song_pieces(path, encoding):
+    scanner = Scanner(path, find=reports is not None)
+    for songs in _song_pieces(path, encoding, scanner.feed):
         songs, labels, current = take_marks(songs, current, path)
         yield (songs, labels) if marks else songs
+    if reports is not None:
+        reports.append(scanner.finish())
 
 
-def _song_pieces(path: Path, encoding: str = "utf-8"):
+def _song_pieces(path: Path, encoding: str = "utf-8", keep=lambda text: text):
+    """The songs of a file, a piece at a time; `keep` is given each piece of its text (whole
+    lines, in order) and returns what of it is lyrics."""
     try:
         handle = open(path, "rb")
     except OSError as exc:
@@ -133,8 +141,8 @@ def _song_pieces(path: Path, encoding: str = "utf-8"):
         head = _read(handle, path, 8)
         if head.startswith(UTF16_BOMS) or not streamable(encoding):
             # Rare: decoded whole, as UTF-16 and multi-byte encodings have no byte-level lines.
-            yield split_songs(decode_text(head + _read(handle, path, -1), path,
-                                          encoding=encoding))
+            yield split_songs(keep(decode_text(head + _read(handle, path, -1), path,
+                                               encoding=encoding)))
             return
         offset, lines, raw = 0, 0, head
         open_song: list[str] = []  # text read since the last song break, in pieces
@@ -150,7 +158,7 @@ def _song_pieces(path: Path, encoding: str = "utf-8"):
                 end -= 1
                 if end == 0:
                     continue
-            text = decode_text(raw[:end], path, offset, lines, encoding)
+            text = keep(decode_text(raw[:end], path, offset, lines, encoding))
             offset, lines, raw = offset + end, lines + raw.count(b"\n", 0, end), raw[end:]
             if not block:
                 yield split_songs("".join(open_song) + text)
@@ -289,11 +297,14 @@ class Corpus:
         songs = f"{self.songs:,} song{'' if self.songs == 1 else 's'}"
         if self.shape is not None and self.shape.titled > 0:
             songs += " (split at two blank lines, or one before a # Title line)"
+        ending = int((self.val == 0).sum()) if self.songs > 1 else 0  # songs validation ends
         line = (f"corpus: {self.chars:,} characters, {songs}, vocabulary "
                 f"{len(self.vocab)} symbols; train {len(self.train):,} / validation "
-                f"{len(self.val):,} characters")
-        files = folder_contents(self.source) if self.source else None
-        line = line if files is None else f"{line}\n{files}"
+                f"{len(self.val):,} characters" + (f" ({self.songs - ending:,} / {ending:,} "
+                                                   "songs)" if ending else ""))
+        for more in (folder_contents(self.source) if self.source else None,
+                     too_small(Path(self.source).name, self.chars - self.songs)):
+            line = line if more is None else f"{line}\n{more}"
         return line if self.styles is None else f"{line}\n{self.styles.summary()}"
 
 
@@ -357,12 +368,14 @@ def encode_corpus(path: str | Path, encoding: str = "utf-8", vocab: Vocab | None
 
     root = Path(path)
     warn_empty_folders(root)
+    reports: list = []  # what each file holds besides lyrics
     for file in files:
         folder = folder_style(root, file)
-        for songs, labels in _songs(file, encoding, marks=True):
+        for songs, labels in _songs(file, encoding, marks=True, reports=reports):
             encoder.add(songs, [label or folder for label in labels])
     if not encoder.sizes:
         raise _no_lyrics(path)
+    warn(path, reports)
     found = encoder.digest.hexdigest()[:16]
     final, ids = encoder.finish()
     return Encoded(ids=ids, vocab=final, base=len(vocab) if vocab is not None else 1,

@@ -162,7 +162,9 @@ def plan_run(source, given_model: dict, config: TrainConfig, resume: bool, init_
         styles.keep_base_shapes(corpus.styles, base)
         added = len(corpus.vocab) - len(base.vocab)
         shown = init_from if base_model is None else f"the {start.value}"
-        say(f"fine-tuning from {shown} (step {base.step}); {added} new "
+        say(f"fine-tuning from {shown} (step {base.step}), keeping its size "
+            f"({model_config.layers}x{model_config.hidden_size} LSTM, embedding "
+            f"{model_config.embed_dim}) and dropout {model_config.dropout}; {added} new "
             f"character{'' if added == 1 else 's'} added to its vocabulary", quiet)
     else:
         corpus = load_corpus(source, config.val_frac, copies=team.local_world,
@@ -259,12 +261,11 @@ def choose(corpus: Corpus, model_config: ModelConfig, config: TrainConfig, given
     if "sampling precision" not in choices:  # made once, when the run is created
         choices["sampling precision"] = _sampling_precision(model_config).to_dict()
     # The schedule: chosen for this invocation (its limits); its state is the run's.
-    budget_steps = None
-    if config.lr_schedule == "budget":
-        budget_steps = config.step_limit(
-            steps_per_epoch(len(corpus.train), config.batch_size, config.seq_len))
+    step_limit = config.step_limit(
+        steps_per_epoch(len(corpus.train), config.batch_size, config.seq_len))
+    budget_steps = step_limit if config.lr_schedule == "budget" else None
     schedule = choose_schedule(config.lr_schedule, time_limit=config.time_limit,
-                               steps=budget_steps, patience=config.patience)
+                               steps=step_limit, patience=config.patience)
     choices[schedule.name] = schedule.to_dict()
     say(schedule.line(), quiet)
     return Plan(corpus, model_config, config, device, DTYPES[precision.value], folder, team,

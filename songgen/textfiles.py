@@ -202,8 +202,10 @@ def text_files(path: str | Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".txt" and p.is_file())
         if not files:
-            raise CorpusError(f"{path} holds no .txt files; put one or more UTF-8 lyrics files "
-                              "in it")
+            others = _other_files(path)
+            held = f" (only {others})" if others else ""
+            raise CorpusError(f"{path} holds no .txt files{held}; put one or more UTF-8 lyrics "
+                              "files in it")
         return files
     return [_regular_file(path)]
 
@@ -214,21 +216,25 @@ def folder_contents(path: str | Path) -> str | None:
     path = Path(path)
     if not path.is_dir():
         return None
-    read, skipped = 0, {}
-    for p in path.rglob("*"):
-        if not p.is_file() or p.name.startswith("."):
-            continue
-        kind = p.suffix.lower()
-        if kind == ".txt":
-            read += 1
-        else:
-            kind = kind or "without an extension"
-            skipped[kind] = skipped.get(kind, 0) + 1
+    read = sum(1 for p in path.rglob("*") if p.suffix.lower() == ".txt" and p.is_file()
+               and not p.name.startswith("."))
     line = f"read {read:,} .txt file{'' if read == 1 else 's'} of {path}"
-    if skipped:
-        kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(skipped.items()))
-        line += f"; skipped {kinds} (only .txt files are read)"
+    others = _other_files(path)
+    if others:
+        line += f"; skipped {others} (only .txt files are read)"
     return line
+
+
+def _other_files(path: Path) -> str:
+    """The files of a folder that are not .txt files, counted by kind ("2 .png, 1 .md"; ""
+    for none). Hidden files (.DS_Store) are not counted."""
+    skipped: dict[str, int] = {}
+    for p in path.rglob("*"):
+        if not p.is_file() or p.name.startswith(".") or p.suffix.lower() == ".txt":
+            continue
+        kind = p.suffix.lower() or "without an extension"
+        skipped[kind] = skipped.get(kind, 0) + 1
+    return ", ".join(f"{n:,} {kind}" for kind, n in sorted(skipped.items()))
 
 
 def available_memory() -> int | None:

@@ -199,9 +199,10 @@ def test_the_header_says_each_automatic_choice_and_the_checkpoint_keeps_it(run):
     lines = result.stderr.splitlines()
     assert dropout.line() in lines and decay.line() in lines
     assert "learning rate 0.006: for a model of 96 units a layer" in lines
-    assert ("learning-rate schedule plateau: no time limit: halved after 2 evaluations without "
-            "improvement, down to 1/8; stopping after 5 evaluations without improvement at the "
-            "lowest") in lines
+    assert ("learning-rate schedule plateau: no time limit (auto falls only over a time limit, "
+            "not over the 10-step limit, which a resume often raises; the budget schedule falls "
+            "over steps too): halved after 2 evaluations without improvement, down to 1/8; "
+            "stopping after 5 evaluations without improvement at the lowest") in lines
     assert state["model_config"]["dropout"] == 0.1
     assert state["train_config"]["weight_decay"] == 0.05
     assert state["train_config"]["lr"] == 0.006

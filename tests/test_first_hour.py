@@ -404,6 +404,7 @@ def test_the_command_list_reads_whole(run):
     result = run("--help")
     commands = result.stdout.split("Commands:\n", 1)[1]
     assert commands == (
+        "  check   Find what in a text is not lyrics; -o writes a clean copy.\n"
         "  eval    Score a checkpoint on any text (bits per character).\n"
         "  info    Show what a checkpoint or run holds, and whether it is intact.\n"
         "  plot    Draw training curves of runs to an SVG file.\n"
@@ -412,7 +413,8 @@ def test_the_command_list_reads_whole(run):
         "  train   Train a model on a lyrics file or folder (Ctrl-C saves).\n")
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "eval", "info", "serve", "plot"])
+@pytest.mark.parametrize("command", ["train", "sample", "eval", "info", "check", "serve",
+                                     "plot"])
 def test_every_command_has_examples(run, command):
     result = run(command, "--help")
     assert result.exit_code == 0
@@ -586,4 +588,4 @@ def test_titled_songs_one_blank_line_apart_are_read_as_songs(run, tmp_path):
     header = next(line for line in result.stderr.splitlines() if line.startswith("corpus: "))
     assert re.fullmatch(r"corpus: [\d,]+ characters, 10 songs \(split at two blank lines, or one "
                         r"before a # Title line\), vocabulary \d+ symbols; train [\d,]+ / "
-                        r"validation [\d,]+ characters", header), header
+                        r"validation [\d,]+ characters \(9 / 1 songs\)", header), header

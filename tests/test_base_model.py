@@ -110,7 +110,8 @@ def test_a_small_text_starts_from_the_base_model_its_vocabulary_grown(with_base,
     base = load(with_base)
     new = sorted(set(text.read_text(encoding="utf-8")) - set(base.vocab))
     assert {"Z", "Q", "ë", "é"} <= set(new)
-    assert lines[1] == (f"fine-tuning from the base model verse (step {base.step}); {len(new)} "
+    assert lines[1] == (f"fine-tuning from the base model verse (step {base.step}), keeping its "
+                        f"size (1x16 LSTM, embedding 8) and dropout 0.1; {len(new)} "
                         "new characters added to its vocabulary")
     run_ck = load(tmp_path / "ck" / "last.pt")
     # The base model's characters keep their places; the new ones come after them.

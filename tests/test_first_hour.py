@@ -404,17 +404,18 @@ def test_the_command_list_reads_whole(run):
     result = run("--help")
     commands = result.stdout.split("Commands:\n", 1)[1]
     assert commands == (
-        "  check   Find what in a text is not lyrics; -o writes a clean copy.\n"
-        "  eval    Score a checkpoint on any text (bits per character).\n"
-        "  info    Show what a checkpoint or run holds, and whether it is intact.\n"
-        "  plot    Draw training curves of runs to an SVG file.\n"
-        "  sample  Write new songs with a trained model.\n"
-        "  serve   A local page to write songs and watch training.\n"
-        "  train   Train a model on a lyrics file or folder (Ctrl-C saves).\n")
+        "  check    Find what in a text is not lyrics; -o writes a clean copy.\n"
+        "  eval     Score a checkpoint on any text (bits per character).\n"
+        "  explain  Show what the model expected at each character of a text.\n"
+        "  info     Show what a checkpoint or run holds, and whether it is intact.\n"
+        "  plot     Draw training curves of runs to an SVG file.\n"
+        "  sample   Write new songs with a trained model.\n"
+        "  serve    A local page to write songs and watch training.\n"
+        "  train    Train a model on a lyrics file or folder (Ctrl-C saves).\n")
 
 
 @pytest.mark.parametrize("command", ["train", "sample", "eval", "info", "check", "serve",
-                                     "plot"])
+                                     "plot", "explain"])
 def test_every_command_has_examples(run, command):
     result = run(command, "--help")
     assert result.exit_code == 0

@@ -57,7 +57,7 @@ from songgen.songcraft import allowed_words, measure, words_of  # noqa: E402
 
 def well_formed(song, titled: bool) -> bool:
     form = song_form(song.text)
-    ok = song.stop == "end" and form["stanzas"] >= 2
+    ok = song.ended and form["stanzas"] >= 2
     if titled:
         ok = ok and form["title"] and form["blank_after_title"]
     return ok

@@ -25,6 +25,11 @@ it through the logits, never by editing text:
   would write a space (its probability goes to the line break), at the latest WORD_GRACE
   characters on.
 
+- where the corpus's measures (songgen/songcraft.py) say how its songs and titles end (a
+  mark such as "." or a word, never ","), a song ends only after a line that ends so, and a
+  title closes only so: on the line that would end the song, the probability of a line break
+  or of a mark no song ends with (",", ";", ":", "-") goes to the marks songs end with.
+
 Everywhere else the model's own choice stands. The guide's per-song state is a few (n,) integer
 arrays on the host, updated from the chosen ids that the sampler reads there anyway; it works
 the same for one song or a batch, with any temperature, top-k or top-p, and reproducibly with
@@ -253,7 +258,7 @@ class ShapeGuide:
     table added per song, and the end-of-song tweak where a song is steered to end."""
 
     def __init__(self, shape: SongShape, chars: list[str], n: int, device: torch.device,
-                 length: int):
+                 length: int, ends: tuple | None = None):
         index = {c: i for i, c in enumerate(chars)}
         self.nl = index.get("\n")
         if self.nl is None:
@@ -313,8 +318,26 @@ class ShapeGuide:
             if token >= 0:
                 table[_FORCED + k, token] = 0.0
         self.table = table.to(device)
-
+        self._endings(chars, ends or (None, None), device)
         self.songs = [_SongState() for _ in range(n)]
+
+    def _endings(self, chars: list[str], ends: tuple, device) -> None:
+        """Per id, whether a song (or a title) may end after it: the end classes the corpus's
+        songs and titles end with (songcraft.end_class); every id where none were measured.
+        On the closing line, the probability of a line break and of marks no song ends with
+        goes to the marks songs end with (`close_to`), where there are such marks."""
+        from .songcraft import end_class
+
+        song_ok, title_ok = ends
+        classes = [end_class(c) if c.strip() else None for c in chars]
+        self.song_ok = [song_ok is None or (k is not None and k in song_ok) for k in classes]
+        self.title_ok = [title_ok is None or (k is not None and k in title_ok)
+                         for k in classes]
+        marks = [i for i, c in enumerate(chars) if c in ".!?…" and self.song_ok[i]]
+        moved = [i for i, c in enumerate(chars) if c in ",;:-–—" and not self.song_ok[i]]
+        self.close_to = (torch.tensor(marks, device=device) if song_ok is not None and marks
+                         else None)
+        self.close_from = torch.tensor([self.nl] + moved, device=device)
 
     @property
     def guided(self) -> list[bool]:
@@ -345,6 +368,17 @@ class ShapeGuide:
             out = logits + self.table[rows[0]]
         else:
             out = logits + self.table.index_select(0, torch.tensor(rows, device=logits.device))
+        closing = [i for i, song in enumerate(self.songs) if song.closing]
+        if closing:
+            # The line that would end the song does not end as songs end: a line break's
+            # probability, and a comma's, go to the marks songs end with, in the model's odds.
+            at = torch.tensor(closing, device=logits.device)
+            rows = logits[at]
+            good = rows[:, self.close_to]
+            both = torch.cat([good, rows[:, self.close_from]], dim=1)
+            lift = (torch.logsumexp(both, dim=1) - torch.logsumexp(good, dim=1))[:, None]
+            out[at[:, None], self.close_to[None]] = good + lift
+            out[at[:, None], self.close_from[None]] = -math.inf
         ending = [i for i, song in enumerate(self.songs) if song.steered]
         if ending:
             # Where the song is steered to an end, a line break's probability goes to the end.
@@ -357,18 +391,26 @@ class ShapeGuide:
         in_title = song.title and song.line == 0
         line_start = song.col == 0
         # The song may end here, where a line of lyrics could end.
-        may_end = (song.ink > 0 and not in_title and song.chars >= self.min_chars
-                   and song.stanzas + 1 >= self.min_stanzas)
+        in_range = (song.ink > 0 and not in_title and song.chars >= self.min_chars
+                    and song.stanzas + 1 >= self.min_stanzas)
+        # ... and only after a line that ends as the corpus's songs end.
+        may_end = in_range and self.song_ok[song.last]
         want = song.last_stanza if song.last_stanza > 0 else self.stanza_typical
-        song.steered = may_end and (
-            (song.chars >= self.soft_end and song.stanza_lines + 1 >= want)
-            or song.chars >= self.hard_end)
+        due = in_range and ((song.chars >= self.soft_end and song.stanza_lines + 1 >= want)
+                            or song.chars >= self.hard_end)
+        song.steered = due and may_end
+        song.closing = due and not may_end and self.close_to is not None
         # A title or line at its limit ends at the end of its word: where the model would
         # write a space (from the limit's last character on, so that no line ends in one),
         # at the latest WORD_GRACE characters later.
         limit = self.title_limit if in_title else self.line_limit
         past = song.col >= limit - 1
         must_end = song.col >= limit + WORD_GRACE
+        # A title closes only where the corpus's titles may end ("Door," may not), unless it
+        # runs on far past its limit.
+        title_open = in_title and not self.title_ok[song.last]
+        if title_open and song.col < limit + 3 * WORD_GRACE:
+            must_end = False
         # Forced symbols: a line break to close a long title, for the blank line after the
         # title, and to close a runaway stanza; "#" and " " to open a titled song.
         if ((in_title and must_end)
@@ -379,7 +421,7 @@ class ShapeGuide:
             return _FORCED
         if self.titled and in_title and song.col == 1:
             return _FORCED + 1
-        forbid_nl = (song.steered or (in_title and song.col < 3)
+        forbid_nl = (song.steered or (in_title and song.col < 3) or title_open
                      or (line_start and (song.prev_blank or song.chars == 0)))
         return (_FORBID_NL * forbid_nl + _FORBID_EOS * (not may_end)
                 + _LINE_END * (must_end and not in_title) + _WORD_END * past
@@ -401,13 +443,14 @@ class ShapeGuide:
                         song.stanza_lines += 1
                     song.prev_blank = False
                 song.line += 1
-                song.col = song.ink = 0
+                song.col = song.ink = song.last = 0
             else:
                 if song.chars == 0 and c == self.hash:
                     song.title = True
                 song.col += 1
                 if c != 0 and c != self.space and c != self.tab:
                     song.ink += 1
+                    song.last = c
             song.chars += 1
             if c == 0:
                 song.guided = song.guided or (song.steered and not song.done)
@@ -418,7 +461,7 @@ class _SongState:
     """Where one song is: counts of characters, lines and stanzas so far."""
 
     __slots__ = ("chars", "col", "ink", "line", "stanza_lines", "last_stanza", "stanzas",
-                 "prev_blank", "title", "steered", "guided", "done")
+                 "prev_blank", "title", "steered", "closing", "guided", "done", "last")
 
     def __init__(self):
         self.chars = 0           # characters of the song so far
@@ -431,5 +474,7 @@ class _SongState:
         self.prev_blank = False  # the last finished line was blank
         self.title = False       # the first line is a title
         self.steered = False     # at the last step, a line end would end the song
+        self.closing = False     # ... but the line does not end as songs end: it is closed
+        self.last = 0            # the line's last character other than a space (0: none)
         self.guided = False      # the song ended where the guide steered it
         self.done = False

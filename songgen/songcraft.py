@@ -11,6 +11,8 @@ the sampler (songgen/craft.py) to steer.
 - Chorus: a song has one when it repeats a line of four or more words; where: the stanza that
   first holds the repeated line, and how many stanzas later it comes back.
 - Real words: those of the corpus (its most frequent MAX_WORDS) or of the dictionary.
+- Endings: how the corpus's songs and titles end (the class of their last character: a word,
+  or the mark itself), so that a song ends, and a title closes, as theirs do.
 
 `Measures` is what a checkpoint keeps (plain numbers, strings and lists, so that it loads with
 `torch.load(weights_only=True)`).
@@ -187,6 +189,9 @@ class Measures:
     words: int = 0                   # words read
     dictionary_words: int = 0        # of them, in the dictionary
     vocabulary: list = field(default_factory=list)  # the corpus's most frequent words
+    # Kept since issue #33; None in a record written before (that rule is then off).
+    song_ends: dict | None = None    # end class (end_class) of each song's last line -> songs
+    title_ends: dict | None = None   # end class of each title -> titles
 
     @property
     def rhyme_rate(self) -> float:
@@ -207,13 +212,26 @@ class Measures:
     def to_dict(self) -> dict:
         return {"version": MEASURES_VERSION, **asdict(self)}
 
+    def endings(self, which: str) -> frozenset | None:
+        """The end classes ("a" for a word, else the mark) that at least ENDING_SHARE of the
+        corpus's songs (which="song") or titles ("title") end with; None where not measured."""
+        counts = self.song_ends if which == "song" else self.title_ends
+        if not counts:
+            return None
+        total = sum(counts.values())
+        return frozenset(c for c, n in counts.items() if n >= ENDING_SHARE * total)
+
     @classmethod
     def from_dict(cls, data) -> "Measures | None":
         """The measures a checkpoint kept; None for none or an unusable record."""
         if not isinstance(data, dict) or data.get("version") != MEASURES_VERSION:
             return None
         try:
-            values = {k: data[k] for k in cls.__dataclass_fields__}
+            values = {k: data[k] if k not in OPTIONAL else data.get(k)
+                      for k in cls.__dataclass_fields__}
+            for k in OPTIONAL:
+                if values[k] is not None and not _optional_ok(k, values[k]):
+                    return None
             ints = [values[k] for k in ("songs", "stanzas", "rhyming", "repeat_songs",
                                         "chorus_at", "chorus_gap", "words",
                                         "dictionary_words")]
@@ -229,16 +247,40 @@ class Measures:
             return None
 
 
+OPTIONAL = ("song_ends", "title_ends")
+ENDING_SHARE = 0.02   # an end class this rare in the corpus is not one its songs end with
+
+
+def _optional_ok(name: str, value) -> bool:
+    return (isinstance(value, dict) and all(isinstance(k, str) and isinstance(n, int)
+                                            and n >= 0 for k, n in value.items()))
+
+
+def end_class(line: str) -> str | None:
+    """How a line ends: "a" for a letter or digit, else its last mark; None when blank."""
+    text = line.rstrip()
+    if not text:
+        return None
+    c = text[-1]
+    return "a" if c.isalnum() else c
+
+
 def measure(songs) -> Measures:
     """Measure songs (an iterable of song texts, titles included)."""
     m = Measures()
     patterns: Counter = Counter()
     counts: Counter = Counter()
     firsts, gaps = [], []
+    song_ends: Counter = Counter()
+    title_ends: Counter = Counter()
     cmu = _cmu() or {}
     for song in songs:
         m.songs += 1
+        if song.startswith("# "):
+            title_ends[end_class(song.split("\n", 1)[0][2:]) or "a"] += 1
         stanzas = stanzas_of(song)
+        if stanzas:
+            song_ends[end_class(stanzas[-1][-1])] += 1
         for lines in stanzas:
             words = words_of("\n".join(lines))
             counts.update(words)
@@ -259,6 +301,7 @@ def measure(songs) -> Measures:
             if len(where) > 1:
                 gaps.append(where[1] - where[0])
     m.patterns = dict(patterns.most_common(40))
+    m.song_ends, m.title_ends = dict(song_ends), dict(title_ends)
     if firsts:
         m.chorus_at = int(statistics.median_low(firsts))
     if gaps:

@@ -215,7 +215,7 @@ def speed(trained, n: int, temperature: float, rounds: int) -> float:
     """Songcraft's characters per second over free sampling's (median of per-round ratios)."""
     ratios = []
     # Warm up with whole songs: the word lists, masks and rhyme index are built once per
-    # process (the dictionary's rhyme index alone takes a second or two), not per song.
+    # process (the English words' rhyme index alone takes a second), not per song.
     for extra in (FREE, {}):
         generate(trained, SampleOptions(num_songs=n, temperature=temperature, seed=99, **extra))
     for r in range(rounds):

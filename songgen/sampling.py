@@ -37,7 +37,7 @@ class SampleOptions:
     `rhyme`: auto follows the corpus's rhyme patterns, off writes freely, a pattern such as
     AABB, ABAB or XAXA asks for it in every stanza. `chorus`: auto brings a chorus back where
     the corpus's songs have one. `words`: the share of words left free of the corpus's and the
-    dictionary's words (1: all). `corpus`: the training text, to measure rhyme and chorus for
+    frequent English words (1: all). `corpus`: the training text, to measure rhyme and chorus for
     a checkpoint written before they were kept (songgen/songcraft.py). `style`: one of the
     model's styles ("cowboy"), a blend ("cowboy=0.7,burns=0.3" or {"cowboy": 0.7, "burns":
     0.3}), or None for none, the mix (songgen/styles.py)."""

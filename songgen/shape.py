@@ -323,7 +323,8 @@ class ShapeGuide:
 
     def _endings(self, chars: list[str], ends: tuple, device) -> None:
         """Per id, whether a song (or a title) may end after it: the end classes the corpus's
-        songs and titles end with (songcraft.end_class); every id where none were measured.
+        songs and titles end with (songcraft.end_class; a title may end on a word); every id
+        where none were measured.
         On the closing line, the probability of a line break and of marks no song ends with
         goes to the marks songs end with (`close_to`), where there are such marks."""
         from .songcraft import end_class
@@ -331,13 +332,18 @@ class ShapeGuide:
         song_ok, title_ok = ends
         classes = [end_class(c) if c.strip() else None for c in chars]
         self.song_ok = [song_ok is None or (k is not None and k in song_ok) for k in classes]
-        self.title_ok = [title_ok is None or (k is not None and k in title_ok)
+        # A title may always end on a word (a corpus whose titles all end "(Child 1A)" does
+        # not make the model write that), never on a mark its titles do not end with.
+        self.title_ok = [title_ok is None or k == "a" or (k is not None and k in title_ok)
                          for k in classes]
         marks = [i for i, c in enumerate(chars) if c in ".!?…" and self.song_ok[i]]
         moved = [i for i, c in enumerate(chars) if c in ",;:-–—" and not self.song_ok[i]]
         self.close_to = (torch.tensor(marks, device=device) if song_ok is not None and marks
                          else None)
         self.close_from = torch.tensor([self.nl] + moved, device=device)
+        self.close_space = (torch.tensor([self.space], device=device) if self.space >= 0
+                            else None)
+        self.is_word = [c.isalnum() for c in chars]
 
     @property
     def guided(self) -> list[bool]:
@@ -370,15 +376,14 @@ class ShapeGuide:
             out = logits + self.table.index_select(0, torch.tensor(rows, device=logits.device))
         closing = [i for i, song in enumerate(self.songs) if song.closing]
         if closing:
-            # The line that would end the song does not end as songs end: a line break's
-            # probability, and a comma's, go to the marks songs end with, in the model's odds.
-            at = torch.tensor(closing, device=logits.device)
-            rows = logits[at]
-            good = rows[:, self.close_to]
-            both = torch.cat([good, rows[:, self.close_from]], dim=1)
-            lift = (torch.logsumexp(both, dim=1) - torch.logsumexp(good, dim=1))[:, None]
-            out[at[:, None], self.close_to[None]] = good + lift
-            out[at[:, None], self.close_from[None]] = -math.inf
+            # The line that would end the song does not end as songs end: after a word, a line
+            # break's probability, and a comma's, go to the marks songs end with, in the
+            # model's odds; after a comma, to a space (the line goes on).
+            for i in closing:
+                after_word = self.is_word[self.songs[i].last]
+                to = self.close_to if after_word else self.close_space
+                if to is not None:
+                    _move(logits, out, i, self.close_from, to)
         ending = [i for i, song in enumerate(self.songs) if song.steered]
         if ending:
             # Where the song is steered to an end, a line break's probability goes to the end.
@@ -455,6 +460,16 @@ class ShapeGuide:
             if c == 0:
                 song.guided = song.guided or (song.steered and not song.done)
                 song.done = True
+
+
+def _move(logits: torch.Tensor, out: torch.Tensor, row: int, src: torch.Tensor,
+          dst: torch.Tensor) -> None:
+    """In `out`'s row, the probability (by `logits`) of the `src` symbols goes to the `dst`
+    ones, shared in their own odds."""
+    good = logits[row, dst]
+    lift = torch.logsumexp(torch.cat([good, logits[row, src]]), 0) - torch.logsumexp(good, 0)
+    out[row, dst] = good + lift
+    out[row, src] = -math.inf
 
 
 class _SongState:

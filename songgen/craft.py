@@ -56,7 +56,7 @@ class Crafter:
     """Steers a batch of n songs on n * lanes rows; see the module's docstring."""
 
     def __init__(self, measures: Measures | None, chars: list[str], n: int, seed: int,
-                 rhyme: str, chorus: str, words: float, line_cap: int, length: int):
+                 rhyme: str, chorus: str, words: float, line_cap: int, hold_limit: int):
         self.chars, self.n = chars, n
         self.index = {c: i for i, c in enumerate(chars)}
         self.nl = self.index.get("\n", -1)
@@ -64,7 +64,7 @@ class Crafter:
         self.lanes = LANES if self.rhyme != "off" else 1
         self.rows = n * self.lanes
         self.line_cap = line_cap
-        self.hold_limit = int(length * 0.8)
+        self.hold_limit = hold_limit  # characters a song waits at most for its chorus
         # Per vocabulary id: its lower-case letter, or None for a symbol outside words.
         self.letter = [c.lower().replace("’", "'") if (c.isalpha() or c in "'’") else None
                        for c in chars]
@@ -80,8 +80,11 @@ class Crafter:
         self.patterns = self._patterns(measures)
         self.rhyme_rate = measures.rhyme_rate if measures is not None else 0.0
         rate = measures.repeat_rate if measures is not None else 0.0
-        self.chorus_at = measures.chorus_at if measures is not None else 1
-        self.chorus_gap = measures.chorus_gap if measures is not None else 2
+        # A chorus comes after a verse and never twice in a row (an unseen collection's
+        # measures said "first stanza, back every stanza": one song sang its chorus four times
+        # before its first verse).
+        self.chorus_at = max(1, measures.chorus_at if measures is not None else 1)
+        self.chorus_gap = max(2, measures.chorus_gap if measures is not None else 2)
         self.songs = []
         for i in range(n):
             rng = random.Random(f"{seed}:{i}")
@@ -523,13 +526,14 @@ class Crafter:
         key = ("end", song.target, state)
         found = self.masks.find(key)
         if found is None:
+            # (the end of the song too: the shape guide says where it may come)
             if state[0] == "after":
-                allowed = [self.nl]
+                allowed = [self.nl, 0]
             else:
                 allowed = [i for c in words.next_letters(state[1])
                            for i in self.by_letter.get(c, ())]
                 if state[0] == "in" and words.is_word(state[1]):
-                    allowed += [self.nl] + [self.index[c] for c in ",.!?;:" if c in self.index]
+                    allowed += [self.nl, 0] + [self.index[c] for c in ",.!?;:" if c in self.index]
             found = self.masks.add(key, allowed)
         return found
 

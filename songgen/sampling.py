@@ -371,7 +371,8 @@ def _write(trained: Trained, batch: SongBatch, opts: SampleOptions, gen: torch.G
     crafter = _crafter(trained, opts, measures, n, f"{seed}:{attempt}")
     rows = n if crafter is None else crafter.rows
     # The checkpoint's song shape steers sampling unless shape="free".
-    guide = _guide(trained, opts.shape, rows, opts.length, opts.prime, measures)
+    guide = _guide(trained, opts.shape, rows, opts.length, opts.prime, measures,
+                   f"{seed}:{attempt}", n)
     batch.shape = "free" if guide is None else "song"
     if crafter is None:
         for chosen, logp in _steps(trained, n, opts, gen, precision, guide):
@@ -392,7 +393,8 @@ def _write(trained: Trained, batch: SongBatch, opts: SampleOptions, gen: torch.G
 
 
 def _guide(trained: Trained, shape: str, n: int, length: int, prime: str,
-           measures: Measures | None = None) -> ShapeGuide | None:
+           measures: Measures | None = None, seed: str | None = None,
+           songs: int | None = None) -> ShapeGuide | None:
     """The shape guide for `n` songs, having read `prime`; None to sample freely (asked for,
     or a checkpoint without a recorded shape or without line breaks). How songs and titles end
     comes from `measures`, else the checkpoint's."""
@@ -402,7 +404,8 @@ def _guide(trained: Trained, shape: str, n: int, length: int, prime: str,
     if measures is None:
         measures = Measures.from_dict(trained.checkpoint.songcraft)
     ends = None if measures is None else (measures.endings("song"), measures.endings("title"))
-    guide = ShapeGuide(song_shape, trained.vocab.chars, n, trained.device, length, ends)
+    guide = ShapeGuide(song_shape, trained.vocab.chars, n, trained.device, length, ends,
+                       seed, songs)
     guide.feed(trained.vocab.encode(prime).tolist())
     return guide
 
@@ -419,8 +422,11 @@ def _crafter(trained: Trained, opts: SampleOptions, measures: Measures | None, n
 
     shape = SongShape.from_dict(trained.checkpoint.shape)
     line95 = (shape.q("line_chars", 0.95) if shape is not None else None) or 40
+    # A song holds its end for its chorus to come back at most to the corpus's longer songs.
+    hold = min(int(opts.length * 0.8), (shape.q("song_chars", 0.75) or opts.length)
+               if shape is not None and shape.has_song_lengths else opts.length)
     return Crafter(measures, trained.vocab.chars, n, seed, opts.rhyme, opts.chorus, opts.words,
-                   line_cap=int(line95 * 1.5), length=opts.length)
+                   line_cap=int(line95 * 1.5), hold_limit=hold)
 
 
 _MEASURED: dict = {}

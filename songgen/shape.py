@@ -13,9 +13,11 @@ it through the logits, never by editing text:
   it is always written, and no other line holds a "#";
 - a song may not end (end-of-song symbol) mid-line, before the corpus's 5th percentile of
   characters, or before it has two stanzas (fewer where the corpus's songs have fewer);
-- from the corpus's 95th percentile less two typical stanzas, the song ends at the next line
-  end that completes a stanza as long as the one before it; from the 95th percentile less a
-  line, at the next line end (the model's own line end in both cases: the probability of a line break moves to
+- each song is given a length drawn from the corpus's song lengths (between their 5th and
+  95th percentiles, by the seed; with none, the 95th percentile less two typical stanzas):
+  from there on, the song ends at the next line end that completes a stanza as long as the
+  one before it (or the corpus's median stanza, where that is shorter), so that the songs' lengths spread as the corpus's do; from the 95th
+  percentile less a line, at the next line end (the model's own line end in both cases: the probability of a line break moves to
   the end-of-song symbol);
 - a stanza that runs far past the corpus's stanza lengths (its 99th percentile of lines) is
   closed with a blank line at the next line end, a line that runs far past the corpus's lines
@@ -47,6 +49,7 @@ rules. A checkpoint without a recorded shape samples freely, as before.
 from __future__ import annotations
 
 import math
+import random
 import re
 from array import array
 
@@ -258,7 +261,8 @@ class ShapeGuide:
     table added per song, and the end-of-song tweak where a song is steered to end."""
 
     def __init__(self, shape: SongShape, chars: list[str], n: int, device: torch.device,
-                 length: int, ends: tuple | None = None):
+                 length: int, ends: tuple | None = None, seed: str | None = None,
+                 songs: int | None = None):
         index = {c: i for i, c in enumerate(chars)}
         self.nl = index.get("\n")
         if self.nl is None:
@@ -320,6 +324,18 @@ class ShapeGuide:
         self.table = table.to(device)
         self._endings(chars, ends or (None, None), device)
         self.songs = [_SongState() for _ in range(n)]
+        if seed is not None and shape.has_song_lengths and self.min_chars > 0:
+            # Row r writes song r % songs (the sampler's lanes): one length per song.
+            songs = songs or n
+            for r, song in enumerate(self.songs):
+                rng = random.Random(f"{seed}:length:{r % songs}")
+                drawn = _draw(shape.song_chars, rng.uniform(0.05, 0.95))
+                # Less half a stanza: the song ends at the stanza end after it.
+                song.end_at = max(self.min_chars, min(self.soft_end,
+                                                      int(drawn - stanza_chars / 2)))
+        else:
+            for song in self.songs:
+                song.end_at = self.soft_end
 
     def _endings(self, chars: list[str], ends: tuple, device) -> None:
         """Per id, whether a song (or a title) may end after it: the end classes the corpus's
@@ -400,8 +416,9 @@ class ShapeGuide:
                     and song.stanzas + 1 >= self.min_stanzas)
         # ... and only after a line that ends as the corpus's songs end.
         may_end = in_range and self.song_ok[song.last]
-        want = song.last_stanza if song.last_stanza > 0 else self.stanza_typical
-        due = in_range and ((song.chars >= self.soft_end and song.stanza_lines + 1 >= want)
+        # As long as the stanza before, or the corpus's typical one where that is shorter.
+        want = min(song.last_stanza or self.stanza_typical, self.stanza_typical)
+        due = in_range and ((song.chars >= song.end_at and song.stanza_lines + 1 >= want)
                             or song.chars >= self.hard_end)
         song.steered = due and may_end
         song.closing = due and not may_end and self.close_to is not None
@@ -462,6 +479,11 @@ class ShapeGuide:
                 song.done = True
 
 
+def _draw(quantiles: list[int], u: float) -> float:
+    """The value at quantile u of a distribution known at QUANTILES (linear in between)."""
+    return float(np.interp(u, QUANTILES, quantiles))
+
+
 def _move(logits: torch.Tensor, out: torch.Tensor, row: int, src: torch.Tensor,
           dst: torch.Tensor) -> None:
     """In `out`'s row, the probability (by `logits`) of the `src` symbols goes to the `dst`
@@ -476,7 +498,8 @@ class _SongState:
     """Where one song is: counts of characters, lines and stanzas so far."""
 
     __slots__ = ("chars", "col", "ink", "line", "stanza_lines", "last_stanza", "stanzas",
-                 "prev_blank", "title", "steered", "closing", "guided", "done", "last")
+                 "prev_blank", "title", "steered", "closing", "guided", "done", "last",
+                 "end_at")
 
     def __init__(self):
         self.chars = 0           # characters of the song so far
@@ -491,5 +514,6 @@ class _SongState:
         self.steered = False     # at the last step, a line end would end the song
         self.closing = False     # ... but the line does not end as songs end: it is closed
         self.last = 0            # the line's last character other than a space (0: none)
+        self.end_at = 0          # from this many characters on, end at a stanza's end
         self.guided = False      # the song ended where the guide steered it
         self.done = False

@@ -366,3 +366,21 @@ def test_studio_write_takes_rhyme_and_chorus(tmp_path):
         assert [s["text"] for s in songs] == [s.text for s in expected]
         status, answer = client.write({"model": "runA/best.pt", "rhyme": "ABC"})
         assert status == 400 and "unknown rhyme pattern 'ABC'" in json.dumps(answer)
+
+
+def test_a_chorus_comes_after_a_verse_and_never_twice_in_a_row(tmp_path):
+    # Issue #33: on an unseen collection (measured: repeated lines first in stanza 1, back the
+    # next stanza) one song sang the same stanza four times in a row before its first verse.
+    trained = craft_checkpoint(tmp_path)
+    craft = dict(trained.checkpoint.songcraft)
+    craft.update(chorus_at=0, chorus_gap=1, repeat_songs=craft["songs"])
+    trained.checkpoint.songcraft = craft
+    songs = generate(trained, num_songs=4, seed=5, length=1500, rhyme="off", temperature=1.0)
+    assert all(song.craft["chorus"] for song in songs)
+    back = 0
+    for song in songs:
+        stanzas = ["\n".join(lines) for lines in lyric_stanzas(song.text)]
+        back += song.craft["chorus_back"]
+        for before, after in zip(stanzas, stanzas[1:]):
+            assert before != after, song.text
+    assert back >= 2  # the chorus did come back

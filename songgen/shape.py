@@ -322,44 +322,12 @@ class ShapeGuide:
             if token >= 0:
                 table[_FORCED + k, token] = 0.0
         self.table = table.to(device)
-        self._endings(chars, ends or (None, None), device)
+        self.ends = Endings(chars, ends or (None, None), self.nl, self.space, device)
         self.songs = [_SongState() for _ in range(n)]
-        if seed is not None and shape.has_song_lengths and self.min_chars > 0:
-            # Row r writes song r % songs (the sampler's lanes): one length per song.
-            songs = songs or n
-            for r, song in enumerate(self.songs):
-                rng = random.Random(f"{seed}:length:{r % songs}")
-                drawn = _draw(shape.song_chars, rng.uniform(0.05, 0.95))
-                # Less half a stanza: the song ends at the stanza end after it.
-                song.end_at = max(self.min_chars, min(self.soft_end,
-                                                      int(drawn - stanza_chars / 2)))
-        else:
-            for song in self.songs:
-                song.end_at = self.soft_end
-
-    def _endings(self, chars: list[str], ends: tuple, device) -> None:
-        """Per id, whether a song (or a title) may end after it: the end classes the corpus's
-        songs and titles end with (songcraft.end_class; a title may end on a word); every id
-        where none were measured.
-        On the closing line, the probability of a line break and of marks no song ends with
-        goes to the marks songs end with (`close_to`), where there are such marks."""
-        from .songcraft import end_class
-
-        song_ok, title_ok = ends
-        classes = [end_class(c) if c.strip() else None for c in chars]
-        self.song_ok = [song_ok is None or (k is not None and k in song_ok) for k in classes]
-        # A title may always end on a word (a corpus whose titles all end "(Child 1A)" does
-        # not make the model write that), never on a mark its titles do not end with.
-        self.title_ok = [title_ok is None or k == "a" or (k is not None and k in title_ok)
-                         for k in classes]
-        marks = [i for i, c in enumerate(chars) if c in ".!?…" and self.song_ok[i]]
-        moved = [i for i, c in enumerate(chars) if c in ",;:-–—" and not self.song_ok[i]]
-        self.close_to = (torch.tensor(marks, device=device) if song_ok is not None and marks
-                         else None)
-        self.close_from = torch.tensor([self.nl] + moved, device=device)
-        self.close_space = (torch.tensor([self.space], device=device) if self.space >= 0
-                            else None)
-        self.is_word = [c.isalnum() for c in chars]
+        for r, song in enumerate(self.songs):  # row r writes song r % songs (the lanes)
+            song.end_at = self.soft_end if seed is None or not shape.has_song_lengths \
+                or self.min_chars == 0 else max(self.min_chars, min(self.soft_end, _length(
+                    shape, f"{seed}:length:{r % (songs or n)}", stanza_chars)))
 
     @property
     def guided(self) -> list[bool]:
@@ -396,10 +364,10 @@ class ShapeGuide:
             # break's probability, and a comma's, go to the marks songs end with, in the
             # model's odds; after a comma, to a space (the line goes on).
             for i in closing:
-                after_word = self.is_word[self.songs[i].last]
-                to = self.close_to if after_word else self.close_space
+                after_word = self.ends.is_word[self.songs[i].last]
+                to = self.ends.close_to if after_word else self.ends.close_space
                 if to is not None:
-                    _move(logits, out, i, self.close_from, to)
+                    _move(logits, out, i, self.ends.close_from, to)
         ending = [i for i, song in enumerate(self.songs) if song.steered]
         if ending:
             # Where the song is steered to an end, a line break's probability goes to the end.
@@ -415,13 +383,13 @@ class ShapeGuide:
         in_range = (song.ink > 0 and not in_title and song.chars >= self.min_chars
                     and song.stanzas + 1 >= self.min_stanzas)
         # ... and only after a line that ends as the corpus's songs end.
-        may_end = in_range and self.song_ok[song.last]
+        may_end = in_range and self.ends.song_ok[song.last]
         # As long as the stanza before, or the corpus's typical one where that is shorter.
         want = min(song.last_stanza or self.stanza_typical, self.stanza_typical)
         due = in_range and ((song.chars >= song.end_at and song.stanza_lines + 1 >= want)
                             or song.chars >= self.hard_end)
         song.steered = due and may_end
-        song.closing = due and not may_end and self.close_to is not None
+        song.closing = due and not may_end and self.ends.close_to is not None
         # A title or line at its limit ends at the end of its word: where the model would
         # write a space (from the limit's last character on, so that no line ends in one),
         # at the latest WORD_GRACE characters later.
@@ -430,7 +398,7 @@ class ShapeGuide:
         must_end = song.col >= limit + WORD_GRACE
         # A title closes only where the corpus's titles may end ("Door," may not), unless it
         # runs on far past its limit.
-        title_open = in_title and not self.title_ok[song.last]
+        title_open = in_title and not self.ends.title_ok[song.last]
         if title_open and song.col < limit + 3 * WORD_GRACE:
             must_end = False
         # Forced symbols: a line break to close a long title, for the blank line after the
@@ -477,6 +445,46 @@ class ShapeGuide:
             if c == 0:
                 song.guided = song.guided or (song.steered and not song.done)
                 song.done = True
+
+
+class Endings:
+    """Per id, whether a song (or a title) may end after it: the end classes the corpus's
+    songs and titles end with (end_class; a title may end on a word); every id where none
+    were measured. On the closing line, the probability of a line break and of marks no song
+    ends with (`close_from`) goes to the marks songs end with (`close_to`), where there are
+    such marks, or after a mark to a space (`close_space`)."""
+
+    def __init__(self, chars: list[str], ends: tuple, nl: int, space: int, device):
+        song_ok, title_ok = ends
+        classes = [end_class(c) if c.strip() else None for c in chars]
+        self.song_ok = [song_ok is None or (k is not None and k in song_ok) for k in classes]
+        # A title may always end on a word (a corpus whose titles all end "(Child 1A)" does
+        # not make the model write that), never on a mark its titles do not end with.
+        self.title_ok = [title_ok is None or k == "a" or (k is not None and k in title_ok)
+                         for k in classes]
+        marks = [i for i, c in enumerate(chars) if c in ".!?…" and self.song_ok[i]]
+        moved = [i for i, c in enumerate(chars) if c in ",;:-–—" and not self.song_ok[i]]
+        self.close_to = (torch.tensor(marks, device=device) if song_ok is not None and marks
+                         else None)
+        self.close_from = torch.tensor([nl] + moved, device=device)
+        self.close_space = torch.tensor([space], device=device) if space >= 0 else None
+        self.is_word = [c.isalnum() for c in chars]
+
+
+def end_class(line: str) -> str | None:
+    """How a line ends: "a" for a letter or digit, else its last mark; None when blank."""
+    text = line.rstrip()
+    if not text:
+        return None
+    c = text[-1]
+    return "a" if c.isalnum() else c
+
+
+def _length(shape: SongShape, seed: str, stanza_chars: int) -> int:
+    """Where a song starts to end: a length drawn from the corpus's songs, less half a stanza
+    (it ends at the stanza end after it)."""
+    return int(_draw(shape.song_chars, random.Random(seed).uniform(0.05, 0.95))
+               - stanza_chars / 2)
 
 
 def _draw(quantiles: list[int], u: float) -> float:

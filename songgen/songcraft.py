@@ -35,6 +35,8 @@ import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from .shape import end_class
+
 MEASURES_VERSION = 1
 MAX_WORDS = 30_000          # corpus words kept in a checkpoint (the most frequent)
 ENGLISH_RANK = 30_000       # English words allowed beside the corpus's (see the docstring)
@@ -84,6 +86,45 @@ def rhyme_key(word: str) -> str:
         return "/" + " ".join(p.rstrip("012") for p in parts[start:])
     found = _VOWELS.search(word)
     return found.group(0) if found else word[-3:]
+
+
+_GROUPS = re.compile(r"[aeiouy]+")
+
+
+@functools.lru_cache(maxsize=200_000)
+def syllables(word: str) -> int:
+    """A word's syllables: the CMU dictionary's count, else a spelling rule (vowel groups, a
+    final silent e not counted)."""
+    cmu = _cmu()
+    phones = cmu.get(word) if cmu else None
+    if phones:
+        return sum(p[-1].isdigit() for p in phones.split())
+    word = word.lower().replace("'", "")
+    groups = len(_GROUPS.findall(word))
+    if word.endswith("e") and not word.endswith(("le", "ee")) and groups > 1:
+        groups -= 1
+    return max(1, groups)
+
+
+def line_syllables(line: str) -> int:
+    return sum(syllables(w) for w in words_of(line))
+
+
+def scansion(songs) -> tuple[int, int]:
+    """(lines that scan, lines compared): a line of stanza 2 or later is compared with the line
+    at the same place in the song's first stanza of that many lines, and scans when their
+    syllables differ by 2 at most."""
+    close = compared = 0
+    for song in songs:
+        first: dict[int, list[int]] = {}
+        for lines in stanzas_of(song):
+            counts = [line_syllables(line) for line in lines]
+            model = first.setdefault(len(lines), counts)
+            if model is counts:
+                continue
+            compared += len(counts)
+            close += sum(abs(a - b) <= 2 for a, b in zip(counts, model))
+    return close, compared
 
 
 def rhymes(a: str | None, b: str | None) -> bool:
@@ -158,7 +199,8 @@ def analyse(song: str) -> dict:
     chorus = [index + 1 for index, lines in enumerate(stanzas)
               if any(_key(line) in repeats for line in lines)]
     return {"patterns": patterns, "rhymes": pairs, "chorus_stanzas": chorus,
-            "repeated_lines": sorted(repeats.values())}
+            "repeated_lines": sorted(repeats.values()),
+            "syllables": [[line_syllables(line) for line in lines] for lines in stanzas]}
 
 
 def _key(line: str) -> str:
@@ -257,15 +299,6 @@ ENDING_SHARE = 0.02   # an end class this rare in the corpus is not one its song
 def _optional_ok(name: str, value) -> bool:
     return (isinstance(value, dict) and all(isinstance(k, str) and isinstance(n, int)
                                             and n >= 0 for k, n in value.items()))
-
-
-def end_class(line: str) -> str | None:
-    """How a line ends: "a" for a letter or digit, else its last mark; None when blank."""
-    text = line.rstrip()
-    if not text:
-        return None
-    c = text[-1]
-    return "a" if c.isalnum() else c
 
 
 def measure(songs) -> Measures:

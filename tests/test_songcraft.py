@@ -384,3 +384,21 @@ def test_a_chorus_comes_after_a_verse_and_never_twice_in_a_row(tmp_path):
         for before, after in zip(stanzas, stanzas[1:]):
             assert before != after, song.text
     assert back >= 2  # the chorus did come back
+
+
+def test_syllables_and_scansion_are_measured_and_json_tells_each_line():
+    # Issue #33: lines that scan, measured as rhyme is: syllables by the CMU counts, else by
+    # spelling; a line of stanza 2+ scans within 2 syllables of its first stanza's line.
+    from songgen.songcraft import line_syllables, scansion, syllables
+
+    assert [syllables(w) for w in ("night", "candle", "lantern", "dendrochronology")] == \
+        [1, 2, 2, 6]
+    assert syllables("cearleyish") >= 2 and syllables("smoothe") == 1  # by spelling
+    assert line_syllables("I walk alone into the night") == 8
+    song = ("# S\n\nI walk alone into the night\nI hold a candle\n\n"
+            "The river runs down to the sea\nAnd the old wind sings to me and everyone\n\n"
+            "One\nTwo")
+    # Stanzas 2 and 3 against stanza 1 (all of two lines): 8 vs 8 scans, 11 vs 5, 1 vs 8
+    # and 1 vs 5 do not.
+    assert scansion([song]) == (1, 4)
+    assert analyse(song)["syllables"] == [[8, 5], [8, 11], [1, 1]]

@@ -36,6 +36,8 @@ SUITES = {
               "resumed runs against straight ones, torchrun against one process, the bf16 probe"),
     "songcraft": ("bench_songs.py", "suite_songcraft",
                   "rhyme, chorus and real words against the corpus and free sampling; speed"),
+    "singable": ("bench_songs.py", "suite_singable",
+                 "songs a singer could sing: scansion, endings, words, rhyme, chorus, length"),
     "styles": ("bench_songs.py", "suite_styles",
                "one model on two styles beside single-style models: classifier, loss, speed"),
     "base": ("bench_base.py", "suite_base",

@@ -57,7 +57,7 @@ from songgen.songcraft import allowed_words, measure, words_of  # noqa: E402
 
 def well_formed(song, titled: bool) -> bool:
     form = song_form(song.text)
-    ok = song.stop == "end" and form["stanzas"] >= 2
+    ok = song.ended and form["stanzas"] >= 2
     if titled:
         ok = ok and form["title"] and form["blank_after_title"]
     return ok
@@ -215,7 +215,7 @@ def speed(trained, n: int, temperature: float, rounds: int) -> float:
     """Songcraft's characters per second over free sampling's (median of per-round ratios)."""
     ratios = []
     # Warm up with whole songs: the word lists, masks and rhyme index are built once per
-    # process (the dictionary's rhyme index alone takes a second or two), not per song.
+    # process (the English words' rhyme index alone takes a second), not per song.
     for extra in (FREE, {}):
         generate(trained, SampleOptions(num_songs=n, temperature=temperature, seed=99, **extra))
     for r in range(rounds):
@@ -271,6 +271,94 @@ def suite_songcraft(argv: list[str] | None = None, prog: str | None = None) -> N
     print(text)
     if args.json:
         Path(args.json).write_text(text + "\n")
+
+
+# -- singable: songs a singer could sing (#33) ---------------------------------------------
+
+END_MARKS = tuple(".!?\"'”’»")
+
+
+def singable_figures(songs: list[str], words, pattern: str | None = None) -> dict:
+    """Issue #33's measures of song texts (the corpus's or written ones)."""
+    from songgen.songcraft import english_words, last_word, rhymes, scansion, stanzas_of
+
+    listed = set(english_words())
+    close, compared = scansion(songs)
+    titles = [s.split("\n", 1)[0][2:].rstrip() for s in songs if s.startswith("# ")]
+    written = [w for s in songs for w in words_of(s)]
+    met = fitting = repeats = 0
+    for song in songs:
+        stanzas = stanzas_of(song)
+        run = 1
+        for before, after in zip(stanzas, stanzas[1:]):
+            run = run + 1 if before == after else 1
+            repeats = max(repeats, run)
+        for lines in stanzas if pattern else ():
+            if len(lines) >= len(pattern):
+                ends = [last_word(line) for line in lines]
+                fitting += 1
+                met += all(rhymes(ends[i], ends[j]) for i in range(len(pattern))
+                           for j in range(i + 1, len(pattern)) if pattern[i] == pattern[j] != "X")
+    out = {"scanning_lines": round(close / max(compared, 1), 3),
+           "sentence_endings": round(sum(s.rstrip().endswith(END_MARKS) for s in songs)
+                                     / max(len(songs), 1), 3),
+           "titles_ending_well": round(sum(bool(t) and t[-1] not in ",;:-" for t in titles)
+                                       / max(len(titles), 1), 3),
+           "known_words": round(sum(words.is_word(w) or w in listed for w in written)
+                                / max(len(written), 1), 4),
+           "rhyming_stanzas": round(measure(songs).rhyme_rate, 3),
+           "most_in_a_row": repeats,
+           "median_chars": statistics.median(len(s) for s in songs),
+           "chars_p25_p75": [round(q) for q in statistics.quantiles(map(len, songs), n=4)[::2]]}
+    if pattern:
+        out["pattern_met"] = round(met / max(fitting, 1), 3)
+    return out
+
+
+def suite_singable(argv: list[str] | None = None, prog: str | None = None) -> None:
+    """Issue #33: songs a singer could sing, each figure beside the corpus's, and the cost.
+
+        python -m benchmarks singable --checkpoint CK --corpus TEXT [--songs 20] [--seed 100]
+
+    Written with the defaults (-n SONGS --seed SEED): lines that scan (stanza 2+ within 2
+    syllables of the same line of the song's first stanza of that length; target >= corpus - 5
+    points), songs ending as sentences end and titles not ending in , ; : - (>= 95%), words in
+    the collection or the English list (>= 99%), rhyming stanzas (within 10 points), the most
+    times a stanza comes in a row (<= 2), median length (within 25%); with --rhyme AABB the
+    pattern met where a stanza has 4 lines (>= 95%); bits/char against free sampling (<= +8%)
+    and characters/s against free sampling for 1 song and 8 (>= 0.5x, the songcraft suite's
+    `speed`). Measure on an idle machine.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description="songs a singer could sing (#33)")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--songs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    trained = load_checkpoint(args.checkpoint, device="cpu")
+    corpus = read_songs(args.corpus)
+    words = allowed_words(measure(corpus))
+    base = dict(num_songs=args.songs, seed=args.seed, corpus=args.corpus)
+    written = generate(trained, SampleOptions(**base))
+    free = generate(trained, SampleOptions(**base, shape="free", **FREE))
+    aabb = generate(trained, SampleOptions(**base, rhyme="AABB"))
+    rows = {"corpus": singable_figures(corpus, words, "AABB"),
+            "songgen": singable_figures([s.text for s in written], words),
+            "songgen --rhyme AABB": singable_figures([s.text for s in aabb], words, "AABB"),
+            "free sampling": singable_figures([s.text for s in free], words)}
+    names = list(rows["corpus"])
+    print(f"{prog or 'singable'} {' '.join(argv or [])}: {common.machine()}\n")
+    print("| | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+    for name, figs in rows.items():
+        print(f"| {name} | " + " | ".join(str(figs.get(k, "")) for k in names) + " |")
+    bpc = {name: statistics.mean(s.bits_per_char for s in songs)
+           for name, songs in (("songgen", written), ("free", free))}
+    print(f"\nbits/char: songgen {bpc['songgen']:.3f}, free {bpc['free']:.3f} "
+          f"({bpc['songgen'] / bpc['free'] - 1:+.1%}; target <= +8%)")
+    for n in (1, 8):
+        print(f"speed, {n} song{'s' * (n > 1)}: {speed(trained, n, 0.8, args.rounds)}x free "
+              "sampling (target >= 0.5x)", flush=True)
 
 
 # -- styles: one model on two styles beside single-style models (#27) ------------------------

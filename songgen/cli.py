@@ -363,7 +363,7 @@ def train(ctx, text, resume, init_from, from_scratch, quiet, more_steps, **optio
               help="auto: songs bring back a chorus where the training songs do; off: never.")
 @click.option("--words", default=0.01, show_default=True, type=click.FloatRange(0, 1),
               metavar="RATE", help="The share of words that may be made up; the others are "
-              "words of the training text or the dictionary (1 = any).")
+              "words of the training text or frequent English words (1 = any).")
 @device_option
 @threads_option
 @click.option("--precision", default="auto", show_default=True,

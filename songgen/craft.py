@@ -45,6 +45,9 @@ from .songcraft import (WORD, Measures, Words, allowed_words, corpus_words, last
 _MASKS: dict = {}
 
 LANES = 4
+# Auto rhyme: the share of stanzas a model rhymes unasked, before a song shows its own, and
+# how many stanzas that guess weighs.
+FREE_RHYME, FREE_PRIOR = 0.25, 3
 # Rows spared before a step is taken on the read rows alone (CPU; see Crafter.live).
 LIVE_SPARED = 6
 
@@ -53,7 +56,7 @@ class Crafter:
     """Steers a batch of n songs on n * lanes rows; see the module's docstring."""
 
     def __init__(self, measures: Measures | None, chars: list[str], n: int, seed: int,
-                 rhyme: str, chorus: str, words: float, line_cap: int, length: int):
+                 rhyme: str, chorus: str, words: float, line_cap: int, hold_limit: int):
         self.chars, self.n = chars, n
         self.index = {c: i for i, c in enumerate(chars)}
         self.nl = self.index.get("\n", -1)
@@ -61,7 +64,7 @@ class Crafter:
         self.lanes = LANES if self.rhyme != "off" else 1
         self.rows = n * self.lanes
         self.line_cap = line_cap
-        self.hold_limit = int(length * 0.8)
+        self.hold_limit = hold_limit  # characters a song waits at most for its chorus
         # Per vocabulary id: its lower-case letter, or None for a symbol outside words.
         self.letter = [c.lower().replace("’", "'") if (c.isalpha() or c in "'’") else None
                        for c in chars]
@@ -75,9 +78,13 @@ class Crafter:
         self._rhyme_sets: dict[str, Words | None] = {}
         self.rate = words
         self.patterns = self._patterns(measures)
+        self.rhyme_rate = measures.rhyme_rate if measures is not None else 0.0
         rate = measures.repeat_rate if measures is not None else 0.0
-        self.chorus_at = measures.chorus_at if measures is not None else 1
-        self.chorus_gap = measures.chorus_gap if measures is not None else 2
+        # A chorus comes after a verse and never twice in a row (an unseen collection's
+        # measures said "first stanza, back every stanza": one song sang its chorus four times
+        # before its first verse).
+        self.chorus_at = max(1, measures.chorus_at if measures is not None else 1)
+        self.chorus_gap = max(2, measures.chorus_gap if measures is not None else 2)
         self.songs = []
         for i in range(n):
             rng = random.Random(f"{seed}:{i}")
@@ -107,9 +114,28 @@ class Crafter:
         return list(measures.patterns.items())
 
     def _new_stanza(self, song: SongState) -> None:
-        choices, weights = zip(*self.patterns)
-        song.pattern = song.rng.choices(choices, weights)[0]
+        if song.stanza and song.pattern.strip("X") == "":
+            # A stanza left free: did the model rhyme in it all the same?
+            song.free_stanzas += 1
+            song.free_rhymed += stanza_rhymes(song.ends)
+        song.pattern = self._draw_pattern(song)
         song.stanza, song.ends = [], []
+
+    def _draw_pattern(self, song: SongState) -> str:
+        """The next stanza's pattern. Auto: the corpus's patterns, rhyming ones drawn so often
+        that with the stanzas the model rhymes unasked (its rate so far in this song, from a
+        prior of FREE_RHYME) the song rhymes as often as the corpus's stanzas, not more."""
+        if self.rhyme != "auto" or len(self.patterns) == 1:
+            choices, weights = zip(*self.patterns)
+            return song.rng.choices(choices, weights)[0]
+        free = [(p, n) for p, n in self.patterns if p.strip("X") == ""] or [("X", 1)]
+        rhymed = [(p, n) for p, n in self.patterns if p.strip("X") != ""]
+        unasked = ((song.free_rhymed + FREE_RHYME * FREE_PRIOR)
+                   / (song.free_stanzas + FREE_PRIOR))
+        share = (self.rhyme_rate - unasked) / max(1e-9, 1 - unasked)
+        pool = rhymed if rhymed and song.rng.random() < share else free
+        choices, weights = zip(*pool)
+        return song.rng.choices(choices, weights)[0]
 
     # -- the steps ------------------------------------------------------------------------------
 
@@ -132,17 +158,22 @@ class Crafter:
         """Whether the song may not end yet: its chorus has not come back."""
         return song.chorus_planned and song.chorus_back == 0 and song.chars < self.hold_limit
 
-    def _owes_rhyme(self, song: SongState) -> bool:
+    def _owes_rhyme(self, song: SongState) -> tuple[bool, bool]:
         """Whether the stanza has a line to come that its pattern rhymes with an earlier one,
-        and no rhyme yet (a stanza closed before it would not rhyme at all)."""
-        if song.owes is not None:
-            return song.owes
-        song.owes = self._owes(song)
+        and no rhyme yet (a stanza closed before it would not rhyme at all); and whether it
+        has one after the line being written."""
+        if song.owes is None:
+            # (the line being written aside: the line after it is owed too, so the song may
+            # not end with this one)
+            song.owes = (self._owes(song), self._owes(song, 1))
         return song.owes
 
-    def _owes(self, song: SongState) -> bool:
-        i, period = len(song.stanza), len(song.pattern)
-        if self.lanes == 1 or i == 0 or i >= period or stanza_rhymes(song.ends):
+    def _owes(self, song: SongState, ahead: int = 0) -> bool:
+        i, period = len(song.stanza) + ahead, len(song.pattern)
+        # Auto asks for a stanza that rhymes, which one pair makes; a pattern asked for, every
+        # pair it promises.
+        if (self.lanes == 1 or i == 0 or i >= period
+                or (self.rhyme == "auto" and stanza_rhymes(song.ends))):
             return False
         later = song.pattern[i:]
         return any(c != "X" and c in song.pattern[:i] + later[:k] for k, c in enumerate(later))
@@ -153,16 +184,18 @@ class Crafter:
         for s, song in enumerate(self.songs):
             if stopped[s] is not None:
                 continue
-            hold = self._holding(song)
-            owes = self._owes_rhyme(song)
+            owes, owes_next = self._owes_rhyme(song)
+            hold = owes_next or self._holding(song)
             for lane in (range(self.lanes) if song.mode == "rhyme" else (0,)):
                 if song.mode == "rhyme" and song.done[lane]:
                     continue
                 r = lane * self.n + s
                 if hold:
                     held.append(r)
-                if owes and self.row[r].col == 0:
+                if owes and self.row[r].ink == 0:  # (a line of spaces is a blank line too)
                     open_.append(r)
+                elif song.opener and self.row[r].col > 0 and not self._rhymable(self.row[r]):
+                    open_.append(r)  # a line a later one must rhyme with ends on a word that can
                 if song.mode == "rhyme" and song.round == 2:
                     picks[r] = self._ending_mask(song, self.row[r])
                 else:
@@ -182,7 +215,8 @@ class Crafter:
             line_break.copy_(torch.where(at, torch.logaddexp(line_break, end), line_break))
             end.masked_fill_(at, -math.inf)
         if open_:
-            # The stanza still owes the rhyme its pattern promised: no blank line, no end yet.
+            # The stanza still owes the rhyme its pattern promised: no blank line, no end yet;
+            # or the line's last word has no rhyme to be found: no line end yet.
             at = self._rows(open_, out)
             line_break.masked_fill_(at, -BIG)
             end.masked_fill_(at, -BIG)
@@ -340,7 +374,7 @@ class Crafter:
             text = song.line + "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
             mean = sum(lp for _, lp in cand) / max(len(cand), 1)
             word = last_word(text)
-            if word is None or cand[-1][0] == 0:
+            if word is None:
                 blank.append((mean, -lane, lane))  # a stanza or the song ends here
             else:
                 scored.append((rhymes(word, song.target), mean, -lane, lane))
@@ -354,7 +388,7 @@ class Crafter:
             song.rhymed += best[0]
             return best[3]
         # None rhymes: write the most likely line again up to its last word, and end it with
-        # a word that rhymes, drawn by the model among those the corpus and dictionary have.
+        # a word that rhymes, drawn by the model among the corpus's and the frequent English words.
         endings = self._endings(song.target)
         if endings is None:
             return best[3]
@@ -382,6 +416,7 @@ class Crafter:
         """Plan the line about to be written: the chorus again, a rhyming line or a free one.
         The chorus is read at once: its [(token, logp)] are returned (else nothing)."""
         song.mode, song.round, song.tail = "follow", 1, []
+        song.opener = False
         at_stanza_start = not song.stanza and song.lines_seen > 0 and song.line == ""
         if (at_stanza_start and song.chorus_text is not None and song.stanza_index > song.chorus_first
                 and (song.stanza_index - song.chorus_first) % self.chorus_gap == 0
@@ -396,7 +431,11 @@ class Crafter:
         first = i - i % period
         partner = next((j for j in range(first, i) if song.pattern[j % period] == letter
                         and letter != "X"), None)
-        if partner is None or song.ends[partner] is None:
+        if partner is None:
+            # The first line of a rhyme the pattern promises: it ends on a word that has one.
+            song.opener = letter != "X" and letter in song.pattern[i % period + 1:]
+            return []
+        if song.ends[partner] is None:
             return []
         song.mode, song.target = "rhyme", song.ends[partner]
         song.cands = [[] for _ in range(self.lanes)]
@@ -437,9 +476,10 @@ class Crafter:
     def _row_take(self, row: RowWords, token: int, song: SongState | None) -> None:
         letter = self.letter[token] if token > 0 else None
         if token == self.nl or token == 0:
-            row.col = 0
+            row.col = row.ink = 0
         else:
             row.col += 1
+            row.ink += not self.chars[token].isspace()
         if letter is None or (letter == "'" and not row.word):
             if row.word:
                 row.last = row.word.rstrip("'")
@@ -455,13 +495,19 @@ class Crafter:
                 or self.words.is_word(row.word.rstrip("'"))):
             row.free = True  # a forced or prime word outside the list
 
+    def _rhymable(self, row: RowWords) -> bool:
+        """Whether the row's word (being drawn, else the last) has a rhyme among the known
+        words (every word when there are none to go by)."""
+        word = row.word.rstrip("'") or row.last
+        return self.known is None or word is None or self._endings(word) is not None
+
     def _endings(self, target: str) -> Words | None:
         """The known words that rhyme with `target` (None: none, or no word list)."""
         if self.known is None:
             return None
         key = rhyme_key(target)
         if key not in self._rhyme_sets:
-            # The corpus's own words first: the dictionary's alone are mostly rare names.
+            # The corpus's own words first: they are the songs' own.
             found = [w for w in rhyme_index(self.corpus).get(key, ()) if w != target]
             if len(found) < 3:
                 found += [w for w in rhyme_index(self.known).get(key, ()) if w != target]
@@ -480,13 +526,14 @@ class Crafter:
         key = ("end", song.target, state)
         found = self.masks.find(key)
         if found is None:
+            # (the end of the song too: the shape guide says where it may come)
             if state[0] == "after":
-                allowed = [self.nl]
+                allowed = [self.nl, 0]
             else:
                 allowed = [i for c in words.next_letters(state[1])
                            for i in self.by_letter.get(c, ())]
                 if state[0] == "in" and words.is_word(state[1]):
-                    allowed += [self.nl] + [self.index[c] for c in ",.!?;:" if c in self.index]
+                    allowed += [self.nl, 0] + [self.index[c] for c in ",.!?;:" if c in self.index]
             found = self.masks.add(key, allowed)
         return found
 

@@ -25,16 +25,18 @@ def copy_slots(s):
 
 
 class RowWords:
-    """Word state of one row: the word being drawn (lower case), whether it is free."""
+    """Word state of one row: the word being drawn (lower case), whether it is free, the last
+    word, the line's characters so far and of them those not blank (`ink`)."""
 
-    __slots__ = ("word", "free", "last", "col")
+    __slots__ = ("word", "free", "last", "col", "ink")
 
     def __init__(self):
-        self.word, self.free, self.last, self.col = "", False, None, 0
+        self.word, self.free, self.last, self.col, self.ink = "", False, None, 0, 0
 
     def copy(self) -> "RowWords":
         new = RowWords()
-        new.word, new.free, new.last, new.col = self.word, self.free, self.last, self.col
+        new.word, new.free, new.last, new.col, new.ink = (self.word, self.free, self.last,
+                                                          self.col, self.ink)
         return new
 
 
@@ -63,7 +65,10 @@ class SongState:
         self.done: list[bool] = []
         self.rhymed = 0
         self.asked = 0
-        self.owes: bool | None = None    # _owes_rhyme's answer for this line (None: not known)
+        self.owes: tuple | None = None   # _owes_rhyme's answer for this line (None: not known)
+        self.opener = False              # the line opens a rhyme: it ends on a rhymable word
+        self.free_stanzas = 0            # stanzas left free of rhyme (auto), and of them
+        self.free_rhymed = 0             # those the model rhymed unasked
 
 
 _RHYME_INDEX: dict = {}

@@ -37,7 +37,7 @@ class SampleOptions:
     `rhyme`: auto follows the corpus's rhyme patterns, off writes freely, a pattern such as
     AABB, ABAB or XAXA asks for it in every stanza. `chorus`: auto brings a chorus back where
     the corpus's songs have one. `words`: the share of words left free of the corpus's and the
-    dictionary's words (1: all). `corpus`: the training text, to measure rhyme and chorus for
+    frequent English words (1: all). `corpus`: the training text, to measure rhyme and chorus for
     a checkpoint written before they were kept (songgen/songcraft.py). `style`: one of the
     model's styles ("cowboy"), a blend ("cowboy=0.7,burns=0.3" or {"cowboy": 0.7, "burns":
     0.3}), or None for none, the mix (songgen/styles.py)."""
@@ -106,7 +106,8 @@ class Song:
     text: str
     title: str | None
     seed: int
-    stop: str               # "end" (the model ended it), "max-lines" or "length"
+    stop: str               # "end" (the model ended it), "shape" (the shape guide steered it
+                            # to end there), "max-lines" or "length"
     bits_per_char: float    # the model's own surprise at what it wrote (temperature 1)
     copy: Copy | None = None  # longest passage copied from the corpus, when checked
     number: int = 1           # its place among the songs asked for (a left-out one leaves a gap)
@@ -120,7 +121,8 @@ class Song:
 
     @property
     def ended(self) -> bool:
-        return self.stop == "end"
+        """Whether the song came to an end (the model's or the shape's), not cut."""
+        return self.stop in ("end", "shape")
 
     @property
     def form(self) -> dict:
@@ -215,9 +217,11 @@ class SongBatch:
             if self.stop[i] == "max-lines":
                 text = text.rstrip("\n")
             bpc = self.nats[i] / math.log(2) / max(self.scored[i], 1)
-            out.append(Song(text, title_of(text), seed, self.stop[i] or "length", bpc,
-                            number=i + 1, shape=self.shape,
-                            guided_end=self.stop[i] == "end" and self.guided[i],
+            guided = self.stop[i] == "end" and self.guided[i]
+            # "end" only where the model ended the song: an end the shape steered it to says so.
+            stop = "shape" if guided else self.stop[i] or "length"
+            out.append(Song(text, title_of(text), seed, stop, bpc,
+                            number=i + 1, shape=self.shape, guided_end=guided,
                             craft=self.craft[i]))
         return out
 
@@ -367,7 +371,8 @@ def _write(trained: Trained, batch: SongBatch, opts: SampleOptions, gen: torch.G
     crafter = _crafter(trained, opts, measures, n, f"{seed}:{attempt}")
     rows = n if crafter is None else crafter.rows
     # The checkpoint's song shape steers sampling unless shape="free".
-    guide = _guide(trained, opts.shape, rows, opts.length, opts.prime)
+    guide = _guide(trained, opts.shape, rows, opts.length, opts.prime, measures,
+                   f"{seed}:{attempt}", n)
     batch.shape = "free" if guide is None else "song"
     if crafter is None:
         for chosen, logp in _steps(trained, n, opts, gen, precision, guide):
@@ -387,13 +392,20 @@ def _write(trained: Trained, batch: SongBatch, opts: SampleOptions, gen: torch.G
         batch.guided = guide.guided[:n]  # lane 0 of each song: the first n rows
 
 
-def _guide(trained: Trained, shape: str, n: int, length: int, prime: str) -> ShapeGuide | None:
+def _guide(trained: Trained, shape: str, n: int, length: int, prime: str,
+           measures: Measures | None = None, seed: str | None = None,
+           songs: int | None = None) -> ShapeGuide | None:
     """The shape guide for `n` songs, having read `prime`; None to sample freely (asked for,
-    or a checkpoint without a recorded shape or without line breaks)."""
+    or a checkpoint without a recorded shape or without line breaks). How songs and titles end
+    comes from `measures`, else the checkpoint's."""
     song_shape = resolve_shape(shape, trained.checkpoint.shape)
     if song_shape is None or "\n" not in trained.vocab.index:
         return None
-    guide = ShapeGuide(song_shape, trained.vocab.chars, n, trained.device, length)
+    if measures is None:
+        measures = Measures.from_dict(trained.checkpoint.songcraft)
+    ends = None if measures is None else (measures.endings("song"), measures.endings("title"))
+    guide = ShapeGuide(song_shape, trained.vocab.chars, n, trained.device, length, ends,
+                       seed, songs)
     guide.feed(trained.vocab.encode(prime).tolist())
     return guide
 
@@ -410,8 +422,11 @@ def _crafter(trained: Trained, opts: SampleOptions, measures: Measures | None, n
 
     shape = SongShape.from_dict(trained.checkpoint.shape)
     line95 = (shape.q("line_chars", 0.95) if shape is not None else None) or 40
+    # A song holds its end for its chorus to come back at most to the corpus's longer songs.
+    hold = min(int(opts.length * 0.8), (shape.q("song_chars", 0.75) or opts.length)
+               if shape is not None and shape.has_song_lengths else opts.length)
     return Crafter(measures, trained.vocab.chars, n, seed, opts.rhyme, opts.chorus, opts.words,
-                   line_cap=int(line95 * 1.5), length=opts.length)
+                   line_cap=int(line95 * 1.5), hold_limit=hold)
 
 
 _MEASURED: dict = {}

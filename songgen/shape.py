@@ -13,9 +13,11 @@ it through the logits, never by editing text:
   it is always written, and no other line holds a "#";
 - a song may not end (end-of-song symbol) mid-line, before the corpus's 5th percentile of
   characters, or before it has two stanzas (fewer where the corpus's songs have fewer);
-- from the corpus's 95th percentile less two typical stanzas, the song ends at the next line
-  end that completes a stanza as long as the one before it; from the 95th percentile less a
-  line, at the next line end (the model's own line end in both cases: the probability of a line break moves to
+- each song is given a length drawn from the corpus's song lengths (between their 5th and
+  95th percentiles, by the seed; with none, the 95th percentile less two typical stanzas):
+  from there on, the song ends at the next line end that completes a stanza as long as the
+  one before it (or the corpus's median stanza, where that is shorter), so that the songs' lengths spread as the corpus's do; from the 95th
+  percentile less a line, at the next line end (the model's own line end in both cases: the probability of a line break moves to
   the end-of-song symbol);
 - a stanza that runs far past the corpus's stanza lengths (its 99th percentile of lines) is
   closed with a blank line at the next line end, a line that runs far past the corpus's lines
@@ -24,6 +26,11 @@ it through the logits, never by editing text:
 - a title or line at its limit ends at the end of a word, never inside one: where the model
   would write a space (its probability goes to the line break), at the latest WORD_GRACE
   characters on.
+
+- where the corpus's measures (songgen/songcraft.py) say how its songs and titles end (a
+  mark such as "." or a word, never ","), a song ends only after a line that ends so, and a
+  title closes only so: on the line that would end the song, the probability of a line break
+  or of a mark no song ends with (",", ";", ":", "-") goes to the marks songs end with.
 
 Everywhere else the model's own choice stands. The guide's per-song state is a few (n,) integer
 arrays on the host, updated from the chosen ids that the sampler reads there anyway; it works
@@ -42,6 +49,7 @@ rules. A checkpoint without a recorded shape samples freely, as before.
 from __future__ import annotations
 
 import math
+import random
 import re
 from array import array
 
@@ -253,7 +261,8 @@ class ShapeGuide:
     table added per song, and the end-of-song tweak where a song is steered to end."""
 
     def __init__(self, shape: SongShape, chars: list[str], n: int, device: torch.device,
-                 length: int):
+                 length: int, ends: tuple | None = None, seed: str | None = None,
+                 songs: int | None = None):
         index = {c: i for i, c in enumerate(chars)}
         self.nl = index.get("\n")
         if self.nl is None:
@@ -313,8 +322,12 @@ class ShapeGuide:
             if token >= 0:
                 table[_FORCED + k, token] = 0.0
         self.table = table.to(device)
-
+        self.ends = Endings(chars, ends or (None, None), self.nl, self.space, device)
         self.songs = [_SongState() for _ in range(n)]
+        for r, song in enumerate(self.songs):  # row r writes song r % songs (the lanes)
+            song.end_at = self.soft_end if seed is None or not shape.has_song_lengths \
+                or self.min_chars == 0 else max(self.min_chars, min(self.soft_end, _length(
+                    shape, f"{seed}:length:{r % (songs or n)}", stanza_chars)))
 
     @property
     def guided(self) -> list[bool]:
@@ -345,6 +358,16 @@ class ShapeGuide:
             out = logits + self.table[rows[0]]
         else:
             out = logits + self.table.index_select(0, torch.tensor(rows, device=logits.device))
+        closing = [i for i, song in enumerate(self.songs) if song.closing]
+        if closing:
+            # The line that would end the song does not end as songs end: after a word, a line
+            # break's probability, and a comma's, go to the marks songs end with, in the
+            # model's odds; after a comma, to a space (the line goes on).
+            for i in closing:
+                after_word = self.ends.is_word[self.songs[i].last]
+                to = self.ends.close_to if after_word else self.ends.close_space
+                if to is not None:
+                    _move(logits, out, i, self.ends.close_from, to)
         ending = [i for i, song in enumerate(self.songs) if song.steered]
         if ending:
             # Where the song is steered to an end, a line break's probability goes to the end.
@@ -357,18 +380,27 @@ class ShapeGuide:
         in_title = song.title and song.line == 0
         line_start = song.col == 0
         # The song may end here, where a line of lyrics could end.
-        may_end = (song.ink > 0 and not in_title and song.chars >= self.min_chars
-                   and song.stanzas + 1 >= self.min_stanzas)
-        want = song.last_stanza if song.last_stanza > 0 else self.stanza_typical
-        song.steered = may_end and (
-            (song.chars >= self.soft_end and song.stanza_lines + 1 >= want)
-            or song.chars >= self.hard_end)
+        in_range = (song.ink > 0 and not in_title and song.chars >= self.min_chars
+                    and song.stanzas + 1 >= self.min_stanzas)
+        # ... and only after a line that ends as the corpus's songs end.
+        may_end = in_range and self.ends.song_ok[song.last]
+        # As long as the stanza before, or the corpus's typical one where that is shorter.
+        want = min(song.last_stanza or self.stanza_typical, self.stanza_typical)
+        due = in_range and ((song.chars >= song.end_at and song.stanza_lines + 1 >= want)
+                            or song.chars >= self.hard_end)
+        song.steered = due and may_end
+        song.closing = due and not may_end and self.ends.close_to is not None
         # A title or line at its limit ends at the end of its word: where the model would
         # write a space (from the limit's last character on, so that no line ends in one),
         # at the latest WORD_GRACE characters later.
         limit = self.title_limit if in_title else self.line_limit
         past = song.col >= limit - 1
         must_end = song.col >= limit + WORD_GRACE
+        # A title closes only where the corpus's titles may end ("Door," may not), unless it
+        # runs on far past its limit.
+        title_open = in_title and not self.ends.title_ok[song.last]
+        if title_open and song.col < limit + 3 * WORD_GRACE:
+            must_end = False
         # Forced symbols: a line break to close a long title, for the blank line after the
         # title, and to close a runaway stanza; "#" and " " to open a titled song.
         if ((in_title and must_end)
@@ -379,7 +411,7 @@ class ShapeGuide:
             return _FORCED
         if self.titled and in_title and song.col == 1:
             return _FORCED + 1
-        forbid_nl = (song.steered or (in_title and song.col < 3)
+        forbid_nl = (song.steered or (in_title and song.col < 3) or title_open
                      or (line_start and (song.prev_blank or song.chars == 0)))
         return (_FORBID_NL * forbid_nl + _FORBID_EOS * (not may_end)
                 + _LINE_END * (must_end and not in_title) + _WORD_END * past
@@ -401,24 +433,81 @@ class ShapeGuide:
                         song.stanza_lines += 1
                     song.prev_blank = False
                 song.line += 1
-                song.col = song.ink = 0
+                song.col = song.ink = song.last = 0
             else:
                 if song.chars == 0 and c == self.hash:
                     song.title = True
                 song.col += 1
                 if c != 0 and c != self.space and c != self.tab:
                     song.ink += 1
+                    song.last = c
             song.chars += 1
             if c == 0:
                 song.guided = song.guided or (song.steered and not song.done)
                 song.done = True
 
 
+class Endings:
+    """Per id, whether a song (or a title) may end after it: the end classes the corpus's
+    songs and titles end with (end_class; a title may end on a word); every id where none
+    were measured. On the closing line, the probability of a line break and of marks no song
+    ends with (`close_from`) goes to the marks songs end with (`close_to`), where there are
+    such marks, or after a mark to a space (`close_space`)."""
+
+    def __init__(self, chars: list[str], ends: tuple, nl: int, space: int, device):
+        song_ok, title_ok = ends
+        classes = [end_class(c) if c.strip() else None for c in chars]
+        self.song_ok = [song_ok is None or (k is not None and k in song_ok) for k in classes]
+        # A title may always end on a word (a corpus whose titles all end "(Child 1A)" does
+        # not make the model write that), never on a mark its titles do not end with.
+        self.title_ok = [title_ok is None or k == "a" or (k is not None and k in title_ok)
+                         for k in classes]
+        marks = [i for i, c in enumerate(chars) if c in ".!?…" and self.song_ok[i]]
+        moved = [i for i, c in enumerate(chars) if c in ",;:-–—" and not self.song_ok[i]]
+        self.close_to = (torch.tensor(marks, device=device) if song_ok is not None and marks
+                         else None)
+        self.close_from = torch.tensor([nl] + moved, device=device)
+        self.close_space = torch.tensor([space], device=device) if space >= 0 else None
+        self.is_word = [c.isalnum() for c in chars]
+
+
+def end_class(line: str) -> str | None:
+    """How a line ends: "a" for a letter or digit, else its last mark; None when blank."""
+    text = line.rstrip()
+    if not text:
+        return None
+    c = text[-1]
+    return "a" if c.isalnum() else c
+
+
+def _length(shape: SongShape, seed: str, stanza_chars: int) -> int:
+    """Where a song starts to end: a length drawn from the corpus's songs, less half a stanza
+    (it ends at the stanza end after it)."""
+    return int(_draw(shape.song_chars, random.Random(seed).uniform(0.05, 0.95))
+               - stanza_chars / 2)
+
+
+def _draw(quantiles: list[int], u: float) -> float:
+    """The value at quantile u of a distribution known at QUANTILES (linear in between)."""
+    return float(np.interp(u, QUANTILES, quantiles))
+
+
+def _move(logits: torch.Tensor, out: torch.Tensor, row: int, src: torch.Tensor,
+          dst: torch.Tensor) -> None:
+    """In `out`'s row, the probability (by `logits`) of the `src` symbols goes to the `dst`
+    ones, shared in their own odds."""
+    good = logits[row, dst]
+    lift = torch.logsumexp(torch.cat([good, logits[row, src]]), 0) - torch.logsumexp(good, 0)
+    out[row, dst] = good + lift
+    out[row, src] = -math.inf
+
+
 class _SongState:
     """Where one song is: counts of characters, lines and stanzas so far."""
 
     __slots__ = ("chars", "col", "ink", "line", "stanza_lines", "last_stanza", "stanzas",
-                 "prev_blank", "title", "steered", "guided", "done")
+                 "prev_blank", "title", "steered", "closing", "guided", "done", "last",
+                 "end_at")
 
     def __init__(self):
         self.chars = 0           # characters of the song so far
@@ -431,5 +520,8 @@ class _SongState:
         self.prev_blank = False  # the last finished line was blank
         self.title = False       # the first line is a title
         self.steered = False     # at the last step, a line end would end the song
+        self.closing = False     # ... but the line does not end as songs end: it is closed
+        self.last = 0            # the line's last character other than a space (0: none)
+        self.end_at = 0          # from this many characters on, end at a stanza's end
         self.guided = False      # the song ended where the guide steered it
         self.done = False

@@ -10,7 +10,17 @@ the sampler (songgen/craft.py) to steer.
   each of its first four lines by the line it rhymes with (AABB, ABAB, XAXA: X rhymes with none).
 - Chorus: a song has one when it repeats a line of four or more words; where: the stanza that
   first holds the repeated line, and how many stanzas later it comes back.
-- Real words: those of the corpus (its most frequent MAX_WORDS) or of the dictionary.
+- Real words: those of the corpus (its most frequent MAX_WORDS) or the ENGLISH_RANK most
+  frequent English words (wordfreq's list, Apache-2.0 code, CC BY-SA 4.0 data), less spellings
+  no one sings (no vowel: "pdf", "http"; a letter three times: "ieee"; two letters outside the
+  most frequent few hundred: "il"; no pronunciation in the CMU dictionary, or one said letter
+  by letter: "hiv", "lmfao"). The cut was measured: to 30,000 the list is ordinary words
+  with some common names; past it, names and acronyms grow ("tannehill", "mhc") while the demo
+  songs' words it adds are few (97.6% of them within 30,000, 98.8% within 50,000). The
+  pronouncing dictionary is not a word list: most of its 130,000 words are rare names
+  ("congdon", "driggers").
+- Endings: how the corpus's songs and titles end (the class of their last character: a word,
+  or the mark itself), so that a song ends, and a title closes, as theirs do.
 
 `Measures` is what a checkpoint keeps (plain numbers, strings and lists, so that it loads with
 `torch.load(weights_only=True)`).
@@ -25,8 +35,12 @@ import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from .shape import end_class
+
 MEASURES_VERSION = 1
 MAX_WORDS = 30_000          # corpus words kept in a checkpoint (the most frequent)
+ENGLISH_RANK = 30_000       # English words allowed beside the corpus's (see the docstring)
+SHORT_RANK = 400            # a two-letter English word must be among this many
 SAMPLE_CHARS = 5_000_000    # a run measures at most this much of its corpus
 WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _VOWELS = re.compile(r"[aeiouyàáâäãåèéêëìíîïòóôöõùúûüæœø]+[^aeiouyàáâäãåèéêëìíîïòóôöõùúûüæœø]*$")
@@ -48,13 +62,6 @@ def _cmu() -> dict[str, str] | None:
     for word, phones in pronouncing.pronunciations:
         out.setdefault(word, phones)
     return out
-
-
-def dictionary_words() -> list[str]:
-    """The dictionary's words that are words by WORD (no abbreviations, no digits), less its
-    letter names ("k", "f")."""
-    cmu = _cmu() or {}
-    return [w for w in cmu if WORD.fullmatch(w) and (len(w) > 1 or w in "aio")]
 
 
 def words_of(text: str) -> list[str]:
@@ -79,6 +86,45 @@ def rhyme_key(word: str) -> str:
         return "/" + " ".join(p.rstrip("012") for p in parts[start:])
     found = _VOWELS.search(word)
     return found.group(0) if found else word[-3:]
+
+
+_GROUPS = re.compile(r"[aeiouy]+")
+
+
+@functools.lru_cache(maxsize=200_000)
+def syllables(word: str) -> int:
+    """A word's syllables: the CMU dictionary's count, else a spelling rule (vowel groups, a
+    final silent e not counted)."""
+    cmu = _cmu()
+    phones = cmu.get(word) if cmu else None
+    if phones:
+        return sum(p[-1].isdigit() for p in phones.split())
+    word = word.lower().replace("'", "")
+    groups = len(_GROUPS.findall(word))
+    if word.endswith("e") and not word.endswith(("le", "ee")) and groups > 1:
+        groups -= 1
+    return max(1, groups)
+
+
+def line_syllables(line: str) -> int:
+    return sum(syllables(w) for w in words_of(line))
+
+
+def scansion(songs) -> tuple[int, int]:
+    """(lines that scan, lines compared): a line of stanza 2 or later is compared with the line
+    at the same place in the song's first stanza of that many lines, and scans when their
+    syllables differ by 2 at most."""
+    close = compared = 0
+    for song in songs:
+        first: dict[int, list[int]] = {}
+        for lines in stanzas_of(song):
+            counts = [line_syllables(line) for line in lines]
+            model = first.setdefault(len(lines), counts)
+            if model is counts:
+                continue
+            compared += len(counts)
+            close += sum(abs(a - b) <= 2 for a, b in zip(counts, model))
+    return close, compared
 
 
 def rhymes(a: str | None, b: str | None) -> bool:
@@ -153,7 +199,8 @@ def analyse(song: str) -> dict:
     chorus = [index + 1 for index, lines in enumerate(stanzas)
               if any(_key(line) in repeats for line in lines)]
     return {"patterns": patterns, "rhymes": pairs, "chorus_stanzas": chorus,
-            "repeated_lines": sorted(repeats.values())}
+            "repeated_lines": sorted(repeats.values()),
+            "syllables": [[line_syllables(line) for line in lines] for lines in stanzas]}
 
 
 def _key(line: str) -> str:
@@ -187,6 +234,9 @@ class Measures:
     words: int = 0                   # words read
     dictionary_words: int = 0        # of them, in the dictionary
     vocabulary: list = field(default_factory=list)  # the corpus's most frequent words
+    # Kept since issue #33; None in a record written before (that rule is then off).
+    song_ends: dict | None = None    # end class (end_class) of each song's last line -> songs
+    title_ends: dict | None = None   # end class of each title -> titles
 
     @property
     def rhyme_rate(self) -> float:
@@ -207,13 +257,26 @@ class Measures:
     def to_dict(self) -> dict:
         return {"version": MEASURES_VERSION, **asdict(self)}
 
+    def endings(self, which: str) -> frozenset | None:
+        """The end classes ("a" for a word, else the mark) that at least ENDING_SHARE of the
+        corpus's songs (which="song") or titles ("title") end with; None where not measured."""
+        counts = self.song_ends if which == "song" else self.title_ends
+        if not counts:
+            return None
+        total = sum(counts.values())
+        return frozenset(c for c, n in counts.items() if n >= ENDING_SHARE * total)
+
     @classmethod
     def from_dict(cls, data) -> "Measures | None":
         """The measures a checkpoint kept; None for none or an unusable record."""
         if not isinstance(data, dict) or data.get("version") != MEASURES_VERSION:
             return None
         try:
-            values = {k: data[k] for k in cls.__dataclass_fields__}
+            values = {k: data[k] if k not in OPTIONAL else data.get(k)
+                      for k in cls.__dataclass_fields__}
+            for k in OPTIONAL:
+                if values[k] is not None and not _optional_ok(k, values[k]):
+                    return None
             ints = [values[k] for k in ("songs", "stanzas", "rhyming", "repeat_songs",
                                         "chorus_at", "chorus_gap", "words",
                                         "dictionary_words")]
@@ -229,16 +292,31 @@ class Measures:
             return None
 
 
+OPTIONAL = ("song_ends", "title_ends")
+ENDING_SHARE = 0.02   # an end class this rare in the corpus is not one its songs end with
+
+
+def _optional_ok(name: str, value) -> bool:
+    return (isinstance(value, dict) and all(isinstance(k, str) and isinstance(n, int)
+                                            and n >= 0 for k, n in value.items()))
+
+
 def measure(songs) -> Measures:
     """Measure songs (an iterable of song texts, titles included)."""
     m = Measures()
     patterns: Counter = Counter()
     counts: Counter = Counter()
     firsts, gaps = [], []
+    song_ends: Counter = Counter()
+    title_ends: Counter = Counter()
     cmu = _cmu() or {}
     for song in songs:
         m.songs += 1
+        if song.startswith("# "):
+            title_ends[end_class(song.split("\n", 1)[0][2:]) or "a"] += 1
         stanzas = stanzas_of(song)
+        if stanzas:
+            song_ends[end_class(stanzas[-1][-1])] += 1
         for lines in stanzas:
             words = words_of("\n".join(lines))
             counts.update(words)
@@ -259,6 +337,7 @@ def measure(songs) -> Measures:
             if len(where) > 1:
                 gaps.append(where[1] - where[0])
     m.patterns = dict(patterns.most_common(40))
+    m.song_ends, m.title_ends = dict(song_ends), dict(title_ends)
     if firsts:
         m.chorus_at = int(statistics.median_low(firsts))
     if gaps:
@@ -311,13 +390,41 @@ class Words:
         return frozenset(out)
 
 
+_SUNG = re.compile(r"[aeiouy]")
+_TRIPLE = re.compile(r"(.)\1\1")
+
+
+@functools.lru_cache(maxsize=1)
+def english_words() -> tuple:
+    """The most frequent English words people sing (see the module's docstring); none when
+    the `wordfreq` package is missing."""
+    try:
+        from wordfreq import top_n_list
+    except ImportError:
+        return ()
+    cmu = _cmu() or {}
+    out = []
+    for rank, word in enumerate(top_n_list("en", ENGLISH_RANK)):
+        word = word.replace("’", "'")
+        phones = cmu.get(word.replace("'", "")) or cmu.get(word)
+        if (not WORD.fullmatch(word) or not _SUNG.search(word) or _TRIPLE.search(word)
+                or (len(word) == 1 and word not in "aio")
+                or (len(word) == 2 and rank >= SHORT_RANK)
+                # Unsayable (no pronunciation) or said letter by letter: "hiv", "nsa", "lmfao".
+                or (cmu and (phones is None or (len(word) > 1 and sum(
+                    p[-1].isdigit() for p in phones.split()) >= len(word))))):
+            continue
+        out.append(word)
+    return tuple(out)
+
+
 @functools.lru_cache(maxsize=4)
 def _words_for(vocabulary: tuple) -> Words:
-    return Words(list(vocabulary) + dictionary_words())
+    return Words(list(vocabulary) + list(english_words()))
 
 
 def allowed_words(measures: Measures) -> Words:
-    """The corpus's words and the dictionary's."""
+    """The corpus's words and the frequent English ones."""
     return _words_for(tuple(measures.vocabulary))
 
 

@@ -129,6 +129,59 @@ def test_aabb_makes_every_couplet_rhyme(tmp_path):
     assert measure([s.text for s in free]).rhyme_rate < 0.5
 
 
+def test_an_asked_pattern_is_met_in_every_stanza_it_fits(tmp_path):
+    # Issue #33: --rhyme AABB left the promised B line unrhymed in 16 of 43 stanzas: a stanza
+    # closed once its A pair rhymed, a line ending the song counted as none, and A or B lines
+    # ended on words nothing rhymes with.
+    trained = craft_checkpoint(tmp_path, nl_bias=4.0)  # short lines, stanzas closed early
+    met = fitting = 0
+    for pattern in ("AABB", "ABAB"):
+        songs = generate(trained, num_songs=4, seed=3, length=900, rhyme=pattern,
+                         chorus="off", temperature=1.0)
+        for song in songs:
+            stanzas = lyric_stanzas(song.text)
+            for lines in stanzas[:-1] if song.stop == "length" else stanzas:
+                assert len(lines) >= 4, lines  # never closed before the promised rhyme
+                ends = [words_of(line)[-1] if words_of(line) else None for line in lines]
+                pairs = [(0, 1), (2, 3)] if pattern == "AABB" else [(0, 2), (1, 3)]
+                fitting += 1
+                met += all(rhymes(ends[i], ends[j]) for i, j in pairs)
+    assert fitting >= 10 and met >= 0.95 * fitting, (met, fitting)
+
+
+def test_auto_rhymes_as_often_as_the_corpus_not_more():
+    # Issue #33: on the ballads songcraft rhymed 62.7% of stanzas where they rhyme 48.5%: the
+    # corpus's rhyming patterns were asked for as often as they come, and the model rhymed
+    # some of the other stanzas unasked on top.
+    from songgen.craft import Crafter
+
+    measures = Measures(songs=10, stanzas=100, rhyming=50, patterns={"AABB": 50, "XXXX": 50},
+                        vocabulary=["night", "light"])
+    chars = ["\x00", "\n", " "] + list("abcdefghijklmnopqrstuvwxyz")
+
+    def asked(unasked: float) -> float:
+        crafter = Crafter(measures, chars, 1, 1, "auto", "off", 1.0, 80, 3000)
+        song = crafter.songs[0]
+        song.free_stanzas, song.free_rhymed = 1000, int(1000 * unasked)
+        return sum(crafter._draw_pattern(song) == "AABB" for _ in range(400)) / 400
+
+    assert asked(0.5) <= 0.02          # the model rhymes half its stanzas itself: no asking
+    assert 0.4 <= asked(0.0) <= 0.6    # it never does: the corpus's half are asked for
+    assert 0.25 <= asked(0.25) <= 0.45  # (0.5 - 0.25) / 0.75 = a third
+
+
+def test_allowed_words_are_the_songs_and_frequent_english_not_names_or_junk():
+    # Issue #33: `--words 0` wrote "By sardine congdon me pores" (names of the pronouncing
+    # dictionary) and a young model "http il ls th t bystrom pc pdf ieee".
+    allowed = allowed_words(measure(SONGS))
+    for word in ("congdon", "driggers", "cearley", "bystrom", "http", "pdf", "ieee", "pc",
+                 "il", "ls", "th", "t"):
+        assert not allowed.is_word(word), word
+    for word in ("lantern", "herring", "kettle", "don't", "the", "a", "i", "oh", "candle"):
+        assert allowed.is_word(word), word
+    assert allowed.is_word("nobody") and allowed.is_word("hours")  # the songs' own
+
+
 def test_words_are_real_unless_left_free(tmp_path):
     trained = craft_checkpoint(tmp_path)
     allowed = allowed_words(measure(SONGS))
@@ -315,3 +368,39 @@ def test_studio_write_takes_rhyme_and_chorus(tmp_path):
         assert [s["text"] for s in songs] == [s.text for s in expected]
         status, answer = client.write({"model": "runA/best.pt", "rhyme": "ABC"})
         assert status == 400 and "unknown rhyme pattern 'ABC'" in json.dumps(answer)
+
+
+def test_a_chorus_comes_after_a_verse_and_never_twice_in_a_row(tmp_path):
+    # Issue #33: on an unseen collection (measured: repeated lines first in stanza 1, back the
+    # next stanza) one song sang the same stanza four times in a row before its first verse.
+    trained = craft_checkpoint(tmp_path)
+    craft = dict(trained.checkpoint.songcraft)
+    craft.update(chorus_at=0, chorus_gap=1, repeat_songs=craft["songs"])
+    trained.checkpoint.songcraft = craft
+    songs = generate(trained, num_songs=4, seed=5, length=1500, rhyme="off", temperature=1.0)
+    assert all(song.craft["chorus"] for song in songs)
+    back = 0
+    for song in songs:
+        stanzas = ["\n".join(lines) for lines in lyric_stanzas(song.text)]
+        back += song.craft["chorus_back"]
+        for before, after in zip(stanzas, stanzas[1:]):
+            assert before != after, song.text
+    assert back >= 2  # the chorus did come back
+
+
+def test_syllables_and_scansion_are_measured_and_json_tells_each_line():
+    # Issue #33: lines that scan, measured as rhyme is: syllables by the CMU counts, else by
+    # spelling; a line of stanza 2+ scans within 2 syllables of its first stanza's line.
+    from songgen.songcraft import line_syllables, scansion, syllables
+
+    assert [syllables(w) for w in ("night", "candle", "lantern", "dendrochronology")] == \
+        [1, 2, 2, 6]
+    assert syllables("cearleyish") >= 2 and syllables("smoothe") == 1  # by spelling
+    assert line_syllables("I walk alone into the night") == 8
+    song = ("# S\n\nI walk alone into the night\nI hold a candle\n\n"
+            "The river runs down to the sea\nAnd the old wind sings to me and everyone\n\n"
+            "One\nTwo")
+    # Stanzas 2 and 3 against stanza 1 (all of two lines): 8 vs 8 scans, 11 vs 5, 1 vs 8
+    # and 1 vs 5 do not.
+    assert scansion([song]) == (1, 4)
+    assert analyse(song)["syllables"] == [[8, 5], [8, 11], [1, 1]]

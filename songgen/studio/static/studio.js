@@ -247,7 +247,7 @@ $("ideas-btn").addEventListener("click", async () => {
       chars(cs) { cs.forEach((c, i) => { if (c !== null) { ideas[i].text += c; ideas[i].b.textContent = ideas[i].text.replace(/^\n+/, "↵ "); } }); },
       song(d) {
         const idea = ideas[d.number - 1];
-        idea.text = d.text.slice(start); idea.ends = d.stop === "end";
+        idea.text = d.text.slice(start); idea.ends = d.stop === "end" || d.stop === "shape";
         idea.b.textContent = idea.text.replace(/^\n+/, "↵ ") + (idea.ends ? "  (the song ends)" : "");
         idea.b.disabled = false;
       },

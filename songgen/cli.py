@@ -573,14 +573,18 @@ def serve(runs, host, port, open_browser):
           songgen plot ck ck2 runs/ -o compare.svg
         """)
 @click.argument("runs", nargs=-1, type=click.Path(exists=True, path_type=str))
-@click.option("--output", "-o", default="curves.svg", show_default=True,
-              type=click.Path(dir_okay=False, path_type=str), help="The SVG file to write.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=str),
+              help="The SVG file to write; it must not exist yet [default: curves.svg, or "
+                   "curves-2.svg, curves-3.svg... where that exists].")
 @library_call
 def plot(runs, output):
     """Draw the training and validation loss of RUNS (checkpoint folders, searched down their
     subfolders, or metrics.jsonl files) [default: checkpoints] as an SVG file: by step and by
-    elapsed time, in nats and bits per character, one colour per run."""
+    elapsed time, in nats and bits per character, one colour per run. songgen never
+    overwrites a file."""
+    from .curves import new_name
     from .curves import plot as plot_curves
 
+    output = output or str(new_name("curves.svg"))
     drawn = plot_curves(list(runs), output)
     click.echo(f"wrote {output} ({len(drawn)} run{'' if len(drawn) == 1 else 's'})", err=True)

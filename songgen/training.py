@@ -323,7 +323,9 @@ class Run:
         last_train = last_val = None
         self.net = self.team.wrap(self.state.model, self.device)
         threads_before = torch.get_num_threads()
-        tuner = thread_tuner(self.state, self.quiet)
+        # (A run with nothing left to do needs no thread count, nor its probe.)
+        tuner = (thread_tuner(self.state, self.quiet)
+                 if stop_reason(self.config, self.state) is None else None)
         signals = StopSignals(speak=self.team.main)
         try:
             with signals:

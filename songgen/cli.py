@@ -28,59 +28,11 @@ from .cli_options import (MODEL, TRAIN, Duration, corpus_cache_option, device_op
 from .cli_output import (base_if_no_run, check_rhyme, craft_options, describe, fit_to_model,
                          one_checkpoint, read_prime_file, show_songs, tell_cut, tell_seed,
                          the_one_used)
+from .cli_train import fine_tune_command, settle_steps
 from .errors import SonggenError
 
 
-# -- what train decides before its library call ------------------------------------------
-
-def _fine_tune_command(text, folder: str) -> str:
-    """The command that fine-tunes the run in `folder` on `text`, into a folder not yet used."""
-    # best.pt: the weights that validated best are the better start for a new text.
-    base = os.path.join(folder, "best.pt")
-    if not os.path.exists(base):
-        base = os.path.join(folder, "last.pt")
-    stem, n = folder.rstrip("/\\") or folder, 2
-    while os.path.exists(f"{stem}-{n}"):
-        n += 1
-    return shlex.join(["songgen", "train", str(text), "--init-from", base, "--checkpoint-dir",
-                       f"{stem}-{n}"])
-
-
-def _settle_steps(text, folder: str, resume: bool, init_from, config, more_steps) -> bool:
-    """Whether the run goes on (the demo run, trained again without TEXT, goes on as if
-    --resume were given), with --more-steps turned into config.steps; refuses a --resume whose
-    --steps the run has reached already (it would train nothing)."""
-    asked_resume = resume
-    if text is None and not resume and init_from is None and _holds_demo_run(folder):
-        # The first command of the README, run again: go on with its run rather than fail.
-        click.echo(f"{folder} holds the demo run: going on with it (as with --resume)",
-                   err=True)
-        resume = True
-    if more_steps is not None:
-        if config.steps is not None:
-            raise click.UsageError("--steps and --more-steps cannot be combined; --steps counts "
-                                   "from the run's start, --more-steps from where it stands")
-        config.steps = ((_run_step(folder) or 0) if resume else 0) + more_steps
-    elif asked_resume and config.steps is not None:
-        at = _run_step(folder)
-        if at is not None and config.steps <= at:
-            raise click.ClickException(
-                f"the run in {folder} is at step {at:,} already, and --steps {config.steps} "
-                f"counts from the run's start; to train {config.steps:,} steps more, use "
-                f"--more-steps {config.steps} (or --steps {at + config.steps})")
-    return resume
-
-
-def _run_step(folder: str) -> int | None:
-    """The step of the run saved in `folder` (its last.pt), or None where there is none to
-    read (training then says what is wrong)."""
-    from .checkpoint import RunFolder, load
-
-    try:
-        return load(RunFolder(folder).last).step
-    except SonggenError:
-        return None
-
+# -- what eval decides before its library call -------------------------------------------
 
 def _run_encoding(trained, text: str) -> str:
     """The encoding to read `text` in when none is given: the run's own where it is the text
@@ -92,20 +44,6 @@ def _run_encoding(trained, text: str) -> str:
     if recorded and config is not None and Path(recorded).resolve() == Path(text).resolve():
         return config.encoding
     return "utf-8"
-
-
-def _holds_demo_run(folder: str) -> bool:
-    """Whether `folder` holds a run trained on the bundled demo songs."""
-    from pathlib import Path
-
-    from .checkpoint import RunFolder
-    from .lyrics import demo_corpus
-
-    corpus = RunFolder(folder).recorded_corpus()
-    try:
-        return corpus is not None and Path(corpus).resolve() == demo_corpus().resolve()
-    except (SonggenError, OSError):
-        return False
 
 
 # -- the commands ------------------------------------------------------------------------
@@ -262,7 +200,11 @@ def train(ctx, text, resume, init_from, from_scratch, quiet, more_steps, **optio
         raise click.UsageError("--from-scratch and --init-from cannot be combined; a run starts "
                                "from a new model or from the one given, not both")
     folder = config.checkpoint_dir
-    resume = _settle_steps(text, folder, resume, init_from, config, more_steps)
+    resume, complete = settle_steps(text, folder, resume, init_from, config, more_steps,
+                                     explicit)
+    if complete:
+        click.echo(complete, err=True)
+        return
     if init_from is not None and os.path.isdir(init_from):
         from .checkpoint import find_default
 
@@ -281,7 +223,7 @@ def train(ctx, text, resume, init_from, from_scratch, quiet, more_steps, **optio
         raise click.ClickException(
             f"{exc.what}; resume with the text it was trained on, or go on with this text "
             f"from the run's weights (its vocabulary grown by any new characters) in a new "
-            f"folder: {_fine_tune_command(exc.path, folder)}") from None
+            f"folder: {fine_tune_command(exc.path, folder)}") from None
     except CorpusMissing as exc:
         raise click.ClickException(f"{exc.what}; give the text as TEXT: songgen train TEXT "
                                    f"--checkpoint-dir {shlex.quote(folder)} --resume") from None
@@ -601,15 +543,19 @@ def serve(runs, host, port, open_browser):
           songgen plot ck ck2 runs/ -o compare.svg
         """)
 @click.argument("runs", nargs=-1, type=click.Path(exists=True, path_type=str))
-@click.option("--output", "-o", default="curves.svg", show_default=True,
-              type=click.Path(dir_okay=False, path_type=str), help="The SVG file to write.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=str),
+              help="The SVG file to write; it must not exist yet [default: curves.svg, or "
+                   "curves-2.svg, curves-3.svg... where that exists].")
 @library_call
 def plot(runs, output):
     """Draw the training and validation loss of RUNS (checkpoint folders, searched down their
     subfolders, or metrics.jsonl files) [default: checkpoints] as an SVG file: by step and by
-    elapsed time, in nats and bits per character, one colour per run."""
+    elapsed time, in nats and bits per character, one colour per run. songgen never
+    overwrites a file."""
+    from .curves import new_name
     from .curves import plot as plot_curves
 
+    output = output or str(new_name("curves.svg"))
     drawn = plot_curves(list(runs), output)
     click.echo(f"wrote {output} ({len(drawn)} run{'' if len(drawn) == 1 else 's'})", err=True)
 

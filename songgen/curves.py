@@ -288,7 +288,10 @@ def curves_svg(runs: list[tuple[str, list[dict]]], width: int = 960, height: int
 
 def plot(runs: list[str | Path] | None, output: str | Path) -> list[Path]:
     """Draw the curves of the runs (folders, searched for run folders, or metrics.jsonl files;
-    default: checkpoints) into an SVG file at `output`. Returns the runs drawn."""
+    default: checkpoints) into a new SVG file at `output` (an existing file is refused, never
+    replaced: see `new_name`). Returns the runs drawn."""
+    output = Path(output)
+    _refuse_existing(output)  # before any work
     found: list[Path] = []
     for given in runs or ["checkpoints"]:
         path = Path(given)
@@ -306,9 +309,26 @@ def plot(runs: list[str | Path] | None, output: str | Path) -> list[Path]:
                            "evaluation of a training run; train longer or give another run")
     names = [str(p.parent) if p.name == METRICS else str(p) for p, _ in drawn]
     svg = curves_svg(list(zip(names, [recs for _, recs in drawn])))
-    output = Path(output)
+    _refuse_existing(output)  # made meanwhile
     try:
         write_atomically(output, lambda f: f.write(svg.encode("utf-8")), sync=False)
     except OSError as exc:
         raise SonggenError(f"could not write {output}: {exc.strerror or exc}") from None
     return [p for p, _ in drawn]
+
+
+def _refuse_existing(output: Path) -> None:
+    if output.exists() or output.is_symlink():
+        raise SonggenError(f"{output} already exists; choose a new file name (songgen never "
+                           "overwrites a file)")
+
+
+def new_name(path: str | Path) -> Path:
+    """`path` if nothing is there, else the first free of its stem-2, stem-3, ... beside it
+    (curves.svg, curves-2.svg, ...)."""
+    path = Path(path)
+    candidate, n = path, 2
+    while candidate.exists() or candidate.is_symlink():
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import os
 import sys
 import time
@@ -17,8 +16,9 @@ from .errors import DeviceError, SonggenWarning
 
 # Intel MKL's matrix products split their sums differently at different thread counts, so the
 # same step at 1 and at 2 threads gave weights a rounding apart; in its strict reproducible
-# mode they do not (`python -m benchmarks exact`). It is read when MKL first runs: set here, before any
-# songgen computation, unless the user chose a mode of their own.
+# mode they do not (`python -m benchmarks exact`). It is read when MKL first runs: set here,
+# before any songgen computation, unless the user chose a mode of their own. Other kernels
+# (oneDNN's LSTM at AVX2) have no such mode: songgen.threadcount checks each run's own step.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 
@@ -269,24 +269,6 @@ def free_cores(sample: float = 0.1) -> int:
     return max(1, min(cores, cores - int(busy + 0.5)))
 
 
-@functools.cache
-def threads_change_results() -> bool:
-    """Whether a matrix product whose sum is long (like the output layer's weight gradient)
-    comes out differently at one thread and at several: true where MKL started before
-    songgen could ask for its reproducible mode. Checked once, in a few milliseconds."""
-    most = max(cpu_cores(), 2)
-    before = torch.get_num_threads()
-    gen = torch.Generator().manual_seed(0)
-    a, b = torch.randn(4096, 64, generator=gen), torch.randn(4096, 48, generator=gen)
-    try:
-        torch.set_num_threads(1)
-        one = a.t() @ b
-        torch.set_num_threads(most)
-        return not torch.equal(one, a.t() @ b)
-    finally:
-        torch.set_num_threads(before)
-
-
 class ThreadTuner:
     """Keeps PyTorch's CPU thread count at what trains fastest now.
 
@@ -297,9 +279,9 @@ class ThreadTuner:
     went down, one more) for a short while, keeping whichever ran faster. A collapse is found
     at once: a window much slower than the best seen at that count triggers a try.
 
-    Changing the thread count never changes what a step computes (MKL's reproducible mode,
-    set above; checked by `threads_change_results`, and the run keeps its count where it
-    would), so a run tuned mid-way, or resumed beside a busy process, equals the run alone."""
+    A run uses it only where its own step computes the same bits at every count it could use
+    (songgen.threadcount checks, at the run's start), so a run tuned mid-way, or resumed
+    beside a busy process, equals the run alone; elsewhere the run keeps one count."""
 
     WINDOW = 2.0     # seconds of steps per measurement
     EVERY = 60.0     # seconds between tries while nothing changes

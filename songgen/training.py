@@ -25,8 +25,7 @@ from .batches import StreamBatches
 from .checkpoint import Checkpoint, RunFolder
 from .config import ModelConfig, TrainConfig
 from .defaults import LOWEST, PLATEAU
-from .devices import (DTYPES, ThreadTuner, autocast, cpu_cores, free_cores, keep_freed_memory,
-                      threads_change_results)
+from .devices import DTYPES, ThreadTuner, autocast, cpu_cores, free_cores, keep_freed_memory
 from .distributed import Team
 from .errors import ConfigError, DeviceError, SonggenError, SonggenWarning
 from .evaluation import LN2, evaluate
@@ -34,6 +33,7 @@ from .plan import VAL_CHARS, Plan, plan_run
 from .progress import Progress, describe_loss, epochs_done, say
 from .signals import StopSignals, interrupted, stopped_at_once
 from .state import TrainState, song_start_context
+from .threadcount import decide_threads, step_changes_with_threads
 
 MAX_ROLLBACKS = 3
 HISTORY = 200  # evaluations kept in the checkpoint
@@ -161,28 +161,25 @@ def train_step(state: TrainState, batches: StreamBatches, net: torch.nn.Module) 
     return loss.detach()
 
 
-def thread_tuner(device: torch.device, threads: int | None, quiet: bool) -> ThreadTuner | None:
-    """On the CPU, the thread count: as asked, or the cores free now, kept at what runs
-    fastest while training (see ThreadTuner)."""
-    if device.type != "cpu":
+def thread_tuner(state: TrainState, quiet: bool) -> ThreadTuner | None:
+    """On the CPU, the thread count: as asked; kept from the run's start where the count
+    changes what its step computes; else the cores free now, kept at what runs fastest while
+    training (see ThreadTuner). Checked on the run's own step (songgen.threadcount) and
+    recorded in the checkpoint's choices."""
+    if state.device.type != "cpu":
         return None
-    most = cpu_cores()
-    if threads is not None:
-        torch.set_num_threads(threads)
-        say(f"threads: {threads}, as asked", quiet)
-        return None
-    start = free_cores()
-    if most > 1 and threads_change_results():
-        # MKL started before songgen could ask for its reproducible mode: a change of
-        # thread count would change the numbers, so the run keeps its count.
-        torch.set_num_threads(start)
-        say(f"threads: {start} ({start} of {most} cores free), kept: at another count this "
-            "PyTorch computes slightly different numbers, which would break exact resume",
-            quiet)
-        return None
-    say(f"threads: {start} ({start} of {most} cores free; fewer if another process takes "
-        "one while training)", quiet)
-    return ThreadTuner(start, most)
+    most, free = cpu_cores(), free_cores()
+    rows = state.config.batch_size // state.team.world
+    threads = decide_threads(
+        state.config.threads, state.choices.get("threads"), state.step, most, free,
+        lambda counts: step_changes_with_threads(state.model.config, state.config, rows,
+                                                 state.dtype, counts, train_step))
+    state.choices["threads"] = threads.record
+    say(threads.line, quiet)
+    if threads.tune:
+        return ThreadTuner(threads.count, most)
+    torch.set_num_threads(threads.count)
+    return None
 
 
 def read_loss(team: Team, loss_sum: torch.Tensor, count: int, signum: int | None,
@@ -330,7 +327,10 @@ class Run:
         self.loss_count = 0
         last_train = last_val = None
         self.net = self.team.wrap(self.state.model, self.device)
-        tuner = thread_tuner(self.device, self.config.threads, self.quiet)
+        threads_before = torch.get_num_threads()
+        # (A run with nothing left to do needs no thread count, nor its probe.)
+        tuner = (thread_tuner(self.state, self.quiet)
+                 if stop_reason(self.config, self.state) is None else None)
         signals = StopSignals(speak=self.team.main)
         try:
             with signals:
@@ -378,8 +378,7 @@ class Run:
                                   self.state.saved_step, self.folder.last, self.team.main) from None
         finally:
             progress.close()
-            if tuner is not None:
-                tuner.close()
+            torch.set_num_threads(threads_before)  # the caller's count, whatever the run used
             # Drop the DDP wrapper now: it must not outlive the process group it talks through.
             self.net = None
             self.signals = None

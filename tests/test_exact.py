@@ -198,31 +198,7 @@ def test_a_onednn_failure_in_a_step_is_a_one_line_error(monkeypatch, songs_file,
         "instead (the last checkpoint, if any, is intact)")
 
 
-def test_thread_changes_in_the_middle_of_a_run_change_no_bit(monkeypatch, songs_file, tmp_path,
-                                                             tiny_config):
-    """The thread tuner changes the thread count while training (another process took a
-    core); a run whose count changes at every step equals the run on one thread. The batch
-    is large enough (32 x 64) for the output layer's weight gradient to be a long sum, which
-    MKL splits by thread count outside its reproducible mode."""
-    model = {"embed_dim": 8, "hidden_size": 32, "layers": 2, "dropout": 0.1}
-
-    def flip(self, seconds):
-        torch.set_num_threads(1 if torch.get_num_threads() > 1 else 2)
-
-    def run(name, threads):
-        cfg = tiny_config(steps=12, batch_size=32, seq_len=64, threads=threads, precision="fp32",
-                          checkpoint_dir=str(tmp_path / name))
-        train(songs_file, model=model, config=cfg, quiet=True)
-        return torch.load(tmp_path / name / "last.pt", weights_only=True)
-
-    alone = run("alone", 1)
-    monkeypatch.setattr(devices.ThreadTuner, "step_took", flip)
-    monkeypatch.setattr(training, "free_cores", lambda: 2)
-    monkeypatch.setattr(training, "cpu_cores", lambda: 2)
-    tuned = run("tuned", None)
-    assert {h["threads"] for h in tuned["history"]} == {1, 2}  # the count did change
-    for name, value in alone["model_state"].items():
-        assert torch.equal(tuned["model_state"][name], value), name
+# The thread count: tests/test_threads.py.
 
 
 # -- the distributed team: process 0 decides ---------------------------------------------------

@@ -4,6 +4,7 @@ import fcntl
 import os
 import xml.etree.ElementTree as ET
 
+import pytest
 from click.testing import CliRunner
 
 from songgen.cli import cli
@@ -76,8 +77,36 @@ def test_plot_command_writes_an_svg(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stderr == f"wrote {out} (2 runs)\n"
     assert len(ET.parse(out).getroot().findall(f"{SVG}polyline")) == 8
-    result = CliRunner().invoke(cli, ["plot", str(tmp_path), "-o", str(out)])
+    result = CliRunner().invoke(cli, ["plot", str(tmp_path), "-o", str(tmp_path / "all.svg")])
     assert result.exit_code == 0 and "(2 runs)" in result.stderr
+
+
+@pytest.mark.parametrize("existing", ["lyrics.txt", "last.pt"])
+def test_plot_never_overwrites_a_file(tmp_path, existing):
+    """`plot -o FILE` replaced any file, a lyrics file or a checkpoint among them (#32)."""
+    (tmp_path / "metrics.jsonl").write_text(metrics_line(10, 2.5, 1.0))
+    target = tmp_path / existing
+    target.write_bytes(b"a user's own file\n")
+    result = CliRunner().invoke(cli, ["plot", str(tmp_path), "-o", str(target)])
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: {target} already exists; choose a new file name "
+                             "(songgen never overwrites a file)\n")
+    assert target.read_bytes() == b"a user's own file\n"
+
+
+def test_plot_without_o_takes_a_new_name_beside_an_existing_curves_svg(tmp_path, monkeypatch):
+    """With no -o, a second plot replaced curves.svg silently (#32)."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text(metrics_line(10, 2.5, 1.0))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "curves.svg").write_text("kept")
+    (tmp_path / "curves-2.svg").write_text("kept too")
+    result = CliRunner().invoke(cli, ["plot", "run"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "wrote curves-3.svg (1 run)\n"
+    assert (tmp_path / "curves.svg").read_text() == "kept"
+    assert (tmp_path / "curves-2.svg").read_text() == "kept too"
+    assert ET.parse(tmp_path / "curves-3.svg").getroot().findall(f"{SVG}polyline")
 
 
 def test_plot_without_evaluations_says_so(tmp_path):

@@ -29,7 +29,6 @@ from .cli_output import (base_if_no_run, check_rhyme, craft_options, describe, f
                          one_checkpoint, read_prime_file, show_songs, tell_cut, tell_seed,
                          the_one_used)
 from .cli_train import fine_tune_command, settle_steps
-from .errors import SonggenError
 
 
 # -- what eval decides before its library call -------------------------------------------

@@ -38,6 +38,8 @@ SUITES = {
                   "rhyme, chorus and real words against the corpus and free sampling; speed"),
     "styles": ("bench_songs.py", "suite_styles",
                "one model on two styles beside single-style models: classifier, loss, speed"),
+    "inside": ("bench_inside.py", "suite_inside",
+               "the course's questions: sequence length, LSTM against a window MLP, temperature"),
     "gpu": ("gpu_session.sh", None,
             "everything checked on a CUDA GPU in one timed session: gpu DATA OUT"),
 }

@@ -43,6 +43,8 @@ SUITES = {
     "base": ("bench_base.py", "suite_base",
              "the bundled base model: held-out loss of small collections from it and from "
              "scratch, real words, sampling with no run"),
+    "inside": ("bench_inside.py", "suite_inside",
+               "the course's questions: sequence length, LSTM against a window MLP, temperature"),
     "gpu": ("gpu_session.sh", None,
             "everything checked on a CUDA GPU in one timed session: gpu DATA OUT"),
 }

@@ -212,7 +212,9 @@ def test_the_header_says_each_automatic_choice_and_the_checkpoint_keeps_it(run):
     assert state["schedule"]["kind"] == "plateau" and state["schedule"]["bad"] == state["bad_evals"]
     assert state["optimizer_state"]["param_groups"][0]["weight_decay"] == 0.05
     info = run("info", "checkpoints/last.pt")
-    assert "chosen       learning rate 0.006: for a model of 96 units a layer" in info.output
+    # The start (from scratch, no base model bundled in tests) is listed first.
+    assert "chosen       start from scratch: " in info.output
+    assert "             learning rate 0.006: for a model of 96 units a layer" in info.output
     assert f"             dropout 0.1: {dropout.reason}" in info.output
 
 

@@ -125,11 +125,12 @@ function songCard(i) {
   const card = document.createElement("div");
   card.className = "song live";
   card.innerHTML = `<h3><span class="n">${i + 1}</span><span class="t"></span>
-    <button class="keep" title="Take this song to Co-write">Co-write</button><button class="copy">Copy</button></h3>
+    <button class="keep" title="Take this song to Co-write">Co-write</button><button class="inside-btn" title="See the model's choices at each character of this song">Inside</button><button class="copy">Copy</button></h3>
     <div class="meta">writing…</div><pre></pre>`;
   const s = { text: "", card, pre: card.querySelector("pre"), meta: card.querySelector(".meta"), song: null };
   card.querySelector(".copy").addEventListener("click", () => copyText(s.text).then(() => status(`song ${i + 1} copied`)));
   card.querySelector(".keep").addEventListener("click", () => { $("draft").value = s.text + "\n"; checkDraft(); document.querySelector('[data-tab="cowrite"]').click(); });
+  card.querySelector(".inside-btn").addEventListener("click", () => { $("inside-text").value = s.text; document.querySelector('[data-tab="inside"]').click(); });
   return s;
 }
 async function copyText(text) {

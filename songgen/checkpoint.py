@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import os
-import pickle
 import re
 import shutil
 import warnings
@@ -27,15 +26,11 @@ from . import files
 from .config import ModelConfig, TrainConfig
 from .errors import (CheckpointError, DamagedCheckpoint, DiskFull, ExistingRun, SonggenError,
                      SonggenWarning, UnreadableCheckpoint)
-from .textfiles import looks_like_text
+from .safeload import read_dict
 
 FORMAT = "songgen-checkpoint"
 VERSION = 1
 _NUMBERED = re.compile(r"^step-(\d+)\.pt$")
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
-# What to do about a file that cannot be read as a checkpoint.
-_GIVE = ("give a .pt file that songgen train wrote (a run's folder holds last.pt, best.pt "
-         "and step-N.pt; an older one may still be whole)")
 
 
 @dataclass
@@ -237,29 +232,7 @@ def peek(path: str | Path) -> Checkpoint:
 
 
 def _read_dict(path: Path, mmap: bool = False):
-    try:
-        with warnings.catch_warnings():
-            # PyTorch warns about unusual pickle protocols before refusing or reading them;
-            # the error below (or a clean load) is all a user needs to see.
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as exc:
-        refused = _UNSAFE_GLOBAL.search(str(exc))
-        if refused:
-            raise CheckpointError(
-                f"{path} holds Python code or objects ({refused.group(1)}) that a safe load "
-                "refuses; it is not a songgen checkpoint, or it was tampered with: do not open "
-                "it some other way") from None
-        if looks_like_text(path):
-            what = f"{path} is a text file, not a checkpoint"
-            raise UnreadableCheckpoint(f"{what}; give a .pt file that songgen train wrote (to "
-                                       "score a text with a model, use songgen eval)",
-                                       what=what) from None
-        what = f"{path} is corrupt or not a checkpoint (unpickling failed)"
-        raise UnreadableCheckpoint(f"{what}; {_GIVE}", what=what) from None
-    except Exception:  # any other loader failure on a damaged file means the same to a user
-        what = f"{path} is corrupt, truncated or not a PyTorch file"
-        raise UnreadableCheckpoint(f"{what}; {_GIVE}", what=what) from None
+    return read_dict(path, mmap)  # checked before it is loaded (songgen.safeload)
 
 
 def _check_header(state, path) -> None:

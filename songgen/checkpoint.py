@@ -1,6 +1,7 @@
 """The checkpoint file: what it holds (a typed schema, validated once when read), atomic save,
-safe load, checksums, and the run folder (lock, rotation, metrics, what to resume from). The
-model a checkpoint describes, loaded for sampling, is songgen.trained's.
+safe load (the file checked first: songgen.safeload), checksums. The run folder (lock,
+rotation, metrics, what to resume from) is songgen.runfolder's; the model a checkpoint
+describes, loaded for sampling, is songgen.trained's.
 
 On disk a checkpoint is a plain dict of tensors and primitives, so that
 `torch.load(weights_only=True)` reads it and no code is ever unpickled. `Checkpoint.to_dict`
@@ -9,13 +10,7 @@ and `Checkpoint.from_dict` are the only places that know its keys.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import os
-import re
-import shutil
-import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -24,13 +19,11 @@ import torch
 from . import __version__
 from . import files
 from .config import ModelConfig, TrainConfig
-from .errors import (CheckpointError, DamagedCheckpoint, DiskFull, ExistingRun, SonggenError,
-                     SonggenWarning, UnreadableCheckpoint)
+from .errors import CheckpointError, DamagedCheckpoint, SonggenError, UnreadableCheckpoint
 from .safeload import read_dict
 
 FORMAT = "songgen-checkpoint"
 VERSION = 1
-_NUMBERED = re.compile(r"^step-(\d+)\.pt$")
 
 
 @dataclass
@@ -63,6 +56,7 @@ class Checkpoint:
     choices: dict | None = None             # automatic choices: name -> {"value", "reason"}
     styles: dict | None = None              # the style table (styles.StyleTable.to_dict)
     songcraft: dict | None = None           # rhyme, chorus, words (songcraft.Measures.to_dict)
+    run_id: str | None = None               # of the training run that wrote it (runfolder)
     songgen_version: str = __version__
     version: int = VERSION
     # Set when read from a file: the checksum it carried, verified (None: written before
@@ -83,7 +77,7 @@ class Checkpoint:
             "history": self.history, "elapsed": self.elapsed, "init_from": self.init_from,
             "shape": self.shape, "schedule": self.schedule, "choices": self.choices,
             "styles": self.styles,
-            "songcraft": self.songcraft,
+            "songcraft": self.songcraft, "run_id": self.run_id,
         }
 
     @classmethod
@@ -97,8 +91,9 @@ class Checkpoint:
             # Optional records: a damaged one is dropped.
             if not isinstance(values.get(name), (dict, type(None))):
                 values[name] = None
-        if not isinstance(values.get("checksum"), (str, type(None))):
-            values["checksum"] = None
+        for name in ("checksum", "run_id"):
+            if not isinstance(values.get(name), (str, type(None))):
+                values[name] = None
         values["model_config"] = model_config
         problem = _check_record(state)
         if problem:
@@ -366,208 +361,5 @@ def info(path: str | Path | None = None) -> dict:
     return summary
 
 
-# -- the run folder --------------------------------------------------------------------------
-
-def numbered(folder: str | Path) -> list[tuple[int, Path]]:
-    """Numbered checkpoints (step-000123.pt) in `folder`, oldest first."""
-    found = []
-    for p in Path(folder).glob("step-*.pt"):
-        m = _NUMBERED.match(p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
-def numbered_path(folder: str | Path, step: int) -> Path:
-    return Path(folder) / f"step-{step:09d}.pt"
-
-
-class RunFolder:
-    """The checkpoint folder of a training run: last.pt, best.pt, numbered step-N.pt,
-    metrics.jsonl, the corpus cache (corpus-cache/, unless the run keeps it elsewhere), and a
-    lock file that keeps a second run out."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.last = self.path / "last.pt"
-        self.best = self.path / "best.pt"
-        self.metrics = self.path / "metrics.jsonl"
-        self.cache = self.path / "corpus-cache"
-        self._metrics_checked = False
-        if self.path.exists() and not self.path.is_dir():
-            raise CheckpointError(f"checkpoint folder {self.path} is a file; give a folder path")
-
-    @contextlib.contextmanager
-    def lock(self):
-        """Hold an exclusive lock for the run, on every OS. The OS drops it when the process
-        dies, so a crashed or killed run never leaves the folder locked."""
-        created = not self.path.exists()
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            if files.is_disk_full(exc):
-                raise self._write_error(exc, "the folder could not be made", None) from None
-            raise CheckpointError(f"cannot create checkpoint folder {self.path}: "
-                                  f"{files.reason(exc)}") from None
-        if not os.access(self.path, os.W_OK | os.X_OK):
-            raise CheckpointError(f"checkpoint folder {self.path} is not writable; "
-                                  "fix its permissions or choose another folder")
-        with contextlib.ExitStack() as held:
-            try:
-                held.enter_context(files.exclusive(self.path / ".lock", wait=False, note=True))
-            except files.Busy as busy:
-                raise CheckpointError(f"another training run ({busy.owner or 'another process'})"
-                                      f" is using {self.path}; wait for it to finish or choose "
-                                      "another folder") from None
-            except OSError as exc:
-                if created:
-                    self._remove_if_empty()
-                raise self._write_error(exc, "its lock file could not be made",
-                                        self._intact()) from None
-            try:
-                yield
-            except BaseException:
-                if created:
-                    self._remove_if_empty()
-                raise
-
-    def _remove_if_empty(self) -> None:
-        """A run that failed before saving anything leaves no new folder behind (nor the corpus
-        cache it may have written there). Done while the lock is held: no other run is in it."""
-        leftovers = [p for p in self.path.iterdir() if p.name != ".lock"]
-        if leftovers == [self.cache] and self.cache.is_dir():
-            shutil.rmtree(self.cache, ignore_errors=True)
-            leftovers = [p for p in leftovers if p.exists()]
-        if not leftovers:
-            with contextlib.suppress(OSError):  # Windows keeps a held file: the folder stays
-                (self.path / ".lock").unlink(missing_ok=True)
-                self.path.rmdir()
-
-    def check_fresh(self) -> None:
-        """A new run must not overwrite an earlier one's checkpoints."""
-        if self.last.exists() or self.best.exists():
-            corpus = self.recorded_corpus()
-            what = f"{self.path} already holds a training run" + (f" (on {corpus})" if corpus else "")
-            raise ExistingRun(f"{what}; resume it, or choose another checkpoint folder", what=what)
-
-    def recorded_corpus(self) -> str | None:
-        """The corpus path the run in this folder recorded, if a checkpoint can tell."""
-        for path in (self.last, self.best):
-            try:  # mapped, not read: only one small entry is wanted
-                state = _read_dict(path, mmap=True)
-                return state.get("corpus") if isinstance(state, dict) else None
-            except (SonggenError, OSError):  # unreadable: the error is only a little less specific
-                continue
-        return None
-
-    def load_for_resume(self) -> Checkpoint:
-        """last.pt, or else the newest readable older checkpoint (with a warning)."""
-        candidates = [self.last] + [p for _, p in reversed(numbered(self.path))] + [self.best]
-        candidates = [p for p in candidates if p.exists()]
-        if not candidates:
-            raise CheckpointError(f"nothing to resume: {self.path} holds no checkpoint "
-                                  "(no last.pt); start a new run instead")
-        first_error = None
-        loaded = []
-        for path in candidates:
-            try:
-                loaded.append((path, load(path)))
-            except CheckpointError as exc:
-                first_error = first_error or exc
-                continue
-            if path == self.last:
-                return loaded[0][1]
-        if not loaded:
-            if not isinstance(first_error, UnreadableCheckpoint):  # its own advice holds
-                raise first_error
-            raise CheckpointError(f"{first_error.what}, and no other checkpoint in {self.path} "
-                                  "can be read; start a new run in another folder")
-        path, checkpoint = max(loaded, key=lambda item: item[1].step)
-        why = f"unusable ({first_error.what})" if first_error else "missing"
-        warnings.warn(f"{self.last} is {why}; resuming from {path.name} at step "
-                      f"{checkpoint.step}", SonggenWarning)
-        return checkpoint
-
-    def save(self, checkpoint: Checkpoint, best: bool, keep: int) -> None:
-        """Write step-N.pt (rotated to `keep`), best.pt if it is, and last.pt, in that order:
-        last.pt, renamed into place last, is what a resume reads, so a crash or a full disk on
-        the way leaves the run where its previous last.pt says, and the resume writes the
-        copies again. Each file is written whole under a temporary name, then renamed."""
-        staged = None
-        try:
-            staged = files.stage(self.last, _writer(checkpoint))
-            copies = [numbered_path(self.path, checkpoint.step)] if keep > 0 else []
-            for target in copies + ([self.best] if best else []):
-                files.commit([(_copy(staged, target), target)])
-            files.commit([(staged, self.last)])
-        except OSError as exc:
-            if staged is not None:
-                staged.unlink(missing_ok=True)
-            raise self._write_error(exc, f"step {checkpoint.step} could not be saved",
-                                    self._intact()) from None
-        old = numbered(self.path)
-        for _, p in old[: max(0, len(old) - keep)]:
-            p.unlink(missing_ok=True)
-
-    def _intact(self) -> str | None:
-        """What a failed write left: the run's latest saved checkpoint, as it was (None: the
-        run has none yet)."""
-        try:  # mapped, not read: only the step is wanted
-            step = _read_dict(self.last, mmap=True).get("step")
-        except (SonggenError, OSError, AttributeError):
-            return None
-        return f"last.pt (step {step}) is intact"
-
-    def _write_error(self, exc: OSError, failed: str, kept: str | None) -> SonggenError:
-        """The error for a write in this folder that failed: a full disk says so, and where."""
-        then = "resume the run" if kept else "start the run again"
-        kept = kept or "no checkpoint of this run is saved yet"
-        if files.is_disk_full(exc):
-            what = f"the disk holding {self.path} is full: {failed}, {kept}"
-            return DiskFull(f"{what}; free some space, then {then}", what=what,
-                            resumable=kept != "no checkpoint of this run is saved yet")
-        what = f"{failed} in {self.path}: {files.reason(exc)}, {kept}"
-        return SonggenError(f"{what}; fix the folder, then {then}", what=what)
-
-    def append_metrics(self, line: str) -> None:
-        """Add an evaluation's record (a JSON line with its "step") to metrics.jsonl. Before
-        the first one a run writes, records of that step or later are dropped: they are from a
-        save that did not complete (the process was killed, or the disk was full, between the
-        record and its checkpoint), which this run now makes again."""
-        try:
-            if not self._metrics_checked:
-                self._forget_metrics_from(json.loads(line)["step"])
-                self._metrics_checked = True
-            files.append_line(self.metrics, line)
-        except OSError as exc:
-            raise self._write_error(exc, f"{self.metrics.name} could not be written",
-                                    self._intact()) from None
-
-    def _forget_metrics_from(self, step: int) -> None:
-        try:
-            text = self.metrics.read_bytes()
-        except FileNotFoundError:
-            return
-        lines = text.split(b"\n")
-        complete, torn = lines[:-1], lines[-1]  # a last line without its newline is torn
-        kept = [line for line in complete if not _record_from(line, step)]
-        if len(kept) != len(complete) or torn:
-            files.write_atomically(self.metrics, lambda f: f.write(b"".join(
-                line + b"\n" for line in kept)))
-
-
-def _record_from(line: bytes, step: int) -> bool:
-    """Whether a metrics line is the record of `step` or a later one."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return False  # not ours to judge: kept as it is
-    return isinstance(record, dict) and isinstance(record.get("step"), int) and \
-        record["step"] >= step
-
-
-def _copy(src: Path, dst: Path) -> Path:
-    """Stage an independent copy of `src` for `dst` (never a hard link: damage to one file on
-    disk must not reach the others)."""
-    with open(src, "rb") as source:
-        return files.stage(dst, lambda f: shutil.copyfileobj(source, f), suffix=".copy")
+# The run folder (songgen.runfolder) is imported from here by the commands that train.
+from .runfolder import RunFolder, numbered, numbered_path  # noqa: E402,F401

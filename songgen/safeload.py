@@ -14,8 +14,11 @@ checksum could not walk.
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
 import re
+import stat
 import warnings
 import zipfile
 from pathlib import Path
@@ -91,29 +94,20 @@ def _check_archive(path: Path) -> None:
     unpickled. A file that is no zip archive at all is refused too: PyTorch's older format
     allocates whatever sizes it states."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
-            if len(entries) > MAX_ENTRIES:
-                raise _refuse(path, f"{len(entries):,} entries, where songgen writes a few "
-                                    "hundred at most")
-            packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
-            if packed:
-                raise _refuse(path, f"its entry {packed[0]} is compressed, which songgen "
-                                    "never does")
-            pickles = [e for e in entries if e.filename.endswith("data.pkl")
-                       and e.filename.count("/") == 1]
-            if len(pickles) != 1:
-                raise _unreadable(path, "no data.pkl in the archive")
-            if pickles[0].file_size > MAX_PICKLE:
-                raise _refuse(path, f"its data.pkl holds {pickles[0].file_size:,} bytes, where "
-                                    f"songgen writes {MAX_PICKLE // 1024**2} MB at most")
-            prefix = pickles[0].filename[:-len("data.pkl")]
-            sizes = {e.filename: e.file_size for e in entries}
-            storages = _scan_pickle(path, archive.read(pickles[0]))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError):
+        handle = _open_regular(path)
+    except OSError:
         raise _unreadable(path, None) from None
-    except NotImplementedError:  # a compression method zipfile does not know
-        raise _refuse(path, "an entry packed in an unknown way") from None
+    with handle:
+        try:
+            storages, sizes, prefix = _read_archive(path, zipfile.ZipFile(handle))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError):
+            # A zip archive cut short or damaged, or no archive at all (which PyTorch would
+            # have tried to unpickle as its older format).
+            handle.seek(0)
+            zipped = handle.read(4) == b"PK\x03\x04"
+            raise _unreadable(path, None if zipped else "unpickling failed") from None
+        except NotImplementedError:  # a compression method zipfile does not know
+            raise _refuse(path, "an entry packed in an unknown way") from None
     for key, nbytes in storages.items():
         found = sizes.get(f"{prefix}data/{key}")
         if found is None:
@@ -121,6 +115,37 @@ def _check_archive(path: Path) -> None:
         if found != nbytes:
             raise _refuse(path, f"its storage {key} holds {found:,} bytes for a tensor of "
                                 f"{nbytes:,}")
+
+
+def _open_regular(path: Path):
+    """The file, opened without waiting on a named pipe; OSError unless a regular file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    handle = open(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise OSError(errno.EINVAL, "not a regular file")
+    return handle
+
+
+def _read_archive(path: Path, archive: zipfile.ZipFile):
+    """(bytes each storage needs, each entry's size, the archive's folder), or a refusal."""
+    entries = archive.infolist()
+    if len(entries) > MAX_ENTRIES:
+        raise _refuse(path, f"{len(entries):,} entries, where songgen writes a few hundred at "
+                            "most")
+    packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise _refuse(path, f"its entry {packed[0]} is compressed, which songgen never does")
+    pickles = [e for e in entries if e.filename.endswith("data.pkl")
+               and e.filename.count("/") == 1]
+    if len(pickles) != 1:
+        raise _unreadable(path, "no data.pkl in the archive")
+    if pickles[0].file_size > MAX_PICKLE:
+        raise _refuse(path, f"its data.pkl holds {pickles[0].file_size:,} bytes, where songgen "
+                            f"writes {MAX_PICKLE // 1024**2} MB at most")
+    prefix = pickles[0].filename[:-len("data.pkl")]
+    sizes = {e.filename: e.file_size for e in entries}
+    return _scan_pickle(path, archive.read(pickles[0])), sizes, prefix
 
 
 class _Opaque:

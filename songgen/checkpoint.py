@@ -11,6 +11,14 @@ and `Checkpoint.from_dict` are the only places that know its keys.
 from __future__ import annotations
 
 import hashlib
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -19,11 +27,11 @@ import torch
 from . import __version__
 from . import files
 from .config import ModelConfig, TrainConfig
-from .errors import CheckpointError, DamagedCheckpoint, SonggenError, UnreadableCheckpoint
+from .errors import (CheckpointError, DamagedCheckpoint, DiskFull, ExistingRun, SonggenError,
+                     SonggenWarning, UnreadableCheckpoint)
+from .checkpoint_checks import (FORMAT, VERSION, _check_header, _check_model,  # noqa: F401
+                                _check_record, _first_line)
 from .safeload import read_dict
-
-FORMAT = "songgen-checkpoint"
-VERSION = 1
 
 
 @dataclass
@@ -230,96 +238,6 @@ def _read_dict(path: Path, mmap: bool = False):
     return read_dict(path, mmap)  # checked before it is loaded (songgen.safeload)
 
 
-def _check_header(state, path) -> None:
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} is not a songgen checkpoint (it holds a "
-                                   f"{type(state).__name__})")
-    if state.get("format") != FORMAT:
-        if state and all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise CheckpointError(f"{path} is a bare PyTorch state_dict, not a songgen "
-                                       "checkpoint; it lacks the vocabulary and configuration "
-                                       "needed to use it")
-        raise CheckpointError(f"{path} is not a songgen checkpoint")
-    version = state.get("version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"{path} has no valid format version")
-    if version > VERSION:
-        raise CheckpointError(f"{path} uses checkpoint format {version}, newer than this songgen "
-                              f"reads ({VERSION}); upgrade songgen to use it")
-    missing = [k for k in ("model_config", "vocab", "model_state", "step") if k not in state]
-    if missing:
-        raise CheckpointError(f"{path} is incomplete (missing {', '.join(missing)})")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:120]
-
-
-def _check_model(state: dict, path) -> ModelConfig:
-    """The configuration, vocabulary and weights must describe one model. The expected shapes
-    are worked out, not allocated, so a damaged configuration never takes memory."""
-    from .model import weight_shapes
-
-    vocab = state["vocab"]
-    if not (isinstance(vocab, list) and vocab and all(isinstance(c, str) for c in vocab)):
-        raise CheckpointError(f"{path} has a damaged vocabulary")
-    if not isinstance(state["model_config"], dict) or not isinstance(state["model_state"], dict):
-        raise CheckpointError(f"{path} has a damaged model section")
-    absent = [f.name for f in fields(ModelConfig) if f.name not in state["model_config"]
-              and f.name not in ModelConfig.OPTIONAL]
-    if absent:
-        raise CheckpointError(f"{path} has a damaged model configuration (missing "
-                                   f"{', '.join(absent)})")
-    try:
-        config = ModelConfig.from_dict(state["model_config"])  # checks its own values
-        expected = weight_shapes(config)
-    except Exception as exc:  # wrong types or values inside a damaged file
-        raise CheckpointError(f"{path} has a damaged model configuration "
-                                   f"({_first_line(exc)})") from None
-    if config.vocab_size != len(vocab):
-        raise CheckpointError(f"{path} has a damaged model (a vocabulary of {len(vocab)} "
-                                   f"symbols, a model made for {config.vocab_size})")
-    weights = state["model_state"]
-    if set(weights) != set(expected):
-        raise CheckpointError(f"{path} has a damaged model (its weights are not those of "
-                                   "the model its configuration describes)")
-    for name, shape in expected.items():
-        value = weights[name]
-        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
-            raise CheckpointError(f"{path} has a damaged model (weight {name} has the wrong "
-                                       "shape)")
-    return config
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_record(state: dict) -> str | None:
-    """What of the bookkeeping that commands print or resume from is damaged, if anything."""
-    step = state["step"]
-    history = state.get("history")
-    history = [] if history is None else history
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        return "the step count"
-    if not isinstance(state.get("train_config"), (dict, type(None))):
-        return "the training options"
-    if not (state.get("best_val_loss") is None or _is_number(state["best_val_loss"])):
-        return "the best validation loss"
-    if not (isinstance(history, list) and all(
-            isinstance(h, dict) and isinstance(h.get("step"), int) and _is_number(h.get("val_loss"))
-            and (h.get("train_loss") is None or _is_number(h["train_loss"])) for h in history)):
-        return "the metrics history"
-    for name in ("epoch", "position", "bad_evals"):
-        value = state.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            return f"the {name.replace('_', ' ')}"
-    if not (state.get("elapsed") is None or _is_number(state["elapsed"])):
-        return "the training time"
-    return None
-
-
 def find_default(folder: str | Path = "checkpoints") -> Path:
     """best.pt of the folder, else last.pt."""
     return _candidates(Path(folder))[0]
@@ -361,5 +279,292 @@ def info(path: str | Path | None = None) -> dict:
     return summary
 
 
-# The run folder (songgen.runfolder) is imported from here by the commands that train.
-from .runfolder import RunFolder, numbered, numbered_path  # noqa: E402,F401
+# -- the run folder --------------------------------------------------------------------------
+# A run writes only into a new folder (or one holding nothing but hidden files and a corpus
+# cache) or its own, and removes only files it wrote: each checkpoint records its run's id (a
+# random one, made when the run starts and kept by every resume), and a numbered checkpoint of
+# another run, or of none (written before runs had ids), is never deleted or overwritten. Run
+# files are opened without following symbolic links and without waiting on a named pipe.
+
+def numbered(folder: str | Path) -> list[tuple[int, Path]]:
+    """Numbered checkpoints (step-000123.pt) in `folder`, oldest first."""
+    found = []
+    for p in Path(folder).glob("step-*.pt"):
+        m = _NUMBERED.match(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def numbered_path(folder: str | Path, step: int) -> Path:
+    return Path(folder) / f"step-{step:09d}.pt"
+
+
+_NUMBERED = re.compile(r"^step-(\d+)\.pt$")
+
+
+class _Owned:
+    """Which numbered checkpoints a run wrote: those that record its id, or none where it
+    resumed a run written before ids. Read once per version of a file (mapped, not read)."""
+
+    def __init__(self):
+        self.run_id: str | None = None
+        self.legacy = False
+        self._known: dict[Path, tuple] = {}  # path -> (its stat, whether ours)
+
+    def __call__(self, path: Path) -> bool:
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        known = self._known.get(path)
+        if known is not None and known[0] == key:
+            return known[1]
+        mine = False
+        if stat.S_ISREG(st.st_mode):  # a link, even to one of ours, is not the run's file
+            try:
+                state = _read_dict(path, mmap=True)
+                found = state.get("run_id", "?") if isinstance(state, dict) else "?"
+                mine = found == self.run_id or (found is None and self.legacy)
+            except (SonggenError, OSError):  # unreadable: not known to be ours, so kept
+                pass
+        self._known[path] = (key, mine)
+        return mine
+
+    def wrote(self, path: Path) -> None:
+        with contextlib.suppress(OSError):
+            st = os.stat(path, follow_symlinks=False)
+            self._known[path] = ((st.st_mtime_ns, st.st_size, st.st_ino), True)
+
+    def written(self) -> list[Path]:
+        return [p for p, (_, mine) in self._known.items() if mine]
+
+
+class RunFolder:
+    """The checkpoint folder of a training run: last.pt, best.pt, numbered step-N.pt,
+    metrics.jsonl, the corpus cache (corpus-cache/, unless the run keeps it elsewhere), and a
+    lock file that keeps a second run out."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.last = self.path / "last.pt"
+        self.best = self.path / "best.pt"
+        self.metrics = self.path / "metrics.jsonl"
+        self.cache = self.path / "corpus-cache"
+        self._metrics_checked = False
+        self.owns = _Owned()  # its run id is set by check_fresh or load_for_resume
+        self._new_metrics = False  # whether this run made metrics.jsonl
+        if self.path.exists() and not self.path.is_dir():
+            raise CheckpointError(f"checkpoint folder {self.path} is a file; give a folder path")
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold an exclusive lock for the run, on every OS. The OS drops it when the process
+        dies, so a crashed or killed run never leaves the folder locked."""
+        created = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if files.is_disk_full(exc):
+                raise _write_error(self.path, exc, "the folder could not be made", None) from None
+            raise CheckpointError(f"cannot create checkpoint folder {self.path}: "
+                                  f"{files.reason(exc)}") from None
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise CheckpointError(f"checkpoint folder {self.path} is not writable; "
+                                  "fix its permissions or choose another folder")
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(files.exclusive(self.path / ".lock", wait=False, note=True))
+            except files.Busy as busy:
+                raise CheckpointError(f"another training run ({busy.owner or 'another process'})"
+                                      f" is using {self.path}; wait for it to finish or choose "
+                                      "another folder") from None
+            except OSError as exc:
+                if created:
+                    self._remove_if_empty()
+                raise _write_error(self.path, exc, "its lock file could not be made",
+                                        self._intact()) from None
+            try:
+                yield
+            except BaseException:
+                if created:
+                    self._remove_if_empty()
+                self._forget_unsaved()
+                raise
+
+    def _forget_unsaved(self) -> None:
+        """A new run that ends before its first last.pt (a full disk, say) takes back what it
+        wrote, so that the folder is new again to start the run again in."""
+        if self.owns.run_id is None or self.last.exists() or self.owns.legacy:
+            return
+        for path in self.owns.written() + ([self.metrics] if self._new_metrics else []):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def _remove_if_empty(self) -> None:
+        """A run that failed before saving anything leaves no new folder behind (nor the corpus
+        cache it may have written there). Done while the lock is held: no other run is in it."""
+        leftovers = [p for p in self.path.iterdir() if p.name != ".lock"]
+        if leftovers == [self.cache] and self.cache.is_dir():
+            shutil.rmtree(self.cache, ignore_errors=True)
+            leftovers = [p for p in leftovers if p.exists()]
+        if not leftovers:
+            with contextlib.suppress(OSError):  # Windows keeps a held file: the folder stays
+                (self.path / ".lock").unlink(missing_ok=True)
+                self.path.rmdir()
+
+    def check_fresh(self) -> None:
+        """A new run must not overwrite an earlier one's checkpoints."""
+        if self.last.exists() or self.best.exists():
+            corpus = self.recorded_corpus()
+            what = f"{self.path} already holds a training run" + (f" (on {corpus})" if corpus else "")
+            raise ExistingRun(f"{what}; resume it, or choose another checkpoint folder", what=what)
+        # Anything else that is not hidden (a run's temporary files and lock are) belongs to
+        # someone else: a new run neither deletes nor rewrites it, nor mixes with it.
+        foreign = sorted(p.name for p in self.path.iterdir() if not p.name.startswith(".")
+                         and not (p == self.cache and p.is_dir() and not p.is_symlink()))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise CheckpointError(f"{self.path} is not empty (it holds {shown}); a new run "
+                                  "writes only into a new or empty folder: choose another "
+                                  "checkpoint folder")
+        self.owns.run_id = secrets.token_hex(8)
+
+    def recorded_corpus(self) -> str | None:
+        """The corpus path the run in this folder recorded, if a checkpoint can tell."""
+        for path in (self.last, self.best):
+            try:  # mapped, not read: only one small entry is wanted
+                state = _read_dict(path, mmap=True)
+                return state.get("corpus") if isinstance(state, dict) else None
+            except (SonggenError, OSError):  # unreadable: the error is only a little less specific
+                continue
+        return None
+
+    def load_for_resume(self) -> Checkpoint:
+        """last.pt, or else the newest readable older checkpoint (with a warning)."""
+        candidates = [self.last] + [p for _, p in reversed(numbered(self.path))] + [self.best]
+        candidates = [p for p in candidates if p.exists()]
+        if not candidates:
+            raise CheckpointError(f"nothing to resume: {self.path} holds no checkpoint "
+                                  "(no last.pt); start a new run instead")
+        first_error = None
+        loaded = []
+        for path in candidates:
+            try:
+                loaded.append((path, load(path)))
+            except CheckpointError as exc:
+                first_error = first_error or exc
+                continue
+            if path == self.last:
+                return self._adopt(loaded[0][1])
+        if not loaded:
+            if not isinstance(first_error, UnreadableCheckpoint):  # its own advice holds
+                raise first_error
+            raise CheckpointError(f"{first_error.what}, and no other checkpoint in {self.path} "
+                                  "can be read; start a new run in another folder")
+        path, checkpoint = max(loaded, key=lambda item: item[1].step)
+        why = f"unusable ({first_error.what})" if first_error else "missing"
+        warnings.warn(f"{self.last} is {why}; resuming from {path.name} at step "
+                      f"{checkpoint.step}", SonggenWarning)
+        return self._adopt(checkpoint)
+
+    def _adopt(self, checkpoint: Checkpoint) -> Checkpoint:
+        """Go on as the run that wrote `checkpoint`."""
+        self.owns.run_id = checkpoint.run_id or secrets.token_hex(8)
+        self.owns.legacy = checkpoint.run_id is None
+        return checkpoint
+
+    def save(self, checkpoint: Checkpoint, best: bool, keep: int) -> None:
+        """Write step-N.pt (rotated to `keep`), best.pt if it is, and last.pt, in that order:
+        last.pt, renamed into place last, is what a resume reads, so a crash or a full disk on
+        the way leaves the run where its previous last.pt says, and the resume writes the
+        copies again. Each file is written whole under a temporary name, then renamed."""
+        if self.owns.run_id is None:
+            self.owns.run_id = secrets.token_hex(8)
+        checkpoint.run_id = self.owns.run_id
+        staged = None
+        try:
+            staged = files.stage(self.last, _writer(checkpoint))
+            copies = [numbered_path(self.path, checkpoint.step)] if keep > 0 else []
+            # Never over another run's file of the same name (a folder's own last.pt and
+            # best.pt are the run's).
+            copies = [p for p in copies if not os.path.lexists(p) or self.owns(p)]
+            for target in copies + ([self.best] if best else []):
+                files.commit([(_copy(staged, target), target)])
+                self.owns.wrote(target)
+            files.commit([(staged, self.last)])
+        except OSError as exc:
+            if staged is not None:
+                staged.unlink(missing_ok=True)
+            raise _write_error(self.path, exc, f"step {checkpoint.step} could not be saved",
+                                    self._intact()) from None
+        old = [p for _, p in numbered(self.path) if self.owns(p)]
+        for p in old[: max(0, len(old) - keep)]:
+            p.unlink(missing_ok=True)
+
+    def _intact(self) -> str | None:
+        """What a failed write left: the run's latest saved checkpoint, as it was (None: the
+        run has none yet)."""
+        try:  # mapped, not read: only the step is wanted
+            step = _read_dict(self.last, mmap=True).get("step")
+        except (SonggenError, OSError, AttributeError):
+            return None
+        return f"last.pt (step {step}) is intact"
+
+    def append_metrics(self, line: str) -> None:
+        """Add an evaluation's record (a JSON line with its "step") to metrics.jsonl. Before
+        the first one a run writes, records of that step or later are dropped: they are from a
+        save that did not complete (the process was killed, or the disk was full, between the
+        record and its checkpoint), which this run now makes again."""
+        try:
+            if not self._metrics_checked:
+                self._new_metrics = not os.path.lexists(self.metrics)
+                _forget_records_from(self.metrics, json.loads(line)["step"])
+                self._metrics_checked = True
+            files.append_line(self.metrics, line)
+        except OSError as exc:
+            raise _write_error(self.path, exc, f"{self.metrics.name} could not be written",
+                                    self._intact()) from None
+
+def _write_error(folder: Path, exc: OSError, failed: str, kept: str | None) -> SonggenError:
+    """The error for a write in a run's `folder` that failed: a full disk says so, and where."""
+    then = "resume the run" if kept else "start the run again"
+    kept = kept or "no checkpoint of this run is saved yet"
+    if files.is_disk_full(exc):
+        what = f"the disk holding {folder} is full: {failed}, {kept}"
+        return DiskFull(f"{what}; free some space, then {then}", what=what,
+                        resumable=kept != "no checkpoint of this run is saved yet")
+    what = f"{failed} in {folder}: {files.reason(exc)}, {kept}"
+    return SonggenError(f"{what}; fix the folder, then {then}", what=what)
+
+
+def _forget_records_from(metrics: Path, step: int) -> None:
+    """Drop the records of `step` and later from metrics.jsonl (and a torn last line)."""
+    try:
+        text = files.read_regular(metrics)
+    except FileNotFoundError:
+        return
+    lines = text.split(b"\n")
+    complete, torn = lines[:-1], lines[-1]  # a last line without its newline is torn
+    kept = [line for line in complete if not _record_from(line, step)]
+    if len(kept) != len(complete) or torn:
+        files.write_atomically(metrics, lambda f: f.write(b"".join(
+            line + b"\n" for line in kept)))
+
+
+def _record_from(line: bytes, step: int) -> bool:
+    """Whether a metrics line is the record of `step` or a later one."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False  # not ours to judge: kept as it is
+    return isinstance(record, dict) and isinstance(record.get("step"), int) and \
+        record["step"] >= step
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    """Stage an independent copy of `src` for `dst` (never a hard link: damage to one file on
+    disk must not reach the others)."""
+    with open(src, "rb") as source:
+        return files.stage(dst, lambda f: shutil.copyfileobj(source, f), suffix=".copy")

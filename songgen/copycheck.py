@@ -116,12 +116,14 @@ def copy_window(max_copy: int | None) -> int:
     return 12 if max_copy is None else max(2, min(12, max_copy + 1))
 
 
-def bounded_text_files(path, max_files: int, max_bytes: int, seconds: float) -> list:
+def bounded_text_files(path, max_files: int, max_bytes: int, seconds: float,
+                       any_file: bool = False) -> list:
     """The files `read_songs(path)` would read (the file itself, or every .txt file under the
     folder), found by a walk that gives up (CorpusError) past `max_files` entries seen,
     `max_bytes` bytes to read or `seconds`: the studio's check before it reads a training text
     that a checkpoint names, which may be any path (the disk's root, a file not lyrics).
-    A single file must be a regular .txt file; links to folders are not followed."""
+    A single file must be a regular .txt file (any regular file with `any_file`); links to
+    folders are not followed."""
     import os
     import stat
     import time
@@ -133,7 +135,7 @@ def bounded_text_files(path, max_files: int, max_bytes: int, seconds: float) -> 
     deadline = time.monotonic() + seconds
     if not path.is_dir():
         st = path.stat()
-        if not stat.S_ISREG(st.st_mode) or path.suffix.lower() != ".txt":
+        if not stat.S_ISREG(st.st_mode) or not (any_file or path.suffix.lower() == ".txt"):
             raise CorpusError(f"{path} is not a .txt file")
         found, total = [path], st.st_size
     else:

@@ -224,19 +224,27 @@ def _scan_pickle(path: Path, data: bytes) -> dict[str, int]:
 
 
 def _too_deep(state) -> bool:
-    """Whether containers nest more than MAX_DEPTH levels, or one holds itself (walked
-    without recursion, each container once; songgen never writes one container twice)."""
-    todo, seen = [(state, 0)], set()
+    """Whether containers nest more than MAX_DEPTH levels or one holds itself (walked without
+    recursion; a container met again off the current path, such as the one empty tuple, is
+    walked once)."""
+    todo, path, done = [(state, 0, False)], set(), set()
     while todo:
-        value, depth = todo.pop()
+        value, depth, leaving = todo.pop()
+        if leaving:
+            path.discard(id(value))
+            done.add(id(value))
+            continue
         if isinstance(value, dict):
             items = value.values()
         elif isinstance(value, (list, tuple)):
             items = value
         else:
             continue
-        if depth >= MAX_DEPTH or id(value) in seen:
+        if depth >= MAX_DEPTH or id(value) in path:
             return True
-        seen.add(id(value))
-        todo.extend((item, depth + 1) for item in items)
+        if id(value) in done:
+            continue
+        path.add(id(value))
+        todo.append((value, depth, True))
+        todo.extend((item, depth + 1, False) for item in items)
     return False

@@ -238,3 +238,15 @@ def test_the_studio_never_sets_a_cookie(built):
             conn.close()
             assert res.status == 200 and res.getheader("Set-Cookie") is None, path
     assert threading.active_count() >= 1
+
+
+def test_the_listing_refuses_a_compressed_checkpoint_without_inflating_it(root):
+    from .test_hostile_checkpoints import rezip
+
+    (root / "packed").mkdir()
+    rezip(root / "packed" / "best.pt", source=root / "runA" / "best.pt", padding=64 << 20,
+          compress=True)
+    with studio(root) as server:
+        models = {m["name"]: m for m in Client(server, timeout=10).get("/api/models")[1]["models"]}
+        assert models["packed/best.pt"]["error"] == "unreadable (UnreadableCheckpoint)"
+        assert "error" not in models["runA/best.pt"]

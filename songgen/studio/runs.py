@@ -41,6 +41,15 @@ def utf8(name: str) -> bool:
         return False
 
 
+def read_bounded(path: Path, name: str) -> list[dict]:
+    """A run's metrics, read only if at most MAX_METRICS bytes (one request's work)."""
+    size = path.stat().st_size
+    if size > MAX_METRICS:
+        raise HTTPProblem(400, f"{name} is too large to show ({size / 1024**2:.0f} MB; the "
+                               f"studio reads at most {MAX_METRICS // 1024**2} MB)")
+    return read_metrics(path)  # refuses a pipe at once
+
+
 # --- What a checkpoint records --------------------------------------------------------------
 
 def checkpoint_summary(checkpoint) -> dict:
@@ -64,6 +73,35 @@ def checkpoint_summary(checkpoint) -> dict:
         "chars": "".join(checkpoint.vocab[1:]),  # the first symbol is the end-of-song one
         "styles": style_names(checkpoint),  # for the style picker (songgen.styles)
     }
+
+
+def training_text(root: Path, checkpoint) -> str | None:
+    """The training text a checkpoint records, if the studio may read it: inside the runs
+    folder `root` (every file in it too), or elsewhere a .txt file or a folder of them, within
+    OUTSIDE_BYTES, OUTSIDE_FILES and OUTSIDE_SECONDS, from a checkpoint that has its
+    fingerprint (open_copy_index refuses a text that does not match it). A checkpoint
+    can name any path: without these bounds it could have the studio read any file, or
+    scan the whole disk."""
+    from ..copycheck import bounded_text_files
+
+    corpus = checkpoint.corpus
+    if not isinstance(corpus, str) or not corpus or "\x00" in corpus:
+        return None
+    try:
+        real = Path(corpus).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    inside = real == root or root in real.parents
+    if not inside and checkpoint.fingerprint is None:
+        return None
+    try:
+        found = bounded_text_files(real, OUTSIDE_FILES, OUTSIDE_BYTES, OUTSIDE_SECONDS,
+                                   any_file=inside)
+    except (OSError, SonggenError):
+        return None
+    if inside and not all(root in p.resolve().parents for p in found):
+        return None  # a file linked from outside
+    return corpus
 
 
 # --- The runs folder --------------------------------------------------------------------------
@@ -178,8 +216,7 @@ class Runs:
                  "date": datetime.fromtimestamp(st.st_mtime, timezone.utc).astimezone()
                  .strftime("%Y-%m-%d %H:%M")}
         if not utf8(entry["name"]):  # shown escaped; the page could not ask for it by name
-            entry["error"] = BAD_NAME
-            return entry
+            return {**entry, "error": BAD_NAME}
         try:
             entry.update(checkpoint_summary(peek(real)))
             corpus = entry.get("corpus")
@@ -208,11 +245,11 @@ class Runs:
 
     def copy_index(self, trained, max_copy: int | None):
         """The plagiarism index of the model's corpus (cached), or None if it is not here or
-        may not be read (see `corpus_of`). Limits that need the same index share it; the least
+        may not be read (see `training_text`). Limits that need the same index share it; the least
         recently used goes first."""
         from ..copycheck import copy_window, open_copy_index
 
-        corpus = self.corpus_of(trained.checkpoint)
+        corpus = training_text(self.root, trained.checkpoint)
         if corpus is None:
             return None
         key = (corpus, trained.checkpoint.fingerprint, copy_window(max_copy))
@@ -224,33 +261,6 @@ class Runs:
             while len(self._indexes) > MAX_INDEXES:
                 self._indexes.pop(next(iter(self._indexes)))
             return index
-
-    def corpus_of(self, checkpoint) -> str | None:
-        """The training text a checkpoint records, if the studio may read it: inside the runs
-        folder (every file in it too), or elsewhere a .txt file or a folder of them, within
-        OUTSIDE_BYTES, OUTSIDE_FILES and OUTSIDE_SECONDS, from a checkpoint that has its
-        fingerprint (open_copy_index refuses a text that does not match it). A checkpoint
-        can name any path: without these bounds it could have the studio read any file, or
-        scan the whole disk."""
-        from ..copycheck import bounded_text_files
-
-        corpus = checkpoint.corpus
-        if not isinstance(corpus, str) or not corpus or "\x00" in corpus:
-            return None
-        try:
-            real = Path(corpus).resolve(strict=True)
-        except (OSError, RuntimeError):
-            return None
-        inside = real == self.root or self.root in real.parents
-        if not inside and checkpoint.fingerprint is None:
-            return None
-        try:
-            found = bounded_text_files(real, OUTSIDE_FILES, OUTSIDE_BYTES, OUTSIDE_SECONDS)
-        except (OSError, SonggenError):
-            return None
-        if inside and any(self.inside(p) is None for p in found):
-            return None  # HTTPProblem (403) for a file linked from outside
-        return corpus
 
     def runs(self) -> list[dict]:
         out = []
@@ -281,11 +291,7 @@ class Runs:
         real = self.inside(path, f"{name}/{METRICS}")
         if real is None:
             return []  # no evaluation yet
-        size = real.stat().st_size  # one request reads at most MAX_METRICS bytes
-        if size > MAX_METRICS:
-            raise HTTPProblem(400, f"{name}/{METRICS} is too large to show ({size / 1024**2:.0f}"
-                                   f" MB; the studio reads at most {MAX_METRICS // 1024**2} MB)")
-        return read_metrics(real)  # refuses a pipe at once
+        return read_bounded(real, f"{name}/{METRICS}")
 
     def metrics(self, name) -> dict:
         folder = self.resolve(name)

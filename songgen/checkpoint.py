@@ -280,11 +280,8 @@ def info(path: str | Path | None = None) -> dict:
 
 
 # -- the run folder --------------------------------------------------------------------------
-# A run writes only into a new folder (or one holding nothing but hidden files and a corpus
-# cache) or its own, and removes only files it wrote: each checkpoint records its run's id (a
-# random one, made when the run starts and kept by every resume), and a numbered checkpoint of
-# another run, or of none (written before runs had ids), is never deleted or overwritten. Run
-# files are opened without following symbolic links and without waiting on a named pipe.
+# A run writes only into a new or its own folder, and deletes or replaces only numbered files
+# that record its id (made when it starts, kept by every resume). No link is followed there.
 
 def numbered(folder: str | Path) -> list[tuple[int, Path]]:
     """Numbered checkpoints (step-000123.pt) in `folder`, oldest first."""
@@ -301,6 +298,30 @@ def numbered_path(folder: str | Path, step: int) -> Path:
 
 
 _NUMBERED = re.compile(r"^step-(\d+)\.pt$")
+_MANIFEST = ".run"  # hidden: the id of the run started in the folder, and if it made metrics
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        found = json.loads(files.read_regular(path))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) and isinstance(found.get("run_id"), str) else {}
+
+
+def _foreign(run: "RunFolder", manifest: dict) -> list[str]:
+    """What a folder holds that a new run must not touch: anything not hidden (a run's
+    temporary files and lock are), but the corpus cache and what the run recorded in
+    `manifest` left there before its first save (its metrics.jsonl, its numbered files)."""
+    found = []
+    for p in sorted(run.path.iterdir()):
+        if p.name.startswith(".") or (p == run.cache and p.is_dir() and not p.is_symlink()):
+            continue
+        if manifest and ((p == run.metrics and manifest.get("metrics")) or
+                         (_NUMBERED.match(p.name) and run.owns(p))):
+            continue
+        found.append(p.name)
+    return found
 
 
 class _Owned:
@@ -420,16 +441,24 @@ class RunFolder:
             corpus = self.recorded_corpus()
             what = f"{self.path} already holds a training run" + (f" (on {corpus})" if corpus else "")
             raise ExistingRun(f"{what}; resume it, or choose another checkpoint folder", what=what)
-        # Anything else that is not hidden (a run's temporary files and lock are) belongs to
-        # someone else: a new run neither deletes nor rewrites it, nor mixes with it.
-        foreign = sorted(p.name for p in self.path.iterdir() if not p.name.startswith(".")
-                         and not (p == self.cache and p.is_dir() and not p.is_symlink()))
+        # A run that started here and was stopped before its first last.pt: this one goes on
+        # as that run, over what it left (its manifest says what that is).
+        manifest = _read_manifest(self.path / _MANIFEST)
+        self.owns.run_id = manifest.get("run_id")
+        foreign = _foreign(self, manifest)
         if foreign:
+            self.owns.run_id = None
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise CheckpointError(f"{self.path} is not empty (it holds {shown}); a new run "
                                   "writes only into a new or empty folder: choose another "
                                   "checkpoint folder")
-        self.owns.run_id = secrets.token_hex(8)
+        self.owns.run_id = self.owns.run_id or secrets.token_hex(8)
+        self._note(bool(manifest.get("metrics")))
+
+    def _note(self, metrics: bool) -> None:
+        """Write the manifest: the run's id, and whether it made metrics.jsonl."""
+        files.write_atomically(self.path / _MANIFEST, lambda f: f.write(json.dumps(
+            {"run_id": self.owns.run_id, "metrics": metrics}).encode()), sync=False)
 
     def recorded_corpus(self) -> str | None:
         """The corpus path the run in this folder recorded, if a checkpoint can tell."""
@@ -520,6 +549,8 @@ class RunFolder:
         try:
             if not self._metrics_checked:
                 self._new_metrics = not os.path.lexists(self.metrics)
+                if self._new_metrics:
+                    self._note(True)  # before it exists: a kill after leaves it known
                 _forget_records_from(self.metrics, json.loads(line)["step"])
                 self._metrics_checked = True
             files.append_line(self.metrics, line)

@@ -331,7 +331,7 @@ class _Owned:
     def __init__(self):
         self.run_id: str | None = None
         self.legacy = False
-        self._known: dict[Path, tuple] = {}  # path -> (its stat, whether ours)
+        self.known: dict[Path, tuple] = {}  # path -> (its stat, whether ours)
 
     def __call__(self, path: Path) -> bool:
         try:
@@ -339,7 +339,7 @@ class _Owned:
         except OSError:
             return False
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
-        known = self._known.get(path)
+        known = self.known.get(path)
         if known is not None and known[0] == key:
             return known[1]
         mine = False
@@ -350,16 +350,13 @@ class _Owned:
                 mine = found == self.run_id or (found is None and self.legacy)
             except (SonggenError, OSError):  # unreadable: not known to be ours, so kept
                 pass
-        self._known[path] = (key, mine)
+        self.known[path] = (key, mine)
         return mine
 
     def wrote(self, path: Path) -> None:
         with contextlib.suppress(OSError):
             st = os.stat(path, follow_symlinks=False)
-            self._known[path] = ((st.st_mtime_ns, st.st_size, st.st_ino), True)
-
-    def written(self) -> list[Path]:
-        return [p for p, (_, mine) in self._known.items() if mine]
+            self.known[path] = ((st.st_mtime_ns, st.st_size, st.st_ino), True)
 
 
 class RunFolder:
@@ -375,7 +372,7 @@ class RunFolder:
         self.cache = self.path / "corpus-cache"
         self._metrics_checked = False
         self.owns = _Owned()  # its run id is set by check_fresh or load_for_resume
-        self._new_metrics = False  # whether this run made metrics.jsonl
+        self._new_metrics = self._fresh = False  # it made metrics.jsonl; it is a new run
         if self.path.exists() and not self.path.is_dir():
             raise CheckpointError(f"checkpoint folder {self.path} is a file; give a folder path")
 
@@ -417,9 +414,10 @@ class RunFolder:
     def _forget_unsaved(self) -> None:
         """A new run that ends before its first last.pt (a full disk, say) takes back what it
         wrote, so that the folder is new again to start the run again in."""
-        if self.owns.run_id is None or self.last.exists() or self.owns.legacy:
+        if not self._fresh or self.last.exists():
             return
-        for path in self.owns.written() + ([self.metrics] if self._new_metrics else []):
+        written = [p for p, (_, mine) in self.owns.known.items() if mine]
+        for path in written + ([self.metrics] if self._new_metrics else []):
             with contextlib.suppress(OSError):
                 path.unlink()
 
@@ -452,7 +450,7 @@ class RunFolder:
             raise CheckpointError(f"{self.path} is not empty (it holds {shown}); a new run "
                                   "writes only into a new or empty folder: choose another "
                                   "checkpoint folder")
-        self.owns.run_id = self.owns.run_id or secrets.token_hex(8)
+        self.owns.run_id, self._fresh = self.owns.run_id or secrets.token_hex(8), True
         self._note(bool(manifest.get("metrics")))
 
     def _note(self, metrics: bool) -> None:

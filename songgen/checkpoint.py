@@ -1,6 +1,7 @@
 """The checkpoint file: what it holds (a typed schema, validated once when read), atomic save,
-safe load, checksums, and the run folder (lock, rotation, metrics, what to resume from). The
-model a checkpoint describes, loaded for sampling, is songgen.trained's.
+safe load (the file checked first: songgen.safeload), checksums. The run folder (lock,
+rotation, metrics, what to resume from) is songgen.runfolder's; the model a checkpoint
+describes, loaded for sampling, is songgen.trained's.
 
 On disk a checkpoint is a plain dict of tensors and primitives, so that
 `torch.load(weights_only=True)` reads it and no code is ever unpickled. `Checkpoint.to_dict`
@@ -9,13 +10,14 @@ and `Checkpoint.from_dict` are the only places that know its keys.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import contextlib
 import json
 import os
-import pickle
 import re
+import secrets
 import shutil
+import stat
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -27,15 +29,9 @@ from . import files
 from .config import ModelConfig, TrainConfig
 from .errors import (CheckpointError, DamagedCheckpoint, DiskFull, ExistingRun, SonggenError,
                      SonggenWarning, UnreadableCheckpoint)
-from .textfiles import looks_like_text
-
-FORMAT = "songgen-checkpoint"
-VERSION = 1
-_NUMBERED = re.compile(r"^step-(\d+)\.pt$")
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
-# What to do about a file that cannot be read as a checkpoint.
-_GIVE = ("give a .pt file that songgen train wrote (a run's folder holds last.pt, best.pt "
-         "and step-N.pt; an older one may still be whole)")
+from .checkpoint_checks import (FORMAT, VERSION, _check_header, _check_model,  # noqa: F401
+                                _check_record, _first_line)
+from .safeload import read_dict
 
 
 @dataclass
@@ -68,6 +64,7 @@ class Checkpoint:
     choices: dict | None = None             # automatic choices: name -> {"value", "reason"}
     styles: dict | None = None              # the style table (styles.StyleTable.to_dict)
     songcraft: dict | None = None           # rhyme, chorus, words (songcraft.Measures.to_dict)
+    run_id: str | None = None               # of the training run that wrote it (runfolder)
     songgen_version: str = __version__
     version: int = VERSION
     # Set when read from a file: the checksum it carried, verified (None: written before
@@ -88,7 +85,7 @@ class Checkpoint:
             "history": self.history, "elapsed": self.elapsed, "init_from": self.init_from,
             "shape": self.shape, "schedule": self.schedule, "choices": self.choices,
             "styles": self.styles,
-            "songcraft": self.songcraft,
+            "songcraft": self.songcraft, "run_id": self.run_id,
         }
 
     @classmethod
@@ -102,8 +99,9 @@ class Checkpoint:
             # Optional records: a damaged one is dropped.
             if not isinstance(values.get(name), (dict, type(None))):
                 values[name] = None
-        if not isinstance(values.get("checksum"), (str, type(None))):
-            values["checksum"] = None
+        for name in ("checksum", "run_id"):
+            if not isinstance(values.get(name), (str, type(None))):
+                values[name] = None
         values["model_config"] = model_config
         problem = _check_record(state)
         if problem:
@@ -237,119 +235,7 @@ def peek(path: str | Path) -> Checkpoint:
 
 
 def _read_dict(path: Path, mmap: bool = False):
-    try:
-        with warnings.catch_warnings():
-            # PyTorch warns about unusual pickle protocols before refusing or reading them;
-            # the error below (or a clean load) is all a user needs to see.
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as exc:
-        refused = _UNSAFE_GLOBAL.search(str(exc))
-        if refused:
-            raise CheckpointError(
-                f"{path} holds Python code or objects ({refused.group(1)}) that a safe load "
-                "refuses; it is not a songgen checkpoint, or it was tampered with: do not open "
-                "it some other way") from None
-        if looks_like_text(path):
-            what = f"{path} is a text file, not a checkpoint"
-            raise UnreadableCheckpoint(f"{what}; give a .pt file that songgen train wrote (to "
-                                       "score a text with a model, use songgen eval)",
-                                       what=what) from None
-        what = f"{path} is corrupt or not a checkpoint (unpickling failed)"
-        raise UnreadableCheckpoint(f"{what}; {_GIVE}", what=what) from None
-    except Exception:  # any other loader failure on a damaged file means the same to a user
-        what = f"{path} is corrupt, truncated or not a PyTorch file"
-        raise UnreadableCheckpoint(f"{what}; {_GIVE}", what=what) from None
-
-
-def _check_header(state, path) -> None:
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} is not a songgen checkpoint (it holds a "
-                                   f"{type(state).__name__})")
-    if state.get("format") != FORMAT:
-        if state and all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise CheckpointError(f"{path} is a bare PyTorch state_dict, not a songgen "
-                                       "checkpoint; it lacks the vocabulary and configuration "
-                                       "needed to use it")
-        raise CheckpointError(f"{path} is not a songgen checkpoint")
-    version = state.get("version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"{path} has no valid format version")
-    if version > VERSION:
-        raise CheckpointError(f"{path} uses checkpoint format {version}, newer than this songgen "
-                              f"reads ({VERSION}); upgrade songgen to use it")
-    missing = [k for k in ("model_config", "vocab", "model_state", "step") if k not in state]
-    if missing:
-        raise CheckpointError(f"{path} is incomplete (missing {', '.join(missing)})")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:120]
-
-
-def _check_model(state: dict, path) -> ModelConfig:
-    """The configuration, vocabulary and weights must describe one model. The expected shapes
-    are worked out, not allocated, so a damaged configuration never takes memory."""
-    from .model import weight_shapes
-
-    vocab = state["vocab"]
-    if not (isinstance(vocab, list) and vocab and all(isinstance(c, str) for c in vocab)):
-        raise CheckpointError(f"{path} has a damaged vocabulary")
-    if not isinstance(state["model_config"], dict) or not isinstance(state["model_state"], dict):
-        raise CheckpointError(f"{path} has a damaged model section")
-    absent = [f.name for f in fields(ModelConfig) if f.name not in state["model_config"]
-              and f.name not in ModelConfig.OPTIONAL]
-    if absent:
-        raise CheckpointError(f"{path} has a damaged model configuration (missing "
-                                   f"{', '.join(absent)})")
-    try:
-        config = ModelConfig.from_dict(state["model_config"])  # checks its own values
-        expected = weight_shapes(config)
-    except Exception as exc:  # wrong types or values inside a damaged file
-        raise CheckpointError(f"{path} has a damaged model configuration "
-                                   f"({_first_line(exc)})") from None
-    if config.vocab_size != len(vocab):
-        raise CheckpointError(f"{path} has a damaged model (a vocabulary of {len(vocab)} "
-                                   f"symbols, a model made for {config.vocab_size})")
-    weights = state["model_state"]
-    if set(weights) != set(expected):
-        raise CheckpointError(f"{path} has a damaged model (its weights are not those of "
-                                   "the model its configuration describes)")
-    for name, shape in expected.items():
-        value = weights[name]
-        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
-            raise CheckpointError(f"{path} has a damaged model (weight {name} has the wrong "
-                                       "shape)")
-    return config
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_record(state: dict) -> str | None:
-    """What of the bookkeeping that commands print or resume from is damaged, if anything."""
-    step = state["step"]
-    history = state.get("history")
-    history = [] if history is None else history
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        return "the step count"
-    if not isinstance(state.get("train_config"), (dict, type(None))):
-        return "the training options"
-    if not (state.get("best_val_loss") is None or _is_number(state["best_val_loss"])):
-        return "the best validation loss"
-    if not (isinstance(history, list) and all(
-            isinstance(h, dict) and isinstance(h.get("step"), int) and _is_number(h.get("val_loss"))
-            and (h.get("train_loss") is None or _is_number(h["train_loss"])) for h in history)):
-        return "the metrics history"
-    for name in ("epoch", "position", "bad_evals"):
-        value = state.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            return f"the {name.replace('_', ' ')}"
-    if not (state.get("elapsed") is None or _is_number(state["elapsed"])):
-        return "the training time"
-    return None
+    return read_dict(path, mmap)  # checked before it is loaded (songgen.safeload)
 
 
 def find_default(folder: str | Path = "checkpoints") -> Path:
@@ -394,6 +280,8 @@ def info(path: str | Path | None = None) -> dict:
 
 
 # -- the run folder --------------------------------------------------------------------------
+# A run writes only into a new or its own folder, and deletes or replaces only numbered files
+# that record its id (made when it starts, kept by every resume). No link is followed there.
 
 def numbered(folder: str | Path) -> list[tuple[int, Path]]:
     """Numbered checkpoints (step-000123.pt) in `folder`, oldest first."""
@@ -409,6 +297,68 @@ def numbered_path(folder: str | Path, step: int) -> Path:
     return Path(folder) / f"step-{step:09d}.pt"
 
 
+_NUMBERED = re.compile(r"^step-(\d+)\.pt$")
+_MANIFEST = ".run"  # hidden: the id of the run started in the folder, and if it made metrics
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        found = json.loads(files.read_regular(path))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) and isinstance(found.get("run_id"), str) else {}
+
+
+def _foreign(run: "RunFolder", manifest: dict) -> list[str]:
+    """What a folder holds that a new run must not touch: anything not hidden (a run's
+    temporary files and lock are), but the corpus cache and what the run recorded in
+    `manifest` left there before its first save (its metrics.jsonl, its numbered files)."""
+    found = []
+    for p in sorted(run.path.iterdir()):
+        if p.name.startswith(".") or (p == run.cache and p.is_dir() and not p.is_symlink()):
+            continue
+        if manifest and ((p == run.metrics and manifest.get("metrics")) or
+                         (_NUMBERED.match(p.name) and run.owns(p))):
+            continue
+        found.append(p.name)
+    return found
+
+
+class _Owned:
+    """Which numbered checkpoints a run wrote: those that record its id, or none where it
+    resumed a run written before ids. Read once per version of a file (mapped, not read)."""
+
+    def __init__(self):
+        self.run_id: str | None = None
+        self.legacy = False
+        self.known: dict[Path, tuple] = {}  # path -> (its stat, whether ours)
+
+    def __call__(self, path: Path) -> bool:
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        known = self.known.get(path)
+        if known is not None and known[0] == key:
+            return known[1]
+        mine = False
+        if stat.S_ISREG(st.st_mode):  # a link, even to one of ours, is not the run's file
+            try:
+                state = _read_dict(path, mmap=True)
+                found = state.get("run_id", "?") if isinstance(state, dict) else "?"
+                mine = found == self.run_id or (found is None and self.legacy)
+            except (SonggenError, OSError):  # unreadable: not known to be ours, so kept
+                pass
+        self.known[path] = (key, mine)
+        return mine
+
+    def wrote(self, path: Path) -> None:
+        with contextlib.suppress(OSError):
+            st = os.stat(path, follow_symlinks=False)
+            self.known[path] = ((st.st_mtime_ns, st.st_size, st.st_ino), True)
+
+
 class RunFolder:
     """The checkpoint folder of a training run: last.pt, best.pt, numbered step-N.pt,
     metrics.jsonl, the corpus cache (corpus-cache/, unless the run keeps it elsewhere), and a
@@ -421,6 +371,8 @@ class RunFolder:
         self.metrics = self.path / "metrics.jsonl"
         self.cache = self.path / "corpus-cache"
         self._metrics_checked = False
+        self.owns = _Owned()  # its run id is set by check_fresh or load_for_resume
+        self._new_metrics = self._fresh = False  # it made metrics.jsonl; it is a new run
         if self.path.exists() and not self.path.is_dir():
             raise CheckpointError(f"checkpoint folder {self.path} is a file; give a folder path")
 
@@ -433,7 +385,7 @@ class RunFolder:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             if files.is_disk_full(exc):
-                raise self._write_error(exc, "the folder could not be made", None) from None
+                raise _write_error(self.path, exc, "the folder could not be made", None) from None
             raise CheckpointError(f"cannot create checkpoint folder {self.path}: "
                                   f"{files.reason(exc)}") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
@@ -449,14 +401,25 @@ class RunFolder:
             except OSError as exc:
                 if created:
                     self._remove_if_empty()
-                raise self._write_error(exc, "its lock file could not be made",
+                raise _write_error(self.path, exc, "its lock file could not be made",
                                         self._intact()) from None
             try:
                 yield
             except BaseException:
                 if created:
                     self._remove_if_empty()
+                self._forget_unsaved()
                 raise
+
+    def _forget_unsaved(self) -> None:
+        """A new run that ends before its first last.pt (a full disk, say) takes back what it
+        wrote, so that the folder is new again to start the run again in."""
+        if not self._fresh or self.last.exists():
+            return
+        written = [p for p, (_, mine) in self.owns.known.items() if mine]
+        for path in written + ([self.metrics] if self._new_metrics else []):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def _remove_if_empty(self) -> None:
         """A run that failed before saving anything leaves no new folder behind (nor the corpus
@@ -476,6 +439,24 @@ class RunFolder:
             corpus = self.recorded_corpus()
             what = f"{self.path} already holds a training run" + (f" (on {corpus})" if corpus else "")
             raise ExistingRun(f"{what}; resume it, or choose another checkpoint folder", what=what)
+        # A run that started here and was stopped before its first last.pt: this one goes on
+        # as that run, over what it left (its manifest says what that is).
+        manifest = _read_manifest(self.path / _MANIFEST)
+        self.owns.run_id = manifest.get("run_id")
+        foreign = _foreign(self, manifest)
+        if foreign:
+            self.owns.run_id = None
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise CheckpointError(f"{self.path} is not empty (it holds {shown}); a new run "
+                                  "writes only into a new or empty folder: choose another "
+                                  "checkpoint folder")
+        self.owns.run_id, self._fresh = self.owns.run_id or secrets.token_hex(8), True
+        self._note(bool(manifest.get("metrics")))
+
+    def _note(self, metrics: bool) -> None:
+        """Write the manifest: the run's id, and whether it made metrics.jsonl."""
+        files.write_atomically(self.path / _MANIFEST, lambda f: f.write(json.dumps(
+            {"run_id": self.owns.run_id, "metrics": metrics}).encode()), sync=False)
 
     def recorded_corpus(self) -> str | None:
         """The corpus path the run in this folder recorded, if a checkpoint can tell."""
@@ -503,7 +484,7 @@ class RunFolder:
                 first_error = first_error or exc
                 continue
             if path == self.last:
-                return loaded[0][1]
+                return self._adopt(loaded[0][1])
         if not loaded:
             if not isinstance(first_error, UnreadableCheckpoint):  # its own advice holds
                 raise first_error
@@ -513,6 +494,12 @@ class RunFolder:
         why = f"unusable ({first_error.what})" if first_error else "missing"
         warnings.warn(f"{self.last} is {why}; resuming from {path.name} at step "
                       f"{checkpoint.step}", SonggenWarning)
+        return self._adopt(checkpoint)
+
+    def _adopt(self, checkpoint: Checkpoint) -> Checkpoint:
+        """Go on as the run that wrote `checkpoint`."""
+        self.owns.run_id = checkpoint.run_id or secrets.token_hex(8)
+        self.owns.legacy = checkpoint.run_id is None
         return checkpoint
 
     def save(self, checkpoint: Checkpoint, best: bool, keep: int) -> None:
@@ -520,20 +507,27 @@ class RunFolder:
         last.pt, renamed into place last, is what a resume reads, so a crash or a full disk on
         the way leaves the run where its previous last.pt says, and the resume writes the
         copies again. Each file is written whole under a temporary name, then renamed."""
+        if self.owns.run_id is None:
+            self.owns.run_id = secrets.token_hex(8)
+        checkpoint.run_id = self.owns.run_id
         staged = None
         try:
             staged = files.stage(self.last, _writer(checkpoint))
             copies = [numbered_path(self.path, checkpoint.step)] if keep > 0 else []
+            # Never over another run's file of the same name (a folder's own last.pt and
+            # best.pt are the run's).
+            copies = [p for p in copies if not os.path.lexists(p) or self.owns(p)]
             for target in copies + ([self.best] if best else []):
                 files.commit([(_copy(staged, target), target)])
+                self.owns.wrote(target)
             files.commit([(staged, self.last)])
         except OSError as exc:
             if staged is not None:
                 staged.unlink(missing_ok=True)
-            raise self._write_error(exc, f"step {checkpoint.step} could not be saved",
+            raise _write_error(self.path, exc, f"step {checkpoint.step} could not be saved",
                                     self._intact()) from None
-        old = numbered(self.path)
-        for _, p in old[: max(0, len(old) - keep)]:
+        old = [p for _, p in numbered(self.path) if self.owns(p)]
+        for p in old[: max(0, len(old) - keep)]:
             p.unlink(missing_ok=True)
 
     def _intact(self) -> str | None:
@@ -545,17 +539,6 @@ class RunFolder:
             return None
         return f"last.pt (step {step}) is intact"
 
-    def _write_error(self, exc: OSError, failed: str, kept: str | None) -> SonggenError:
-        """The error for a write in this folder that failed: a full disk says so, and where."""
-        then = "resume the run" if kept else "start the run again"
-        kept = kept or "no checkpoint of this run is saved yet"
-        if files.is_disk_full(exc):
-            what = f"the disk holding {self.path} is full: {failed}, {kept}"
-            return DiskFull(f"{what}; free some space, then {then}", what=what,
-                            resumable=kept != "no checkpoint of this run is saved yet")
-        what = f"{failed} in {self.path}: {files.reason(exc)}, {kept}"
-        return SonggenError(f"{what}; fix the folder, then {then}", what=what)
-
     def append_metrics(self, line: str) -> None:
         """Add an evaluation's record (a JSON line with its "step") to metrics.jsonl. Before
         the first one a run writes, records of that step or later are dropped: they are from a
@@ -563,24 +546,40 @@ class RunFolder:
         record and its checkpoint), which this run now makes again."""
         try:
             if not self._metrics_checked:
-                self._forget_metrics_from(json.loads(line)["step"])
+                self._new_metrics = not os.path.lexists(self.metrics)
+                if self._new_metrics:
+                    self._note(True)  # before it exists: a kill after leaves it known
+                _forget_records_from(self.metrics, json.loads(line)["step"])
                 self._metrics_checked = True
             files.append_line(self.metrics, line)
         except OSError as exc:
-            raise self._write_error(exc, f"{self.metrics.name} could not be written",
+            raise _write_error(self.path, exc, f"{self.metrics.name} could not be written",
                                     self._intact()) from None
 
-    def _forget_metrics_from(self, step: int) -> None:
-        try:
-            text = self.metrics.read_bytes()
-        except FileNotFoundError:
-            return
-        lines = text.split(b"\n")
-        complete, torn = lines[:-1], lines[-1]  # a last line without its newline is torn
-        kept = [line for line in complete if not _record_from(line, step)]
-        if len(kept) != len(complete) or torn:
-            files.write_atomically(self.metrics, lambda f: f.write(b"".join(
-                line + b"\n" for line in kept)))
+def _write_error(folder: Path, exc: OSError, failed: str, kept: str | None) -> SonggenError:
+    """The error for a write in a run's `folder` that failed: a full disk says so, and where."""
+    then = "resume the run" if kept else "start the run again"
+    kept = kept or "no checkpoint of this run is saved yet"
+    if files.is_disk_full(exc):
+        what = f"the disk holding {folder} is full: {failed}, {kept}"
+        return DiskFull(f"{what}; free some space, then {then}", what=what,
+                        resumable=kept != "no checkpoint of this run is saved yet")
+    what = f"{failed} in {folder}: {files.reason(exc)}, {kept}"
+    return SonggenError(f"{what}; fix the folder, then {then}", what=what)
+
+
+def _forget_records_from(metrics: Path, step: int) -> None:
+    """Drop the records of `step` and later from metrics.jsonl (and a torn last line)."""
+    try:
+        text = files.read_regular(metrics)
+    except FileNotFoundError:
+        return
+    lines = text.split(b"\n")
+    complete, torn = lines[:-1], lines[-1]  # a last line without its newline is torn
+    kept = [line for line in complete if not _record_from(line, step)]
+    if len(kept) != len(complete) or torn:
+        files.write_atomically(metrics, lambda f: f.write(b"".join(
+            line + b"\n" for line in kept)))
 
 
 def _record_from(line: bytes, step: int) -> bool:

@@ -156,3 +156,43 @@ def copy_window(max_copy: int | None) -> int:
     max_copy + 1 sees every copy that breaks the limit; 12 when there is none (or it is 11 or
     more), so every such limit shares one index."""
     return 12 if max_copy is None else max(2, min(12, max_copy + 1))
+
+
+def bounded_text_files(path, max_files: int, max_bytes: int, seconds: float,
+                       any_file: bool = False) -> list:
+    """The files `read_songs(path)` would read (the file itself, or every .txt file under the
+    folder), found by a walk that gives up (CorpusError) past `max_files` entries seen,
+    `max_bytes` bytes to read or `seconds`: the studio's check before it reads a training text
+    that a checkpoint names, which may be any path (the disk's root, a file not lyrics).
+    A single file must be a regular .txt file (any regular file with `any_file`); links to
+    folders are not followed."""
+    import os
+    import stat
+    import time
+    from pathlib import Path
+
+    from .errors import CorpusError
+
+    path = Path(path)
+    deadline = time.monotonic() + seconds
+    if not path.is_dir():
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) or not (any_file or path.suffix.lower() == ".txt"):
+            raise CorpusError(f"{path} is not a .txt file")
+        found, total = [path], st.st_size
+    else:
+        found, total, seen, todo = [], 0, 0, [path]
+        while todo:
+            with os.scandir(todo.pop()) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > max_files or time.monotonic() > deadline:
+                        raise CorpusError(f"{path} holds too many files to search")
+                    if entry.is_dir(follow_symlinks=False):
+                        todo.append(Path(entry.path))
+                    elif entry.name.lower().endswith(".txt") and entry.is_file():
+                        found.append(Path(entry.path))
+                        total += entry.stat().st_size
+    if total > max_bytes:
+        raise CorpusError(f"{path} holds {total:,} bytes, more than {max_bytes:,}")
+    return found

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 
 import torch
 
@@ -41,8 +42,11 @@ from .songcraft import (WORD, Measures, Words, allowed_words, corpus_words, last
                         rhyme_key, rhymes, stanza_rhymes)
 
 # The masks of the last word lists (building them takes a while; a new sampler of the same
-# model and words reuses them).
+# model and words reuses them). Samplers run in several threads at once (the studio's
+# writers): the lock keeps the check and the replacement one step, so that a sampler never
+# takes the table made for another model's characters.
 _MASKS: dict = {}
+_MASKS_LOCK = threading.Lock()
 
 LANES = 4
 # Auto rhyme: the share of stanzas a model rhymes unasked, before a song shows its own, and
@@ -98,9 +102,10 @@ class Crafter:
         self.outside = [i for i, c in enumerate(self.letter) if c is None]
         # Masks outlive a batch: the next batch (a retry, the next call) meets the same words.
         key = (id(self.words), id(self.known), tuple(chars))
-        if _MASKS.get("key") != key:
-            _MASKS.update(key=key, masks=Masks(len(chars)), lists=(self.words, self.known))
-        self.masks = _MASKS["masks"]
+        with _MASKS_LOCK:
+            if _MASKS.get("key") != key:
+                _MASKS.update(key=key, masks=Masks(len(chars)), lists=(self.words, self.known))
+            self.masks = _MASKS["masks"]
         self.saved = None        # set by start(): snapshots of rows at a line's end
         self._indices: dict[tuple, torch.Tensor] = {}
         for song in self.songs:
@@ -524,34 +529,30 @@ class Crafter:
         else:
             state = ("start", "")
         key = ("end", song.target, state)
-        found = self.masks.find(key)
-        if found is None:
+
+        def allowed() -> list[int]:
             # (the end of the song too: the shape guide says where it may come)
             if state[0] == "after":
-                allowed = [self.nl, 0]
-            else:
-                allowed = [i for c in words.next_letters(state[1])
-                           for i in self.by_letter.get(c, ())]
-                if state[0] == "in" and words.is_word(state[1]):
-                    allowed += [self.nl, 0] + [self.index[c] for c in ",.!?;:" if c in self.index]
-            found = self.masks.add(key, allowed)
-        return found
+                return [self.nl, 0]
+            ids = [i for c in words.next_letters(state[1]) for i in self.by_letter.get(c, ())]
+            if state[0] == "in" and words.is_word(state[1]):
+                ids += [self.nl, 0] + [self.index[c] for c in ",.!?;:" if c in self.index]
+            return ids
+        return self.masks.row_for(key, allowed)
 
     def _mask(self, row: RowWords) -> int:
         """The mask table's row for a row drawing a word (0: no mask)."""
         if self.words is None or not row.word or row.free:
             return 0
         prefix = row.word
-        found = self.masks.find(prefix)
-        if found is None:
-            allowed = [i for c in self.words.next_letters(prefix)
-                       for i in self.by_letter.get(c, ())]
+
+        def allowed() -> list[int] | None:
+            ids = [i for c in self.words.next_letters(prefix) for i in self.by_letter.get(c, ())]
             if self.words.is_word(prefix) or (prefix.endswith("'")
                                               and self.words.is_word(prefix.rstrip("'"))):
-                allowed += self.outside
-            found = self.masks.add(prefix, allowed) if allowed else 0
-            self.masks.keys[prefix] = found
-        return found
+                ids += self.outside
+            return ids or None
+        return self.masks.row_for(prefix, allowed)
 
     def report(self) -> list[dict]:
         return [{"rhyme_lines_asked": song.asked, "rhyme_lines_rhymed": song.rhymed,

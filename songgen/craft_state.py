@@ -6,6 +6,7 @@ rhymes from, indexed once."""
 from __future__ import annotations
 
 import random
+import threading
 
 import torch
 
@@ -105,31 +106,46 @@ def rhyme_index(words: Words) -> dict[str, list[str]]:
 
 class Masks:
     """Additive masks (0 allowed, -BIG not), one row each, found by key; row 0 masks nothing.
-    The logits take a row per stream with one index_select."""
+    The logits take a row per stream with one index_select.
+
+    One table serves every sampler of the same model and words, and the studio writes two
+    batches at once: a lock keeps its rows, their count and the table handed out in step
+    (unlocked, two threads adding at a doubling skipped it, and every later add failed)."""
 
     def __init__(self, vocab: int):
         self.keys: dict = {}
         self.rows = torch.zeros(64, vocab)
         self.used = 1
         self._on: torch.Tensor | None = None
+        self._lock = threading.Lock()
 
-    def find(self, key) -> int | None:
-        return self.keys.get(key)
+    def row_for(self, key, allowed) -> int:
+        """The row of `key`, made from `allowed()` (a list of ids; None: no mask, row 0) the
+        first time it is asked for."""
+        with self._lock:
+            found = self.keys.get(key)
+            if found is None:
+                ids = allowed()
+                found = 0 if ids is None else self._add(ids)
+                self.keys[key] = found
+            return found
 
-    def add(self, key, allowed: list[int]) -> int:
-        if self.used == len(self.rows):
+    def _add(self, allowed: list[int]) -> int:
+        if self.used >= len(self.rows):
             self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)])
         self.rows[self.used] = -BIG
         self.rows[self.used, allowed] = 0.0
-        self.keys[key] = self.used
         self.used += 1
         self._on = None
         return self.used - 1
 
     def table(self, device, dtype) -> torch.Tensor:
-        if self._on is None or self._on.device != device or self._on.dtype != dtype:
-            self._on = self.rows[:self.used].to(device=device, dtype=dtype)
-        return self._on
+        """Every row made so far (a view that later rows never change), on `device`."""
+        with self._lock:
+            on = self._on
+            if on is None or on.device != device or on.dtype != dtype:
+                on = self._on = self.rows[:self.used].to(device=device, dtype=dtype)
+            return on
 
 
 class Snapshot:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -126,12 +127,61 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+# -- run files: never through a link, never waiting on a pipe -----------------------------------
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def open_regular(path: str | Path, flags: int, mode: int = 0o666) -> int:
+    """os.open for a file of songgen's own: a symbolic link is refused (not followed to
+    wherever it points), and a named pipe or device is refused at once instead of waiting for
+    a writer. Raises OSError (its strerror says which) for both."""
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK | getattr(os, "O_BINARY", 0), mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (exc.errno == errno.EMLINK and _NOFOLLOW):
+            raise OSError(errno.ELOOP, "it is a symbolic link, not a regular file") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "it is not a regular file (a named pipe, a device, a "
+                                        "socket or a folder)")
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_regular(path: Path) -> None:
+    """Raise OSError if something other than a regular file is at `path` (nothing is fine).
+    By its status alone, so that nothing is created (filelock's fallback lock is the file's
+    creation) and a pipe is never opened."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise OSError(errno.ELOOP, "it is a symbolic link, not a regular file")
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, "it is not a regular file (a named pipe, a device, a socket "
+                                    "or a folder)")
+
+
+def read_regular(path: str | Path) -> bytes:
+    """The bytes of a file of songgen's own (opened as `open_regular` does)."""
+    with open(open_regular(path, os.O_RDONLY), "rb") as f:
+        return f.read()
+
+
 def append_line(path: str | Path, line: str) -> None:
     """Append `line` and a newline to a text file in one write; if that fails (a full disk),
-    the file is cut back to what it held, so it never ends in half a line."""
+    the file is cut back to what it held, so it never ends in half a line. A link or a pipe
+    there is refused (OSError), never written through."""
     data = (line + "\n").encode("utf-8")
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)  # Windows: no CRLF
-    fd = os.open(path, flags, 0o666)
+    fd = open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # O_BINARY: no CRLF
     try:
         size = os.fstat(fd).st_size
         try:
@@ -161,6 +211,7 @@ def exclusive(path: str | Path, wait: bool = True, note: bool = False) -> Iterat
     Without `wait`, raise Busy at once if another process holds it. `note`: write "pid N" in
     the file while holding it, for whoever wants to say who holds it; the file stays after."""
     path = Path(path)
+    _check_regular(path)  # a link would be followed, a pipe would hang the lock's open
     owner = _owner(path) if not wait else None  # read first: some versions empty the file
     lock = filelock.FileLock(str(path), timeout=-1 if wait else 0)
     try:
@@ -179,7 +230,7 @@ def exclusive(path: str | Path, wait: bool = True, note: bool = False) -> Iterat
 
 def _owner(path: Path) -> str | None:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace").strip()
+        text = read_regular(path).decode("utf-8", errors="replace").strip()
     except OSError:
         return None
     return text if text.startswith("pid ") else None
@@ -190,7 +241,7 @@ def _write_owner(path: Path) -> None:
     # file (its fallback without OS locks), that marker is left alone. Who holds the lock is
     # only information, so a file that cannot be written (Windows locks the bytes) is left.
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = open_regular(path, os.O_RDWR)
     except OSError:
         return
     try:

@@ -132,3 +132,78 @@ def test_the_package_asks_for_safe_versions():
     wanted = {d.split(">=")[0]: d.split(">=")[1] for d in project["project"]["dependencies"]}
     assert tuple(int(p) for p in wanted["torch"].split(".")) >= (2, 6)
     assert "filelock" in wanted
+
+
+# -- a run owns its folder (#38): it writes into a new or its own folder, deletes only its own
+# files, and never follows a link or waits on a pipe there ----------------------------------
+
+def _train_cli(songs_file, folder, *more):
+    return CliRunner().invoke(cli, ["train", str(songs_file), "--steps", "10", "--seq-len", "16",
+                                    "--batch-size", "4", "--hidden-size", "16",
+                                    "--eval-every", "5", "--checkpoint-dir", str(folder),
+                                    "--device", "cpu", "-q", *more])
+
+
+def test_a_new_run_refuses_a_folder_holding_someone_else_s_files(songs_file, tmp_path):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    theirs = {f"step-00000000{i}.pt": f"someone's {i}".encode() for i in (1, 2, 3)}
+    theirs["metrics.jsonl"] = b'{"step": 1, "val_loss": 1.0}\n'
+    for name, data in theirs.items():
+        (folder / name).write_bytes(data)
+    result = _train_cli(songs_file, folder, "--keep-last", "2")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"Error: {folder} is not empty (it holds metrics.jsonl, step-000000001.pt, "
+        "step-000000002.pt, ...); a new run writes only into a new or empty folder: choose "
+        "another checkpoint folder")
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".lock"} == theirs
+
+
+def test_rotation_deletes_only_the_run_s_own_checkpoints(songs_file, tmp_path):
+    from songgen import checkpoint as ckpt
+
+    other, folder = tmp_path / "other", tmp_path / "run"
+    assert _train_cli(songs_file, other, "--keep-last", "5").exit_code == 0
+    assert _train_cli(songs_file, folder, "--keep-last", "2").exit_code == 0
+    # Another run's checkpoints, renamed into this run's folder with later step numbers.
+    for step in (800, 900):
+        (folder / f"step-000000{step}.pt").write_bytes((other / "last.pt").read_bytes())
+    foreign = {p.name: p.read_bytes() for p in folder.glob("step-0000008*.pt")}
+    foreign.update({p.name: p.read_bytes() for p in folder.glob("step-0000009*.pt")})
+    result = _train_cli(songs_file, folder, "--keep-last", "2", "--resume", "--steps", "20")
+    assert result.exit_code == 0, result.output
+    assert [s for s, _ in ckpt.numbered(folder)] == [15, 20, 800, 900]
+    assert {name: (folder / name).read_bytes() for name in foreign} == foreign
+    own = {ckpt.load(p).run_id for s, p in ckpt.numbered(folder) if s < 800}
+    assert len(own) == 1 and own != {ckpt.load(other / "last.pt").run_id}
+
+
+def test_a_metrics_file_that_is_a_link_is_not_written_through(songs_file, tmp_path):
+    folder = tmp_path / "run"
+    assert _train_cli(songs_file, folder, "--steps", "5").exit_code == 0
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("not the run's\n")
+    (folder / "metrics.jsonl").unlink()
+    (folder / "metrics.jsonl").symlink_to(target)
+    result = _train_cli(songs_file, folder, "--resume")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"Error: metrics.jsonl could not be written in {folder}: it is a symbolic link, not a "
+        "regular file, last.pt (step 5) is intact; fix the folder, then resume the run")
+    assert target.read_text() == "not the run's\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_as_the_lock_file_is_an_error_at_once(songs_file, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    os.mkfifo(folder / ".lock")
+    result = subprocess.run([sys.executable, "-m", "songgen", "train", str(songs_file),
+                             "--steps", "1", "--checkpoint-dir", str(folder), "--device", "cpu"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: its lock file could not be made in {folder}: it is not a regular file (a named "
+        "pipe, a device, a socket or a folder), no checkpoint of this run is saved yet; fix the "
+        "folder, then start the run again")

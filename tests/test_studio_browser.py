@@ -204,7 +204,7 @@ def test_beyond_loopback_the_token_address_opens_the_page_and_then_leaves_the_ba
             assert other.input_value("#model") == "runA/best.pt"
             other.fill("#length", "60")
             other.fill("#num_songs", "1")
-            other.click("#write-btn")  # a POST with the cookie and its own Origin
+            other.click("#write-btn")  # a POST with the token and its own Origin
             _until(other, "document.querySelector('.song .meta') && document."
                                     "querySelector('.song .meta').textContent.includes('bits')")
             _shot(other, "studio-token.png")

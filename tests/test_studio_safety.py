@@ -393,33 +393,35 @@ def test_beyond_loopback_a_token_is_needed_and_host_still_checked(root):
     with studio(root, host="0.0.0.0") as server:
         token, port = server.token, server.server_address[1]
         assert token and len(token) >= 24
-        assert server.url == f"http://127.0.0.1:{port}/?token={token}"
+        # After "#": a browser never sends it to a server (nor in a Referer).
+        assert server.url == f"http://127.0.0.1:{port}/#token={token}"
         client = Client(server, timeout=5)
         client.host = "127.0.0.1"
         status, data = client.get("/api/models")
         assert status == 403 and data["error"] == (
             "this studio asks for its token: open the address it printed when it started (it "
-            "ends in ?token=...)")
+            "ends in #token=...)")
         assert client.get(f"/api/models?token={token[:-1]}x")[0] == 403
-        # The page opened with the token sets a cookie that its own requests carry.
+        # The page itself holds no secret: it loads without the token, and sets no cookie
+        # (a browser would send a cookie to every other server on this computer too).
         conn = client.connect()
-        conn.request("GET", f"/?token={token}")
+        conn.request("GET", "/")
         res = conn.getresponse()
         assert res.status == 200 and b"songgen studio" in res.read()
-        cookie = res.getheader("Set-Cookie")
-        assert cookie.startswith(f"songgen-studio-{port}={token};") and "HttpOnly" in cookie
-        assert "SameSite=Strict" in cookie
+        assert res.getheader("Set-Cookie") is None
         conn.close()
-        by_cookie = {"Cookie": f"songgen-studio-{port}={token}"}
-        assert client.get("/api/models", headers=by_cookie)[0] == 200
-        assert client.get("/api/models", headers={"Authorization": f"token {token}"})[0] == 200
+        by_token = {"Authorization": f"token {token}"}
+        assert client.get("/api/models", headers=by_token)[0] == 200
+        assert client.get(f"/api/models?token={token}")[0] == 200  # for scripts
+        assert client.get("/api/models", headers={
+            "Cookie": f"songgen-studio-{port}={token}"})[0] == 403  # a cookie counts for nothing
         assert client.write({"model": "runA/best.pt", "length": 30},
-                            headers={**by_cookie, "Origin": f"http://127.0.0.1:{port}"})[0] == 200
+                            headers={**by_token, "Origin": f"http://127.0.0.1:{port}"})[0] == 200
         assert client.write({"model": "runA/best.pt", "length": 30})[0] == 403  # no token
         # A rebound name, even with the token: refused.
-        status, data = client.get("/api/models", headers={**by_cookie, "Host": "evil.example"})
+        status, data = client.get("/api/models", headers={**by_token, "Host": "evil.example"})
         assert status == 403 and "own names and addresses" in data["error"]
-        assert client.get("/api/models", headers={**by_cookie,
+        assert client.get("/api/models", headers={**by_token,
                                                   "Host": f"{socket.gethostname()}:{port}"}
                           )[0] == 200
 

@@ -14,7 +14,7 @@ import socket
 import sys
 import threading
 import time
-from http.cookies import CookieError, SimpleCookie
+import math
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..errors import SonggenError
@@ -66,6 +66,32 @@ def _hang_up(connection: socket.socket) -> None:
         connection.shutdown(socket.SHUT_RDWR)  # its thread's read ends at once
     except OSError:  # already closed
         pass
+
+
+# --- JSON -------------------------------------------------------------------------------------
+
+def _clean(value):
+    """`value` as strict JSON can carry it: NaN and infinities become null (a browser's JSON
+    parser refuses them), and a lone surrogate (a name not valid UTF-8, a crafted vocabulary)
+    is shown escaped, as \\udcff, instead of failing the whole answer."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_clean(k) if isinstance(k, str) else k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def json_bytes(data) -> bytes:
+    return json.dumps(_clean(data), ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":")).encode("utf-8")
 
 
 # --- HTTP -------------------------------------------------------------------------------------
@@ -182,11 +208,9 @@ class LimitedServer(ThreadingHTTPServer):
 
 
 class GuardedHandler(BaseHTTPRequestHandler):
-    """Answers with the safety headers, errors as JSON, and `_guard` / `_same_origin` for the
-    request checks; a subclass routes with `_get` and `_post`. Its server has `token`,
-    `cookie`, `local_only`, `host_allowed` and `send_seconds`."""
-
-    new_cookie = False
+    """Answers with the safety headers, errors as JSON, and `_guard`, `_same_site` and
+    `_same_origin` for the request checks; a subclass routes with `_get` and `_post`. Its
+    server has `token`, `local_only`, `host_allowed` and `send_seconds`."""
 
     def setup(self):
         self.timeout = self.server.send_seconds  # on the socket: a stalled client fails a send
@@ -198,9 +222,6 @@ class GuardedHandler(BaseHTTPRequestHandler):
     def end_headers(self):
         for k, v in _SAFETY.items():
             self.send_header(k, v)
-        if self.new_cookie:
-            self.send_header("Set-Cookie", f"{self.server.cookie}={self.server.token}; Path=/; "
-                                           "HttpOnly; SameSite=Strict")
         super().end_headers()
 
     # Answers
@@ -214,8 +235,7 @@ class GuardedHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, data, status: int = 200) -> None:
-        self._send(status, json.dumps(data, ensure_ascii=False).encode("utf-8"),
-                   "application/json; charset=utf-8")
+        self._send(status, json_bytes(data), "application/json; charset=utf-8")
 
     def _answer(self, handle) -> None:
         try:
@@ -238,36 +258,36 @@ class GuardedHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _guard(self, query: dict) -> None:
+    def _guard(self, query: dict, token_needed: bool = True) -> None:
         """Only requests naming this computer (a page from elsewhere that reaches the port
-        through a rebound DNS name names another host), and beyond loopback, with the token."""
+        through a rebound DNS name names another host), and beyond loopback, with the token
+        (the page and its files need none: they hold nothing but code anyone may read)."""
         if not self.server.host_allowed(_host_of(self.headers.get("Host"))):
             raise HTTPProblem(403, "this studio only answers pages from this computer"
                               if self.server.local_only else "this studio only answers under "
                               "this computer's own names and addresses")
         token = self.server.token
-        if token is None:
+        if token is None or not token_needed:
             return
-        given = (query.get("token") or [""])[0]
-        if given and secrets.compare_digest(given.encode(), token.encode()):
-            self.new_cookie = True  # the page's own requests then carry it
-            return
-        if not any(secrets.compare_digest(t.encode(), token.encode()) for t in self._tokens()):
+        if not any(secrets.compare_digest(t.encode(), token.encode()) for t in self._tokens(query)):
             raise HTTPProblem(403, "this studio asks for its token: open the address it printed "
-                                   "when it started (it ends in ?token=...)")
+                                   "when it started (it ends in #token=...)")
 
-    def _tokens(self):
-        """The tokens a request presents: in the studio's cookie, or Authorization: token T."""
-        cookie = SimpleCookie()
-        try:
-            cookie.load(self.headers.get("Cookie") or "")
-        except CookieError:
-            pass
-        if self.server.cookie in cookie:
-            yield cookie[self.server.cookie].value
+    def _tokens(self, query: dict):
+        """The tokens a request presents: Authorization: token T (the page sends it from the
+        address it was opened with), or ?token=T. Never a cookie: browsers send a cookie to
+        every port of a host, so any other server on this computer would receive it."""
         scheme, _, value = (self.headers.get("Authorization") or "").partition(" ")
         if scheme.lower() in ("token", "bearer"):
             yield value.strip()
+        yield from query.get("token") or []
+
+    def _same_site(self) -> None:
+        """A browser says where a request comes from (Sec-Fetch-Site): a page of another site
+        (or another port or name of this one) may not make the studio scan and read files."""
+        if (self.headers.get("Sec-Fetch-Site") or "").strip().lower() in ("cross-site",
+                                                                          "same-site"):
+            raise HTTPProblem(403, "this studio only answers its own page")
 
     def _same_origin(self) -> None:
         """A browser names the page a POST comes from: only the studio's own may write.

@@ -26,6 +26,33 @@ SCAN_DEPTH = 4                # folder levels below the runs folder searched
 # The base model's name in the list: no file under the runs folder is called so (theirs end
 # in .pt), so the page can name it like any other.
 BASE_NAME = f"base model: {basemodel.NAME}"
+MAX_METRICS = 8 * 1024**2     # bytes of one run's metrics.jsonl read (~40,000 evaluations)
+# A training text outside the runs folder, for the originality check: read only if it is this
+# small, in this few files, found this fast, and what the checkpoint was trained on.
+OUTSIDE_BYTES = 256 * 1024**2
+OUTSIDE_FILES = 10_000
+OUTSIDE_SECONDS = 5.0
+
+
+BAD_NAME = "its name is not valid UTF-8: rename it to use it here"
+
+
+def utf8(name: str) -> bool:
+    """Whether a name can be sent as it is (a name of bytes not valid UTF-8 holds surrogates)."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def read_bounded(path: Path, name: str) -> list[dict]:
+    """A run's metrics, read only if at most MAX_METRICS bytes (one request's work)."""
+    size = path.stat().st_size
+    if size > MAX_METRICS:
+        raise HTTPProblem(400, f"{name} is too large to show ({size / 1024**2:.0f} MB; the "
+                               f"studio reads at most {MAX_METRICS // 1024**2} MB)")
+    return read_metrics(path)  # refuses a pipe at once
 
 
 # --- What a checkpoint records --------------------------------------------------------------
@@ -51,6 +78,35 @@ def checkpoint_summary(checkpoint) -> dict:
         "chars": "".join(checkpoint.vocab[1:]),  # the first symbol is the end-of-song one
         "styles": style_names(checkpoint),  # for the style picker (songgen.styles)
     }
+
+
+def training_text(root: Path, checkpoint) -> str | None:
+    """The training text a checkpoint records, if the studio may read it: inside the runs
+    folder `root` (every file in it too), or elsewhere a .txt file or a folder of them, within
+    OUTSIDE_BYTES, OUTSIDE_FILES and OUTSIDE_SECONDS, from a checkpoint that has its
+    fingerprint (open_copy_index refuses a text that does not match it). A checkpoint
+    can name any path: without these bounds it could have the studio read any file, or
+    scan the whole disk."""
+    from ..copycheck import bounded_text_files
+
+    corpus = checkpoint.corpus
+    if not isinstance(corpus, str) or not corpus or "\x00" in corpus:
+        return None
+    try:
+        real = Path(corpus).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    inside = real == root or root in real.parents
+    if not inside and checkpoint.fingerprint is None:
+        return None
+    try:
+        found = bounded_text_files(real, OUTSIDE_FILES, OUTSIDE_BYTES, OUTSIDE_SECONDS,
+                                   any_file=inside)
+    except (OSError, SonggenError):
+        return None
+    if inside and not all(root in p.resolve().parents for p in found):
+        return None  # a file linked from outside
+    return corpus
 
 
 # --- The runs folder --------------------------------------------------------------------------
@@ -85,7 +141,8 @@ class Runs:
         if name == BASE_NAME and self.base is not None and self.base.exists():
             self.regular(self.base, name)
             return self.base  # the one file outside the runs folder that may be read
-        parts = PurePosixPath(name.replace("\\", "/"))
+        # "\\" separates folders on Windows only; elsewhere it is a character of a name.
+        parts = PurePosixPath(name.replace("\\", "/") if os.sep == "\\" else name)
         if parts.is_absolute() or ".." in parts.parts or (len(name) > 1 and name[1] == ":"):
             raise HTTPProblem(400, f"{name!r} is not a name under the runs folder: absolute "
                                    "paths and '..' are refused")
@@ -172,6 +229,8 @@ class Runs:
                  "file": path.name, "mtime": st.st_mtime, "size": st.st_size,
                  "date": datetime.fromtimestamp(st.st_mtime, timezone.utc).astimezone()
                  .strftime("%Y-%m-%d %H:%M")}
+        if not utf8(entry["name"]):  # shown escaped; the page could not ask for it by name
+            return {**entry, "error": BAD_NAME}
         try:
             entry.update(checkpoint_summary(peek(real)))
             corpus = entry.get("corpus")
@@ -199,12 +258,13 @@ class Runs:
             return trained
 
     def copy_index(self, trained, max_copy: int | None):
-        """The plagiarism index of the model's corpus (cached), or None if it is not here.
-        Limits that need the same index share it; the least recently used goes first."""
+        """The plagiarism index of the model's corpus (cached), or None if it is not here or
+        may not be read (see `training_text`). Limits that need the same index share it; the least
+        recently used goes first."""
         from ..copycheck import copy_window, open_copy_index
 
-        corpus = trained.checkpoint.corpus
-        if not corpus or not Path(corpus).exists():
+        corpus = training_text(self.root, trained.checkpoint)
+        if corpus is None:
             return None
         key = (corpus, trained.checkpoint.fingerprint, copy_window(max_copy))
         with self._index_lock:
@@ -220,11 +280,15 @@ class Runs:
         out = []
         for folder in find_runs(self.root, SCAN_DEPTH):
             name = self.name_of(folder) or "."
+            if not utf8(name):  # one folder's odd name empties nobody else's entry
+                out.append({"name": name, "error": BAD_NAME})
+                continue
             try:
                 records = self._metrics(folder, name)
                 entry = {"name": name, **run_summary(folder, records)}
-            except (HTTPProblem, SonggenError) as exc:  # listed, with what is wrong
-                entry = {"name": name, "error": getattr(exc, "message", str(exc)),
+            except (HTTPProblem, SonggenError, OSError) as exc:  # listed, with what is wrong
+                entry = {"name": name, "error": getattr(exc, "message", None) or
+                         getattr(exc, "strerror", None) or str(exc),
                          **run_summary(folder, [])}
             for f in ("last.pt", "best.pt"):
                 usable = self._usable(folder / f)
@@ -241,7 +305,7 @@ class Runs:
         real = self.inside(path, f"{name}/{METRICS}")
         if real is None:
             return []  # no evaluation yet
-        return read_metrics(real)  # refuses a pipe at once
+        return read_bounded(real, f"{name}/{METRICS}")
 
     def metrics(self, name) -> dict:
         folder = self.resolve(name)

@@ -24,10 +24,14 @@ and what a write request may ask write_request.py.
 from __future__ import annotations
 
 import errno
+import html
 import json
+import os
 import secrets
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 import webbrowser
@@ -38,7 +42,8 @@ from urllib.parse import parse_qs, urlsplit
 from .. import __version__
 from ..errors import SonggenError
 from .httpserver import (GONE, MAX_CONNECTIONS, REQUEST_SECONDS, SEND_SECONDS,  # noqa: F401
-                         GuardedHandler, HTTPProblem, LimitedServer, ip_of, is_loopback)
+                         GuardedHandler, HTTPProblem, LimitedServer, ip_of, is_loopback,
+                         json_bytes)
 from .runs import MAX_INDEXES, MAX_MODELS, SCAN_DEPTH, Runs, checkpoint_summary  # noqa: F401
 from .write_request import (MAX_TEXT, WRITE_LENGTH, WRITE_RETRIES, WRITE_SECONDS,  # noqa: F401
                             WRITE_SONGS, parse_write, song_json)
@@ -64,10 +69,10 @@ class StudioServer(LimitedServer):
         self.stopping = threading.Event()
         super().__init__(address, Handler)
         self.local_only = is_loopback(self.server_address[0])
-        # Beyond this computer: a token for every request (like Jupyter's), kept in a cookie
-        # once the page is opened with it; and only this computer's names in Host.
+        # Beyond this computer: a token for every request to the API (like Jupyter's), which
+        # the page keeps in its tab (sessionStorage: this port's alone, unlike a cookie); and
+        # only this computer's names in Host.
         self.token = None if self.local_only else secrets.token_urlsafe(24)
-        self.cookie = f"songgen-studio-{self.server_address[1]}"
         self.names = {"localhost", socket.gethostname().lower(), self.server_name.lower(),
                       *(n.lower() for n in names)}
 
@@ -78,7 +83,8 @@ class StudioServer(LimitedServer):
         if ip is not None and ip.is_unspecified:  # all addresses: this computer's own will do
             host = "127.0.0.1" if ip.version == 4 else "::1"
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{port}/" + (f"?token={self.token}" if self.token else "")
+        # After "#": a browser never sends it, so it stays out of logs and Referer headers.
+        return f"http://{shown}:{port}/" + (f"#token={self.token}" if self.token else "")
 
     def host_allowed(self, host: str) -> bool:
         if self.local_only:
@@ -96,13 +102,14 @@ class Handler(GuardedHandler):
         self.server.received(self.connection)
         url = urlsplit(self.path)
         query = parse_qs(url.query)
-        self._guard(query)
+        self._guard(query, token_needed=url.path.startswith("/api/"))
         if url.path in ("/", "/index.html"):
             return self._static("index.html")
         if url.path.startswith("/static/"):
             return self._static(url.path[len("/static/"):])
         if url.path == "/favicon.ico":  # none: said without an error in the browser's console
             return self._send(204, b"", "image/x-icon")
+        self._same_site()
         runs = self.server.runs
         if url.path == "/api/models":
             models = runs.checkpoints()
@@ -120,6 +127,7 @@ class Handler(GuardedHandler):
     def _post(self) -> None:
         url = urlsplit(self.path)
         self._guard(parse_qs(url.query))
+        self._same_site()
         self._same_origin()
         if url.path == "/api/explain":  # the Inside view (songgen/explain_steps.py)
             return self._explain(self._body())
@@ -278,8 +286,7 @@ class Handler(GuardedHandler):
             self.close_connection = True
 
     def _event(self, kind: str, data) -> None:
-        payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        self.wfile.write(f"event: {kind}\ndata: {payload}\n\n".encode("utf-8"))
+        self.wfile.write(f"event: {kind}\ndata: ".encode() + json_bytes(data) + b"\n\n")
         self.wfile.flush()
 
 
@@ -322,8 +329,11 @@ def serve(runs: str | Path = "checkpoints", host: str = "127.0.0.1", port: int =
         say(f"Warning: bound to {host}: anyone on the network who can reach this computer on "
             f"port {server.server_address[1]} and has the token in the address above can use "
             "the studio (and its CPU); the connection is not encrypted.")
+    opener = None
     if open_browser:
-        threading.Timer(0.3, webbrowser.open, args=(server.url,)).start()
+        opener = _opener(server.url) if server.token else None
+        threading.Timer(0.3, webbrowser.open, args=(opener.as_uri() if opener else server.url,)
+                        ).start()
     try:
         server.serve_forever(poll_interval=0.25)
     except KeyboardInterrupt:
@@ -331,3 +341,18 @@ def serve(runs: str | Path = "checkpoints", host: str = "127.0.0.1", port: int =
     finally:
         server.stopping.set()
         server.server_close()
+        if opener is not None:
+            shutil.rmtree(opener.parent, ignore_errors=True)
+
+
+def _opener(url: str) -> Path:
+    """A page that sends the browser on to `url`, readable by this user alone: a browser's
+    command line is readable by every user of the computer, so the token must not be on it."""
+    folder = Path(tempfile.mkdtemp(prefix="songgen-studio-"))  # made 0700
+    page = folder / "open.html"
+    fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "w", encoding="utf-8") as f:
+        f.write(f'<!doctype html><meta charset="utf-8"><meta name="referrer" content="no-referrer">'
+                f'<meta http-equiv="refresh" content="0;url={html.escape(url)}">'
+                f'<a href="{html.escape(url)}">songgen studio</a>\n')
+    return page

@@ -6,8 +6,31 @@ const LN2 = Math.log(2);
 let lastSeed = null, models = [], songs = [], writing = null, runsShown = new Set(), runColours = {};
 // The studio's own limits for one writing (the server sends them with the models).
 let limits = { songs: 16, length: 20000, retries: 10, seconds: 120 };
-// Opened with ?token=...: the server has set a cookie, so the token leaves the address bar.
-if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
+// Opened with #token=... (beyond this computer): the token is kept in this tab's
+// sessionStorage, which is this port's alone (a cookie would go to every port of the host),
+// sent with every request, and taken out of the address bar.
+function takeToken() {
+  const given = new URLSearchParams(location.hash.slice(1)).get("token") || new URLSearchParams(location.search).get("token");
+  if (given) { sessionStorage.setItem("songgen-token", given); history.replaceState(null, "", location.pathname); }
+  return sessionStorage.getItem("songgen-token");
+}
+let TOKEN = takeToken();
+// The address with the token opened in a tab already showing the page: only "#..." changed.
+window.addEventListener("hashchange", () => {
+  TOKEN = takeToken();
+  loadModels().then(() => status("ready")).catch((e) => status(`could not list the models: ${e.message}`));
+});
+// fetch with the token; an answer that is an error (JSON {"error": ...}) is thrown with its words.
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  if (TOKEN) headers.Authorization = `token ${TOKEN}`;
+  const res = await fetch(path, { ...options, headers });
+  if (!res.ok) {
+    const err = await res.json().catch(() => ({ error: `${res.status} ${res.statusText}` }));
+    const e = new Error(err.error); e.info = err; throw e;
+  }
+  return res;
+}
 
 function esc(s) { return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
 function status(text) { $("status").textContent = text; }
@@ -24,7 +47,7 @@ document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () 
 
 // ---- Models
 async function loadModels() {
-  const res = await fetch("/api/models");
+  const res = await api("/api/models");
   const data = await res.json();
   models = data.models.filter((m) => !m.error);
   if (data.limits) limits = data.limits;
@@ -75,11 +98,7 @@ function params(extra) {
 
 // ---- Streaming: POST /api/write answers with Server-Sent Events, read off the response body.
 async function stream(body, on, signal) {
-  const res = await fetch("/api/write", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal });
-  if (!res.ok) {
-    const err = await res.json().catch(() => ({ error: `${res.status} ${res.statusText}` }));
-    const e = new Error(err.error); e.info = err; throw e;
-  }
+  const res = await api("/api/write", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal });
   const reader = res.body.getReader(), dec = new TextDecoder();
   let buf = "";
   for (;;) {
@@ -263,7 +282,7 @@ $("ideas-btn").addEventListener("click", async () => {
 
 // ---- Training: runs, live curves (polled), drawn as SVG
 async function refreshRuns() {
-  const res = await fetch("/api/runs");
+  const res = await api("/api/runs");
   const data = await res.json();
   const list = $("runs");
   if (!runsShown.size && data.runs.length) {
@@ -285,7 +304,7 @@ let curves = [];
 async function refreshCurves(runs) {
   const shown = runs.filter((r) => runsShown.has(r.name));
   curves = await Promise.all(shown.map(async (r) => Object.assign({ name: r.name, records: [] },
-    await (await fetch(`/api/metrics?run=${encodeURIComponent(r.name)}`)).json(), { info: r })));
+    await api(`/api/metrics?run=${encodeURIComponent(r.name)}`).then((res) => res.json()).catch((e) => ({ error: e.message })), { info: r })));
   draw();
   const fmt = (v, d = 4) => (v == null ? "–" : typeof v === "number" ? (Number.isInteger(v) ? v.toLocaleString() : v.toFixed(d)) : esc(String(v)));
   $("run-details").innerHTML = curves.length ? `<table class="details"><tr><th>run</th><th>state</th><th>step</th><th>epoch</th><th>best loss</th><th>chars/s</th><th>model</th><th>corpus</th><th>training options</th></tr>` +

@@ -406,9 +406,9 @@ class RunFolder:
             try:
                 yield
             except BaseException:
+                self._forget_unsaved()
                 if created:
                     self._remove_if_empty()
-                self._forget_unsaved()
                 raise
 
     def _forget_unsaved(self) -> None:
@@ -424,12 +424,13 @@ class RunFolder:
     def _remove_if_empty(self) -> None:
         """A run that failed before saving anything leaves no new folder behind (nor the corpus
         cache it may have written there). Done while the lock is held: no other run is in it."""
-        leftovers = [p for p in self.path.iterdir() if p.name != ".lock"]
+        leftovers = [p for p in self.path.iterdir() if p.name not in (".lock", _MANIFEST)]
         if leftovers == [self.cache] and self.cache.is_dir():
             shutil.rmtree(self.cache, ignore_errors=True)
             leftovers = [p for p in leftovers if p.exists()]
         if not leftovers:
             with contextlib.suppress(OSError):  # Windows keeps a held file: the folder stays
+                (self.path / _MANIFEST).unlink(missing_ok=True)
                 (self.path / ".lock").unlink(missing_ok=True)
                 self.path.rmdir()
 

@@ -230,8 +230,8 @@ def test_flags_given_win_over_the_automatic_choices(run):
     assert state["model_config"]["dropout"] == 0.1
     assert state["train_config"]["weight_decay"] == 0.03
     # The precisions are always recorded: a resume reuses them whatever a probe says then.
-    assert set(state["choices"]) == {"learning-rate schedule", "precision",
-                                     "sampling precision"}
+    assert set(state["choices"]) == {"start", "learning-rate schedule", "precision",
+                                     "sampling precision", "threads"}
     assert state["optimizer_state"]["param_groups"][0]["lr"] == 0.003
 
 
@@ -242,9 +242,9 @@ def test_the_library_chooses_what_it_is_not_given(songs_file, tiny_config):
     assert state["model_config"]["dropout"] == 0.1  # the 5 steps read the text a tenth of a time
     assert state["train_config"]["weight_decay"] == 0.05
     assert state["train_config"]["lr"] == 0.006
-    assert set(state["choices"]) == {"dropout", "weight decay", "learning rate",
+    assert set(state["choices"]) == {"start", "dropout", "weight decay", "learning rate",
                                      "learning-rate schedule", "precision",
-                                     "sampling precision"}
+                                     "sampling precision", "threads"}
 
 
 def test_a_budget_without_a_size_chooses_one_and_says_why(run):

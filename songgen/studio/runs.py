@@ -109,6 +109,21 @@ def training_text(root: Path, checkpoint) -> str | None:
     return corpus
 
 
+def default_model(checkpoints: list[dict]) -> str | None:
+    """The checkpoint `songgen sample --checkpoint RUN` uses, RUN being the run of the newest
+    file: its best.pt, else its last.pt (else the newest file)."""
+    usable = [c for c in checkpoints if "error" not in c]
+    if not usable:
+        return None
+    run = usable[0]["run"]
+    names = {c["name"] for c in usable}
+    for f in ("best.pt", "last.pt"):
+        name = f if run == "." else f"{run}/{f}"
+        if name in names:
+            return name
+    return usable[0]["name"]
+
+
 # --- The runs folder --------------------------------------------------------------------------
 
 class Runs:
@@ -203,21 +218,6 @@ class Runs:
         if self.base is not None and self.base.is_file():  # beside the runs, never the default
             found.append({**self._describe(self.base, self.base, self.base.stat()), "base": True})
         return found
-
-    @staticmethod
-    def default(checkpoints: list[dict]) -> str | None:
-        """The checkpoint `songgen sample --checkpoint RUN` uses, RUN being the run of the newest
-        file: its best.pt, else its last.pt (else the newest file)."""
-        usable = [c for c in checkpoints if "error" not in c]
-        if not usable:
-            return None
-        run = usable[0]["run"]
-        names = {c["name"] for c in usable}
-        for f in ("best.pt", "last.pt"):
-            name = f if run == "." else f"{run}/{f}"
-            if name in names:
-                return name
-        return usable[0]["name"]
 
     def _describe(self, path: Path, real: Path, st: os.stat_result) -> dict:
         key = (st.st_mtime_ns, st.st_size, st.st_ino)

@@ -44,7 +44,8 @@ from ..errors import SonggenError
 from .httpserver import (GONE, MAX_CONNECTIONS, REQUEST_SECONDS, SEND_SECONDS,  # noqa: F401
                          GuardedHandler, HTTPProblem, LimitedServer, ip_of, is_loopback,
                          json_bytes)
-from .runs import MAX_INDEXES, MAX_MODELS, SCAN_DEPTH, Runs, checkpoint_summary  # noqa: F401
+from .runs import (MAX_INDEXES, MAX_MODELS, SCAN_DEPTH, Runs, checkpoint_summary,  # noqa: F401
+                   default_model)
 from .write_request import (MAX_TEXT, WRITE_LENGTH, WRITE_RETRIES, WRITE_SECONDS,  # noqa: F401
                             WRITE_SONGS, parse_write, song_json)
 
@@ -114,7 +115,7 @@ class Handler(GuardedHandler):
         if url.path == "/api/models":
             models = runs.checkpoints()
             return self._json({"root": str(runs.given), "models": models,
-                               "default": runs.default(models), "limits": {
+                               "default": default_model(models), "limits": {
                                    "songs": WRITE_SONGS, "length": WRITE_LENGTH,
                                    "retries": WRITE_RETRIES,
                                    "seconds": self.server.write_seconds}})

@@ -339,6 +339,7 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     from .trained import load_checkpoint
     from .copycheck import open_copy_index
     from .errors import SonggenWarning
+    from .files import refuse_existing
     from .sampling import SampleOptions, make_prime, write
     from .lyrics import describe_chars, normalise
 
@@ -352,9 +353,8 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
                                "opening in one of them")
     if max_copy is not None and corpus is None:
         raise click.UsageError("--max-copy needs --corpus (the text the model was trained on)")
-    if output is not None and os.path.exists(output):
-        raise click.ClickException(f"{output} already exists; choose a new file name (songgen "
-                                   "never overwrites a file)")
+    if output is not None:
+        refuse_existing(output)
     import torch
 
     from .devices import free_cores

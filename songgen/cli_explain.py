@@ -58,10 +58,10 @@ def explain(text, checkpoint, as_json, output, top, device, threads, encoding):
     from .devices import free_cores
     from .errors import SonggenError
     from .explain import PAGE_LIMIT, PageTooLong, explain_text
+    from .files import refuse_existing
 
-    if output is not None and os.path.exists(output):
-        raise click.ClickException(f"{output} already exists; choose a new file name (songgen "
-                                   "never overwrites a file)")
+    if output is not None:
+        refuse_existing(output)
     torch.set_num_threads(threads or free_cores())
     with tempfile.TemporaryDirectory() as folder:
         path = text

@@ -93,13 +93,11 @@ def song_record(song, trained, opts) -> dict:
 
 
 def write_new_file(path: str, text: str) -> None:
-    """Write all of `text` to `path` atomically (never a half-written song file)."""
-    from .files import write_atomically
+    """Write all of `text` to `path`, a new file, atomically (never a half-written song file,
+    never over a file)."""
+    from .files import write_new
 
-    try:
-        write_atomically(path, lambda f: f.write(text.encode("utf-8")))
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_new(path, text.encode("utf-8"))
 
 
 def one_checkpoint(argument: str | None, option: str | None) -> str | None:
@@ -168,7 +166,7 @@ def describe(summary: dict) -> str:
         f"training     step {summary['step']:,}, epoch {summary['epoch']}, batch "
         f"{t.get('batch_size')} x seq {t.get('seq_len')}, {_learning_rate(summary)}",
         f"best val     {describe_loss(summary['best_val_loss'])}",
-        f"songcraft    " + _songcraft(summary.get("songcraft")),
+        "songcraft    " + _songcraft(summary.get("songcraft")),
     ]
     table = summary.get("styles")
     if isinstance(table, dict) and table.get("names"):

@@ -107,6 +107,28 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], None],
     commit([(stage(path, write, suffix, sync), path)], sync)
 
 
+def refuse_existing(path: str | Path) -> None:
+    """songgen never overwrites a user's file: an output path where something is already (a
+    file, a folder, a link even to nothing) is refused, in one sentence for every command."""
+    from .errors import SonggenError
+
+    if os.path.lexists(path):
+        raise SonggenError(f"{path} already exists; choose a new name (songgen never overwrites "
+                           "a file)")
+
+
+def write_new(path: str | Path, data: bytes, sync: bool = True) -> None:
+    """Write `data` to `path`, a new file, atomically; refused if `path` exists, also if it
+    came to exist since the command checked it at its start."""
+    from .errors import SonggenError
+
+    refuse_existing(path)
+    try:
+        write_atomically(path, lambda f: f.write(data), sync=sync)
+    except OSError as exc:
+        raise SonggenError(f"cannot write {path}: {reason(exc)}") from None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -109,8 +109,9 @@ def test_conflicting_option_on_resume_warns(run, trained):
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["sample"], 1, "Error: no checkpoint in checkpoints (no best.pt or last.pt); train a model "
-                    "first or give a checkpoint path"),
+    (["sample"], 1, "Error: no run in checkpoints (no best.pt or last.pt) and no base model is "
+                    "bundled with this installation of songgen; train a model first (songgen "
+                    "train TEXT) or give a checkpoint path"),
     (["sample", "--temp", "-1"], 2, "Invalid value for '--temp' / '--temperature'"),
     (["sample", "--top-p", "0"], 2, "Invalid value for '--top-p'"),
     (["sample", "--temperatur", "1"], 2, "No such option '--temperatur'. (Did you mean one of"),

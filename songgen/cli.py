@@ -24,7 +24,7 @@ from .config import (MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_LENGTH, M
 from .cli_errors import library_call, process_prefix
 from .cli_options import (MODEL, TRAIN, Duration, corpus_cache_option, device_option,
                           encoding_callback, encoding_option, json_option, positive,
-                          threads_option)
+                          threads_option, train_threads_option)
 from .cli_output import (base_if_no_run, check_rhyme, craft_options, describe, fit_to_model,
                          one_checkpoint, read_prime_file, show_songs, tell_cut, tell_seed,
                          the_one_used)
@@ -142,7 +142,7 @@ def cli():
 @click.option("--keep-last", default=TRAIN.keep_last, show_default=True, type=click.IntRange(0),
               help="Numbered checkpoints to keep besides last.pt and best.pt.")
 @device_option
-@threads_option
+@train_threads_option
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
               help="auto: bf16 mixed precision where the hardware has it natively (CUDA from "

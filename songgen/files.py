@@ -155,14 +155,16 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
-def open_regular(path: str | Path, flags: int, mode: int = 0o666) -> int:
+def open_regular(path: str | Path, flags: int, mode: int = 0o666, follow: bool = False) -> int:
     """os.open for a file of songgen's own: a symbolic link is refused (not followed to
-    wherever it points), and a named pipe or device is refused at once instead of waiting for
-    a writer. Raises OSError (its strerror says which) for both."""
+    wherever it points; `follow=True` for a file the user names, which may be a link), and a
+    named pipe or device is refused at once instead of waiting for a writer. Raises OSError
+    (its strerror says which) for both."""
+    nofollow = 0 if follow else _NOFOLLOW
     try:
-        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK | getattr(os, "O_BINARY", 0), mode)
+        fd = os.open(path, flags | nofollow | _NONBLOCK | getattr(os, "O_BINARY", 0), mode)
     except OSError as exc:
-        if exc.errno == errno.ELOOP or (exc.errno == errno.EMLINK and _NOFOLLOW):
+        if nofollow and exc.errno in (errno.ELOOP, errno.EMLINK):
             raise OSError(errno.ELOOP, "it is a symbolic link, not a regular file") from None
         raise
     try:

@@ -62,9 +62,10 @@ def cli():
     songgen sample --temp 0.8       print a new song from checkpoints/best.pt
     songgen eval other.txt          score a checkpoint on any text
     songgen info                    what a checkpoint holds
-    songgen explain song.txt -o x.html  what the model expected at each character
+    songgen explain song.txt        what the model expected at each character (-o: a page)
     songgen check book.txt          what in a text is not lyrics (-o: a clean copy)
     songgen serve                   a local page to write songs and watch training
+    songgen plot                    the training curves as an SVG file
 
     \b
     Several GPUs: torchrun --standalone --nproc-per-node gpu -m songgen train lyrics.txt

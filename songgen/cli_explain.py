@@ -43,8 +43,8 @@ from .cli_options import device_option, encoding_callback, threads_option
               show_default=True, help="The text encoding of TEXT, e.g. cp1252.")
 @library_call
 def explain(text, checkpoint, as_json, output, top, device, threads, encoding):
-    """Score TEXT (a lyrics file, or - for standard input) with a checkpoint, one character at a
-    time: the probability the model gave each character at temperature 1, from the text
+    """Score TEXT (a lyrics file or folder, or - for standard input) with a checkpoint, one
+    character at a time: the probability the model gave each character at temperature 1, from the text
     before it, and the choices it had. The text is read and scored as songgen eval scores it,
     so the mean of -ln p is eval's loss.
 

@@ -98,7 +98,12 @@ def _summary(found) -> None:
 
     import numpy as np
 
-    text = found.text().replace("\x00", "\n")
+    from .vocab import EOS
+
+    def name(i) -> str:  # the end of a song is no character: named, not quoted
+        return "[end]" if found.chars[int(i)] == EOS else repr(found.chars[int(i)])
+
+    text = found.text().replace(EOS, "\n")
     click.echo(f"{found.loss:.4f} nats/char  {found.loss / math.log(2):.4f} bits/char  "
                f"({len(found):,} characters)")
     surprise = np.where(found.unknown, -np.inf, -found.logp)
@@ -108,7 +113,6 @@ def _summary(found) -> None:
         start = text.rfind("\n", 0, i) + 1
         end = text.find("\n", i)
         line = text[start:end if end >= 0 else len(text)]
-        expected = found.chars[int(found.top_ids[i, 0])] or "[end]"
-        char = found.chars[int(found.ids[i])] or "[end]"
-        click.echo(f"{surprise[i] / math.log(2):5.1f} bits  {char!r} where {expected!r} was "
+        expected, char = name(found.top_ids[i, 0]), name(found.ids[i])
+        click.echo(f"{surprise[i] / math.log(2):5.1f} bits  {char} where {expected} was "
                    f"likeliest: {line[:70]!r}")

@@ -98,11 +98,10 @@ def pack(source: str | Path, target: str | Path) -> Path:
     """Write the model of checkpoint `source` (a run's best.pt) to the new file `target` as a
     base model: its weights, vocabulary, song shape and measures, without the optimiser and
     random state a resume needs (a third of the size), with a fresh checksum."""
-    from .errors import SonggenError
+    from .files import refuse_existing
 
     target = Path(target)
-    if target.exists():
-        raise SonggenError(f"{target} already exists; give a new file name")
+    refuse_existing(target)
     model = replace(ckpt.load(source), optimizer_state=None, scaler_state=None, rng=None,
                     stream_state=None, checksum=None)
     ckpt.save(model, target)

@@ -24,7 +24,7 @@ from .config import (MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_LENGTH, M
 from .cli_errors import library_call, process_prefix
 from .cli_options import (MODEL, TRAIN, Duration, corpus_cache_option, device_option,
                           encoding_callback, encoding_option, json_option, positive,
-                          threads_option)
+                          threads_option, train_threads_option)
 from .cli_output import (base_if_no_run, check_rhyme, craft_options, describe, fit_to_model,
                          one_checkpoint, read_prime_file, show_songs, tell_cut, tell_seed,
                          the_one_used)
@@ -62,9 +62,10 @@ def cli():
     songgen sample --temp 0.8       print a new song from checkpoints/best.pt
     songgen eval other.txt          score a checkpoint on any text
     songgen info                    what a checkpoint holds
-    songgen explain song.txt -o x.html  what the model expected at each character
+    songgen explain song.txt        what the model expected at each character (-o: a page)
     songgen check book.txt          what in a text is not lyrics (-o: a clean copy)
     songgen serve                   a local page to write songs and watch training
+    songgen plot                    the training curves as an SVG file
 
     \b
     Several GPUs: torchrun --standalone --nproc-per-node gpu -m songgen train lyrics.txt
@@ -142,7 +143,7 @@ def cli():
 @click.option("--keep-last", default=TRAIN.keep_last, show_default=True, type=click.IntRange(0),
               help="Numbered checkpoints to keep besides last.pt and best.pt.")
 @device_option
-@threads_option
+@train_threads_option
 @click.option("--precision", default="auto", show_default=True,
               type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
               help="auto: bf16 mixed precision where the hardware has it natively (CUDA from "
@@ -339,6 +340,7 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     from .trained import load_checkpoint
     from .copycheck import open_copy_index
     from .errors import SonggenWarning
+    from .files import refuse_existing
     from .sampling import SampleOptions, make_prime, write
     from .lyrics import describe_chars, normalise
 
@@ -352,9 +354,8 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
                                "opening in one of them")
     if max_copy is not None and corpus is None:
         raise click.UsageError("--max-copy needs --corpus (the text the model was trained on)")
-    if output is not None and os.path.exists(output):
-        raise click.ClickException(f"{output} already exists; choose a new file name (songgen "
-                                   "never overwrites a file)")
+    if output is not None:
+        refuse_existing(output)
     import torch
 
     from .devices import free_cores

@@ -3,8 +3,6 @@ with its file and line, and a clean copy written on request (never over a file).
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from .cli_errors import library_call
@@ -37,11 +35,11 @@ def check(text, output, encoding):
     Training reads all but the licence as it is; with -o, a copy without any of it is written
     (never over an existing file) to look at before training on it.
     """
+    from .files import refuse_existing
     from .notlyrics import check_text
 
-    if output is not None and os.path.exists(output):
-        raise click.ClickException(f"{output} already exists; choose a new name (songgen "
-                                   "never overwrites a file)")
+    if output is not None:
+        refuse_existing(output)
     checked = check_text(text, encoding)
     click.echo(describe_check(checked))
     if output is not None:

@@ -43,8 +43,8 @@ from .cli_options import device_option, encoding_callback, threads_option
               show_default=True, help="The text encoding of TEXT, e.g. cp1252.")
 @library_call
 def explain(text, checkpoint, as_json, output, top, device, threads, encoding):
-    """Score TEXT (a lyrics file, or - for standard input) with a checkpoint, one character at a
-    time: the probability the model gave each character at temperature 1, from the text
+    """Score TEXT (a lyrics file or folder, or - for standard input) with a checkpoint, one
+    character at a time: the probability the model gave each character at temperature 1, from the text
     before it, and the choices it had. The text is read and scored as songgen eval scores it,
     so the mean of -ln p is eval's loss.
 
@@ -58,10 +58,10 @@ def explain(text, checkpoint, as_json, output, top, device, threads, encoding):
     from .devices import free_cores
     from .errors import SonggenError
     from .explain import PAGE_LIMIT, PageTooLong, explain_text
+    from .files import refuse_existing
 
-    if output is not None and os.path.exists(output):
-        raise click.ClickException(f"{output} already exists; choose a new file name (songgen "
-                                   "never overwrites a file)")
+    if output is not None:
+        refuse_existing(output)
     torch.set_num_threads(threads or free_cores())
     with tempfile.TemporaryDirectory() as folder:
         path = text
@@ -98,7 +98,12 @@ def _summary(found) -> None:
 
     import numpy as np
 
-    text = found.text().replace("\x00", "\n")
+    from .vocab import EOS
+
+    def name(i) -> str:  # the end of a song is no character: named, not quoted
+        return "[end]" if found.chars[int(i)] == EOS else repr(found.chars[int(i)])
+
+    text = found.text().replace(EOS, "\n")
     click.echo(f"{found.loss:.4f} nats/char  {found.loss / math.log(2):.4f} bits/char  "
                f"({len(found):,} characters)")
     surprise = np.where(found.unknown, -np.inf, -found.logp)
@@ -108,7 +113,6 @@ def _summary(found) -> None:
         start = text.rfind("\n", 0, i) + 1
         end = text.find("\n", i)
         line = text[start:end if end >= 0 else len(text)]
-        expected = found.chars[int(found.top_ids[i, 0])] or "[end]"
-        char = found.chars[int(found.ids[i])] or "[end]"
-        click.echo(f"{surprise[i] / math.log(2):5.1f} bits  {char!r} where {expected!r} was "
+        expected, char = name(found.top_ids[i, 0]), name(found.ids[i])
+        click.echo(f"{surprise[i] / math.log(2):5.1f} bits  {char} where {expected} was "
                    f"likeliest: {line[:70]!r}")

@@ -52,9 +52,15 @@ def device_option(f):
 
 def threads_option(f):
     return click.option("--threads", type=click.IntRange(1, 1024),
-                        help="CPU threads [default: the cores free at the start; a training run "
-                        "then keeps the count that runs fastest, fewer if another process takes "
-                        "a core].")(f)
+                        help="CPU threads [default: the cores free at the start].")(f)
+
+
+def train_threads_option(f):
+    # Not the sampling wording: a run may keep one count for its resumes (threadcount.py).
+    return click.option("--threads", type=click.IntRange(1, 1024),
+                        help="CPU threads [default: the cores free at the start, then those "
+                        "free while training; on a CPU where the count changes the run's "
+                        "numbers, the count it started with, for its resumes too].")(f)
 
 
 def json_option(f):

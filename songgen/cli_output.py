@@ -22,7 +22,7 @@ def tell_seed(chosen: bool, seed: int) -> None:
 
 def base_if_no_run(checkpoint, device: str):
     """The bundled base model, loaded, when no checkpoint is given and checkpoints/ holds no
-    run (said in one line); None otherwise, or where none is bundled."""
+    run (said in one line); None otherwise. Neither a run nor a base model is an error."""
     from .basemodel import NAME, DamagedBaseModel, has_run, load_base_model
 
     if checkpoint is not None or has_run("checkpoints"):
@@ -32,10 +32,12 @@ def base_if_no_run(checkpoint, device: str):
     except DamagedBaseModel as exc:
         raise click.ClickException(f"{exc.what}; reinstall songgen, or train a model of your "
                                    "own: songgen train TEXT --from-scratch") from None
-    if trained is not None:
-        click.echo(f"no run in checkpoints: writing with songgen's base model {NAME} "
-                   "(public-domain verse); to write like your songs: songgen train TEXT",
-                   err=True)
+    if trained is None:  # said here: "no checkpoint in checkpoints" left the user wondering
+        raise click.ClickException("no run in checkpoints (no best.pt or last.pt) and no base "
+                                   "model is bundled with this installation of songgen; train "
+                                   "a model first (songgen train TEXT) or give a checkpoint path")
+    click.echo(f"no run in checkpoints: writing with songgen's base model {NAME} "
+               "(public-domain verse); to write like your songs: songgen train TEXT", err=True)
     return trained
 
 
@@ -93,13 +95,11 @@ def song_record(song, trained, opts) -> dict:
 
 
 def write_new_file(path: str, text: str) -> None:
-    """Write all of `text` to `path` atomically (never a half-written song file)."""
-    from .files import write_atomically
+    """Write all of `text` to `path`, a new file, atomically (never a half-written song file,
+    never over a file)."""
+    from .files import write_new
 
-    try:
-        write_atomically(path, lambda f: f.write(text.encode("utf-8")))
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_new(path, text.encode("utf-8"))
 
 
 def one_checkpoint(argument: str | None, option: str | None) -> str | None:
@@ -168,7 +168,7 @@ def describe(summary: dict) -> str:
         f"training     step {summary['step']:,}, epoch {summary['epoch']}, batch "
         f"{t.get('batch_size')} x seq {t.get('seq_len')}, {_learning_rate(summary)}",
         f"best val     {describe_loss(summary['best_val_loss'])}",
-        f"songcraft    " + _songcraft(summary.get("songcraft")),
+        "songcraft    " + _songcraft(summary.get("songcraft")),
     ]
     table = summary.get("styles")
     if isinstance(table, dict) and table.get("names"):

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 from .errors import SonggenError
-from .files import write_atomically
+from .files import refuse_existing, write_new
 from .progress import LN2
 
 METRICS = "metrics.jsonl"
@@ -291,7 +291,7 @@ def plot(runs: list[str | Path] | None, output: str | Path) -> list[Path]:
     default: checkpoints) into a new SVG file at `output` (an existing file is refused, never
     replaced: see `new_name`). Returns the runs drawn."""
     output = Path(output)
-    _refuse_existing(output)  # before any work
+    refuse_existing(output)  # before any work
     found: list[Path] = []
     for given in runs or ["checkpoints"]:
         path = Path(given)
@@ -309,18 +309,8 @@ def plot(runs: list[str | Path] | None, output: str | Path) -> list[Path]:
                            "evaluation of a training run; train longer or give another run")
     names = [str(p.parent) if p.name == METRICS else str(p) for p, _ in drawn]
     svg = curves_svg(list(zip(names, [recs for _, recs in drawn])))
-    _refuse_existing(output)  # made meanwhile
-    try:
-        write_atomically(output, lambda f: f.write(svg.encode("utf-8")), sync=False)
-    except OSError as exc:
-        raise SonggenError(f"could not write {output}: {exc.strerror or exc}") from None
+    write_new(output, svg.encode("utf-8"), sync=False)  # refused if made meanwhile
     return [p for p, _ in drawn]
-
-
-def _refuse_existing(output: Path) -> None:
-    if output.exists() or output.is_symlink():
-        raise SonggenError(f"{output} already exists; choose a new file name (songgen never "
-                           "overwrites a file)")
 
 
 def new_name(path: str | Path) -> Path:

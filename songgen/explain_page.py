@@ -18,7 +18,6 @@ from importlib import resources
 
 import numpy as np
 
-from .errors import SonggenError
 from .explain import PAGE_LIMIT, Explanation, PageTooLong  # noqa: F401 (raised here too)
 
 CELL_VALUES = 1_000_000  # cell values a page keeps (characters x cells), about 1.3 MB
@@ -90,13 +89,6 @@ def render(found: Explanation) -> str:
 
 def write_page(found: Explanation, path: str) -> None:
     """Write the page to `path`, a new file (an existing one is never replaced)."""
-    from .files import write_atomically
+    from .files import write_new
 
-    html = render(found)
-    if os.path.exists(path):
-        raise SonggenError(f"{path} already exists; choose a new file name (songgen never "
-                           "overwrites a file)")
-    try:
-        write_atomically(path, lambda f: f.write(html.encode("utf-8")))
-    except OSError as exc:
-        raise SonggenError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_new(path, render(found).encode("utf-8"))

@@ -107,6 +107,28 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], None],
     commit([(stage(path, write, suffix, sync), path)], sync)
 
 
+def refuse_existing(path: str | Path) -> None:
+    """songgen never overwrites a user's file: an output path where something is already (a
+    file, a folder, a link even to nothing) is refused, in one sentence for every command."""
+    from .errors import SonggenError
+
+    if os.path.lexists(path):
+        raise SonggenError(f"{path} already exists; choose a new name (songgen never overwrites "
+                           "a file)")
+
+
+def write_new(path: str | Path, data: bytes, sync: bool = True) -> None:
+    """Write `data` to `path`, a new file, atomically; refused if `path` exists, also if it
+    came to exist since the command checked it at its start."""
+    from .errors import SonggenError
+
+    refuse_existing(path)
+    try:
+        write_atomically(path, lambda f: f.write(data), sync=sync)
+    except OSError as exc:
+        raise SonggenError(f"cannot write {path}: {reason(exc)}") from None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -133,14 +155,16 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
-def open_regular(path: str | Path, flags: int, mode: int = 0o666) -> int:
+def open_regular(path: str | Path, flags: int, mode: int = 0o666, follow: bool = False) -> int:
     """os.open for a file of songgen's own: a symbolic link is refused (not followed to
-    wherever it points), and a named pipe or device is refused at once instead of waiting for
-    a writer. Raises OSError (its strerror says which) for both."""
+    wherever it points; `follow=True` for a file the user names, which may be a link), and a
+    named pipe or device is refused at once instead of waiting for a writer. Raises OSError
+    (its strerror says which) for both."""
+    nofollow = 0 if follow else _NOFOLLOW
     try:
-        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK | getattr(os, "O_BINARY", 0), mode)
+        fd = os.open(path, flags | nofollow | _NONBLOCK | getattr(os, "O_BINARY", 0), mode)
     except OSError as exc:
-        if exc.errno == errno.ELOOP or (exc.errno == errno.EMLINK and _NOFOLLOW):
+        if nofollow and exc.errno in (errno.ELOOP, errno.EMLINK):
             raise OSError(errno.ELOOP, "it is a symbolic link, not a regular file") from None
         raise
     try:

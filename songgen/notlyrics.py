@@ -163,7 +163,7 @@ class Scanner:
             found.count += 1
             if self.every or len(found.places) < EXAMPLES:
                 shown = lines[first] if lines else part.split("\n", first + 1)[first]
-                found.places.append((base + first, shown.strip()[:40]))
+                found.places.append((base + first, _clip(shown.strip())))
             if self.every:
                 self.report.drop.update(base + i for i in span)
 
@@ -200,9 +200,27 @@ class Scanner:
                 found = self.report.found.setdefault(kind, Found())
                 found.count += 1
                 if self.every or len(found.places) < EXAMPLES:
-                    found.places.append((base + line, part[max(0, match.start() - 30):
-                                                           match.end()].split("\n")[-1].strip()))
+                    found.places.append((base + line, _before(part, match)))
         return part
+
+
+def _clip(line: str, most: int = 40) -> str:
+    """A line shown as a place: its start, and "..." where it goes on (at a word's end)."""
+    if len(line) <= most:
+        return line
+    cut = line[:most]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip() + "..."
+
+
+def _before(part: str, match, most: int = 30) -> str:
+    """A mark inside a line shown as a place: the words before it and the mark, with "..."
+    where the line starts earlier (never half a word)."""
+    line_start = part.rfind("\n", 0, match.start()) + 1
+    start = max(line_start, match.start() - most)
+    shown = part[start:match.end()]
+    if start > line_start:  # cut inside the line: drop the word cut in two
+        shown = "..." + (shown.split(" ", 1)[1] if " " in shown[:-1] else shown)
+    return shown.strip()
 
 
 class _LineCounter:

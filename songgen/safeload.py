@@ -14,11 +14,9 @@ checksum could not walk.
 
 from __future__ import annotations
 
-import errno
 import os
 import pickle
 import re
-import stat
 import warnings
 import zipfile
 from pathlib import Path
@@ -26,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError, UnreadableCheckpoint
+from .files import open_regular
 from .textfiles import looks_like_text
 
 MAX_ENTRIES = 4096            # a checkpoint of an 8-layer model with its optimizer has ~150
@@ -94,7 +93,8 @@ def _check_archive(path: Path) -> None:
     unpickled. A file that is no zip archive at all is refused too: PyTorch's older format
     allocates whatever sizes it states."""
     try:
-        handle = _open_regular(path)
+        # The user's file, a link to one included; never waiting on a named pipe.
+        handle = open(open_regular(path, os.O_RDONLY, follow=True), "rb")
     except OSError:
         raise _unreadable(path, None) from None
     with handle:
@@ -115,16 +115,6 @@ def _check_archive(path: Path) -> None:
         if found != nbytes:
             raise _refuse(path, f"its storage {key} holds {found:,} bytes for a tensor of "
                                 f"{nbytes:,}")
-
-
-def _open_regular(path: Path):
-    """The file, opened without waiting on a named pipe; OSError unless a regular file."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    handle = open(fd, "rb")
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        handle.close()
-        raise OSError(errno.EINVAL, "not a regular file")
-    return handle
 
 
 def _read_archive(path: Path, archive: zipfile.ZipFile):

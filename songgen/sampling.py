@@ -5,7 +5,6 @@ measured by songcraft.py) steer the draws; the scores stay the model's own."""
 
 from __future__ import annotations
 
-import itertools
 import math
 import secrets
 import warnings

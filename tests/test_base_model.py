@@ -95,8 +95,9 @@ def test_sample_with_no_run_and_no_base_model_asks_for_a_run(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)  # $SONGGEN_BASE_MODEL is empty: none bundled
     result = run("sample")
     assert result.exit_code == 1
-    assert result.stderr == ("Error: no checkpoint in checkpoints (no best.pt or last.pt); "
-                             "train a model first or give a checkpoint path\n")
+    assert result.stderr == ("Error: no run in checkpoints (no best.pt or last.pt) and no "
+                             "base model is bundled with this installation of songgen; train "
+                             "a model first (songgen train TEXT) or give a checkpoint path\n")
 
 
 # -- train: where a run starts ---------------------------------------------------------------

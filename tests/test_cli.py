@@ -39,11 +39,21 @@ def trained(run, songs_file):
     return songs_file
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["eval"], ["info"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["eval"], ["info"], ["check"],
+                                     ["explain"], ["plot"], ["serve"]])
 def test_every_command_has_help(run, command):
     result = run(*command, "--help")
     assert result.exit_code == 0
     assert result.stdout.startswith("Usage: ")
+
+
+def test_the_command_list_names_every_command_in_one_column(run):
+    """The top help's list left out plot, and explain's line pushed its words out of line."""
+    lines = [line for line in run("--help").stdout.splitlines()
+             if line.startswith("  songgen ") and not line.startswith("  songgen [")]
+    assert sorted({line.split()[1] for line in lines}) == sorted(cli.commands)
+    columns = {re.match(r"  songgen(?: \S+)+ {2,}", line).end() for line in lines}
+    assert len(columns) == 1, lines  # each line's words start in one column
 
 
 def test_help_does_not_import_torch():
@@ -109,8 +119,9 @@ def test_conflicting_option_on_resume_warns(run, trained):
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["sample"], 1, "Error: no checkpoint in checkpoints (no best.pt or last.pt); train a model "
-                    "first or give a checkpoint path"),
+    (["sample"], 1, "Error: no run in checkpoints (no best.pt or last.pt) and no base model is "
+                    "bundled with this installation of songgen; train a model first (songgen "
+                    "train TEXT) or give a checkpoint path"),
     (["sample", "--temp", "-1"], 2, "Invalid value for '--temp' / '--temperature'"),
     (["sample", "--top-p", "0"], 2, "Invalid value for '--top-p'"),
     (["sample", "--temperatur", "1"], 2, "No such option '--temperatur'. (Did you mean one of"),

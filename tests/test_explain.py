@@ -313,3 +313,22 @@ def test_studio_explains_a_pasted_text_with_what_the_steps_did(tmp_path):
         status, _ = post({"model": "runA/best.pt", "text": text},
                          headers={"Origin": "http://evil.example"})
         assert status == 403
+
+
+def test_the_summary_names_the_end_of_a_song(capsys):
+    """The end of a song (the vocabulary's "\\x00") was printed as '\\x00', never as [end]."""
+    from songgen.cli_explain import _summary
+    from songgen.explain import Explanation
+
+    chars = ["\x00", "\n", "a", "b"]
+    ids = np.array([2, 3, 0])                   # "ab", then the end of the song
+    logp = np.log(np.array([0.5, 0.25, 0.125]))
+    top_ids = np.array([[2, 3], [0, 3], [2, 0]])  # where "b" came, the end was likeliest
+    found = Explanation(chars, 4, ids, logp, top_ids, logp[:, None].repeat(2, 1),
+                        np.full(3, -np.inf), np.zeros(3, bool))
+    _summary(found)
+    assert capsys.readouterr().out == (
+        f"{found.loss:.4f} nats/char  {found.loss / math.log(2):.4f} bits/char  (3 characters)\n"
+        "  3.0 bits  [end] where 'a' was likeliest: 'ab'\n"
+        "  2.0 bits  'b' where [end] was likeliest: 'ab'\n"
+        "  1.0 bits  'a' where 'a' was likeliest: 'ab'\n")

@@ -147,3 +147,18 @@ def test_a_real_checkpoint_passes_every_check(tmp_path):
     loaded = ckpt.load(OLD)
     assert json.dumps(loaded.summary(OLD))  # printable
     assert ckpt.peek(OLD).step == loaded.step
+
+
+def test_a_link_to_a_checkpoint_is_read_and_a_pipe_refused_at_once(tmp_path):
+    """The archive check opens the user's file as files.open_regular does (its own copy was
+    folded into it): a link the user names is followed, a named pipe is refused unopened."""
+    import os
+
+    from songgen.safeload import read_dict
+
+    link = tmp_path / "link.pt"
+    link.symlink_to(OLD)
+    assert read_dict(link)["step"] == _state()["step"]
+    os.mkfifo(tmp_path / "pipe.pt")
+    with pytest.raises(CheckpointError, match="pipe.pt"):
+        read_dict(tmp_path / "pipe.pt")  # would wait forever for a writer if opened blocking

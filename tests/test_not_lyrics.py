@@ -110,10 +110,10 @@ def test_training_leaves_out_the_licence_and_says_where_the_rest_is(run, tmp_pat
         "1 page number (raw.txt:31 '1'); "
         "1 bracketed note or illustration (raw.txt:36 '[Illustration: A ship at sea]'); "
         "1 footnote (raw.txt:38 '[1] Sung at the halliards.'); "
-        "1 footnote mark (raw.txt:33 'he man down in Liverpool town,[1]'); "
-        "1 music mark (raw.txt:28 ', bullies, blow the man down, [1/8]'); "
+        "1 footnote mark (raw.txt:33 '...man down in Liverpool town,[1]'); "
+        "1 music mark (raw.txt:28 '...bullies, blow the man down, [1/8]'); "
         "1 index or contents page (raw.txt:11 'CONTENTS'); "
-        "1 prose paragraph (raw.txt:20 'The shanty was the work-song of the sail'); "
+        "1 prose paragraph (raw.txt:20 'The shanty was the work-song of the...'); "
         "see every place with: songgen check raw.txt (and -o cleaned.txt writes a copy "
         "without them)"]
     from songgen.lyrics import read_songs
@@ -138,10 +138,10 @@ def test_check_reports_every_place_and_writes_a_clean_copy_never_over_a_file(run
         "  1 page number\n    raw.txt:31 '1'\n"
         "  1 bracketed note or illustration\n    raw.txt:36 '[Illustration: A ship at sea]'\n"
         "  1 footnote\n    raw.txt:38 '[1] Sung at the halliards.'\n"
-        "  1 footnote mark\n    raw.txt:33 'he man down in Liverpool town,[1]'\n"
-        "  1 music mark\n    raw.txt:28 ', bullies, blow the man down, [1/8]'\n"
+        "  1 footnote mark\n    raw.txt:33 '...man down in Liverpool town,[1]'\n"
+        "  1 music mark\n    raw.txt:28 '...bullies, blow the man down, [1/8]'\n"
         "  1 index or contents page\n    raw.txt:11 'CONTENTS'\n"
-        "  1 prose paragraph\n    raw.txt:20 'The shanty was the work-song of the sail'\n")
+        "  1 prose paragraph\n    raw.txt:20 'The shanty was the work-song of the...'\n")
     assert result.stderr == ("wrote clean.txt: 21 of 48 lines left out; look it over, then "
                              "train on it: songgen train clean.txt\n")
     assert (tmp_path / "clean.txt").read_text(encoding="utf-8") == CLEAN

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from songgen.cli import cli
 from songgen.curves import curves_svg, find_runs, nice_ticks, read_metrics, running_pid
 
+from .conftest import make_songs
 from .studio_support import metrics_line
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -89,9 +90,34 @@ def test_plot_never_overwrites_a_file(tmp_path, existing):
     target.write_bytes(b"a user's own file\n")
     result = CliRunner().invoke(cli, ["plot", str(tmp_path), "-o", str(target)])
     assert result.exit_code == 1
-    assert result.stderr == (f"Error: {target} already exists; choose a new file name "
+    assert result.stderr == (f"Error: {target} already exists; choose a new name "
                              "(songgen never overwrites a file)\n")
     assert target.read_bytes() == b"a user's own file\n"
+
+
+@pytest.mark.parametrize("command", [["plot", "."], ["check", "lyrics.txt"],
+                                     ["sample", "--length", "20"],
+                                     ["explain", "lyrics.txt", "--checkpoint", "ck"]])
+def test_every_output_refuses_a_link_in_one_sentence(command, tmp_path, monkeypatch):
+    """Each command refused an existing -o in its own words, and sample, check and explain
+    (os.path.exists) replaced a link that points nowhere: now one check, one sentence."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics.jsonl").write_text(metrics_line(10, 2.5, 1.0))
+    (tmp_path / "lyrics.txt").write_text(make_songs(30), encoding="utf-8")
+    if command[0] in ("sample", "explain"):
+        made = CliRunner().invoke(cli, ["train", "lyrics.txt", "--checkpoint-dir", "ck",
+                                        "--from-scratch", "--embed-dim", "4", "--hidden-size",
+                                        "8", "--layers", "1", "--seq-len", "8", "--batch-size",
+                                        "2", "--steps", "1", "--device", "cpu", "-q"])
+        assert made.exit_code == 0, made.output
+        if command[0] == "sample":
+            command = [*command, "ck"]
+    (tmp_path / "out").symlink_to(tmp_path / "nowhere")
+    result = CliRunner().invoke(cli, [*command, "-o", "out"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == ("Error: out already exists; choose a new name (songgen never "
+                             "overwrites a file)\n")
+    assert (tmp_path / "out").is_symlink() and not (tmp_path / "nowhere").exists()
 
 
 def test_plot_without_o_takes_a_new_name_beside_an_existing_curves_svg(tmp_path, monkeypatch):

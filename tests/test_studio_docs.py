@@ -74,3 +74,14 @@ def test_every_documented_example_answers_as_documented(tmp_path):
     assert kinds[0] == "start" and kinds[-1] == "done" and "chars" in kinds
     assert [data["number"] for kind, data in answers["/api/write"] if kind == "song"] == [1, 2]
     assert answers["/api/write"][0][1]["seed"] == 7
+
+
+def test_each_song_card_names_every_stop_reason():
+    """A song the shape guide ended ("stop": "shape", most songs) showed "undefined" on its
+    card: the page's names of the stop reasons must cover the four the sampler gives
+    (docs/sampling.md)."""
+    script = (Path(__file__).resolve().parent.parent / "songgen" / "studio" / "static" /
+              "studio.js").read_text(encoding="utf-8")
+    names = re.search(r"const why = \{(.*?)\}\[song\.stop\]", script).group(1)
+    keys = set(re.findall(r'"?([\w-]+)"?:\s*"', names))
+    assert keys == {"end", "shape", "max-lines", "length"}

@@ -163,3 +163,20 @@ def test_one_core_needs_no_probe():
     threads = decide_threads(None, None, 0, 1, 1, never)
     assert (threads.count, threads.tune, threads.line) == (
         1, False, "threads: 1 (the one core this process may use)")
+
+
+def test_threads_help_says_what_each_command_does():
+    """sample and explain said that "a training run then keeps the count that runs fastest",
+    and train did not say that a run may keep one count for its resumes."""
+    from songgen.cli import cli
+
+    def help_of(command):
+        option = next(p for p in cli.commands[command].params if p.name == "threads")
+        return option.help
+
+    assert help_of("sample") == help_of("explain") == (
+        "CPU threads [default: the cores free at the start].")
+    assert help_of("train") == (
+        "CPU threads [default: the cores free at the start, then those free while training; on "
+        "a CPU where the count changes the run's numbers, the count it started with, for its "
+        "resumes too].")

@@ -165,7 +165,7 @@ function showSong(s, song) {
     const a = song.text.slice(0, c.start), b = song.text.slice(c.start, c.start + c.length), z = song.text.slice(c.start + c.length);
     s.pre.innerHTML = `${esc(a)}<mark title="copied from the corpus">${esc(b)}</mark>${esc(z)}`;
   } else s.pre.textContent = song.text;
-  const why = { end: "ended by the model", "max-lines": "line limit", length: "length limit" }[song.stop];
+  const why = { end: "ended by the model", shape: "ended by the song shape", "max-lines": "line limit", length: "length limit" }[song.stop];
   s.meta.textContent = `${song.chars} chars · ${song.bits_per_char.toFixed(2)} bits/char · ${why}` +
     (c ? ` · longest copy ${c.length} chars` : "");
 }

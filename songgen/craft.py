@@ -39,7 +39,7 @@ from .craft_state import (BIG, Masks, RowWords, Snapshot, SongState, copy_slots,
                           spellable)
 from .songcraft import (WORD, Measures, Words, allowed_words, corpus_words, last_word,
                         rhyme_key, rhymes, stanza_rhymes, syllables)
-from .stanzas import (close_stanza, copied_line, full, scan_wanted, scans, short,
+from .stanzas import (close_stanza, copied_line, full, lane_line, scan_wanted, scans, short,
                       sung_just_before, syllable_target)
 
 # The masks of the last word lists (building them takes a while; a new sampler of the same
@@ -198,10 +198,12 @@ class Crafter:
                     held.append(r)
                 if owes and self.row[r].ink == 0:  # (a line of spaces is a blank line too)
                     open_.append(r)
-                elif song.guard is not None and self._line(song, lane) == song.guard:
+                elif song.guard is not None and lane_line(song, lane, self.chars) == song.guard:
                     open_.append(r)  # a stanza the third time in a row: no, write on
-                elif song.syll is not None and self.row[r].ink and short(self.row[r], song.syll):
+                elif (song.syll is not None and song.round == 1 and self.row[r].ink
+                      and self.row[r].col < self.line_cap and short(self.row[r], song.syll)):
                     open_.append(r)  # a line written to a syllable count: not far short of it
+                    # (a second round ends on its rhyme; a line far too long ends anyway)
                 elif song.opener and self.row[r].col > 0 and not self._rhymable(self.row[r]):
                     open_.append(r)  # a line a later one must rhyme with ends on a word that can
                 if song.mode == "lanes" and song.round == 2:
@@ -231,13 +233,6 @@ class Crafter:
             line_break.masked_fill_(at, -BIG)
             end.masked_fill_(at, -BIG)
         return out
-
-    def _line(self, song: SongState, lane: int) -> str:
-        """The text of the line lane `lane` of the song is writing, blanks at its ends out."""
-        if song.mode != "lanes":
-            return song.line.strip()
-        return (song.line + "".join(self.chars[t] for t, _ in song.cands[lane]
-                                    if t not in (0, self.nl))).strip()
 
     def _rows(self, rows: list[int], out: torch.Tensor) -> torch.Tensor:
         """A (rows,) bool tensor, True at `rows` (made once per list, as _index)."""
@@ -569,9 +564,13 @@ class Crafter:
         return found
 
     def _closing(self) -> int:
-        """The mask table's row allowing no letter (a line's end, marks, blanks)."""
+        """The mask table's row allowing only a line's end or a mark (no blank: a line of
+        trailing blanks would never end)."""
         found = self.masks.find(("closing",))
-        return self.masks.add(("closing",), self.outside) if found is None else found
+        if found is None:
+            found = self.masks.add(("closing",), [self.nl, 0] + [
+                self.index[c] for c in ',.!?;:"”' if c in self.index])
+        return found
 
     def _mask(self, row: RowWords) -> int:
         """The mask table's row for a row drawing a word (0: no mask)."""

@@ -72,6 +72,13 @@ def full(row, target: int) -> bool:
     return not row.word and row.syl >= target + SCAN_TOLERANCE
 
 
+def lane_line(song, lane: int, chars: list[str]) -> str:
+    """The text of the line a song's lane is writing, blanks at its ends out."""
+    if song.mode != "lanes":
+        return song.line.strip()
+    return (song.line + "".join(chars[t] for t, _ in song.cands[lane])).strip()
+
+
 def copied_line(song) -> str | None:
     """The text the line about to be written may not end with (see the docstring), or None."""
     if len(song.recent) < 2 or song.recent[0] != song.recent[1]:

@@ -116,3 +116,20 @@ def test_a_chorus_the_model_just_sang_is_not_brought_back_after_it():
     crafter.start_snap = None  # (nothing may be read)
     assert crafter._line_start(0, song) == []
     assert song.chorus_back == 1  # it came back, sung by the model
+
+
+def test_a_line_at_its_most_syllables_ends_and_one_far_short_does_not():
+    # A lane at its ceiling once drew blanks for 4,000 characters: it may only end the line
+    # (or add a mark).
+    crafter = Crafter(scanning(), CHARS, 1, 1, "off", "off", 1.0, 80, 3000, scan="auto")
+    song = crafter.songs[0]
+    song.mode, song.syll, song.cands, song.done = "lanes", 4, [[]] * 4, [False] * 4
+    row = crafter.row[0]
+    row.syl, row.ink, row.col, row.word = 6, 20, 25, ""
+    scores = torch.zeros(crafter.rows, len(CHARS))
+    scores[:, 2] = 10.0  # the model wants a blank
+    out = crafter.steer(scores, [None])
+    assert out[0, 2] <= -BIG / 2 and out[0, 5] <= -BIG / 2 and out[0, 1] > -1
+    row.syl, row.col = 1, 5  # far short: no line end yet
+    out = crafter.steer(scores, [None])
+    assert out[0, 1] <= -BIG / 2 and out[0, 2] == 10.0

@@ -63,7 +63,7 @@ from songgen import basemodel  # noqa: E402
 from songgen.lyrics import read_songs  # noqa: E402
 from songgen.songcraft import allowed_words, measure, words_of  # noqa: E402
 
-FREE = ["--rhyme", "off", "--chorus", "off", "--words", "1"]
+FREE = ["--rhyme", "off", "--chorus", "off", "--scan", "off", "--words", "1"]
 
 
 def songgen(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -191,7 +191,7 @@ def speed_table(name: str, checkpoint: str, args) -> None:
 
 # -- songcraft: rhyme, chorus and real words against the corpus and free sampling (#23) ---
 
-FREE = dict(rhyme="off", chorus="off", words=1.0)
+FREE = dict(rhyme="off", chorus="off", scan="off", words=1.0)
 
 
 def figures(songs: list[str], words) -> dict:

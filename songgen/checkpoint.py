@@ -153,7 +153,7 @@ def _songcraft_summary(record) -> dict | None:
     return {"rhyming_stanzas": round(m.rhyme_rate, 4), "stanzas": m.stanzas,
             "patterns": m.patterns, "repeat_songs": round(m.repeat_rate, 4), "songs": m.songs,
             "chorus_stanza": m.chorus_at + 1, "chorus_gap": m.chorus_gap,
-            "words_kept": len(m.vocabulary), "summary": m.summary()}
+            "words_kept": len(m.vocabulary), "scanning_lines": m.scan_rate, "summary": m.summary()}
 
 
 def save(checkpoint: Checkpoint, path: str | Path) -> None:

@@ -303,6 +303,9 @@ def train(ctx, text, resume, init_from, from_scratch, quiet, more_steps, **optio
               "AABB, ABAB, XAXA.")
 @click.option("--chorus", default="auto", show_default=True, type=click.Choice(["auto", "off"]),
               help="auto: songs bring back a chorus where the training songs do; off: never.")
+@click.option("--scan", default="auto", show_default=True, type=click.Choice(["auto", "off"]),
+              help="auto: lines of stanza 2 on keep the first stanza's syllables where the "
+              "training songs' lines do; off: free.")
 @click.option("--words", default=0.01, show_default=True, type=click.FloatRange(0, 1),
               metavar="RATE", help="The share of words that may be made up; the others are "
               "words of the training text or frequent English words (1 = any).")

@@ -90,6 +90,7 @@ def song_record(song, trained, opts) -> dict:
             "shape": {"mode": song.shape, "guided_end": song.guided_end, **song.form},
             "craft": {"rhyme": opts.rhyme, "chorus": opts.chorus, "words": opts.words,
                       "chorus_planned": bool(song.craft and song.craft["chorus"]),
+                      "scan": bool(song.craft and song.craft.get("scan")),
                       **song.analysis},
             "style": opts.style}
 
@@ -224,7 +225,10 @@ def _songcraft(found: dict | None) -> str:
             f"not measured): {found['rhyming_stanzas']:.0%} of {found['stanzas']:,} stanzas "
             f"rhyme" + (f" ({top})" if top else "") + f"; {found['repeat_songs']:.0%} of the "
             f"songs repeat a line (a chorus, first in stanza {found['chorus_stanza']}, back "
-            f"{found['chorus_gap']} later); {found['words_kept']:,} words kept")
+            f"{found['chorus_gap']} later); {found['words_kept']:,} words kept"
+            + (f"; {found['scanning_lines']:.0%} of lines scan (stanza 2 on, within 2 "
+               "syllables of the first stanza's)" if found.get("scanning_lines") is not None
+               else ""))
 
 
 def check_rhyme(value: str) -> str:

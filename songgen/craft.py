@@ -39,7 +39,9 @@ import torch
 from .craft_state import (BIG, Masks, RowWords, Snapshot, SongState, copy_slots, rhyme_index,
                           spellable)
 from .songcraft import (WORD, Measures, Words, allowed_words, corpus_words, last_word,
-                        rhyme_key, rhymes, stanza_rhymes)
+                        rhyme_key, rhymes, stanza_rhymes, syllables)
+from .stanzas import (close_stanza, copied_line, full, lane_line, scan_wanted, scans, short,
+                      sung_just_before, syllable_target)
 
 # The masks of the last word lists (building them takes a while; a new sampler of the same
 # model and words reuses them). Samplers run in several threads at once (the studio's
@@ -60,12 +62,14 @@ class Crafter:
     """Steers a batch of n songs on n * lanes rows; see the module's docstring."""
 
     def __init__(self, measures: Measures | None, chars: list[str], n: int, seed: int,
-                 rhyme: str, chorus: str, words: float, line_cap: int, hold_limit: int):
+                 rhyme: str, chorus: str, words: float, line_cap: int, hold_limit: int,
+                 scan: str = "off"):
         self.chars, self.n = chars, n
         self.index = {c: i for i, c in enumerate(chars)}
         self.nl = self.index.get("\n", -1)
         self.rhyme = rhyme if "\n" in self.index else "off"
-        self.lanes = LANES if self.rhyme != "off" else 1
+        self.scan = scan_wanted(measures, scan) and "\n" in self.index
+        self.lanes = LANES if self.rhyme != "off" or self.scan else 1
         self.rows = n * self.lanes
         self.line_cap = line_cap
         self.hold_limit = hold_limit  # characters a song waits at most for its chorus
@@ -191,18 +195,26 @@ class Crafter:
                 continue
             owes, owes_next = self._owes_rhyme(song)
             hold = owes_next or self._holding(song)
-            for lane in (range(self.lanes) if song.mode == "rhyme" else (0,)):
-                if song.mode == "rhyme" and song.done[lane]:
+            for lane in (range(self.lanes) if song.mode == "lanes" else (0,)):
+                if song.mode == "lanes" and song.done[lane]:
                     continue
                 r = lane * self.n + s
                 if hold:
                     held.append(r)
                 if owes and self.row[r].ink == 0:  # (a line of spaces is a blank line too)
                     open_.append(r)
+                elif song.guard is not None and lane_line(song, lane, self.chars) == song.guard:
+                    open_.append(r)  # a stanza the third time in a row: no, write on
+                elif (song.syll is not None and song.round == 1 and self.row[r].ink
+                      and self.row[r].col < self.line_cap and short(self.row[r], song.syll)):
+                    open_.append(r)  # a line written to a syllable count: not far short of it
+                    # (a second round ends on its rhyme; a line far too long ends anyway)
                 elif song.opener and self.row[r].col > 0 and not self._rhymable(self.row[r]):
                     open_.append(r)  # a line a later one must rhyme with ends on a word that can
-                if song.mode == "rhyme" and song.round == 2:
+                if song.mode == "lanes" and song.round == 2:
                     picks[r] = self._ending_mask(song, self.row[r])
+                elif song.syll is not None and full(self.row[r], song.syll):
+                    picks[r] = self._closing()  # no word more: the line ends within the count
                 else:
                     picks[r] = self._mask(self.row[r])
         if not held and not open_ and not any(picks):
@@ -260,7 +272,7 @@ class Crafter:
             if stopped[s] is not None:
                 out.append([])
                 continue
-            if song.mode != "rhyme":
+            if song.mode != "lanes":
                 token = ids[s]
                 self._row_take(self.row[s], token, song)
                 out.append([(token, logps[s])])
@@ -279,7 +291,7 @@ class Crafter:
 
     def narrow(self, stopped: list) -> bool:
         """Whether only lane 0 of each song is read at the next step (no candidate lines)."""
-        return not any(song.mode == "rhyme" and stopped[s] is None
+        return not any(song.mode == "lanes" and stopped[s] is None
                        for s, song in enumerate(self.songs))
 
     def live(self, stopped: list) -> torch.Tensor | None:
@@ -291,7 +303,7 @@ class Crafter:
         for s, song in enumerate(self.songs):
             if stopped[s] is not None:
                 continue
-            if song.mode != "rhyme":
+            if song.mode != "lanes":
                 rows.append(s)
             else:
                 rows += [lane * self.n + s for lane in range(self.lanes)
@@ -311,7 +323,7 @@ class Crafter:
         for s, song in enumerate(self.songs):
             if stopped[s] is not None:
                 continue
-            if song.mode == "rhyme" and all(song.done):
+            if song.mode == "lanes" and all(song.done):
                 picked = self._pick(s, song)
                 if picked is None:  # a second round, from the line's start
                     self._restore(self.start_snap, s, s, self._writable())
@@ -382,22 +394,27 @@ class Crafter:
             if word is None:
                 blank.append((mean, -lane, lane))  # a stanza or the song ends here
             else:
-                scored.append((rhymes(word, song.target), mean, -lane, lane))
+                # A rhyme asked for first, then a line that scans, then the likeliest.
+                scored.append((song.target is not None and rhymes(word, song.target),
+                               scans(text, song.syll), mean, -lane, lane))
         if song.round == 1 and len(blank) * 2 >= self.lanes:
-            song.asked -= 1  # the model ends the stanza: no line to rhyme
+            song.asked -= song.target is not None  # the model ends the stanza: no line
             return max(blank)[2]
         if not scored:
             return max(blank)[2]
         best = max(scored)
-        if best[0] or song.round == 2:
+        if best[0] or song.round == 2 or song.target is None:
             song.rhymed += best[0]
-            return best[3]
+            if song.syll is not None:
+                song.scan_asked += 1
+                song.scan_fit += best[1]
+            return best[-1]
         # None rhymes: write the most likely line again up to its last word, and end it with
         # a word that rhymes, drawn by the model among the corpus's and the frequent English words.
         endings = self._endings(song.target)
         if endings is None:
-            return best[3]
-        cand = song.cands[best[3]]
+            return best[-1]
+        cand = song.cands[best[-1]]
         text = "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
         words = list(WORD.finditer(song.line + text))
         cut = words[-1].start() - len(song.line) if words else len(text)
@@ -421,15 +438,21 @@ class Crafter:
         """Plan the line about to be written: the chorus again, a rhyming line or a free one.
         The chorus is read at once: its [(token, logp)] are returned (else nothing)."""
         song.mode, song.round, song.tail = "follow", 1, []
-        song.opener = False
+        song.opener, song.target, song.syll = False, None, None
+        song.guard = copied_line(song)
         at_stanza_start = not song.stanza and song.lines_seen > 0 and song.line == ""
         if (at_stanza_start and song.chorus_text is not None and song.stanza_index > song.chorus_first
                 and (song.stanza_index - song.chorus_first) % self.chorus_gap == 0
                 and song.chorus_back < 3):
             song.chorus_back += 1
+            if sung_just_before(song):
+                return []  # the model sang it again itself: it came back (not twice in a row)
             return self._feed(s, song, [self.index[c] for c in song.chorus_text])
         if self.lanes == 1 or song.line:
             return []
+        if self.scan:
+            song.syll = syllable_target(song, song.chorus_planned and song.chorus_text is None
+                                        and song.stanza_index >= self.chorus_at)
         i = len(song.stanza)
         period = len(song.pattern)
         letter = song.pattern[i % period]
@@ -439,13 +462,14 @@ class Crafter:
         if partner is None:
             # The first line of a rhyme the pattern promises: it ends on a word that has one.
             song.opener = letter != "X" and letter in song.pattern[i % period + 1:]
+        elif song.ends[partner] is not None:
+            song.target = song.ends[partner]
+            song.asked += 1
+        if song.target is None and song.syll is None:
             return []
-        if song.ends[partner] is None:
-            return []
-        song.mode, song.target = "rhyme", song.ends[partner]
+        song.mode = "lanes"
         song.cands = [[] for _ in range(self.lanes)]
         song.done = [False] * self.lanes
-        song.asked += 1
         self._spread(s)
         return []
 
@@ -469,6 +493,7 @@ class Crafter:
             song.ends.append(last_word(line))
             return
         if song.stanza:  # a blank line closes a stanza
+            close_stanza(song)
             if (song.chorus_planned and song.chorus_text is None
                     and song.stanza_index >= self.chorus_at and len(song.stanza) >= 2):
                 song.chorus_text = "\n".join(song.stanza) + "\n"
@@ -481,13 +506,14 @@ class Crafter:
     def _row_take(self, row: RowWords, token: int, song: SongState | None) -> None:
         letter = self.letter[token] if token > 0 else None
         if token == self.nl or token == 0:
-            row.col = row.ink = 0
+            row.col = row.ink = row.syl = 0
         else:
             row.col += 1
             row.ink += not self.chars[token].isspace()
         if letter is None or (letter == "'" and not row.word):
             if row.word:
                 row.last = row.word.rstrip("'")
+                row.syl += syllables(row.last) if row.last else 0
             row.word, row.free = "", False
             return
         if not row.word and song is not None and self.words is not None:
@@ -540,6 +566,15 @@ class Crafter:
             return ids
         return self.masks.row_for(key, allowed)
 
+    def _closing(self) -> int:
+        """The mask table's row allowing only a line's end or a mark (no blank: a line of
+        trailing blanks would never end)."""
+        found = self.masks.find(("closing",))
+        if found is None:
+            found = self.masks.add(("closing",), [self.nl, 0] + [
+                self.index[c] for c in ',.!?;:"”' if c in self.index])
+        return found
+
     def _mask(self, row: RowWords) -> int:
         """The mask table's row for a row drawing a word (0: no mask)."""
         if self.words is None or not row.word or row.free:
@@ -556,5 +591,6 @@ class Crafter:
 
     def report(self) -> list[dict]:
         return [{"rhyme_lines_asked": song.asked, "rhyme_lines_rhymed": song.rhymed,
+                 "scan_lines_asked": song.scan_asked, "scan_lines_scanning": song.scan_fit,
                  "chorus": song.chorus_planned, "chorus_back": song.chorus_back}
                 for song in self.songs]

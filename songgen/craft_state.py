@@ -27,17 +27,18 @@ def copy_slots(s):
 
 class RowWords:
     """Word state of one row: the word being drawn (lower case), whether it is free, the last
-    word, the line's characters so far and of them those not blank (`ink`)."""
+    word, the line's characters so far and of them those not blank (`ink`), the syllables of its
+    finished words (`syl`)."""
 
-    __slots__ = ("word", "free", "last", "col", "ink")
+    __slots__ = ("word", "free", "last", "col", "ink", "syl")
 
     def __init__(self):
-        self.word, self.free, self.last, self.col, self.ink = "", False, None, 0, 0
+        self.word, self.free, self.last, self.col, self.ink, self.syl = "", False, None, 0, 0, 0
 
     def copy(self) -> "RowWords":
         new = RowWords()
-        new.word, new.free, new.last, new.col, new.ink = (self.word, self.free, self.last,
-                                                          self.col, self.ink)
+        new.word, new.free, new.last, new.col, new.ink, new.syl = (
+            self.word, self.free, self.last, self.col, self.ink, self.syl)
         return new
 
 
@@ -57,8 +58,14 @@ class SongState:
         self.chorus_back = 0             # times the chorus came back
         self.chorus_first = 0            # the stanza it was written in
         self.chars = 0
-        self.mode = "follow"             # follow | rhyme
-        self.target: str | None = None
+        self.mode = "follow"             # follow | lanes (candidate lines on every lane)
+        self.target: str | None = None   # the word the line must rhyme with (None: none)
+        self.syll: int | None = None     # the syllables it is written to (None: free)
+        self.first: list[int] | None = None  # the syllables of the first stanza's lines
+        self.recent: list[tuple] = []    # the last two stanzas (songgen/stanzas.py)
+        self.guard: str | None = None    # the text the line may not end with (stanzas.py)
+        self.scan_asked = 0              # lines written to a syllable count, and of them
+        self.scan_fit = 0                # those that scan
         self.round = 1
         self.tail: list[int] = []        # round 2: the best line but its last word, read again
         self.endings: Words | None = None  # round 2: the words that rhyme with the target

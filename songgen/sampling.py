@@ -17,15 +17,14 @@ import torch
 from .trained import Trained, load_checkpoint
 from .config import MAX_LENGTH, MAX_SONGS, MAX_TEMPERATURE
 from .copycheck import Copy, CopyIndex
+from .drawing import choose as _choose, draw, filter_logits  # noqa: F401 (the API)
 from .errors import ConfigError, SonggenWarning
 from .lyrics import EOS, describe_chars, is_title_line, normalise, title_line, title_of
 from .shape import ShapeGuide, SongShape, resolve as resolve_shape
 from .songcraft import CHORUSES, Measures, analyse, check_pattern
+from .stanzas import SCANS, scan_wanted
 from .stepper import StepState
 from .styles import with_style
-
-_TINY = torch.finfo(torch.float32).tiny
-
 
 @dataclass(frozen=True)
 class SampleOptions:
@@ -35,7 +34,8 @@ class SampleOptions:
     `shape`: auto/song keeps songs shaped like the corpus's (songgen/shape.py), free does not.
     `rhyme`: auto follows the corpus's rhyme patterns, off writes freely, a pattern such as
     AABB, ABAB or XAXA asks for it in every stanza. `chorus`: auto brings a chorus back where
-    the corpus's songs have one. `words`: the share of words left free of the corpus's and the
+    the corpus's songs have one. `scan`: auto writes lines of stanza 2 on to the syllables of the
+    first stanza's where the corpus's lines scan (songgen/stanzas.py). `words`: the share of words left free of the corpus's and the
     frequent English words (1: all). `corpus`: the training text, to measure rhyme and chorus for
     a checkpoint written before they were kept (songgen/songcraft.py). `style`: one of the
     model's styles ("cowboy"), a blend ("cowboy=0.7,burns=0.3" or {"cowboy": 0.7, "burns":
@@ -54,6 +54,7 @@ class SampleOptions:
     shape: str = "auto"
     rhyme: str = "auto"
     chorus: str = "auto"
+    scan: str = "auto"
     words: float = 0.01
     corpus: str | None = None
     max_copy: int | None = None
@@ -83,12 +84,15 @@ class SampleOptions:
             raise ConfigError("the share of free words must be from 0 to 1")
         if self.chorus not in CHORUSES:
             raise ConfigError(f"unknown chorus choice {self.chorus!r}; use auto or off")
+        if self.scan not in SCANS:
+            raise ConfigError(f"unknown scan choice {self.scan!r}; use auto or off")
         resolve_shape(self.shape, None)  # an unknown shape is refused before any work
         return replace(self, rhyme=check_pattern(self.rhyme))
 
     @property
     def crafted(self) -> bool:
-        return self.rhyme != "off" or self.chorus != "off" or self.words < 1
+        return (self.rhyme != "off" or self.chorus != "off" or self.scan != "off"
+                or self.words < 1)
 
 
 def _options(options: SampleOptions | None, keywords: dict) -> SampleOptions:
@@ -230,34 +234,6 @@ def make_prime(title: str | None, *texts: str) -> str:
     return normalise(title_line(title) + "".join(texts))
 
 
-def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
-    """Keep the `top_k` most likely symbols and the smallest set whose probability reaches
-    `top_p`; the rest get -inf. logits: (batch, vocab)."""
-    if top_k and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, -math.inf)
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        # Drop a symbol when the ones before it already reach top_p (the first always stays).
-        drop = probs.cumsum(dim=-1) - probs >= top_p
-        drop = torch.zeros_like(drop).scatter(-1, order, drop)
-        logits = logits.masked_fill(drop, -math.inf)
-    return logits
-
-
-def draw(scores: torch.Tensor, gen: torch.Generator, temperature: float = 1.0) -> torch.Tensor:
-    """One symbol per row of `scores` (n, vocab), drawn from softmax(scores / temperature).
-
-    Exponential race: with E ~ Exp(1), the argmax of p / E is a draw from p, and so is the
-    argmax of scores - temperature * log E (the same order, in logs). That is a few cheap
-    operations, where torch.multinomial and a softmax cost several times more for one row.
-    The clamp keeps log 0 out, so a symbol whose score is -inf can never win.
-    """
-    race = torch.empty_like(scores).exponential_(generator=gen).clamp_(min=_TINY).log_()
-    return torch.add(scores, race, alpha=-temperature).argmax(dim=-1)
-
-
 def _check(trained: Trained, opts: SampleOptions) -> None:
     """What the options ask of this model: a prime in its vocabulary, shorter than the length."""
     prime = opts.prime
@@ -269,15 +245,6 @@ def _check(trained: Trained, opts: SampleOptions) -> None:
     if len(prime) >= opts.length:
         raise ConfigError(f"the opening text ({len(prime)} characters, any title line included) "
                           f"is as long as the length limit ({opts.length}); raise the length")
-
-
-def _choose(scores: torch.Tensor, opts: SampleOptions, gen: torch.Generator) -> torch.Tensor:
-    """One symbol per row: greedy at temperature 0, else drawn (top-k / top-p where asked)."""
-    if opts.temperature == 0:
-        return scores.argmax(dim=-1)
-    if opts.top_k or opts.top_p < 1:
-        return draw(filter_logits(scores / opts.temperature, opts.top_k, opts.top_p), gen)
-    return draw(scores, gen, opts.temperature)
 
 
 def _start(trained: Trained, rows: int, prime: str, precision: str):
@@ -386,7 +353,8 @@ def _write(trained: Trained, batch: SongBatch, opts: SampleOptions, gen: torch.G
             if batch.finished or step >= 4 * opts.length:
                 break
         for i, report in enumerate(crafter.report()):
-            batch.craft[i] = {"rhyme": opts.rhyme, "chorus": opts.chorus, **report}
+            batch.craft[i] = {"rhyme": opts.rhyme, "chorus": opts.chorus,
+                              "scan": crafter.scan, **report}
     if guide is not None:
         batch.guided = guide.guided[:n]  # lane 0 of each song: the first n rows
 
@@ -417,6 +385,9 @@ def _crafter(trained: Trained, opts: SampleOptions, measures: Measures | None, n
         return None
     if measures is None and opts.rhyme in ("auto", "off") and opts.chorus in ("auto", "off"):
         return None
+    if (opts.rhyme == opts.chorus == "off" and opts.words >= 1
+            and not scan_wanted(measures, opts.scan)):
+        return None  # nothing to steer
     from .craft import Crafter
 
     shape = SongShape.from_dict(trained.checkpoint.shape)
@@ -425,7 +396,7 @@ def _crafter(trained: Trained, opts: SampleOptions, measures: Measures | None, n
     hold = min(int(opts.length * 0.8), (shape.q("song_chars", 0.75) or opts.length)
                if shape is not None and shape.has_song_lengths else opts.length)
     return Crafter(measures, trained.vocab.chars, n, seed, opts.rhyme, opts.chorus, opts.words,
-                   line_cap=int(line95 * 1.5), hold_limit=hold)
+                   line_cap=int(line95 * 1.5), hold_limit=hold, scan=opts.scan)
 
 
 _MEASURED: dict = {}

@@ -363,11 +363,12 @@ class ShapeGuide:
             # The line that would end the song does not end as songs end: after a word, a line
             # break's probability, and a comma's, go to the marks songs end with, in the
             # model's odds; after a comma, to a space (the line goes on).
-            for i in closing:
-                after_word = self.ends.is_word[self.songs[i].last]
-                to = self.ends.close_to if after_word else self.ends.close_space
-                if to is not None:
-                    _move(logits, out, i, self.ends.close_from, to)
+            # (the rows of each kind at once: a step per row cost more than the model's step)
+            words = [i for i in closing if self.ends.is_word[self.songs[i].last]]
+            marks = [i for i in closing if not self.ends.is_word[self.songs[i].last]]
+            for rows, to in ((words, self.ends.close_to), (marks, self.ends.close_space)):
+                if rows and to is not None:
+                    _move(logits, out, rows, self.ends.close_from, to)
         ending = [i for i, song in enumerate(self.songs) if song.steered]
         if ending:
             # Where the song is steered to an end, a line break's probability goes to the end.
@@ -492,14 +493,16 @@ def _draw(quantiles: list[int], u: float) -> float:
     return float(np.interp(u, QUANTILES, quantiles))
 
 
-def _move(logits: torch.Tensor, out: torch.Tensor, row: int, src: torch.Tensor,
+def _move(logits: torch.Tensor, out: torch.Tensor, rows: list[int], src: torch.Tensor,
           dst: torch.Tensor) -> None:
-    """In `out`'s row, the probability (by `logits`) of the `src` symbols goes to the `dst`
+    """In `out`'s `rows`, the probability (by `logits`) of the `src` symbols goes to the `dst`
     ones, shared in their own odds."""
-    good = logits[row, dst]
-    lift = torch.logsumexp(torch.cat([good, logits[row, src]]), 0) - torch.logsumexp(good, 0)
-    out[row, dst] = good + lift
-    out[row, src] = -math.inf
+    at = torch.tensor(rows, device=logits.device)[:, None]
+    good, bad = logits[at, dst], logits[at, src]
+    lift = (torch.logsumexp(torch.cat([good, bad], 1), 1, keepdim=True)
+            - torch.logsumexp(good, 1, keepdim=True))
+    out[at, dst] = good + lift
+    out[at, src] = -math.inf
 
 
 class _SongState:

@@ -19,6 +19,9 @@ the sampler (songgen/craft.py) to steer.
   songs' words it adds are few (97.6% of them within 30,000, 98.8% within 50,000). The
   pronouncing dictionary is not a word list: most of its 130,000 words are rare names
   ("congdon", "driggers").
+- Scansion: the share of lines of stanza 2 or later within SCAN_TOLERANCE syllables of the line
+  at the same place in the song's first stanza of as many lines (syllables: the CMU
+  dictionary's, else by spelling); the sampler writes to it (songgen/stanzas.py).
 - Endings: how the corpus's songs and titles end (the class of their last character: a word,
   or the mark itself), so that a song ends, and a title closes, as theirs do.
 
@@ -106,6 +109,9 @@ def syllables(word: str) -> int:
     return max(1, groups)
 
 
+SCAN_TOLERANCE = 2  # syllables a line may differ from its model line and still scan
+
+
 def line_syllables(line: str) -> int:
     return sum(syllables(w) for w in words_of(line))
 
@@ -116,14 +122,22 @@ def scansion(songs) -> tuple[int, int]:
     syllables differ by 2 at most."""
     close = compared = 0
     for song in songs:
-        first: dict[int, list[int]] = {}
-        for lines in stanzas_of(song):
-            counts = [line_syllables(line) for line in lines]
-            model = first.setdefault(len(lines), counts)
-            if model is counts:
-                continue
-            compared += len(counts)
-            close += sum(abs(a - b) <= 2 for a, b in zip(counts, model))
+        found = song_scansion(stanzas_of(song))
+        close, compared = close + found[0], compared + found[1]
+    return close, compared
+
+
+def song_scansion(stanzas: list[list[str]]) -> tuple[int, int]:
+    """`scansion` of one song's stanzas (stanzas_of)."""
+    close = compared = 0
+    first: dict[int, list[int]] = {}
+    for lines in stanzas:
+        counts = [line_syllables(line) for line in lines]
+        model = first.setdefault(len(lines), counts)
+        if model is counts:
+            continue
+        compared += len(counts)
+        close += sum(abs(a - b) <= SCAN_TOLERANCE for a, b in zip(counts, model))
     return close, compared
 
 
@@ -237,10 +251,18 @@ class Measures:
     # Kept since issue #33; None in a record written before (that rule is then off).
     song_ends: dict | None = None    # end class (end_class) of each song's last line -> songs
     title_ends: dict | None = None   # end class of each title -> titles
+    scan_lines: list | None = None   # [lines that scan, lines compared] (`scansion`)
 
     @property
     def rhyme_rate(self) -> float:
         return self.rhyming / self.stanzas if self.stanzas else 0.0
+
+    @property
+    def scan_rate(self) -> float | None:
+        """The share of lines that scan (None where not measured or nothing compared)."""
+        if not self.scan_lines or not self.scan_lines[1]:
+            return None
+        return self.scan_lines[0] / self.scan_lines[1]
 
     @property
     def repeat_rate(self) -> float:
@@ -252,7 +274,8 @@ class Measures:
         return (f"{self.rhyme_rate:.0%} of {self.stanzas:,} stanzas rhyme ({top}); "
                 f"{self.repeat_rate:.0%} of {self.songs:,} songs repeat a line (a chorus, "
                 f"first in stanza {self.chorus_at + 1}, back {self.chorus_gap} later); "
-                f"{len(self.vocabulary):,} words kept")
+                f"{len(self.vocabulary):,} words kept"
+                + ("" if self.scan_rate is None else f"; {self.scan_rate:.0%} of lines scan"))
 
     def to_dict(self) -> dict:
         return {"version": MEASURES_VERSION, **asdict(self)}
@@ -292,11 +315,14 @@ class Measures:
             return None
 
 
-OPTIONAL = ("song_ends", "title_ends")
+OPTIONAL = ("song_ends", "title_ends", "scan_lines")
 ENDING_SHARE = 0.02   # an end class this rare in the corpus is not one its songs end with
 
 
 def _optional_ok(name: str, value) -> bool:
+    if name == "scan_lines":
+        return (isinstance(value, list) and len(value) == 2
+                and all(isinstance(n, int) and n >= 0 for n in value) and value[0] <= value[1])
     return (isinstance(value, dict) and all(isinstance(k, str) and isinstance(n, int)
                                             and n >= 0 for k, n in value.items()))
 
@@ -309,6 +335,7 @@ def measure(songs) -> Measures:
     firsts, gaps = [], []
     song_ends: Counter = Counter()
     title_ends: Counter = Counter()
+    scan = [0, 0]
     cmu = _cmu() or {}
     for song in songs:
         m.songs += 1
@@ -317,6 +344,8 @@ def measure(songs) -> Measures:
         stanzas = stanzas_of(song)
         if stanzas:
             song_ends[end_class(stanzas[-1][-1])] += 1
+        close, compared = song_scansion(stanzas)
+        scan = [scan[0] + close, scan[1] + compared]
         for lines in stanzas:
             words = words_of("\n".join(lines))
             counts.update(words)
@@ -337,7 +366,7 @@ def measure(songs) -> Measures:
             if len(where) > 1:
                 gaps.append(where[1] - where[0])
     m.patterns = dict(patterns.most_common(40))
-    m.song_ends, m.title_ends = dict(song_ends), dict(title_ends)
+    m.song_ends, m.title_ends, m.scan_lines = dict(song_ends), dict(title_ends), scan
     if firsts:
         m.chorus_at = int(statistics.median_low(firsts))
     if gaps:

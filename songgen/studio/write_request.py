@@ -54,7 +54,7 @@ def _text(body, key):
 
 _WRITE_KEYS = {"model", "temperature", "top_k", "top_p", "num_songs", "length", "max_lines",
                "more_lines", "seed", "title", "prime", "originality", "max_copy", "retries",
-               "rhyme", "chorus", "words", "style"}
+               "rhyme", "chorus", "scan", "words", "style"}
 
 
 def parse_write(body) -> dict:
@@ -89,7 +89,7 @@ def parse_write(body) -> dict:
 
 
 def _craft(body) -> dict:
-    """Rhyme pattern, chorus and the share of free words (songgen/songcraft.py)."""
+    """Rhyme pattern, chorus, scansion and the share of free words (songgen/songcraft.py)."""
     from ..songcraft import check_pattern
 
     rhyme, chorus = body.get("rhyme", "auto"), body.get("chorus", "auto")
@@ -101,7 +101,11 @@ def _craft(body) -> dict:
         raise HTTPProblem(400, str(exc)) from None
     if chorus not in ("auto", "off"):
         raise HTTPProblem(400, "chorus must be auto or off")
-    return {"rhyme": rhyme, "chorus": chorus, "words": _float(body, "words", 0, 1, 0.01)}
+    scan = body.get("scan", "auto")
+    if scan not in ("auto", "off"):
+        raise HTTPProblem(400, "scan must be auto or off")
+    return {"rhyme": rhyme, "chorus": chorus, "scan": scan,
+            "words": _float(body, "words", 0, 1, 0.01)}
 
 
 def song_json(song) -> dict:

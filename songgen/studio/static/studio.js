@@ -89,7 +89,7 @@ function params(extra) {
     model: m ? m.name : "", temperature: Number($("temperature").value), top_k: Number($("top_k").value),
     top_p: Number($("top_p").value), num_songs: Number($("num_songs").value), length: Number($("length").value),
     max_lines: numberOrNull("max_lines"), seed: numberOrNull("seed"),
-    rhyme: $("rhyme").value, chorus: $("chorus").value,
+    rhyme: $("rhyme").value, chorus: $("chorus").value, scan: $("scan").value,
     originality: !!(m && m.corpus_available && $("originality").checked),
     max_copy: m && m.corpus_available && $("originality").checked ? numberOrNull("max_copy") : null,
     style: m && m.styles && m.styles.length ? ($("blend").value.trim() || $("style").value) : "",

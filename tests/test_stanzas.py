@@ -1,0 +1,135 @@
+"""Stanzas against the song's earlier ones (#33): lines written to the first stanza's
+syllables (scansion), and no stanza three times in a row."""
+
+import pytest
+import torch
+
+from songgen import checkpoint as ckpt
+from songgen.craft import Crafter
+from songgen.craft_state import BIG
+from songgen.errors import ConfigError
+from songgen.sampling import generate
+from songgen.songcraft import Measures, measure, scansion
+from songgen.stanzas import scan_wanted, stanza_key
+from songgen.trained import load_checkpoint
+
+from .test_songcraft import SONGS, craft_checkpoint
+
+CHARS = ["\x00", "\n", " ", ","] + list("abcdefghijklmnopqrstuvwxyz")
+
+
+def scanning(lines: int = 100, close: int = 90) -> Measures:
+    return Measures(songs=10, stanzas=40, rhyming=20, patterns={"XXXX": 40},
+                    vocabulary=["night", "light"], scan_lines=[close, lines])
+
+
+def test_the_corpus_scansion_is_kept_and_old_records_scan_off():
+    m = measure(SONGS)
+    assert m.scan_lines == list(scansion(SONGS)) and m.scan_lines[1] > 0
+    again = Measures.from_dict(m.to_dict())
+    assert again.scan_lines == m.scan_lines
+    old = m.to_dict()
+    del old["scan_lines"]  # a checkpoint from before scansion was measured
+    old_m = Measures.from_dict(old)
+    assert old_m is not None and old_m.scan_rate is None and not scan_wanted(old_m, "auto")
+    assert scan_wanted(scanning(), "auto") and not scan_wanted(scanning(), "off")
+    assert not scan_wanted(scanning(close=50), "auto")   # the corpus's lines do not scan
+    assert not scan_wanted(scanning(lines=10, close=10), "auto")  # too few to tell
+
+
+def test_a_later_stanza_keeps_the_likeliest_line_that_scans():
+    crafter = Crafter(scanning(), CHARS, 1, 1, "off", "off", 1.0, 80, 3000, scan="auto")
+    assert crafter.lanes > 1
+    song = crafter.songs[0]
+    song.first, song.stanza_index, song.stanza = [8, 8], 1, []
+    song.mode, song.syll = "lanes", 8
+    lines = [("oh no", -0.1), ("i walk alone into the night", -0.6), ("yes", -0.2),
+             ("the long road ever going on and on and on and on", -0.3)]
+    song.cands = [[(CHARS.index(c), lp) for c in text] + [(1, lp)] for text, lp in lines]
+    assert crafter._pick(0, song) == 1
+    assert (song.scan_asked, song.scan_fit) == (1, 1)
+    song.syll = None  # a free line: the likeliest
+    assert crafter._pick(0, song) == 0
+
+
+def scan_checkpoint(tmp_path):
+    trained = craft_checkpoint(tmp_path, nl_bias=2.0)  # lines of many lengths
+    record = dict(trained.checkpoint.songcraft, scan_lines=[95, 100])
+    state = ckpt.load(trained.path)
+    state.songcraft = record
+    path = tmp_path / "scan.pt"
+    ckpt.save(state, path)
+    return load_checkpoint(path, device="cpu")
+
+
+def test_songs_scan_when_the_corpus_does(tmp_path):
+    trained = scan_checkpoint(tmp_path)
+    options = dict(num_songs=4, seed=5, length=1500, rhyme="off", chorus="off",
+                   temperature=1.0)
+    on = generate(trained, **options)
+    off = generate(trained, **options, scan="off")
+    assert all(s.craft["scan"] and s.craft["scan_lines_asked"] > 0 for s in on)
+    close_on, compared_on = scansion([s.text for s in on])
+    close_off, compared_off = scansion([s.text for s in off])
+    assert compared_on >= 20 and compared_off >= 20
+    rate_on, rate_off = close_on / compared_on, close_off / compared_off
+    assert rate_on >= 0.8 and rate_on > rate_off + 0.1, (rate_on, rate_off)  # (0.86, 0.70)
+    # The same seed, the same songs.
+    assert [s.text for s in generate(trained, **options)] == [s.text for s in on]
+
+
+def test_scan_is_auto_or_off():
+    from songgen.sampling import SampleOptions
+
+    with pytest.raises(ConfigError, match="scan"):
+        SampleOptions(scan="on").checked()
+
+
+# -- a stanza three times in a row --------------------------------------------------------------
+
+def test_a_stanza_sung_twice_may_not_be_copied_a_third_time():
+    crafter = Crafter(scanning(), CHARS, 1, 1, "off", "auto", 1.0, 80, 3000)
+    song = crafter.songs[0]
+    twice = stanza_key(["sing it slow", "sing it low"])
+    song.recent, song.stanza, song.stanza_index, song.lines_seen = [twice, twice], [
+        "sing it slow"], 3, 9
+    crafter._line_start(0, song)  # the stanza's second line: it would end the third copy
+    song.line = "sing it low "
+    scores = torch.zeros(crafter.rows, len(CHARS))
+    scores[:, 1] = 10.0  # the model wants the line break
+    out = crafter.steer(scores, [None])
+    assert out[0, 1] <= -BIG / 2 and out[0, 0] <= -BIG / 2
+    song.line = "sing it loud"  # another line: free to end
+    assert crafter.steer(scores, [None])[0, 1] == 10.0
+    song.recent = [stanza_key(["other"]), twice]  # sung once before: a second time is fine
+    crafter._line_start(0, song)
+    song.line = "sing it low"
+    assert crafter.steer(scores, [None])[0, 1] == 10.0
+
+
+def test_a_chorus_the_model_just_sang_is_not_brought_back_after_it():
+    crafter = Crafter(scanning(), CHARS, 1, 1, "off", "auto", 1.0, 80, 3000)
+    song = crafter.songs[0]
+    song.chorus_planned, song.chorus_text, song.chorus_first = True, "sing it slow\nlow\n", 1
+    song.stanza, song.lines_seen, song.stanza_index = [], 8, 3  # due: 1 + 2
+    song.recent = [stanza_key(["a verse"]), stanza_key(["sing it slow", "low"])]
+    crafter.start_snap = None  # (nothing may be read)
+    assert crafter._line_start(0, song) == []
+    assert song.chorus_back == 1  # it came back, sung by the model
+
+
+def test_a_line_at_its_most_syllables_ends_and_one_far_short_does_not():
+    # A lane at its ceiling once drew blanks for 4,000 characters: it may only end the line
+    # (or add a mark).
+    crafter = Crafter(scanning(), CHARS, 1, 1, "off", "off", 1.0, 80, 3000, scan="auto")
+    song = crafter.songs[0]
+    song.mode, song.syll, song.cands, song.done = "lanes", 4, [[]] * 4, [False] * 4
+    row = crafter.row[0]
+    row.syl, row.ink, row.col, row.word = 6, 20, 25, ""
+    scores = torch.zeros(crafter.rows, len(CHARS))
+    scores[:, 2] = 10.0  # the model wants a blank
+    out = crafter.steer(scores, [None])
+    assert out[0, 2] <= -BIG / 2 and out[0, 5] <= -BIG / 2 and out[0, 1] > -1
+    row.syl, row.col = 1, 5  # far short: no line end yet
+    out = crafter.steer(scores, [None])
+    assert out[0, 1] <= -BIG / 2 and out[0, 2] == 10.0

@@ -569,11 +569,8 @@ class Crafter:
     def _closing(self) -> int:
         """The mask table's row allowing only a line's end or a mark (no blank: a line of
         trailing blanks would never end)."""
-        found = self.masks.find(("closing",))
-        if found is None:
-            found = self.masks.add(("closing",), [self.nl, 0] + [
-                self.index[c] for c in ',.!?;:"”' if c in self.index])
-        return found
+        return self.masks.row_for(("closing",), lambda: [self.nl, 0] + [
+            self.index[c] for c in ',.!?;:"”' if c in self.index])
 
     def _mask(self, row: RowWords) -> int:
         """The mask table's row for a row drawing a word (0: no mask)."""

@@ -197,7 +197,8 @@ def test_beyond_loopback_the_token_address_opens_the_page_and_then_leaves_the_ba
         try:
             port = server.server_address[1]
             other.goto(f"http://127.0.0.1:{port}/")
-            assert "asks for its token" in other.text_content("body")
+            # (said by the page's script once its first request is refused)
+            _until(other, "document.body.textContent.includes('asks for its token')")
             other.goto(server.url)
             _until(other, "document.getElementById('status').textContent === 'ready'")
             assert other.url == f"http://127.0.0.1:{port}/"  # the token left the address bar

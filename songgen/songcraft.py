@@ -14,8 +14,10 @@ the sampler (songgen/craft.py) to steer.
   frequent English words (wordfreq's list, Apache-2.0 code, CC BY-SA 4.0 data), less spellings
   no one sings (no vowel: "pdf", "http"; a letter three times: "ieee"; two letters outside the
   most frequent few hundred: "il"; no pronunciation in the CMU dictionary, or one said letter
-  by letter: "hiv", "lmfao"). The cut was measured: to 30,000 the list is ordinary words
-  with some common names; past it, names and acronyms grow ("tannehill", "mhc") while the demo
+  by letter: "hiv", "lmfao"), less names, brands and offensive words (songgen/wordlist.py: a
+  word no dictionary holds in lower case, "kamal", "saab"; slurs, vulgarity). The cut was
+  measured (before names left): to 30,000 the list is ordinary words with some common names;
+  past it, names and acronyms grow ("tannehill", "mhc") while the demo
   songs' words it adds are few (97.6% of them within 30,000, 98.8% within 50,000). The
   pronouncing dictionary is not a word list: most of its 130,000 words are rare names
   ("congdon", "driggers").
@@ -39,6 +41,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from .shape import end_class
+from .wordlist import unsung
 
 MEASURES_VERSION = 1
 MAX_WORDS = 30_000          # corpus words kept in a checkpoint (the most frequent)
@@ -438,7 +441,7 @@ def english_words() -> tuple:
         phones = cmu.get(word.replace("'", "")) or cmu.get(word)
         if (not WORD.fullmatch(word) or not _SUNG.search(word) or _TRIPLE.search(word)
                 or (len(word) == 1 and word not in "aio")
-                or (len(word) == 2 and rank >= SHORT_RANK)
+                or (len(word) == 2 and rank >= SHORT_RANK) or unsung(word)
                 # Unsayable (no pronunciation) or said letter by letter: "hiv", "nsa", "lmfao".
                 or (cmu and (phones is None or (len(word) > 1 and sum(
                     p[-1].isdigit() for p in phones.split()) >= len(word))))):

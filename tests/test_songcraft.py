@@ -14,8 +14,9 @@ from songgen.sampling import SampleOptions, generate, stream
 from songgen.lyrics import Vocab, join_songs
 from songgen.trained import load_checkpoint
 from songgen.model import CharLSTM
-from songgen.songcraft import (Measures, allowed_words, analyse, check_pattern, measure,
-                               pattern_of, rhymes, stanza_rhymes, words_of)
+from songgen.songcraft import (ENGLISH_RANK, Measures, allowed_words, analyse, check_pattern,
+                               measure, pattern_of, rhymes, stanza_rhymes, words_of)
+from songgen.wordlist import names_rank, ordinary, unsung
 
 SONGS = [
     "# Night Light\n\nI walk alone into the night\nI hold a candle burning bright\n"
@@ -180,6 +181,36 @@ def test_allowed_words_are_the_songs_and_frequent_english_not_names_or_junk():
     for word in ("lantern", "herring", "kettle", "don't", "the", "a", "i", "oh", "candle"):
         assert allowed.is_word(word), word
     assert allowed.is_word("nobody") and allowed.is_word("hours")  # the songs' own
+
+
+def test_english_words_leave_out_names_brands_and_offensive_words_not_ordinary_ones():
+    # Issue #33: a lightly trained model sang "douche", "ipod", "saab", "kamal", and earlier
+    # "driggers, cearley, florsheim, congdon, sferrazza".
+    allowed = allowed_words(measure(SONGS))
+    for word in ("douche", "ipod", "saab", "kamal", "driggers", "cearley", "florsheim",
+                 "congdon", "sferrazza", "fuck", "shit", "nigger", "texas", "obama"):
+        assert not allowed.is_word(word), word
+    for word in ("rose", "hope", "may", "bill", "grant", "river", "heart", "love", "hell",
+                 "damn", "i'm", "monday", "june", "christmas", "there'll", "goin", "colour"):
+        assert allowed.is_word(word), word
+    # The collection's own words are always allowed, whatever they are.
+    own = allowed_words(measure(["Kamal drove a saab down to Texas,\nshit and douche.\n"]))
+    assert all(own.is_word(w) for w in ("kamal", "saab", "texas", "shit", "douche"))
+
+
+def test_names_list_is_built_for_the_english_words_allowed():
+    # names.txt was built from as many of wordfreq's words as the sampler allows; rebuild it
+    # (see songgen/wordlist.py) when ENGLISH_RANK changes.
+    assert names_rank() == ENGLISH_RANK
+
+
+def test_ordinary_words_by_a_dictionary_of_lower_case_entries():
+    lower, keep = {"rose", "going", "there", "can't"}, {"monday"}
+    for word in ("rose", "goin", "there'll", "can't", "i", "i'm", "monday", "monday's"):
+        assert ordinary(word, lower, keep), word
+    for word in ("kamal", "roses", "texas's", "'tis", "sayin"):
+        assert not ordinary(word, lower, keep), word
+    assert unsung("fuckin'".rstrip("'")) and unsung("shit's") and not unsung("hell")
 
 
 def test_words_are_real_unless_left_free(tmp_path):

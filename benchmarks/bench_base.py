@@ -136,6 +136,29 @@ def no_run_sample(args) -> dict:
     return {"seconds": statistics.median(times), "rounds": times}
 
 
+def sampling_speed(args) -> dict:
+    """Characters a second of one song at a time from the base model, in this process after
+    one untimed song: free (shape free, no songcraft) and songgen's defaults."""
+    import torch
+
+    from songgen import generate
+    from songgen.trained import load_checkpoint
+
+    torch.set_num_threads(1)  # as `songgen sample` runs one song on the CPU
+    trained = load_checkpoint(basemodel.bundled(), device=args.device)
+    kinds = {"free": dict(shape="free", rhyme="off", chorus="off", scan="off", words=1.0),
+             "default": {}}
+    out = {}
+    for kind, options in kinds.items():
+        generate(trained, length=500, seed=99, **options)  # warm-up
+        chars, began = 0, time.perf_counter()
+        for seed in range(1, 4):
+            chars += sum(len(song.text) for song in generate(trained, length=args.length,
+                                                             seed=seed, **options))
+        out[kind] = chars / (time.perf_counter() - began)
+    return out
+
+
 def suite_base(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--books", default=str(REPO / "basecorpus" / "heldout" / "*.txt"),
@@ -191,6 +214,7 @@ def suite_base(argv: list[str] | None = None, prog: str | None = None) -> None:
                                        "runs": figures}
         songs_md.append(before_and_after(name, folder, args))
     result["sample_no_run"] = no_run_sample(args)
+    result["sampling_chars_per_s"] = sampling_speed(args)
     import torch
 
     gpu = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
@@ -203,6 +227,10 @@ def suite_base(argv: list[str] | None = None, prog: str | None = None) -> None:
     print("\n".join(rows))
     print(f"\n`songgen sample` with no run, one song, load included: "
           f"{result['sample_no_run']['seconds']:.2f} s (median of {args.load_rounds})")
+    speed = result["sampling_chars_per_s"]
+    print(f"sampling with the base model, one song, 1 thread: {speed['free']:,.0f} chars/s free, "
+          f"{speed['default']:,.0f} chars/s with songgen's defaults (shape, rhyme, chorus, "
+          f"scansion, words)")
     save(result, songs_md, Path(args.results))
 
 

@@ -94,15 +94,26 @@ def load_base_model(device: str = "auto"):
     return None if base is None else Trained(base.path, base.checkpoint, resolve_device(device))
 
 
-def pack(source: str | Path, target: str | Path) -> Path:
+def pack(source: str | Path, target: str | Path, corpus: str | Path | None = None) -> Path:
     """Write the model of checkpoint `source` (a run's best.pt) to the new file `target` as a
     base model: its weights, vocabulary, song shape and measures, without the optimiser and
-    random state a resume needs (a third of the size), with a fresh checksum."""
+    random state a resume needs (a third of the size), with a fresh checksum. With `corpus`
+    (the text it was trained on, checked by its fingerprint), the song shape and songcraft
+    measures are taken again by this songgen, so that a model trained for hours under an
+    earlier version samples with every measure the current one keeps."""
     from .files import refuse_existing
 
     target = Path(target)
     refuse_existing(target)
     model = replace(ckpt.load(source), optimizer_state=None, scaler_state=None, rng=None,
                     stream_state=None, checksum=None)
+    if corpus is not None:
+        from .lyrics import load_corpus
+        from .training import corpus_songcraft
+        from .vocab import Vocab
+
+        text = load_corpus(corpus, model.train_config.val_frac, vocab=Vocab(model.vocab),
+                           expect_fingerprint=model.fingerprint)
+        model = replace(model, shape=text.shape.to_dict(), songcraft=corpus_songcraft(text))
     ckpt.save(model, target)
     return target

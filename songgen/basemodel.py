@@ -109,11 +109,14 @@ def pack(source: str | Path, target: str | Path, corpus: str | Path | None = Non
                     stream_state=None, checksum=None)
     if corpus is not None:
         from .lyrics import load_corpus
-        from .training import corpus_songcraft
+        from .songcraft import measure_ids
         from .vocab import Vocab
 
+        # As training measures them (songgen.training.corpus_songcraft), for a corpus without
+        # styles, as the base model's is.
         text = load_corpus(corpus, model.train_config.val_frac, vocab=Vocab(model.vocab),
-                           expect_fingerprint=model.fingerprint)
-        model = replace(model, shape=text.shape.to_dict(), songcraft=corpus_songcraft(text))
+                           expect_fingerprint=model.fingerprint, styles="none")
+        model = replace(model, shape=text.shape.to_dict(),
+                        songcraft=measure_ids(text.train, text.vocab.chars).to_dict())
     ckpt.save(model, target)
     return target

@@ -319,3 +319,23 @@ def test_the_studio_lists_the_base_model_beside_the_runs_and_writes_with_it(with
         assert status == 200 and evs[-1][0] == "done"
         status, runs = client.get("/api/runs")
         assert runs["runs"] == []  # no curves: it is not a run
+
+
+def test_pack_with_its_corpus_takes_the_measures_again(base_file, tmp_path):
+    """A base model trains for hours; packed by a later songgen, it samples with that songgen's
+    measures (taken again from the text it trained on), not the ones of the day it started."""
+    from dataclasses import replace
+
+    from songgen import checkpoint as ckpt
+
+    stale = tmp_path / "stale.pt"
+    ckpt.save(replace(ckpt.load(base_file), songcraft=None, shape=None, checksum=None), stale)
+    packed = basemodel.pack(stale, tmp_path / "again.pt",
+                            corpus=base_file.parent / "verse.txt")
+    again = ckpt.load(packed)
+    assert again.songcraft == ckpt.load(base_file).songcraft is not None
+    assert again.shape == ckpt.load(base_file).shape is not None
+    with pytest.raises(songgen.SonggenError, match="is not the text the checkpoint was trained on"):
+        other = tmp_path / "other.txt"
+        other.write_text(make_songs(12, seed=9), encoding="utf-8")
+        basemodel.pack(stale, tmp_path / "wrong.pt", corpus=other)

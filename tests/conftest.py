@@ -58,11 +58,12 @@ def own_cache_folder(tmp_path):
         yield
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def no_base_model():
     # Tests train and sample as an installation without a bundled base model does, whether
     # or not songgen/base/verse.pt is there; tests/test_base_model.py points songgen at a tiny
-    # base model of its own ($SONGGEN_BASE_MODEL: docs/development.md).
+    # base model of its own ($SONGGEN_BASE_MODEL: docs/development.md), and
+    # tests/test_bundled_base.py lifts it. Session-wide: module fixtures (a studio) see it too.
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SONGGEN_BASE_MODEL", "")
         yield

@@ -8,8 +8,7 @@ STUDIO_SCREENSHOT_DIR=docs keeps a screenshot (docs/inside-studio.png).
 
 import pytest
 
-from .studio_support import studio
-from .test_studio_browser import CHROMIUM, _browser_or_skip, _shot, _until
+from .test_studio_browser import _shot, _until, studio_page
 
 pytestmark = pytest.mark.slow  # a real browser
 
@@ -32,22 +31,10 @@ def _demo_run(root):
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    sync_playwright = _browser_or_skip()
-    root = _demo_run(tmp_path_factory.mktemp("runs"))
-    with studio(root) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1360, "height": 820})
-        page.problems = []
-        page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: page.problems.append(str(e)))
-        page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
-        _until(page, "document.getElementById('status').textContent === 'ready'")
+    with studio_page(_demo_run(tmp_path_factory.mktemp("runs"))) as page:
         page.click("[data-tab=inside]")
         page.select_option("#model", "demo/best.pt")
         yield page
-        browser.close()
 
 
 def _explain(page, text: str, temperature: str = "0.8", top_k: str = "3") -> None:

@@ -3,6 +3,7 @@
 Without a browser these skip, except in CI (env CI set), where a missing browser fails.
 """
 
+import contextlib
 import os
 import shutil
 import time
@@ -35,23 +36,30 @@ def _browser_or_skip():
     return sync_playwright
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
+@contextlib.contextmanager
+def studio_page(root):
+    """The studio serving `root`, open in a headless Chromium and ready; `page.problems` gathers
+    what the browser refused or failed at (a page error, a CSP block)."""
     sync_playwright = _browser_or_skip()
-    root = make_runs(tmp_path_factory.mktemp("runs"))
     with studio(root) as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run"])
         page = browser.new_page(viewport={"width": 1360, "height": 820})
         page.root = root
-        page.problems = []  # what the browser refused or failed at (a page error, a CSP block)
+        page.problems = []
         page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: page.problems.append(str(e)))
         page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
         _until(page, "document.getElementById('status').textContent === 'ready'")
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    with studio_page(make_runs(tmp_path_factory.mktemp("runs"))) as page:
+        yield page
 
 
 def _until(page, expression: str, timeout: float = 30_000) -> None:

@@ -31,11 +31,17 @@ def settle_steps(text, folder: str, resume: bool, init_from, config, more_steps,
     complete already (the limit asked for reached, or, with none asked for, its early stop),
     the line that says so: the same command again trains nothing and succeeds. Refuses a
     --steps below the run's step (it counts from the run's start)."""
-    if text is None and not resume and init_from is None and _holds_demo_run(folder):
+    demo = text is None and not resume and init_from is None and _holds_demo_run(folder)
+    resume, complete = _settle(text, folder, resume or demo, config, more_steps, explicit)
+    if demo and complete is None:
         # The first command of the README, run again: go on with its run rather than fail.
         click.echo(f"{folder} holds the demo run: going on with it (as with --resume)",
                    err=True)
-        resume = True
+    return resume, complete
+
+
+def _settle(text, folder: str, resume: bool, config, more_steps, explicit: set[str]
+            ) -> tuple[bool, str | None]:
     saved = _run_checkpoint(folder) if resume else None
     at = saved.step if saved is not None else None
     if more_steps is not None:

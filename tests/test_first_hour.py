@@ -492,11 +492,13 @@ def test_train_without_text_again_goes_on_with_the_demo_run(run):
     assert first.exit_code == 0, first.output
     again = run("train", *TINY, "-q", "--steps", 2)
     assert again.exit_code == 0, again.output
-    assert again.stderr.startswith("checkpoints holds the demo run: going on with it (as with "
-                                   "--resume)\n")
+    assert again.stderr == ("the run in checkpoints is complete at step 2 (--steps 2); to "
+                            "train more, use --more-steps N\n")
     assert last()["step"] == 2  # the same command again: the run is done, nothing trained
     more = run("train", *TINY, "-q", "--more-steps", 1)
     assert more.exit_code == 0, more.output
+    assert more.stderr.startswith("checkpoints holds the demo run: going on with it (as with "
+                                  "--resume)\n")
     assert last()["step"] == 3
 
 

@@ -116,7 +116,8 @@ def pack(source: str | Path, target: str | Path, corpus: str | Path | None = Non
         # styles, as the base model's is.
         text = load_corpus(corpus, model.train_config.val_frac, vocab=Vocab(model.vocab),
                            expect_fingerprint=model.fingerprint, styles="none")
-        model = replace(model, shape=text.shape.to_dict(),
+        # (the path as given, not the trainer's own: "basecorpus/verse.txt" in the repository)
+        model = replace(model, shape=text.shape.to_dict(), corpus=str(corpus),
                         songcraft=measure_ids(text.train, text.vocab.chars).to_dict())
     ckpt.save(model, target)
     return target

@@ -79,9 +79,13 @@ def load() -> BaseModel | None:
 
 
 def has_run(folder: str | Path) -> bool:
-    """Whether `folder` holds a run to sample from (its best.pt or last.pt)."""
-    folder = Path(folder)
-    return (folder / "best.pt").exists() or (folder / "last.pt").exists()
+    """Whether `folder` holds a run to sample from: what `sample --checkpoint FOLDER` would
+    find (songgen.checkpoint.find_default says which files those are)."""
+    try:
+        ckpt.find_default(folder)
+        return True
+    except CheckpointError:
+        return False
 
 
 def load_base_model(device: str = "auto"):

@@ -59,9 +59,9 @@ sys.path.insert(0, str(HERE))
 
 from common import clean_env, log, machine  # noqa: E402
 
-from songgen import basemodel  # noqa: E402
-from songgen.lyrics import read_songs  # noqa: E402
-from songgen.songcraft import allowed_words, measure, words_of  # noqa: E402
+from songgen.run import basemodel  # noqa: E402
+from songgen.text.lyrics import read_songs  # noqa: E402
+from songgen.songcraft.measures import allowed_words, measure, words_of  # noqa: E402
 
 FREE = ["--rhyme", "off", "--chorus", "off", "--scan", "off", "--words", "1"]
 
@@ -142,7 +142,7 @@ def sampling_speed(args) -> dict:
     import torch
 
     from songgen import generate
-    from songgen.trained import load_checkpoint
+    from songgen.run.trained import load_checkpoint
 
     torch.set_num_threads(1)  # as `songgen sample` runs one song on the CPU
     trained = load_checkpoint(basemodel.bundled(), device=args.device)

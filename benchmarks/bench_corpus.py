@@ -1,6 +1,6 @@
 """The corpus: two suites.
 
-`corpus`: loading, file -> encoded tensor with songgen.lyrics.load_corpus, MB/s and peak memory.
+`corpus`: loading, file -> encoded tensor with songgen.text.corpus.load_corpus, MB/s and peak memory.
 
 A ~100 MB corpus is built by repeating child_ballads.txt into a temporary file (deleted at the
 end). Every load runs in a fresh subprocess, which records its resident memory after importing
@@ -61,7 +61,7 @@ def worker_songgen(spec: dict) -> dict:
     import numpy  # noqa: F401
     import torch  # noqa: F401
 
-    from songgen.lyrics import load_corpus
+    from songgen.text.corpus import load_corpus
 
     base = common.rss_kib("VmRSS")
     start = common.timer()
@@ -163,8 +163,8 @@ def worker_load(spec: dict) -> dict:
     import numpy  # noqa: F401
     import torch  # noqa: F401
 
-    from songgen.corpuscache import CorpusCache
-    from songgen.lyrics import load_corpus
+    from songgen.text.cache import CorpusCache
+    from songgen.text.corpus import load_corpus
 
     base = common.rss_kib("VmRSS")
     start = time.perf_counter()
@@ -178,7 +178,7 @@ def worker_load(spec: dict) -> dict:
 
 def worker_resume(spec: dict) -> dict:
     from songgen.config import TrainConfig
-    from songgen.training import train
+    from songgen.training.loop import train
 
     imported = time.perf_counter() - STARTED
     config = TrainConfig(steps=spec["steps"], checkpoint_dir=spec["folder"], device="cpu",

@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from songgen.curves import LN2, curves_svg, read_metrics  # noqa: E402
+from songgen.run.curves import LN2, curves_svg, read_metrics  # noqa: E402
 
 OUT = HERE / "results" / "defaults"
 KEEP = REPO / "checkpoints" / "study-defaults"  # each run's best model, to sample songs from
@@ -98,7 +98,7 @@ def text_path(name: str) -> Path:
 
 
 def seconds(text: str) -> float:
-    from songgen.cli import Duration
+    from songgen.cli.commands import Duration
 
     return float(Duration().convert(text, None, None))
 
@@ -111,7 +111,7 @@ def run_one(text: str, budget: float, config: str, threads: int | None,
             keep: Path | None = None) -> dict:
     """Train once, in a fresh interpreter, and keep what it reached (and its best model in
     `keep`, when given)."""
-    from songgen import checkpoint as ckpt
+    from songgen.run import checkpoint as ckpt
 
     with tempfile.TemporaryDirectory(prefix="songgen-study-") as tmp:
         folder = Path(tmp) / "run"

@@ -83,8 +83,8 @@ def train_run(text: Path, folder: Path, seq_len: int, seconds: float, args) -> d
         tail = err_path.read_text(errors="replace")[-3000:]
         raise SystemExit(f"songgen train --seq-len {seq_len} failed (exit {proc.returncode}):"
                          f"\n{tail}")
-    from songgen import checkpoint as ckpt
-    from songgen.curves import read_metrics
+    from songgen.run import checkpoint as ckpt
+    from songgen.run.curves import read_metrics
 
     last = ckpt.peek(folder / "last.pt")
     records = read_metrics(folder / "metrics.jsonl")
@@ -103,7 +103,7 @@ def train_run(text: Path, folder: Path, seq_len: int, seconds: float, args) -> d
 def held_out(text: Path, trained, val_frac: float, limit: int | None):
     """(train ids, held-out ids): the text cut as `songgen train` cut it, in the model's
     vocabulary; at most `limit` held-out characters."""
-    from songgen.lyrics import load_corpus
+    from songgen.text.corpus import load_corpus
 
     corpus = load_corpus(text, val_frac, vocab=trained.vocab)
     val = corpus.val if limit is None else corpus.val[:limit]
@@ -117,7 +117,7 @@ def score_stream(trained, data):
     import numpy as np
     import torch.nn.functional as F
 
-    from songgen.evaluation import scored_chunks
+    from songgen.training.evaluation import scored_chunks
 
     x, y = data[:-1][None], data[1:][None]
     logp, right = [], []
@@ -161,7 +161,7 @@ def repeated_lines(data, chars: list[str], logp, right) -> dict:
     of returning lines right at every character after their first."""
     import numpy as np
 
-    from songgen.songcraft import words_of
+    from songgen.songcraft.measures import words_of
 
     text = "".join(chars[i] for i in data.tolist())
     first, again, right_chars, whole = [], [], [], []
@@ -265,7 +265,7 @@ def train_mlp(train, val, vocab: int, params: int, seconds: float, device, args,
 def song_figures(songs: list[str], words, skip: str = "") -> dict:
     """Real words (of the text after the opening `skip`), rhyming stanzas (songcraft's own
     measure), songs with a chorus line, and lyric lines that repeat one earlier in their song."""
-    from songgen.songcraft import measure, stanzas_of, words_of
+    from songgen.songcraft.measures import measure, stanzas_of, words_of
 
     written = [w for s in songs for w in words_of(s[len(skip):] if s.startswith(skip) else s)]
     lines = repeats = 0
@@ -285,7 +285,7 @@ def song_figures(songs: list[str], words, skip: str = "") -> dict:
 
 def opening(val, chars: list[str]) -> tuple[str | None, str]:
     """The first held-out song's title and first lyric line."""
-    from songgen.lyrics import title_of
+    from songgen.text.lyrics import title_of
 
     song = "".join(chars[i] for i in val[:5000].tolist()).split(chars[0])[0]
     title = title_of(song)
@@ -294,9 +294,9 @@ def opening(val, chars: list[str]) -> tuple[str | None, str]:
 
 
 def temperature_part(checkpoint: Path, text: Path, args) -> dict:
-    from songgen.lyrics import read_songs
-    from songgen.songcraft import allowed_words, measure
-    from songgen.trained import load_checkpoint
+    from songgen.text.lyrics import read_songs
+    from songgen.songcraft.measures import allowed_words, measure
+    from songgen.run.trained import load_checkpoint
 
     trained = load_checkpoint(checkpoint, device="cpu")
     _, val = held_out(text, trained, args.val_frac, None)
@@ -492,7 +492,7 @@ def suite_inside(argv: list[str], prog: str | None = None) -> None:
         raise SystemExit(f"{text} does not exist; give a lyrics file with --text")
     import torch
 
-    from songgen.trained import load_checkpoint
+    from songgen.run.trained import load_checkpoint
 
     if args.threads:  # scoring and the window network too, and the header says so
         torch.set_num_threads(args.threads)

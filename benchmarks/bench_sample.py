@@ -1,6 +1,6 @@
 """The `sample` suite, in three parts (`--only sampling,guide,latency`; all by default).
 
-`sampling`: throughput, songgen.sampling.generate() against two plain PyTorch samplers, chars/s.
+`sampling`: throughput, songgen.writing.sampling.generate() against two plain PyTorch samplers, chars/s.
 
 Models are untrained (random weights, fixed seed) with the end-of-song logit lowered by 50, so
 no song ends early; the vocabulary is child_ballads.txt's (98 symbols). Songgen's figure counts
@@ -64,7 +64,8 @@ CUDA_TARGETS = {(2, 512): {1: 20_000, 64: 200_000}}
 
 
 def vocab_chars() -> list[str]:
-    from songgen.lyrics import Vocab, read_text
+    from songgen.text.vocab import Vocab
+    from songgen.text.reading import read_text
 
     try:
         return Vocab.from_text(read_text(common.corpus_path())).chars
@@ -76,9 +77,9 @@ def build_checkpoint(folder: Path, layers: int, hidden: int, chars: list[str], d
     """An untrained songgen checkpoint (the dict format songgen writes) that never ends songs."""
     import torch
 
-    from songgen import checkpoint as ckpt
+    from songgen.run import checkpoint as ckpt
     from songgen.config import ModelConfig
-    from songgen.model import CharLSTM
+    from songgen.model.lstm import CharLSTM
 
     torch.manual_seed(0)
     model = CharLSTM(ModelConfig(vocab_size=len(chars), embed_dim=EMBED, hidden_size=hidden,
@@ -157,7 +158,7 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
     import torch
 
     from songgen import load_checkpoint
-    from songgen.sampling import generate
+    from songgen.writing.sampling import generate
 
     if threads:
         torch.set_num_threads(threads)
@@ -238,10 +239,10 @@ def guide_checkpoint(folder: Path, hidden: int) -> Path:
     """An untrained model over the demo songs' characters, with their shape recorded."""
     import torch
 
-    from songgen import checkpoint as ckpt
+    from songgen.run import checkpoint as ckpt
     from songgen.config import ModelConfig
-    from songgen.lyrics import demo_corpus, load_corpus
-    from songgen.model import CharLSTM
+    from songgen.text.corpus import demo_corpus, load_corpus
+    from songgen.model.lstm import CharLSTM
 
     corpus = load_corpus(demo_corpus())
     torch.manual_seed(0)
@@ -259,7 +260,7 @@ def run_guide(device: str = "cpu", quick: bool = False, rounds: int | None = Non
     import torch
 
     from songgen import load_checkpoint
-    from songgen.sampling import generate
+    from songgen.writing.sampling import generate
 
     rounds = rounds or (3 if quick else 5)
     threads = torch.get_num_threads()

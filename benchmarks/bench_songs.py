@@ -48,11 +48,11 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 from common import data_dir, log  # noqa: E402
 from songgen import load_checkpoint  # noqa: E402
-from songgen.copycheck import open_copy_index  # noqa: E402
-from songgen.lyrics import read_songs  # noqa: E402
-from songgen.sampling import SampleOptions, generate  # noqa: E402
-from songgen.shape import SongShape, song_form  # noqa: E402
-from songgen.songcraft import allowed_words, measure, words_of  # noqa: E402
+from songgen.writing.copycheck import open_copy_index  # noqa: E402
+from songgen.text.lyrics import read_songs  # noqa: E402
+from songgen.writing.sampling import SampleOptions, generate  # noqa: E402
+from songgen.songcraft.shape import SongShape, song_form  # noqa: E402
+from songgen.songcraft.measures import allowed_words, measure, words_of  # noqa: E402
 
 
 def well_formed(song, titled: bool) -> bool:
@@ -118,7 +118,7 @@ def shape_table(args) -> None:
         trained = load_checkpoint(checkpoint, device="cpu")
         shape = SongShape.from_dict(trained.checkpoint.shape)
         if shape is None:  # a checkpoint from before shapes were recorded: measure its corpus
-            from songgen.lyrics import load_corpus
+            from songgen.text.corpus import load_corpus
 
             shape = load_corpus(corpus or trained.checkpoint.corpus).shape
             trained.checkpoint.shape = shape.to_dict()
@@ -280,7 +280,7 @@ END_MARKS = tuple(".!?\"'”’»")
 
 def singable_figures(songs: list[str], words, pattern: str | None = None) -> dict:
     """Issue #33's measures of song texts (the corpus's or written ones)."""
-    from songgen.songcraft import english_words, last_word, rhymes, scansion, stanzas_of
+    from songgen.songcraft.measures import english_words, last_word, rhymes, scansion, stanzas_of
 
     listed = set(english_words())
     close, compared = scansion(songs)
@@ -370,7 +370,8 @@ PIECE = 1500  # characters of a "song" cut from a text without song breaks
 def songs_of(text: str) -> list[str]:
     """The songs of a text, as songgen reads them; a text with few breaks is cut at blank
     lines into pieces of about PIECE characters."""
-    from songgen.lyrics import normalise, split_songs
+    from songgen.text.lyrics import split_songs
+    from songgen.text.reading import normalise
 
     songs = split_songs(normalise(text))
     if len(songs) >= 20:
@@ -470,9 +471,9 @@ def sampling_speed(checkpoint: Path, style: str, options: argparse.Namespace) ->
     """Characters/s sampling in a style and with none, in this process (interleaved)."""
     import torch
 
-    from songgen.trained import load_checkpoint
-    from songgen.sampling import generate
-    from songgen.styles import with_style
+    from songgen.run.trained import load_checkpoint
+    from songgen.writing.sampling import generate
+    from songgen.text.styles import with_style
 
     if options.threads:
         torch.set_num_threads(options.threads)

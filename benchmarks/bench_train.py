@@ -1,6 +1,6 @@
 """Training: three suites.
 
-`train`: throughput, songgen.training.train() against a bare PyTorch loop, chars/s.
+`train`: throughput, songgen.training.loop.train() against a bare PyTorch loop, chars/s.
 
 Each side is its own fresh subprocess (songgen's train() tunes glibc malloc for the whole
 process, so sides must not share one), kept alive to serve all rounds: songgen (one whole
@@ -30,7 +30,7 @@ and against the first variant's lone run, measured in this same call.
 
 `quality`: char-rnn's defaults in a bare PyTorch loop (2-layer LSTM with 128 units, sequence
 length 50, batch 50, Adam at 2e-3, gradient clipping at 5, no dropout), on the same corpus,
-train/validation split and validation measure (songgen.evaluation.evaluate) as songgen, so its
+train/validation split and validation measure (songgen.training.evaluation.evaluate) as songgen, so its
 curve (JSON lines on stdout, one each --eval-seconds of training) compares directly with a
 songgen run's metrics.jsonl. The clock stops while validating, which favours the baseline
 slightly.
@@ -77,7 +77,7 @@ def _threads(spec: dict) -> None:
 
 
 def worker_songgen(spec: dict) -> dict:
-    """The real thing: songgen.training.train() with its default options except the shapes, the
+    """The real thing: songgen.training.loop.train() with its default options except the shapes, the
     step count and a fresh throwaway checkpoint folder; progress bar on (stderr is a file).
 
     The time is the run's own: `TrainResult.loop_seconds`, the wall time of the training loop
@@ -86,7 +86,7 @@ def worker_songgen(spec: dict) -> dict:
     for the device, so the figure holds on CUDA as well."""
     _threads(spec)
     from songgen.config import TrainConfig
-    from songgen.training import train
+    from songgen.training.loop import train
 
     folder = Path(tempfile.mkdtemp(prefix="checkpoints-", dir=spec["tmp"]))
     try:
@@ -122,7 +122,7 @@ def worker_bare(spec: dict) -> dict:
     import torch.nn.functional as F
     from torch import nn
 
-    from songgen.lyrics import load_corpus  # the same encoded text; untimed set-up only
+    from songgen.text.corpus import load_corpus  # the same encoded text; untimed set-up only
 
     device = torch.device(spec["device"])
     corpus = load_corpus(spec["path"], 0.1)
@@ -142,7 +142,7 @@ def worker_bare(spec: dict) -> dict:
     optimizer = torch.optim.AdamW(params, lr=3e-3, weight_decay=0.01)
     # The same autocast songgen's precision "auto" picks (bf16 on recent CUDA GPUs and on CPUs
     # with AMX), so that both sides do the same arithmetic and the ratio is the loop's overhead.
-    from songgen.devices import resolve_precision
+    from songgen.model.devices import resolve_precision
 
     amp = resolve_precision("auto", device)[0] == torch.bfloat16
 
@@ -173,9 +173,9 @@ def worker_bare(spec: dict) -> dict:
 def _default_eval_ratio(text_path: Path) -> tuple[float, int]:
     """Validation characters evaluated per training character with songgen's defaults
     (batch 32 x seq 100, once an epoch capped at 1000 steps) on the whole corpus."""
-    from songgen.batches import StreamBatches
+    from songgen.training.batches import StreamBatches
     from songgen.config import TrainConfig
-    from songgen.lyrics import load_corpus
+    from songgen.text.corpus import load_corpus
 
     d = TrainConfig()
     corpus = load_corpus(text_path, d.val_frac)
@@ -192,8 +192,8 @@ def make_slice(songs: list[str], folder: Path, batch: int, seq: int, steps: int,
 
     Returns the file, its steps per epoch and its evaluation ratio.
     """
-    from songgen.batches import StreamBatches
-    from songgen.lyrics import load_corpus
+    from songgen.training.batches import StreamBatches
+    from songgen.text.corpus import load_corpus
 
     need = steps * batch * seq * (1 + want_ratio) + batch
     for limit in (1500, 3000, math.inf):
@@ -230,7 +230,7 @@ def make_slice(songs: list[str], folder: Path, batch: int, seq: int, steps: int,
 
 def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
         threads: int | None = None, configs: list[str] | None = None) -> list[common.Row]:
-    from songgen.lyrics import read_songs
+    from songgen.text.lyrics import read_songs
 
     threads = threads or common.default_threads()
     rounds = rounds or (3 if quick else 9)
@@ -297,8 +297,8 @@ def run(device: str = "cpu", quick: bool = False, rounds: int | None = None,
 
 def _default_every(source: Path, batch: int, seq: int) -> int:
     """Steps between evaluations/checkpoints with the default interval on the whole corpus."""
-    from songgen.batches import StreamBatches
-    from songgen.lyrics import load_corpus
+    from songgen.training.batches import StreamBatches
+    from songgen.text.corpus import load_corpus
 
     return min(len(StreamBatches(load_corpus(source, 0.1).train, batch, seq)), 1000)
 
@@ -412,8 +412,8 @@ def suite_quality(argv: list[str], prog: str | None = None) -> None:
     import torch.nn.functional as F
     from torch import nn
 
-    from songgen.evaluation import evaluate
-    from songgen.lyrics import load_corpus
+    from songgen.training.evaluation import evaluate
+    from songgen.text.corpus import load_corpus
 
     parser = common.arg_parser("char-rnn's defaults in a bare PyTorch loop: validation curve",
                                prog, side_by_side=False)
@@ -535,8 +535,8 @@ def distributed(root: Path, model: list[str], steps: int) -> list[tuple]:
 PROBE = """
 import json, time, torch
 from songgen.config import ModelConfig
-from songgen.devices import resolve_precision
-from songgen.model import bf16_speedup
+from songgen.model.devices import resolve_precision
+from songgen.model.lstm import bf16_speedup
 config = ModelConfig(vocab_size=62, hidden_size={hidden})
 seen = {{}}
 def probe():

@@ -23,7 +23,7 @@ from typing import Callable
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-# glibc malloc tuning that songgen.devices.keep_freed_memory() applies from inside the process.
+# glibc malloc tuning that songgen.model.devices.keep_freed_memory() applies from inside the process.
 MALLOC_TUNED = {"MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 

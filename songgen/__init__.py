@@ -12,13 +12,13 @@ Names are imported lazily so that `songgen --help` starts without loading PyTorc
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "train": "training", "TrainResult": "training", "TrainConfig": "config",
-    "ModelConfig": "config", "CharLSTM": "model",
-    "generate": "sampling", "stream": "sampling", "write_live": "sampling", "Song": "sampling",
-    "SampleOptions": "sampling", "measure_songcraft": "songcraft",
-    "load_checkpoint": "trained", "Checkpoint": "checkpoint",
-    "evaluate_text": "evaluation", "Score": "evaluation",
-    "load_corpus": "lyrics", "Vocab": "lyrics",
+    "train": "training.loop", "TrainResult": "training.loop", "TrainConfig": "config",
+    "ModelConfig": "config", "CharLSTM": "model.lstm",
+    "generate": "writing.sampling", "stream": "writing.sampling", "write_live": "writing.sampling", "Song": "writing.sampling",
+    "SampleOptions": "writing.sampling", "measure_songcraft": "text.lyrics",
+    "load_checkpoint": "run.trained", "Checkpoint": "run.checkpoint",
+    "evaluate_text": "training.evaluation", "Score": "training.evaluation",
+    "load_corpus": "text.lyrics", "Vocab": "text.lyrics",
     "SonggenError": "errors", "SonggenWarning": "errors",
 }
 

@@ -42,7 +42,7 @@ class ModelConfig(_Plain):
     hidden_size: int = 256
     layers: int = 2
     dropout: float = 0.1
-    styles: int = 0  # named styles the model is conditioned on (songgen.styles); 0: none
+    styles: int = 0  # named styles the model is conditioned on (songgen.text.styles); 0: none
 
     # Fields a checkpoint written before they existed lacks (their default is then meant).
     OPTIONAL = ("styles",)
@@ -71,8 +71,8 @@ class ModelConfig(_Plain):
 class TrainConfig(_Plain):
     seq_len: int = 100
     batch_size: int = 32
-    lr: float | None = None         # None: chosen from the model size (songgen.defaults)
-    weight_decay: float | None = None  # None: chosen from the corpus size (songgen.defaults)
+    lr: float | None = None         # None: chosen from the model size (songgen.training.defaults)
+    weight_decay: float | None = None  # None: chosen from the corpus size (songgen.training.defaults)
     grad_clip: float = 1.0
     seed: int = 1234
     val_frac: float = 0.1
@@ -88,9 +88,9 @@ class TrainConfig(_Plain):
     checkpoint_dir: str = "checkpoints"
     encoding: str = "utf-8"         # of the text files (UTF-16 with a BOM is always recognised)
     threads: int | None = None      # CPU threads; None: as many as are free, adjusted while training
-    lr_schedule: str = "auto"       # auto, plateau, budget or none (songgen.defaults)
+    lr_schedule: str = "auto"       # auto, plateau, budget or none (songgen.training.defaults)
     corpus_cache: str = "auto"      # the encoded corpus's folder: auto (in checkpoint_dir), none
-    styles: str = "auto"            # auto: from the folder layout and style marks; none (songgen.styles)
+    styles: str = "auto"            # auto: from the folder layout and style marks; none (songgen.text.styles)
 
     # Options that fix the data layout, so a resume keeps the checkpoint's values.
     FIXED_ON_RESUME = ("seq_len", "batch_size", "seed", "val_frac", "styles")
@@ -145,7 +145,7 @@ def check_encoding(name: str) -> str:
     """The codec's own name for a text encoding (cp1252, iso8859-1, utf-8), or ConfigError."""
     import codecs
 
-    if name == "auto":  # each file's own: UTF-8, else cp1252 (songgen.lyrics)
+    if name == "auto":  # each file's own: UTF-8, else cp1252 (songgen.text.lyrics)
         return name
     try:
         info = codecs.lookup(name)

@@ -87,7 +87,7 @@ def straight_and_resumed(songs_file, tiny_model, tiny_config, tmp_path):
     to 30 (7 and 23 are not evaluation steps; 23 crosses an epoch boundary), as raw dicts."""
     import torch
 
-    from songgen.training import train
+    from songgen.training.loop import train
 
     straight = tiny_config(steps=30, checkpoint_dir=str(tmp_path / "a"))
     train(songs_file, model=tiny_model, config=straight, quiet=True)

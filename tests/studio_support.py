@@ -36,7 +36,7 @@ def make_runs(root: Path) -> Path:
 
 def endless(source: Path, target: Path) -> None:
     """A copy of a checkpoint whose model never ends a song: long writings for the tests."""
-    from songgen import checkpoint as ckpt
+    from songgen.run import checkpoint as ckpt
 
     checkpoint = ckpt.load(source)
     checkpoint.model_state["head.bias"][0] = -1e4
@@ -99,9 +99,9 @@ class Client:
 def slow_down(monkeypatch, seconds: float = 0.001) -> None:
     """Writings a step at most every `seconds`: a tiny model writes the studio's longest song
     in a moment, and some tests need one that lasts."""
-    import songgen.sampling
+    import songgen.writing.sampling
 
-    write_live = songgen.sampling.write_live
+    write_live = songgen.writing.sampling.write_live
 
     def slow(*args, **kwargs):
         gen = write_live(*args, **kwargs)
@@ -113,7 +113,7 @@ def slow_down(monkeypatch, seconds: float = 0.001) -> None:
         finally:
             gen.close()
 
-    monkeypatch.setattr(songgen.sampling, "write_live", slow)
+    monkeypatch.setattr(songgen.writing.sampling, "write_live", slow)
 
 
 def hang_up(res) -> None:

@@ -31,8 +31,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen.cli import cli
-from songgen.lyrics import Vocab, join_songs, read_songs
+from songgen.cli.commands import cli
+from songgen.text.lyrics import join_songs, read_songs
+from songgen.text.vocab import Vocab
 
 from .conftest import make_songs
 
@@ -551,8 +552,8 @@ def test_refusal_is_one_line_in_a_real_process(malicious, tmp_path):
 
 
 def test_library_loaders_refuse_a_malicious_checkpoint(malicious):
-    from songgen.checkpoint import load
-    from songgen.trained import load_checkpoint
+    from songgen.run.checkpoint import load
+    from songgen.run.trained import load_checkpoint
     from songgen.errors import CheckpointError
 
     marker, files = malicious

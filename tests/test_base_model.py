@@ -13,9 +13,10 @@ import torch
 from click.testing import CliRunner
 
 import songgen
-from songgen import basemodel, plan
-from songgen.checkpoint import load
-from songgen.cli import cli
+from songgen.run import basemodel
+from songgen.training import plan
+from songgen.run.checkpoint import load
+from songgen.cli.commands import cli
 
 from .conftest import make_songs
 from .test_exact import assert_same, straight_and_resumed
@@ -131,7 +132,7 @@ def test_the_base_model_weights_are_where_the_run_starts(with_base, text, tmp_pa
                                                          monkeypatch):
     """The weights a run starts from are the base model's, grown by fresh rows only for the
     new characters."""
-    from songgen.state import TrainState
+    from songgen.training.state import TrainState
 
     seen = {}
     original = TrainState._initial_weights
@@ -326,7 +327,7 @@ def test_pack_with_its_corpus_takes_the_measures_again(base_file, tmp_path):
     measures (taken again from the text it trained on), not the ones of the day it started."""
     from dataclasses import replace
 
-    from songgen import checkpoint as ckpt
+    from songgen.run import checkpoint as ckpt
 
     stale = tmp_path / "stale.pt"
     ckpt.save(replace(ckpt.load(base_file), songcraft=None, shape=None, checksum=None), stale)

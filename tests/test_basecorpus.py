@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from songgen.lyrics import read_songs, title_of
+from songgen.text.lyrics import read_songs, title_of
 
 BASE = Path(__file__).resolve().parents[1] / "basecorpus"
 VERSE = BASE / "verse.txt.xz"

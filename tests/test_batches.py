@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from songgen.batches import StreamBatches, eval_rows
+from songgen.training.batches import StreamBatches, eval_rows
 from songgen.errors import ConfigError
 
 

@@ -10,8 +10,8 @@ import importlib.resources
 import pytest
 from click.testing import CliRunner
 
-from songgen import basemodel
-from songgen.cli import cli
+from songgen.run import basemodel
+from songgen.cli.commands import cli
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from songgen import checkpoint as ckpt
-from songgen.trained import load_checkpoint
-from songgen.sampling import generate
+from songgen.run import checkpoint as ckpt
+from songgen.run.trained import load_checkpoint
+from songgen.writing.sampling import generate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OLD = FIXTURES / "checkpoint-v1-0.1.0.pt"  # written by songgen 0.1.0 before the restructuring
@@ -50,7 +50,7 @@ import io  # noqa: E402
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
-from songgen.cli import cli  # noqa: E402
+from songgen.cli.commands import cli  # noqa: E402
 from songgen.errors import CheckpointError  # noqa: E402
 
 
@@ -58,7 +58,7 @@ from songgen.errors import CheckpointError  # noqa: E402
 def saved_run(tmp_path_factory):
     """A real run's folder: last.pt, best.pt and numbered checkpoints."""
     from songgen.config import TrainConfig
-    from songgen.training import train
+    from songgen.training.loop import train
     from tests.conftest import make_songs
 
     root = tmp_path_factory.mktemp("run")
@@ -143,7 +143,7 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint_and_says_so(saved_run
     import shutil
 
     from songgen.config import TrainConfig
-    from songgen.training import train
+    from songgen.training.loop import train
 
     folder = tmp_path / "ck"
     shutil.copytree(saved_run / "ck", folder)
@@ -165,8 +165,8 @@ def test_a_checkpoint_from_another_run_renamed_into_the_folder(saved_run, tmp_pa
     import shutil
 
     from songgen.config import TrainConfig
-    from songgen.lyrics import CorpusChanged
-    from songgen.training import train
+    from songgen.text.lyrics import CorpusChanged
+    from songgen.training.loop import train
     from tests.conftest import make_songs
 
     other_text = tmp_path / "other.txt"
@@ -205,7 +205,7 @@ def test_info_says_whether_a_file_is_intact(saved_run, tmp_path):
 def test_the_fixtures_text_still_reads_to_its_fingerprint(tmp_path):
     """The corpus fingerprint is what a resume checks: a change to how text is read or hashed
     would strand every existing run. This is the text the 0.1.0 fixture was trained on."""
-    from songgen.lyrics import load_corpus
+    from songgen.text.corpus import load_corpus
 
     text = tmp_path / "songs.txt"
     text.write_text("# Rain\n\nthe rain is on the roof\nand i am home\n\n\n# Sun\n\nthe sun is out "

@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen.cli import cli
+from songgen.cli.commands import cli
 
 TINY = ["--embed-dim", "8", "--hidden-size", "16", "--layers", "1", "--seq-len", "16",
         "--batch-size", "4", "--device", "cpu", "-q"]
@@ -57,7 +57,7 @@ def test_the_command_list_names_every_command_in_one_column(run):
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys; from click.testing import CliRunner; from songgen.cli import cli; "
+    code = ("import sys; from click.testing import CliRunner; from songgen.cli.commands import cli; "
             "CliRunner().invoke(cli, ['train', '--help']); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -160,9 +160,9 @@ def test_info_names_the_corpus(run, trained):
 @pytest.mark.slow
 def test_into_a_log_file_progress_is_plain_lines_that_name_the_epoch(run, songs_file,
                                                                      monkeypatch):
-    import songgen.progress
+    import songgen.training.progress
 
-    monkeypatch.setattr(songgen.progress, "LOG_SECONDS", 0)  # a line at every loss reading
+    monkeypatch.setattr(songgen.training.progress, "LOG_SECONDS", 0)  # a line at every loss reading
     args = [a for a in TINY if a != "-q"]
     # Long enough for a second epoch on a slow or busy machine (an epoch is ~130 steps).
     result = run("train", songs_file, *args, "--time-limit", "8", "--eval-every", 10)

@@ -6,9 +6,9 @@ import json
 
 from click.testing import CliRunner
 
-from songgen.cli import cli
-from songgen.copycheck import CopyIndex
-from songgen.lyrics import join_songs, read_songs
+from songgen.cli.commands import cli
+from songgen.writing.copycheck import CopyIndex
+from songgen.text.lyrics import join_songs, read_songs
 
 
 def longest_in(corpus: str, song: str) -> int:

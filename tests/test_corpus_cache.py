@@ -11,11 +11,12 @@ import time
 import pytest
 import torch
 
-from songgen import corpuscache
-from songgen import lyrics
-from songgen.corpuscache import CorpusCache
+from songgen.text import cache as corpuscache
+from songgen.text import corpus as lyrics_corpus
+from songgen.text.cache import CorpusCache
 from songgen.errors import SonggenWarning
-from songgen.lyrics import UnknownCharacters, Vocab, load_corpus
+from songgen.text.corpus import load_corpus
+from songgen.text.vocab import UnknownCharacters, Vocab
 
 from .conftest import make_songs
 
@@ -57,7 +58,7 @@ def test_the_cache_is_reused_while_the_text_is_unchanged(songs_file, cache, monk
     assert first.cache_file and not first.cached
     same_corpus(first, plain)
     # Nothing is read or encoded now: the ids are mapped from the file.
-    monkeypatch.setattr(lyrics, "_Encoder", None)
+    monkeypatch.setattr(lyrics_corpus, "_Encoder", None)
     again = load_corpus(songs_file, cache=CorpusCache(cache))
     assert again.cached and again.cache_file == first.cache_file
     same_corpus(again, plain)
@@ -156,8 +157,8 @@ def test_a_cache_of_another_format_version_is_rebuilt_quietly(songs_file, cache,
 
 BUILD = """
 import sys
-from songgen.corpuscache import CorpusCache
-from songgen.lyrics import load_corpus
+from songgen.text.cache import CorpusCache
+from songgen.text.corpus import load_corpus
 corpus = load_corpus(sys.argv[1], cache=CorpusCache(sys.argv[2]))
 print("cache" if corpus.cached else "built", corpus.fingerprint, len(corpus.train))
 """
@@ -244,19 +245,19 @@ def test_the_mapped_ids_cannot_change_the_file(songs_file, cache):
 
 def test_training_and_resume_use_the_cache(songs_file, tiny_model, tiny_config, tmp_path,
                                            monkeypatch, capsys):
-    from songgen.training import train
+    from songgen.training.loop import train
 
     train(songs_file, model=tiny_model, config=tiny_config(steps=5))
     assert "corpus encoded into" in capsys.readouterr().err
     folder = tmp_path / "ckpt" / "corpus-cache"
     assert the_file(folder)
-    monkeypatch.setattr(lyrics, "_Encoder", None)  # a resume must not read the text again
+    monkeypatch.setattr(lyrics_corpus, "_Encoder", None)  # a resume must not read the text again
     train(songs_file, model=tiny_model, config=tiny_config(steps=10), resume=True)
     assert f"corpus mapped from {the_file(folder)}" in capsys.readouterr().err
 
 
 def test_no_cache_when_asked(songs_file, tiny_model, tiny_config, tmp_path):
-    from songgen.training import train
+    from songgen.training.loop import train
 
     train(songs_file, model=tiny_model, config=tiny_config(steps=5, corpus_cache="none"),
           quiet=True)
@@ -270,15 +271,15 @@ def test_no_cache_when_asked(songs_file, tiny_model, tiny_config, tmp_path):
 def test_eval_uses_the_runs_cache(songs_file, tiny_model, tiny_config, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from songgen.cli import cli
-    from songgen.evaluation import evaluate_text
-    from songgen.training import train
+    from songgen.cli.commands import cli
+    from songgen.training.evaluation import evaluate_text
+    from songgen.training.loop import train
 
     train(songs_file, model=tiny_model, config=tiny_config(steps=5), quiet=True)
     ckpt = tmp_path / "ckpt"
     read = evaluate_text(songs_file, ckpt, device="cpu", cache="none")
     with monkeypatch.context() as patch:
-        patch.setattr(lyrics, "_Encoder", None)  # the training text is not read again
+        patch.setattr(lyrics_corpus, "_Encoder", None)  # the training text is not read again
         mapped = evaluate_text(songs_file, ckpt, device="cpu")
     assert (mapped.loss, mapped.chars, mapped.skipped) == (read.loss, read.chars, read.skipped)
     # Another text, with characters the model never saw, skipped alike either way; the CLI's
@@ -295,7 +296,7 @@ def test_eval_uses_the_runs_cache(songs_file, tiny_model, tiny_config, tmp_path,
     for _ in range(2):  # written, then mapped (not read again)
         with monkeypatch.context() as patch:
             if user.exists():
-                patch.setattr(lyrics, "_Encoder", None)
+                patch.setattr(lyrics_corpus, "_Encoder", None)
             cached = runner.invoke(cli, ["eval", str(other), "--checkpoint", str(ckpt),
                                          "--device", "cpu", "--skip-unknown", "--json"])
         assert cached.exit_code == 0, cached.output

@@ -7,11 +7,11 @@ import sys
 import pytest
 import torch
 
-from songgen.trained import load_checkpoint
-from songgen.devices import resolve_precision
-from songgen.training import Run as TrainingLoop
-from songgen.sampling import generate
-from songgen.training import train
+from songgen.run.trained import load_checkpoint
+from songgen.model.devices import resolve_precision
+from songgen.training.loop import Run as TrainingLoop
+from songgen.writing.sampling import generate
+from songgen.training.loop import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -84,7 +84,7 @@ def test_two_gpus_with_nccl_train_like_one(songs_file, tmp_path):
 
 def _graph_model(layers=2, hidden=32, vocab=17):
     from songgen.config import ModelConfig
-    from songgen.model import CharLSTM
+    from songgen.model.lstm import CharLSTM
 
     torch.manual_seed(3)
     return CharLSTM(ModelConfig(vocab_size=vocab, embed_dim=8, hidden_size=hidden,
@@ -93,7 +93,7 @@ def _graph_model(layers=2, hidden=32, vocab=17):
 
 @pytest.mark.parametrize("n", [1, 64])
 def test_the_cuda_graph_step_equals_the_eager_step_and_nn_lstm(n, monkeypatch):
-    from songgen.stepper import StepState, Stepper
+    from songgen.model.stepper import StepState, Stepper
 
     model = _graph_model()
     x = torch.randint(0, 17, (n, 40), device="cuda")
@@ -125,7 +125,7 @@ def test_the_cuda_graph_step_equals_the_eager_step_and_nn_lstm(n, monkeypatch):
 
 
 def test_cuda_graph_logits_held_by_the_caller_are_never_overwritten():
-    from songgen.stepper import StepState, Stepper
+    from songgen.model.stepper import StepState, Stepper
 
     model = _graph_model()
     x = torch.randint(0, 17, (3, 12), device="cuda")

@@ -11,12 +11,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen import checkpoint as ckpt
-from songgen.cli import cli
-from songgen.defaults import (FLOOR, LOWEST, SEEN_PER_PARAMETER, LrSchedule, budget_factor,
+from songgen.run import checkpoint as ckpt
+from songgen.cli.commands import cli
+from songgen.training.defaults import (FLOOR, LOWEST, SEEN_PER_PARAMETER, LrSchedule, budget_factor,
                               choose_dropout, choose_lr, choose_schedule, choose_size,
                               choose_weight_decay, corpus_tier)
-from songgen.training import train
+from songgen.training.loop import train
 
 from .conftest import make_songs
 
@@ -297,10 +297,10 @@ def test_a_step_budget_asked_for_decays_to_its_last_step(songs_file, tiny_model,
                                                          monkeypatch):
     import itertools
 
-    import songgen.training
+    import songgen.training.loop
 
     scores = itertools.count()  # validation improves at every evaluation: no halving
-    monkeypatch.setattr(songgen.training, "evaluate", lambda *a, **k: 3.0 - next(scores) / 100)
+    monkeypatch.setattr(songgen.training.loop, "evaluate", lambda *a, **k: 3.0 - next(scores) / 100)
     result = train(songs_file, model=tiny_model, quiet=True,
                    config=tiny_config(steps=40, eval_every=10, lr_schedule="budget"))
     lrs = [h["lr"] for h in torch.load(result.checkpoint_dir / "last.pt",
@@ -317,9 +317,9 @@ def test_a_step_budget_asked_for_decays_to_its_last_step(songs_file, tiny_model,
 def flat_validation(monkeypatch):
     """Validation that never improves after its first score: the plateau schedule halves the
     learning rate every second evaluation."""
-    import songgen.training
+    import songgen.training.loop
 
-    monkeypatch.setattr(songgen.training, "evaluate", lambda *a, **k: 3.0)
+    monkeypatch.setattr(songgen.training.loop, "evaluate", lambda *a, **k: 3.0)
 
 
 def test_the_schedule_state_survives_a_resume_bit_identically(flat_validation,
@@ -353,9 +353,9 @@ def test_early_stopping_waits_for_the_lowest_learning_rate(songs_file, tiny_mode
 
 
 def test_a_learning_rate_given_on_resume_starts_the_schedule_again(run, monkeypatch):
-    import songgen.training
+    import songgen.training.loop
 
-    monkeypatch.setattr(songgen.training, "evaluate", lambda *a, **k: 3.0)
+    monkeypatch.setattr(songgen.training.loop, "evaluate", lambda *a, **k: 3.0)
     run("train", "songs.txt", *TINY, "--steps", 20, "--eval-every", 5)
     assert last()["schedule"]["scale"] == 0.5
     result = run("train", "songs.txt", *TINY, "--steps", 21, "--eval-every", 5, "--resume",

@@ -140,8 +140,8 @@ def test_two_processes_in_auto_precision_train_as_well_as_one(songs_file, tmp_pa
      "use --device cuda or auto, not cuda:1"),
 ])
 def test_device_advice_names_the_option_only_on_the_command_line(device, library, command_line):
-    from songgen.cli_errors import _with_flags
-    from songgen.distributed import Team
+    from songgen.cli.exits import _with_flags
+    from songgen.training.team import Team
     from songgen.errors import DeviceError
 
     with pytest.raises(DeviceError) as caught:

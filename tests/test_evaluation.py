@@ -1,10 +1,10 @@
 import torch
 import torch.nn.functional as F
 
-from songgen.batches import eval_rows
+from songgen.training.batches import eval_rows
 from songgen.config import ModelConfig
-from songgen.evaluation import evaluate
-from songgen.model import CharLSTM
+from songgen.training.evaluation import evaluate
+from songgen.model.lstm import CharLSTM
 
 
 def test_validation_loss_is_the_mean_over_rows_each_read_from_a_blank_state():

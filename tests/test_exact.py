@@ -11,11 +11,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen import devices, plan, training
-from songgen.cli import cli
+from songgen.model import devices
+
+from songgen.training import plan
+
+from songgen.training import loop as training
+from songgen.cli.commands import cli
 from songgen.errors import DeviceError, SonggenWarning
-from songgen.model import Probe, _disturbance
-from songgen.training import train
+from songgen.model.lstm import Probe, _disturbance
+from songgen.training.loop import train
 
 
 def _bf16_runs() -> bool:
@@ -111,7 +115,7 @@ def test_a_checkpoint_with_a_bf16_lstm_state_resumes_in_fp32(cpu_kind, songs_fil
                                                              tiny_config):
     """Checkpoints of earlier bf16 runs carry their LSTM state in bf16; handed to an fp32 LSTM
     it made oneDNN fail with 'could not create a primitive descriptor'."""
-    from songgen import checkpoint as ckpt
+    from songgen.run import checkpoint as ckpt
 
     cpu_kind("AMX")
     result = train(songs_file, model=tiny_model, config=tiny_config(steps=7), quiet=True)
@@ -178,7 +182,7 @@ def test_bf16_asked_for_where_onednn_cannot_run_it_is_a_clear_error(monkeypatch,
 
 
 def test_a_onednn_failure_in_a_step_is_a_one_line_error(monkeypatch, songs_file, tmp_path):
-    from songgen.model import CharLSTM
+    from songgen.model.lstm import CharLSTM
 
     def fail(self, x, state=None):
         raise RuntimeError("could not create a primitive descriptor for the LSTM forward "
@@ -208,7 +212,7 @@ class _Process1:
     main, rank, world = False, 1, 2
 
     def gather_objects(self, value):
-        from songgen.defaults import Choice
+        from songgen.training.defaults import Choice
 
         return [Choice("precision", "bf16", "process 0's choice"), value]
 
@@ -235,7 +239,7 @@ def test_a_probe_says_when_other_programs_disturbed_it():
 
 def test_the_size_probe_notices_cores_kept_busy(monkeypatch):
     from songgen.config import ModelConfig
-    from songgen.model import step_seconds
+    from songgen.model.lstm import step_seconds
 
     monkeypatch.setattr(devices, "cpu_cores", lambda: 4)
     monkeypatch.setattr(devices, "free_cores", lambda sample=0.1: 3)
@@ -277,8 +281,8 @@ def test_the_samplers_int8_choice_is_made_when_the_run_is_created(monkeypatch, s
                                                                   tiny_model, tiny_config):
     """A 16-unit model samples in float32 (int8 pays only from 256 units); a CPU that would now
     take int8 from 8 units does not change how the run's checkpoints sample."""
-    from songgen import stepper
-    from songgen.trained import load_checkpoint
+    from songgen.model import stepper
+    from songgen.run.trained import load_checkpoint
 
     result = train(songs_file, model=tiny_model, config=tiny_config(steps=5), quiet=True)
     state = torch.load(result.checkpoint_dir / "last.pt", weights_only=True)

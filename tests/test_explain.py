@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen.cli import cli
+from songgen.cli.commands import cli
 
 from .conftest import make_songs
 from .studio_support import train_run
@@ -45,8 +45,8 @@ def records(result):
 
 def test_mean_surprise_is_evals_loss_on_a_text_read_in_several_stretches(run):
     text = run / "other.txt"
-    from songgen.batches import eval_rows
-    from songgen.lyrics import encode_corpus
+    from songgen.training.batches import eval_rows
+    from songgen.text.corpus import encode_corpus
 
     # The text is read in several rows with a few characters left after the cut: the case in
     # which a second, different scoring would drift from eval's.
@@ -68,10 +68,10 @@ def test_eval_scores_the_characters_the_row_cut_leaves_too(run):
     from the last row (they were dropped before, and eval's count said they were scored)."""
     import torch.nn.functional as F
 
-    from songgen.batches import eval_rows
-    from songgen.evaluation import evaluate_text
-    from songgen.lyrics import encode_corpus
-    from songgen.trained import load_checkpoint
+    from songgen.training.batches import eval_rows
+    from songgen.training.evaluation import evaluate_text
+    from songgen.text.corpus import encode_corpus
+    from songgen.run.trained import load_checkpoint
 
     trained = load_checkpoint(run / "ck", "cpu")
     data = encode_corpus(run / "other.txt", vocab=trained.vocab).ids
@@ -89,8 +89,8 @@ def test_eval_scores_the_characters_the_row_cut_leaves_too(run):
 
 
 def test_p_is_the_models_probability_from_the_text_before_it(run, tmp_path):
-    from songgen.lyrics import encode_corpus
-    from songgen.trained import load_checkpoint
+    from songgen.text.corpus import encode_corpus
+    from songgen.run.trained import load_checkpoint
 
     short = tmp_path / "short.txt"
     short.write_text("# Rain Home\n\nthe river and my heart\ngone away\n", encoding="utf-8")
@@ -209,10 +209,10 @@ def test_page_never_overwrites_and_refuses_a_text_too_long(run, tmp_path, monkey
     result = invoke("explain", run / "other.txt", "--checkpoint", run / "ck", "-o", page)
     assert result.exit_code == 1 and "already exists" in result.stderr
     assert page.read_text(encoding="utf-8") == "mine"
-    import songgen.explain as explain
+    import songgen.inside.explain as explain
 
     monkeypatch.setattr(explain, "PAGE_LIMIT", 100)
-    monkeypatch.setattr("songgen.cli_explain.PAGE_LIMIT", 100, raising=False)
+    monkeypatch.setattr("songgen.cli.explain.PAGE_LIMIT", 100, raising=False)
     result = invoke("explain", run / "other.txt", "--checkpoint", run / "ck", "-o",
                     tmp_path / "new.html")
     assert result.exit_code == 1
@@ -222,8 +222,8 @@ def test_page_never_overwrites_and_refuses_a_text_too_long(run, tmp_path, monkey
 
 
 def test_cell_values_are_tanh_of_the_cell_state_step_by_step(run):
-    from songgen.explain_cells import cell_values
-    from songgen.trained import load_checkpoint
+    from songgen.inside.cells import cell_values
+    from songgen.run.trained import load_checkpoint
 
     model = load_checkpoint(run / "ck", "cpu").model
     ids = torch.randint(0, model.config.vocab_size, (40,), generator=torch.Generator().manual_seed(1))
@@ -238,7 +238,7 @@ def test_cell_values_are_tanh_of_the_cell_state_step_by_step(run):
 
 
 def test_features_and_the_cells_that_follow_them():
-    from songgen.explain_cells import features, suggest
+    from songgen.inside.cells import features, suggest
 
     text = '# Home\n\nsay "go" now\nrain\n\nlast\n\x00'
     found = features(text)
@@ -259,8 +259,8 @@ def test_features_and_the_cells_that_follow_them():
 
 def test_explain_of_a_5000_character_song_is_one_pass(run, tmp_path, monkeypatch):
     """One forward pass over the text (as eval), never a step per character."""
-    from songgen import model as model_module
-    from songgen.explain import explain_text
+    from songgen.model import lstm as model_module
+    from songgen.inside.explain import explain_text
 
     song = "# Long\n\n" + "\n".join(f"the river and my heart {i}" for i in range(200))
     path = tmp_path / "long.txt"
@@ -317,8 +317,8 @@ def test_studio_explains_a_pasted_text_with_what_the_steps_did(tmp_path):
 
 def test_the_summary_names_the_end_of_a_song(capsys):
     """The end of a song (the vocabulary's "\\x00") was printed as '\\x00', never as [end]."""
-    from songgen.cli_explain import _summary
-    from songgen.explain import Explanation
+    from songgen.cli.explain import _summary
+    from songgen.inside.explain import Explanation
 
     chars = ["\x00", "\n", "a", "b"]
     ids = np.array([2, 3, 0])                   # "ab", then the end of the song

@@ -17,7 +17,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen.cli import cli
+from songgen.cli.commands import cli
 
 from .conftest import make_songs
 
@@ -54,7 +54,7 @@ def last(folder="checkpoints"):
                                            ("1h30m", 5400), ("1h30m15", 5415), ("1d2", 93600),
                                            ("1.5h", 5400)])
 def test_a_number_after_a_unit_counts_in_the_next_smaller_one(text, seconds):
-    from songgen.cli import Duration
+    from songgen.cli.commands import Duration
 
     assert Duration().convert(text, None, None) == seconds
 
@@ -78,15 +78,15 @@ def test_the_header_echoes_the_time_limit_as_understood(run, tmp_path):
 
 ENDLESS = r'''
 import sys
-import songgen.sampling
+import songgen.writing.sampling
 
 def endless(*args, **kwargs):
     yield ("prime", "")
     while True:
         yield ("chars", ["la la la, a line of an endless song\n"])
 
-songgen.sampling.write_live = endless
-from songgen.cli import cli
+songgen.writing.sampling.write_live = endless
+from songgen.cli.commands import cli
 cli(args=sys.argv[1:], prog_name="songgen")
 '''
 
@@ -165,7 +165,7 @@ def test_a_short_text_with_a_chosen_batch_names_one_that_fits(run, tmp_path):
 
 
 def test_fitting_shape_shrinks_the_batch_then_the_sequence():
-    from songgen.batches import fitting_shape
+    from songgen.training.batches import fitting_shape
 
     assert fitting_shape(1180, 32, 100) == (2, 100)
     assert fitting_shape(100_000, 32, 100) == (32, 100)
@@ -200,7 +200,7 @@ def test_resume_keeps_the_data_layout_with_a_warning(run, trained):
 
 def test_a_resume_that_changes_the_learning_rate_differs_from_one_that_does_not(
         songs_file, tiny_model, tiny_config, tmp_path):
-    from songgen.training import train
+    from songgen.training.loop import train
 
     for name, lr in (("same", 6e-3), ("lower", 1e-3)):
         folder = str(tmp_path / name)
@@ -233,8 +233,8 @@ def test_a_prime_of_only_unseen_characters_is_an_error(run, trained):
 
 def test_the_library_stays_strict_unless_asked(trained):
     from songgen.errors import SonggenError
-    from songgen.sampling import generate
-    from songgen.lyrics import Vocab
+    from songgen.writing.sampling import generate
+    from songgen.text.vocab import Vocab
 
     with pytest.raises(SonggenError, match="never saw: 'Z'"):
         generate("checkpoints", prime="Zebra", length=20, device="cpu")
@@ -272,7 +272,7 @@ def test_an_unknown_encoding_is_a_usage_error(run):
 
 
 def test_multi_byte_encodings_are_decoded_whole(tmp_path):
-    from songgen.lyrics import load_corpus
+    from songgen.text.corpus import load_corpus
 
     text = make_songs(10)
     (tmp_path / "u16.txt").write_bytes(text.encode("utf-16-le"))
@@ -286,8 +286,8 @@ def test_multi_byte_encodings_are_decoded_whole(tmp_path):
 
 SLOW = r'''
 import os, sys, time
-import songgen.training as tr
-from songgen.cli import cli
+import songgen.training.loop as tr
+from songgen.cli.commands import cli
 real = tr.Run._train_step
 def slow(self):
     loss = real(self)
@@ -352,14 +352,14 @@ class _Terminal(io.StringIO):
 
 
 def test_the_bar_reads_steps_per_second_and_seconds_per_step():
-    from songgen.progress import _Bar
+    from songgen.training.progress import _Bar
 
     assert "8.44s/step" in _Bar.format_meter(n=10, total=100, elapsed=84.4, unit="step")
     assert "2.00steps/s" in _Bar.format_meter(n=10, total=100, elapsed=5, unit="step")
 
 
 def test_an_epoch_bar_that_had_not_begun_is_cleared_and_time_left_is_shown(monkeypatch):
-    from songgen.progress import Progress
+    from songgen.training.progress import Progress
 
     monkeypatch.setattr(sys, "stderr", _Terminal())
     progress = Progress(13, None, 64, False, step=13, epoch=1, position=0, time_limit=600)
@@ -508,7 +508,7 @@ def test_train_without_text_again_goes_on_with_the_demo_run(run):
 def test_plot_legend_lies_inside_the_image_with_room_between_entries(runs):
     import xml.etree.ElementTree as ET
 
-    from songgen.curves import curves_svg
+    from songgen.run.curves import curves_svg
 
     records = [{"step": s, "elapsed": s, "train_loss": 3.0 - s / 10, "val_loss": 3.1 - s / 10}
                for s in (1, 2, 3)]

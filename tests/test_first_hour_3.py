@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from songgen import checkpoint as ckpt
-from songgen.cli import cli
+from songgen.run import checkpoint as ckpt
+from songgen.cli.commands import cli
 
 from .conftest import make_songs
 
@@ -135,14 +135,14 @@ def test_the_schedule_line_names_a_step_limit(run, tmp_path):
     (1000, ["0m", "5m", "10m", "15m", "20m"]),
     (9000, ["0h", "0.5h", "1h", "1.5h", "2h", "2.5h"])])
 def test_time_ticks_are_round_in_their_unit(longest, ticks):
-    from songgen.curves import _fmt_time, time_ticks
+    from songgen.run.curves import _fmt_time, time_ticks
 
     found, unit, mark = time_ticks(longest)
     assert [_fmt_time(t, unit, mark) for t in found] == ticks
 
 
 def test_the_plot_of_a_few_minutes_has_round_minute_ticks():
-    from songgen.curves import curves_svg
+    from songgen.run.curves import curves_svg
 
     records = [{"step": s, "elapsed": s * 20.0, "val_loss": 2.0, "train_loss": 2.1}
                for s in (5, 10)]

@@ -18,11 +18,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen import checkpoint as ckpt
-from songgen import corpuscache, files
-from songgen.cli import cli
+from songgen.run import checkpoint as ckpt
+from songgen import files
+from songgen.text import cache as corpuscache
+from songgen.cli.commands import cli
 from songgen.errors import DiskFull, SonggenWarning
-from songgen.training import train
+from songgen.training.loop import train
 
 TINY = ["--embed-dim", "8", "--hidden-size", "16", "--layers", "2", "--seq-len", "16",
         "--batch-size", "4", "--device", "cpu", "--threads", "1", "--eval-every", "5", "-q"]

@@ -21,14 +21,15 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from songgen.checkpoint import Checkpoint, load
-from songgen.trained import Trained, load_checkpoint
-from songgen.cli import cli
-from songgen import lyrics as loading
-from songgen.lyrics import EOS, Vocab, fingerprint, join_songs, read_songs, title_key
+from songgen.run.checkpoint import Checkpoint, load
+from songgen.run.trained import Trained, load_checkpoint
+from songgen.cli.commands import cli
+from songgen.text import lyrics as loading
+from songgen.text.lyrics import fingerprint, join_songs, read_songs, title_key
+from songgen.text.vocab import EOS, Vocab
 from songgen.errors import CheckpointError, SonggenError, SonggenWarning
-from songgen.lyrics import load_corpus
-from songgen.sampling import generate
+from songgen.text.corpus import load_corpus
+from songgen.writing.sampling import generate
 
 # 150 examples a test keeps this file near 20 s on 2 cores; SONGGEN_FUZZ_EXAMPLES=5000 for a hunt.
 FUZZ = settings(max_examples=int(os.environ.get("SONGGEN_FUZZ_EXAMPLES", 150)), deadline=None,
@@ -187,7 +188,7 @@ class Blob(bytes):
 @pytest.fixture(scope="module")
 def real_checkpoint(tmp_path_factory) -> Blob:
     from songgen.config import TrainConfig
-    from songgen.training import train
+    from songgen.training.loop import train
 
     from .conftest import make_songs
 

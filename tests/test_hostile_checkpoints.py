@@ -11,8 +11,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen import checkpoint as ckpt
-from songgen.cli import cli
+from songgen.run import checkpoint as ckpt
+from songgen.cli.commands import cli
 from songgen.errors import CheckpointError
 
 OLD = Path(__file__).parent / "fixtures" / "checkpoint-v1-0.1.0.pt"
@@ -62,7 +62,7 @@ def _pickled(state, protocol: int = 2) -> bytes:
 
 _PEAK = """
 import resource, sys
-from songgen import checkpoint
+from songgen.run import checkpoint
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     checkpoint.{how}(sys.argv[1])
@@ -154,7 +154,7 @@ def test_a_link_to_a_checkpoint_is_read_and_a_pipe_refused_at_once(tmp_path):
     folded into it): a link the user names is followed, a named pipe is refused unopened."""
     import os
 
-    from songgen.safeload import read_dict
+    from songgen.run.safeload import read_dict
 
     link = tmp_path / "link.pt"
     link.symlink_to(OLD)

@@ -20,7 +20,7 @@ def _demo_run(root):
     """A small model trained a few hundred steps on the bundled demo songs (about 10 s): it has
     learned enough spelling for its choices to read as choices, in the test and the screenshot."""
     from songgen import TrainConfig, train
-    from songgen.lyrics import demo_corpus
+    from songgen.text.corpus import demo_corpus
 
     config = TrainConfig(seq_len=32, batch_size=8, eval_every=250, device="cpu", patience=0,
                          checkpoint_dir=str(root / "demo"), steps=500, seed=0, threads=1)

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from songgen import checkpoint as ckpt
+from songgen.run import checkpoint as ckpt
 from songgen.errors import CheckpointError
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL") or sys.platform == "win32",
@@ -57,9 +57,9 @@ import io, json, os, stat, sys, time
 plan = json.loads(os.environ.get("SONGGEN_KILLTEST") or "{}")
 import torch
 import songgen.files as atomicfile
-import songgen.checkpoint as rd
-import songgen.training as tr
-from songgen.cli import cli
+import songgen.run.checkpoint as rd
+import songgen.training.loop as tr
+from songgen.cli.commands import cli
 
 # One thread in every run, the reference included: same arithmetic in all of them, and no
 # OpenMP spinning against other processes on a busy 2-core machine.

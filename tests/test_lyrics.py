@@ -1,10 +1,14 @@
 import pytest
 import torch
 
-from songgen.lyrics import EOS, Vocab, fingerprint, join_songs, read_songs, read_text, split_songs
+from songgen.text.lyrics import fingerprint, join_songs, read_songs, split_songs
+
+from songgen.text.vocab import EOS, Vocab
+
+from songgen.text.reading import read_text
 from songgen.errors import CorpusError, SonggenWarning
-from songgen import lyrics as loading
-from songgen.lyrics import load_corpus
+from songgen.text import lyrics as loading
+from songgen.text.corpus import load_corpus
 
 
 def split_train_val(tmp_path, songs, val_frac):
@@ -83,8 +87,8 @@ def test_vocab_roundtrip_smallest_dtype_and_eos_first():
 
 
 def test_encode_in_chunks_matches_whole(monkeypatch):
-    import songgen.lyrics as corpus
-    import songgen.vocab as vocab_module
+    import songgen.text.lyrics as corpus
+    import songgen.text.vocab as vocab_module
 
     text = join_songs(["# abc\n\nhello wörld ♪"] * 50)
     vocab = Vocab.from_text(text)
@@ -135,7 +139,7 @@ def test_load_corpus_checks_fingerprint(songs_file, tmp_path):
 
 
 def test_a_corpus_too_large_for_memory_is_refused_before_reading(songs_file, monkeypatch):
-    import songgen.textfiles as textfiles
+    import songgen.text.reading as textfiles
 
     monkeypatch.setattr(textfiles, "available_memory", lambda: 1000)
     with pytest.raises(CorpusError, match=r"the corpus is 0.00 GB; loading it needs about "
@@ -163,10 +167,10 @@ def test_streamed_loading_agrees_with_whole_songs_whatever_the_piece_size(tmp_pa
 
 
 def test_loading_refuses_a_corpus_too_large_for_memory_before_reading(songs_file, monkeypatch):
-    import songgen.textfiles as textfiles
+    import songgen.text.reading as textfiles
 
     monkeypatch.setattr(textfiles, "available_memory", lambda: 1000)
-    monkeypatch.setattr(loading, "_Encoder", None)  # nothing may be read or allocated
+    monkeypatch.setattr("songgen.text.corpus._Encoder", None)  # nothing may be read or allocated
     with pytest.raises(CorpusError, match=r"the corpus is 0.00 GB; loading it needs about "
                                           r"0.6 GB of memory but 0.0 GB is free; train on a part"):
         load_corpus(songs_file)
@@ -227,7 +231,7 @@ def test_auto_encoding_reads_each_file_in_its_own(tmp_path, monkeypatch):
 
 
 def test_wrong_single_byte_encodings_are_refused(tmp_path):
-    from songgen.lyrics import WrongEncoding
+    from songgen.text.reading import WrongEncoding
 
     path = tmp_path / "x.txt"
     path.write_bytes("one\ntwo \u2019 three\n".encode("cp1252"))

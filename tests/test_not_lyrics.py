@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from songgen.cli import cli
+from songgen.cli.commands import cli
 
 from .conftest import make_songs
 
@@ -116,7 +116,7 @@ def test_training_leaves_out_the_licence_and_says_where_the_rest_is(run, tmp_pat
         "1 prose paragraph (raw.txt:20 'The shanty was the work-song of the...'); "
         "see every place with: songgen check raw.txt (and -o cleaned.txt writes a copy "
         "without them)"]
-    from songgen.lyrics import read_songs
+    from songgen.text.lyrics import read_songs
 
     songs = read_songs(tmp_path / "raw.txt")
     assert not any("Gutenberg" in song for song in songs)  # the licence is not trained on
@@ -186,7 +186,7 @@ REAL = sorted((Path(__file__).resolve().parents[1] / "data").glob("*.txt")) + (
 
 @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
 def test_real_lyrics_raise_no_false_warning(path):
-    from songgen.notlyrics import check_text
+    from songgen.text.notlyrics import check_text
 
     checked = check_text(path)
     assert checked.clean(), [(kind, f.places[:3]) for r in checked.reports
@@ -194,7 +194,7 @@ def test_real_lyrics_raise_no_false_warning(path):
 
 
 def test_a_book_of_footnoted_verse_is_told_apart_from_its_verse():
-    from songgen.notlyrics import Scanner
+    from songgen.text.notlyrics import Scanner
 
     scanner = Scanner("book.txt")
     text = ("Some swelling[4] lips and red;\nPh[oe]bus is risen in the east,\n"

@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from songgen.sampling import generate
+from songgen.writing.sampling import generate
 
 from .test_songcraft import SONGS, craft_checkpoint
 

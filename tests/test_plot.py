@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from click.testing import CliRunner
 
-from songgen.cli import cli
-from songgen.curves import curves_svg, find_runs, nice_ticks, read_metrics, running_pid
+from songgen.cli.commands import cli
+from songgen.run.curves import curves_svg, find_runs, nice_ticks, read_metrics, running_pid
 
 from .conftest import make_songs
 from .studio_support import metrics_line

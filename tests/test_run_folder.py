@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from songgen.cli import cli
-from songgen.training import train
+from songgen.cli.commands import cli
+from songgen.training.loop import train
 
 
 def listing(folder: Path) -> dict:
@@ -61,7 +61,7 @@ def test_reading_a_run_writes_nothing_in_its_folder(songs_file, tiny_model, tiny
 HOLD = textwrap.dedent("""
     import sys, time
     sys.modules["fcntl"] = None  # as on Windows: no fcntl to lock with
-    from songgen.checkpoint import RunFolder
+    from songgen.run.checkpoint import RunFolder
     from songgen.errors import CheckpointError
     try:
         with RunFolder(sys.argv[1]).lock():
@@ -99,7 +99,7 @@ def test_a_second_training_run_names_the_first(songs_file, tmp_path):
     folder = tmp_path / "run"
     hold = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import sys, time
-        from songgen.checkpoint import RunFolder
+        from songgen.run.checkpoint import RunFolder
         with RunFolder(sys.argv[1]).lock():
             print("held", flush=True)
             time.sleep(60)
@@ -161,7 +161,7 @@ def test_a_new_run_refuses_a_folder_holding_someone_else_s_files(songs_file, tmp
 
 
 def test_rotation_deletes_only_the_run_s_own_checkpoints(songs_file, tmp_path):
-    from songgen import checkpoint as ckpt
+    from songgen.run import checkpoint as ckpt
 
     other, folder = tmp_path / "other", tmp_path / "run"
     assert _train_cli(songs_file, other, "--keep-last", "5").exit_code == 0

@@ -7,9 +7,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen import checkpoint as ckpt
-from songgen.cli import cli
-from songgen.defaults import LOWEST
+from songgen.run import checkpoint as ckpt
+from songgen.cli.commands import cli
+from songgen.training.defaults import LOWEST
 
 from .conftest import make_songs
 

@@ -3,13 +3,13 @@ import math
 import pytest
 import torch
 
-from songgen import checkpoint as ckpt
-from songgen.trained import load_checkpoint
+from songgen.run import checkpoint as ckpt
+from songgen.run.trained import load_checkpoint
 from songgen.config import ModelConfig
-from songgen.lyrics import EOS, Vocab
+from songgen.text.vocab import EOS, Vocab
 from songgen.errors import ConfigError
-from songgen.model import CharLSTM
-from songgen.sampling import filter_logits, generate, stream
+from songgen.model.lstm import CharLSTM
+from songgen.writing.sampling import filter_logits, generate, stream
 
 
 def make_trained(tmp_path, text="# ab\n\nab ba\n", eos_bias=0.0):
@@ -102,7 +102,7 @@ def test_prime_with_unseen_characters_lists_them(tmp_path):
 
 
 def test_packed_stepper_equals_nn_lstm():
-    from songgen.stepper import StepState, Stepper
+    from songgen.model.stepper import StepState, Stepper
 
     torch.manual_seed(1)
     model = CharLSTM(ModelConfig(vocab_size=13, embed_dim=8, hidden_size=16, layers=3)).eval()
@@ -114,10 +114,10 @@ def test_packed_stepper_equals_nn_lstm():
     torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.skipif(not __import__("songgen.stepper").stepper.int8_available(),
+@pytest.mark.skipif(not __import__("songgen.model.stepper").model.stepper.int8_available(),
                     reason="this PyTorch has no int8 CPU kernels")
 def test_int8_stepper_stays_close_to_float():
-    from songgen.stepper import StepState, Stepper
+    from songgen.model.stepper import StepState, Stepper
 
     torch.manual_seed(2)
     model = CharLSTM(ModelConfig(vocab_size=13, embed_dim=8, hidden_size=64, layers=2)).eval()
@@ -140,7 +140,7 @@ def test_int8_sampling_is_reproducible(tmp_path):
 
 
 def test_draw_follows_the_probabilities_and_never_picks_an_impossible_symbol():
-    from songgen.sampling import draw
+    from songgen.writing.sampling import draw
 
     probs = torch.tensor([[0.5, 0.3, 0.2, 0.0]]).expand(200_000, -1)
     gen = torch.Generator().manual_seed(3)
@@ -155,7 +155,7 @@ def test_draw_follows_the_probabilities_and_never_picks_an_impossible_symbol():
 
 @pytest.mark.parametrize("layers", [1, 3])
 def test_worked_out_weight_shapes_are_the_models(layers):
-    from songgen.model import parameter_count, weight_shapes
+    from songgen.model.lstm import parameter_count, weight_shapes
 
     config = ModelConfig(vocab_size=7, embed_dim=5, hidden_size=6, layers=layers)
     model = CharLSTM(config)
@@ -170,7 +170,7 @@ def test_sampling_does_not_import_the_compiler(tmp_path):
     import sys
 
     make_trained(tmp_path)
-    code = ("import sys; from songgen.sampling import generate; "
+    code = ("import sys; from songgen.writing.sampling import generate; "
             f"generate({str(tmp_path / 'm.pt')!r}, length=20, seed=1); "
             "print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

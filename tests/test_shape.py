@@ -8,18 +8,19 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen import checkpoint as ckpt
-from songgen.trained import load_checkpoint
-from songgen import lyrics as loading
-from songgen.cli import cli
+from songgen.run import checkpoint as ckpt
+from songgen.run.trained import load_checkpoint
+from songgen.text import lyrics as loading
+from songgen.cli.commands import cli
 from songgen.config import ModelConfig
-from songgen.lyrics import Vocab, split_songs
-from songgen.lyrics import load_corpus
-from songgen.model import CharLSTM
-from songgen.sampling import generate, stream
-from songgen.shape import (MIN_SONGS, WORD_GRACE, ShapeGuide, ShapeMeter, SongShape,
+from songgen.text.lyrics import split_songs
+from songgen.text.vocab import Vocab
+from songgen.text.corpus import load_corpus
+from songgen.model.lstm import CharLSTM
+from songgen.writing.sampling import generate, stream
+from songgen.songcraft.shape import (MIN_SONGS, WORD_GRACE, ShapeGuide, ShapeMeter, SongShape,
                            song_form)
-from songgen.training import train
+from songgen.training.loop import train
 
 from .conftest import make_songs
 
@@ -381,7 +382,7 @@ def punctuated_songs(n=30, seed=0) -> str:
 def test_songs_and_titles_end_as_the_corpus_ones_and_stop_says_who_ended_them(tmp_path):
     # Issue #33: 15 of 20 songs ended on a comma and said "stop": "end"; titles such as
     # "Squier like a door,". A model fond of commas that never ends a song itself:
-    from songgen.songcraft import measure as measure_craft
+    from songgen.songcraft.measures import measure as measure_craft
 
     text = punctuated_songs()
     measures = measure_craft(split_songs(text))
@@ -405,7 +406,7 @@ def test_songs_and_titles_end_as_the_corpus_ones_and_stop_says_who_ended_them(tm
         assert song.title and song.title.rstrip()[-1].isalnum(), song.title
     # A record from before endings were measured still loads; the rule is then off.
     old = {k: v for k, v in measures.to_dict().items() if k not in ("song_ends", "title_ends")}
-    from songgen.songcraft import Measures
+    from songgen.songcraft.measures import Measures
 
     assert Measures.from_dict(old).endings("song") is None
 

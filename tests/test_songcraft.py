@@ -6,17 +6,18 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen import checkpoint as ckpt
-from songgen.cli import cli
+from songgen.run import checkpoint as ckpt
+from songgen.cli.commands import cli
 from songgen.config import ModelConfig
 from songgen.errors import ConfigError
-from songgen.sampling import SampleOptions, generate, stream
-from songgen.lyrics import Vocab, join_songs
-from songgen.trained import load_checkpoint
-from songgen.model import CharLSTM
-from songgen.songcraft import (ENGLISH_RANK, Measures, allowed_words, analyse, check_pattern,
+from songgen.writing.sampling import SampleOptions, generate, stream
+from songgen.text.lyrics import join_songs
+from songgen.text.vocab import Vocab
+from songgen.run.trained import load_checkpoint
+from songgen.model.lstm import CharLSTM
+from songgen.songcraft.measures import (ENGLISH_RANK, Measures, allowed_words, analyse, check_pattern,
                                measure, pattern_of, rhymes, stanza_rhymes, words_of)
-from songgen.wordlist import names_rank, ordinary, unsung
+from songgen.songcraft.wordlist import names_rank, ordinary, unsung
 
 SONGS = [
     "# Night Light\n\nI walk alone into the night\nI hold a candle burning bright\n"
@@ -104,7 +105,7 @@ def test_rhyme_patterns_are_checked():
 # -- sampling ---------------------------------------------------------------------------------
 
 def lyric_stanzas(text):
-    from songgen.songcraft import stanzas_of
+    from songgen.songcraft.measures import stanzas_of
 
     return stanzas_of(text)
 
@@ -154,7 +155,7 @@ def test_auto_rhymes_as_often_as_the_corpus_not_more():
     # Issue #33: on the ballads songcraft rhymed 62.7% of stanzas where they rhyme 48.5%: the
     # corpus's rhyming patterns were asked for as often as they come, and the model rhymed
     # some of the other stanzas unasked on top.
-    from songgen.craft import Crafter
+    from songgen.writing.craft import Crafter
 
     measures = Measures(songs=10, stanzas=100, rhyming=50, patterns={"AABB": 50, "XXXX": 50},
                         vocabulary=["night", "light"])
@@ -200,7 +201,7 @@ def test_english_words_leave_out_names_brands_and_offensive_words_not_ordinary_o
 
 def test_names_list_is_built_for_the_english_words_allowed():
     # names.txt was built from as many of wordfreq's words as the sampler allows; rebuild it
-    # (see songgen/wordlist.py) when ENGLISH_RANK changes.
+    # (see songgen/songcraft/wordlist.py) when ENGLISH_RANK changes.
     assert names_rank() == ENGLISH_RANK
 
 
@@ -247,7 +248,7 @@ def test_chorus_comes_back_verbatim(tmp_path):
 def test_a_chorus_is_read_in_one_call_not_a_step_per_character(tmp_path, monkeypatch):
     # Speed (#23): a chorus coming back is known text; the model reads it in one call, so the
     # song takes fewer one-character steps than it has characters.
-    from songgen.stepper import Stepper
+    from songgen.model.stepper import Stepper
 
     trained = craft_checkpoint(tmp_path, nl_bias=3.5)
     steps = []
@@ -263,7 +264,7 @@ def test_a_chorus_is_read_in_one_call_not_a_step_per_character(tmp_path, monkeyp
 def test_rows_stepped_apart_write_the_same_songs(tmp_path, monkeypatch):
     # On the CPU, lanes waiting for a rhyming line are not stepped (speed, #23): the songs are
     # those of stepping every row.
-    from songgen import craft
+    from songgen.writing import craft
 
     trained = craft_checkpoint(tmp_path)
     options = SampleOptions(num_songs=4, seed=4, length=500, rhyme="AABB", temperature=1.0)
@@ -303,7 +304,7 @@ def test_options_are_checked_once_with_plain_errors():
 
 
 def test_copy_guard_still_works_with_songcraft(tmp_path, recwarn):
-    from songgen.copycheck import CopyIndex
+    from songgen.writing.copycheck import CopyIndex
 
     trained = craft_checkpoint(tmp_path)
     index = CopyIndex(join_songs(SONGS), k=6)
@@ -372,7 +373,7 @@ def test_info_shows_the_corpus_rhyme_and_chorus(tmp_path):
 
 
 def test_training_keeps_the_measures(tmp_path, tiny_model, tiny_config):
-    from songgen.training import train
+    from songgen.training.loop import train
 
     corpus = tmp_path / "songs.txt"
     corpus.write_text("\n\n\n".join(SONGS * 3) + "\n")
@@ -422,7 +423,7 @@ def test_a_chorus_comes_after_a_verse_and_never_twice_in_a_row(tmp_path):
 def test_syllables_and_scansion_are_measured_and_json_tells_each_line():
     # Issue #33: lines that scan, measured as rhyme is: syllables by the CMU counts, else by
     # spelling; a line of stanza 2+ scans within 2 syllables of its first stanza's line.
-    from songgen.songcraft import line_syllables, scansion, syllables
+    from songgen.songcraft.measures import line_syllables, scansion, syllables
 
     assert [syllables(w) for w in ("night", "candle", "lantern", "dendrochronology")] == \
         [1, 2, 2, 6]

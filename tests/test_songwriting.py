@@ -5,12 +5,13 @@ import json
 import torch
 from click.testing import CliRunner
 
-from songgen.cli import cli
-from songgen.copycheck import CopyIndex
-from songgen.lyrics import EOS, join_songs
-from songgen.sampling import generate, make_prime
-from songgen.sampling import SongBatch
-from songgen.training import train
+from songgen.cli.commands import cli
+from songgen.writing.copycheck import CopyIndex
+from songgen.text.lyrics import join_songs
+from songgen.text.vocab import EOS
+from songgen.writing.sampling import generate, make_prime
+from songgen.writing.sampling import SongBatch
+from songgen.training.loop import train
 
 from .test_sample import make_trained
 

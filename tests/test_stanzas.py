@@ -4,14 +4,14 @@ syllables (scansion), and no stanza three times in a row."""
 import pytest
 import torch
 
-from songgen import checkpoint as ckpt
-from songgen.craft import Crafter
-from songgen.craft_state import BIG
+from songgen.run import checkpoint as ckpt
+from songgen.writing.craft import Crafter
+from songgen.writing.craft_state import BIG
 from songgen.errors import ConfigError
-from songgen.sampling import generate
-from songgen.songcraft import Measures, measure, scansion
-from songgen.stanzas import scan_wanted, stanza_key
-from songgen.trained import load_checkpoint
+from songgen.writing.sampling import generate
+from songgen.songcraft.measures import Measures, measure, scansion
+from songgen.writing.stanzas import scan_wanted, stanza_key
+from songgen.run.trained import load_checkpoint
 
 from .test_songcraft import SONGS, craft_checkpoint
 
@@ -79,7 +79,7 @@ def test_songs_scan_when_the_corpus_does(tmp_path):
 
 
 def test_scan_is_auto_or_off():
-    from songgen.sampling import SampleOptions
+    from songgen.writing.sampling import SampleOptions
 
     with pytest.raises(ConfigError, match="scan"):
         SampleOptions(scan="on").checked()

@@ -1,15 +1,15 @@
-"""The training state (songgen.state) on its own, without the loop: built fresh, stepped,
+"""The training state (songgen.training.state) on its own, without the loop: built fresh, stepped,
 turned into a checkpoint file and back, it goes on exactly as if it had never stopped."""
 
 import torch
 
-from songgen import checkpoint as ckpt
-from songgen.batches import StreamBatches
+from songgen.run import checkpoint as ckpt
+from songgen.training.batches import StreamBatches
 from songgen.config import ModelConfig, TrainConfig
-from songgen.distributed import Team
-from songgen.lyrics import load_corpus
-from songgen.state import TrainState, song_start_context
-from songgen.training import train_step
+from songgen.training.team import Team
+from songgen.text.corpus import load_corpus
+from songgen.training.state import TrainState, song_start_context
+from songgen.training.loop import train_step
 
 CPU = torch.device("cpu")
 

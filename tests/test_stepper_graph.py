@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from songgen.config import ModelConfig
-from songgen.model import CharLSTM
-from songgen.stepper import StepState, Stepper, _Graph, _use_count
+from songgen.model.lstm import CharLSTM
+from songgen.model.stepper import StepState, Stepper, _Graph, _use_count
 
 pytestmark = pytest.mark.skipif(_use_count is None, reason="this PyTorch has no storage counts")
 

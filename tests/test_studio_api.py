@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import songgen.sampling
-from songgen.sampling import generate, write_live
+import songgen.writing.sampling
+from songgen.writing.sampling import generate, write_live
 
 from songgen.studio.server import WRITE_LENGTH
 
@@ -110,7 +110,7 @@ def test_a_closed_tab_stops_its_generation_at_once(client, server, monkeypatch):
             closed.append((time.monotonic(), steps[0]))
             gen.close()
 
-    monkeypatch.setattr(songgen.sampling, "write_live", counting)
+    monkeypatch.setattr(songgen.writing.sampling, "write_live", counting)
     conn, res = client.post({"model": "runA/endless.pt", "num_songs": 1, "length": WRITE_LENGTH,
                              "temperature": 1.0, "seed": 1})
     assert res.status == 200

@@ -160,7 +160,7 @@ def test_training_curves_redraw_when_metrics_grow(page):
 def test_the_menu_offers_what_sample_uses_each_file_with_its_own_score(page):
     """`songgen sample --checkpoint runA` uses runA/best.pt: so does the page, though
     runA/endless.pt is newer; each file shows the score of its own step."""
-    from songgen import checkpoint as ckpt
+    from songgen.run import checkpoint as ckpt
 
     page.reload()
     _until(page, "document.getElementById('status').textContent === 'ready'")

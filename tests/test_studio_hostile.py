@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import songgen.copycheck
-from songgen import checkpoint as ckpt
+import songgen.writing.copycheck
+from songgen.run import checkpoint as ckpt
 from songgen.studio import runs as studio_runs
 from songgen.studio import server as studio_server
 
@@ -66,12 +66,12 @@ def _variant(root: Path, name: str, **changes) -> Path:
 
 def _indexed(monkeypatch) -> list:
     calls = []
-    real = songgen.copycheck.open_copy_index
+    real = songgen.writing.copycheck.open_copy_index
 
     def counted(path, trained, max_copy=None, *args):
         calls.append(str(path))
         return real(path, trained, max_copy, *args)
-    monkeypatch.setattr(songgen.copycheck, "open_copy_index", counted)
+    monkeypatch.setattr(songgen.writing.copycheck, "open_copy_index", counted)
     return calls
 
 

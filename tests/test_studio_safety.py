@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-import songgen.copycheck
-from songgen import checkpoint as ckpt
+import songgen.writing.copycheck
+from songgen.run import checkpoint as ckpt
 from songgen.studio import server as studio_server
 from songgen.studio.server import WRITE_LENGTH, Handler
 
@@ -302,7 +302,7 @@ def test_the_folder_scan_has_a_depth_limit(tmp_path, root):
 
 def _count_index_builds(monkeypatch, slow_for=None):
     built, building, release = [], threading.Event(), threading.Event()
-    real = songgen.copycheck.open_copy_index
+    real = songgen.writing.copycheck.open_copy_index
 
     def counted(path, trained, max_copy=None, *args):
         built.append(max_copy)
@@ -311,7 +311,7 @@ def _count_index_builds(monkeypatch, slow_for=None):
             release.wait(30)
         return real(path, trained, max_copy, *args)
 
-    monkeypatch.setattr(songgen.copycheck, "open_copy_index", counted)
+    monkeypatch.setattr(songgen.writing.copycheck, "open_copy_index", counted)
     return built, building, release
 
 

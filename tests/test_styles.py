@@ -9,16 +9,17 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen.trained import load_checkpoint
-from songgen.cli import cli
+from songgen.run.trained import load_checkpoint
+from songgen.cli.commands import cli
 from songgen.config import ModelConfig
-from songgen.corpuscache import CorpusCache
+from songgen.text.cache import CorpusCache
 from songgen.errors import CorpusError, SonggenWarning
-from songgen.sampling import generate
-from songgen.lyrics import EOS, load_corpus
-from songgen.model import CharLSTM
-from songgen.styles import StyleError, parse, unstyled, vector, with_style
-from songgen.training import train
+from songgen.writing.sampling import generate
+from songgen.text.corpus import load_corpus
+from songgen.text.vocab import EOS
+from songgen.model.lstm import CharLSTM
+from songgen.text.styles import StyleError, parse, unstyled, vector, with_style
+from songgen.training.loop import train
 
 from .conftest import make_songs
 
@@ -339,7 +340,7 @@ def test_two_torchrun_processes_train_styles_like_one_process(lyrics, tmp_path):
 
 
 def test_scoring_by_style_leaves_the_model_as_it_was(styled_run, lyrics):
-    from songgen.evaluation import evaluate_text
+    from songgen.training.evaluation import evaluate_text
 
     trained = load_checkpoint(styled_run)
     score = evaluate_text(lyrics, trained)

@@ -19,10 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from songgen import devices, training
+from songgen.model import devices
+
+from songgen.training import loop as training
 from songgen.config import TrainConfig
-from songgen.threadcount import decide_threads
-from songgen.training import train
+from songgen.training.threadcount import decide_threads
+from songgen.training.loop import train
 
 MODEL = {"embed_dim": 8, "hidden_size": 32, "layers": 2, "dropout": 0.1}
 KEPT = "kept for the whole run: on this CPU its step computes other bits at 1 thread than at 2"
@@ -168,7 +170,7 @@ def test_one_core_needs_no_probe():
 def test_threads_help_says_what_each_command_does():
     """sample and explain said that "a training run then keeps the count that runs fastest",
     and train did not say that a run may keep one count for its resumes."""
-    from songgen.cli import cli
+    from songgen.cli.commands import cli
 
     def help_of(command):
         option = next(p for p in cli.commands[command].params if p.name == "threads")

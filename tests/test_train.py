@@ -5,10 +5,10 @@ import warnings
 import pytest
 import torch
 
-from songgen import checkpoint as ckpt
+from songgen.run import checkpoint as ckpt
 from songgen.errors import CheckpointError, CorpusError, SonggenError, SonggenWarning
-from songgen.checkpoint import RunFolder as CheckpointFolder
-from songgen.training import train
+from songgen.run.checkpoint import RunFolder as CheckpointFolder
+from songgen.training.loop import train
 
 
 def weights(folder):
@@ -157,7 +157,7 @@ def test_too_high_learning_rate_stops_with_advice(songs_file, tiny_model, tiny_c
 
 def test_non_finite_loss_rolls_back_and_lowers_the_learning_rate(songs_file, tiny_model,
                                                                  tiny_config, monkeypatch):
-    from songgen import training as train_module
+    from songgen.training import loop as train_module
 
     real_step = train_module.Run._train_step
     poisoned = []
@@ -189,7 +189,7 @@ def test_public_train_can_be_called_twice(songs_file, tiny_model, tiny_config, t
 
 
 def test_sampling_starts_from_the_end_of_the_last_song_even_far_back():
-    from songgen.training import song_start_context
+    from songgen.training.loop import song_start_context
 
     text = torch.full((3_000_000,), 5, dtype=torch.uint8)
     text[500_000 - 1000:500_000] = 7
@@ -199,12 +199,12 @@ def test_sampling_starts_from_the_end_of_the_last_song_even_far_back():
 
 def test_a_model_too_big_for_the_free_memory_is_refused_before_it_is_built(
         songs_file, tiny_config, tmp_path, monkeypatch):
-    import songgen.plan
-    import songgen.training
+    import songgen.training.plan
+    import songgen.training.loop
 
-    monkeypatch.setattr(songgen.plan, "available_memory", lambda: 200_000_000)
+    monkeypatch.setattr(songgen.training.plan, "available_memory", lambda: 200_000_000)
     built = []
-    monkeypatch.setattr(songgen.training, "Run", lambda *a, **k: built.append(1))
+    monkeypatch.setattr(songgen.training.loop, "Run", lambda *a, **k: built.append(1))
     cfg = tiny_config(steps=1, checkpoint_dir=str(tmp_path / "big"), device="cpu")
     with pytest.raises(SonggenError, match=r"training a 3x1024 model with batch .* needs about "
                                            r"0\.[2-9] GB of memory but cpu has 0\.2 GB free"):
@@ -212,7 +212,7 @@ def test_a_model_too_big_for_the_free_memory_is_refused_before_it_is_built(
     assert not built
     # A model that fits the same memory trains.
     monkeypatch.undo()
-    monkeypatch.setattr(songgen.plan, "available_memory", lambda: 200_000_000)
+    monkeypatch.setattr(songgen.training.plan, "available_memory", lambda: 200_000_000)
     result = train(songs_file, model={"hidden_size": 32, "layers": 1}, config=cfg, quiet=True)
     assert result.step == 1
 
@@ -243,7 +243,7 @@ def test_auto_precision_on_the_cpu_follows_what_it_computes_fast(monkeypatch, am
                                                                  speedup, expected):
     """The choice itself, whatever this machine's CPU: its instructions and the probe are
     stood in for."""
-    from songgen.devices import resolve_precision
+    from songgen.model.devices import resolve_precision
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16,
@@ -261,7 +261,7 @@ def test_the_bf16_probe_times_the_model_and_leaves_the_random_state_alone():
     import math
 
     from songgen.config import ModelConfig
-    from songgen.model import bf16_speedup
+    from songgen.model.lstm import bf16_speedup
 
     before = torch.get_rng_state()
     probe = bf16_speedup(ModelConfig(vocab_size=20, hidden_size=16, embed_dim=8), rows=4,
@@ -278,7 +278,7 @@ def test_the_bf16_probe_reports_fp32_time_over_bf16_time(monkeypatch, bf16_secon
     bf16 instructions)."""
     import time
 
-    from songgen import model as model_module
+    from songgen.model import lstm as model_module
     from songgen.config import ModelConfig
 
     clock, steps = [0.0], []

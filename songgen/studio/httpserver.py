@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import secrets
 import socket
 import sys
 import threading
 import time
-import math
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..errors import SonggenError

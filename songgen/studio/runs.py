@@ -14,10 +14,10 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from .. import basemodel
-from ..checkpoint import peek
-from ..curves import METRICS, find_runs, read_metrics, run_summary
 from ..errors import SonggenError
+from ..run import basemodel
+from ..run.checkpoint import peek
+from ..run.curves import METRICS, find_runs, read_metrics, run_summary
 from .httpserver import HTTPProblem
 
 MAX_MODELS = 4                # loaded models kept in memory
@@ -58,8 +58,8 @@ def read_bounded(path: Path, name: str) -> list[dict]:
 # --- What a checkpoint records --------------------------------------------------------------
 
 def checkpoint_summary(checkpoint) -> dict:
-    """What the page shows of a checkpoint (a songgen.checkpoint.Checkpoint)."""
-    from ..styles import style_names
+    """What the page shows of a checkpoint (a songgen.run.checkpoint.Checkpoint)."""
+    from ..text.styles import style_names
 
     best = checkpoint.best_val_loss
     # The file's own score: the evaluation made at its step (none when it was saved between
@@ -76,7 +76,7 @@ def checkpoint_summary(checkpoint) -> dict:
         "training": {k: v for k, v in train.items() if isinstance(v, (int, float, str, bool))
                      or v is None},
         "chars": "".join(checkpoint.vocab[1:]),  # the first symbol is the end-of-song one
-        "styles": style_names(checkpoint),  # for the style picker (songgen.styles)
+        "styles": style_names(checkpoint),  # for the style picker (songgen.text.styles)
     }
 
 
@@ -87,7 +87,7 @@ def training_text(root: Path, checkpoint) -> str | None:
     fingerprint (open_copy_index refuses a text that does not match it). A checkpoint
     can name any path: without these bounds it could have the studio read any file, or
     scan the whole disk."""
-    from ..copycheck import bounded_text_files
+    from ..writing.copycheck import bounded_text_files
 
     corpus = checkpoint.corpus
     if not isinstance(corpus, str) or not corpus or "\x00" in corpus:
@@ -261,7 +261,7 @@ class Runs:
         """The plagiarism index of the model's corpus (cached), or None if it is not here or
         may not be read (see `training_text`). Limits that need the same index share it; the least
         recently used goes first."""
-        from ..copycheck import copy_window, open_copy_index
+        from ..writing.copycheck import copy_window, open_copy_index
 
         corpus = training_text(self.root, trained.checkpoint)
         if corpus is None:

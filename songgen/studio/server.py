@@ -130,7 +130,7 @@ class Handler(GuardedHandler):
         self._guard(parse_qs(url.query))
         self._same_site()
         self._same_origin()
-        if url.path == "/api/explain":  # the Inside view (songgen/explain_steps.py)
+        if url.path == "/api/explain":  # the Inside view (songgen/inside/steps.py)
             return self._explain(self._body())
         if url.path != "/api/write":
             raise HTTPProblem(404, f"no page {url.path}")
@@ -169,7 +169,7 @@ class Handler(GuardedHandler):
 
     # Writing songs
     def _write(self, body) -> None:
-        from ..sampling import make_prime
+        from ..writing.sampling import make_prime
 
         runs = self.server.runs
         options = parse_write(body)
@@ -205,7 +205,7 @@ class Handler(GuardedHandler):
     def _explain(self, body) -> None:
         """The model's choices at each character of a pasted text, and what the sampling
         steps did to them: one JSON answer, computed in a writer's slot."""
-        from ..explain_steps import explain_steps
+        from ..inside.steps import explain_steps
 
         options = parse_write({k: v for k, v in body.items() if k != "text"}
                               if isinstance(body, dict) else body)
@@ -233,7 +233,7 @@ class Handler(GuardedHandler):
         self._json(found)
 
     def _stream(self, trained, path: Path, options: dict) -> None:
-        from ..sampling import write_live
+        from ..writing.sampling import write_live
 
         try:
             events = write_live(trained, precision="auto", **options)

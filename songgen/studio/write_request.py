@@ -85,12 +85,12 @@ def parse_write(body) -> dict:
         raise HTTPProblem(400, "max copy needs the originality check")
     return {**options, "model": body.get("model"), "title": _text(body, "title"),
             "prime": _text(body, "prime"), "originality": originality,
-            "style": _text(body, "style").strip() or None}  # a name or a blend (songgen.styles)
+            "style": _text(body, "style").strip() or None}  # a name or a blend (songgen.text.styles)
 
 
 def _craft(body) -> dict:
-    """Rhyme pattern, chorus, scansion and the share of free words (songgen/songcraft.py)."""
-    from ..songcraft import check_pattern
+    """Rhyme pattern, chorus, scansion and the share of free words (songgen/songcraft/measures.py)."""
+    from ..songcraft.measures import check_pattern
 
     rhyme, chorus = body.get("rhyme", "auto"), body.get("chorus", "auto")
     if not isinstance(rhyme, str) or not isinstance(chorus, str):

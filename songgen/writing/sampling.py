@@ -1,0 +1,574 @@
+"""Generation: one options value (SampleOptions), prime, temperature, top-k/top-p, end-of-song
+stop, several songs written side by side as one batch (their text so far, why each stopped, its
+line count and score). The song's shape (shape.py) and its rhyme, chorus and words (craft.py,
+measured by songcraft.py) steer the draws; the scores stay the model's own."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import warnings
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from ..config import MAX_LENGTH, MAX_SONGS, MAX_TEMPERATURE
+from ..errors import ConfigError, SonggenWarning
+from ..model.stepper import StepState
+from ..run.trained import Trained, load_checkpoint
+from ..songcraft.measures import CHORUSES, Measures, analyse, check_pattern
+from ..songcraft.shape import ShapeGuide, SongShape
+from ..songcraft.shape import resolve as resolve_shape
+from ..text.lyrics import is_title_line, title_line, title_of
+from ..text.reading import describe_chars, normalise
+from ..text.styles import with_style
+from ..text.vocab import EOS
+from .copycheck import Copy, CopyIndex
+from .drawing import choose as _choose  # noqa: F401 (the API)
+from .drawing import draw, filter_logits
+from .stanzas import SCANS, scan_wanted
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """How songs are sampled: one value that the API, the CLI and the studio build and check
+    once (`checked()`), and that `generate`, `stream` and `write_live` take.
+
+    `shape`: auto/song keeps songs shaped like the corpus's (songgen/songcraft/shape.py), free does not.
+    `rhyme`: auto follows the corpus's rhyme patterns, off writes freely, a pattern such as
+    AABB, ABAB or XAXA asks for it in every stanza. `chorus`: auto brings a chorus back where
+    the corpus's songs have one. `scan`: auto writes lines of stanza 2 on to the syllables of the
+    first stanza's where the corpus's lines scan (songgen/writing/stanzas.py). `words`: the share of words left free of the corpus's and the
+    frequent English words (1: all). `corpus`: the training text, to measure rhyme and chorus for
+    a checkpoint written before they were kept (songgen/songcraft/measures.py). `style`: one of the
+    model's styles ("cowboy"), a blend ("cowboy=0.7,burns=0.3" or {"cowboy": 0.7, "burns":
+    0.3}), or None for none, the mix (songgen/text/styles.py)."""
+
+    num_songs: int = 1
+    temperature: float = 0.8
+    top_k: int = 0
+    top_p: float = 1.0
+    prime: str = ""
+    length: int = 3000
+    max_lines: int | None = None
+    more_lines: int | None = None
+    seed: int | None = None
+    precision: str = "auto"
+    shape: str = "auto"
+    rhyme: str = "auto"
+    chorus: str = "auto"
+    scan: str = "auto"
+    words: float = 0.01
+    corpus: str | None = None
+    max_copy: int | None = None
+    retries: int = 5
+    style: str | dict | None = None
+
+    def checked(self) -> "SampleOptions":
+        """These options with plain errors for any out of range (the model's own limits, such
+        as the prime's characters, are checked when it is known)."""
+        if not 1 <= self.num_songs <= MAX_SONGS:
+            raise ConfigError(f"the number of songs must be between 1 and {MAX_SONGS:,}")
+        if not 1 <= self.length <= MAX_LENGTH:
+            raise ConfigError(f"the length must be between 1 and {MAX_LENGTH:,} characters")
+        if not 0 <= self.temperature <= MAX_TEMPERATURE:  # NaN fails too
+            raise ConfigError(f"the temperature must be 0 (greedy) to {MAX_TEMPERATURE:g}")
+        if self.top_k < 0:
+            raise ConfigError("top-k must be 0 (off) or more")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError("top-p must be above 0 and at most 1")
+        for name in ("max_lines", "more_lines"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name.replace('_', ' ')} must be 1 or more")
+        if self.retries < 0:
+            raise ConfigError("the retries must be 0 or more")
+        if not 0 <= self.words <= 1:  # NaN fails too
+            raise ConfigError("the share of free words must be from 0 to 1")
+        if self.chorus not in CHORUSES:
+            raise ConfigError(f"unknown chorus choice {self.chorus!r}; use auto or off")
+        if self.scan not in SCANS:
+            raise ConfigError(f"unknown scan choice {self.scan!r}; use auto or off")
+        resolve_shape(self.shape, None)  # an unknown shape is refused before any work
+        return replace(self, rhyme=check_pattern(self.rhyme))
+
+    @property
+    def crafted(self) -> bool:
+        return (self.rhyme != "off" or self.chorus != "off" or self.scan != "off"
+                or self.words < 1)
+
+
+def _options(options: SampleOptions | None, keywords: dict) -> SampleOptions:
+    """`options` with any keyword options over it (the keyword API), checked."""
+    names = {f.name for f in fields(SampleOptions)}
+    unknown = sorted(set(keywords) - names)
+    if unknown:
+        raise TypeError(f"unknown sampling option {unknown[0]!r}")
+    return replace(options or SampleOptions(), **keywords).checked()
+
+
+@dataclass
+class Song:
+    text: str
+    title: str | None
+    seed: int
+    stop: str               # "end" (the model ended it), "shape" (the shape guide steered it
+                            # to end there), "max-lines" or "length"
+    bits_per_char: float    # the model's own surprise at what it wrote (temperature 1)
+    copy: Copy | None = None  # longest passage copied from the corpus, when checked
+    number: int = 1           # its place among the songs asked for (a left-out one leaves a gap)
+    shape: str = "free"       # "song": steered by the corpus's shape; "free": not
+    guided_end: bool = False  # the end came where the shape steered it
+    craft: dict | None = None  # rhyme and chorus as planned ("rhyme", "chorus", lines asked)
+
+    @property
+    def chars(self) -> int:
+        return len(self.text)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the song came to an end (the model's or the shape's), not cut."""
+        return self.stop in ("end", "shape")
+
+    @property
+    def form(self) -> dict:
+        """Title line, blank line after it, stanzas and lyric lines."""
+        from ..songcraft.shape import song_form
+
+        return song_form(self.text)
+
+    @property
+    def analysis(self) -> dict:
+        """Which lyric lines rhyme with which, stanza patterns, where lines repeat (a chorus)."""
+        return analyse(self.text)
+
+
+class SongBatch:
+    """Bookkeeping of songs written side by side: text so far, stop reasons, line counts."""
+
+    def __init__(self, n: int, prime: str, chars: list[str], max_lines: int | None):
+        self.chars, self.max_lines = chars, max_lines
+        self.parts = [[prime] for _ in range(n)]
+        self.stop: list[str | None] = [None] * n
+        self.nats = [0.0] * n
+        self.scored = [0] * n
+        self.lines = [0] * n             # lyric lines finished so far
+        self.seen = [0] * n              # all lines finished so far
+        self.current = [""] * n          # the line being written
+        self.shape = "free"              # set by the sampler, with:
+        self.guided = [False] * n        # whether each song ended where the shape steered it
+        self.craft: list[dict | None] = [None] * n  # set by the crafted sampler
+        self.size = [len(prime)] * n     # characters so far
+        for i in range(n):
+            for c in prime:
+                self._count_line(i, c)
+            if max_lines is not None and self.lines[i] >= max_lines:
+                self.stop[i] = "max-lines"
+
+    def _count_line(self, i: int, c: str) -> None:
+        if c != "\n":
+            self.current[i] += c
+            return
+        line, self.current[i] = self.current[i], ""
+        # A lyric line is not blank and not the title line the corpus format starts songs with.
+        is_title = is_title_line(line, self.seen[i])
+        self.seen[i] += 1
+        if line.strip() and not is_title:
+            self.lines[i] += 1
+
+    def add(self, tokens: list[int], logps: list[float]) -> list[str | None]:
+        """Take one generated symbol per song; return the new character of each live song."""
+        return [self._take(i, token, lp) for i, (token, lp) in enumerate(zip(tokens, logps))]
+
+    def add_pieces(self, pieces: list[list], length: int) -> list[str | None]:
+        """Take any number of symbols per song ([(token, logp)] each); stop a song at `length`
+        characters. The new text of each song, or None."""
+        new: list[str | None] = []
+        for i, piece in enumerate(pieces):
+            text = ""
+            for token, lp in piece:
+                c = self._take(i, token, lp)
+                text += c or ""
+                if self.stop[i] is None and self.size[i] >= length:
+                    self.stop[i] = "length"
+            new.append(text or None)
+        return new
+
+    def _take(self, i: int, token: int, lp: float) -> str | None:
+        if self.stop[i] is not None:
+            return None
+        self.nats[i] -= lp
+        self.scored[i] += 1
+        if token == 0:
+            self.stop[i] = "end"
+            return None
+        c = self.chars[token]
+        self.parts[i].append(c)
+        self.size[i] += 1
+        self._count_line(i, c)
+        if self.max_lines is not None and self.lines[i] >= self.max_lines:
+            self.stop[i] = "max-lines"
+        return c
+
+    @property
+    def finished(self) -> bool:
+        return all(s is not None for s in self.stop)
+
+    def songs(self, seed: int) -> list[Song]:
+        out = []
+        for i, parts in enumerate(self.parts):
+            # A song cut after its last allowed line keeps no trailing line break, so songs
+            # stay separated by exactly two blank lines.
+            text = "".join(parts)
+            if self.stop[i] == "max-lines":
+                text = text.rstrip("\n")
+            bpc = self.nats[i] / math.log(2) / max(self.scored[i], 1)
+            guided = self.stop[i] == "end" and self.guided[i]
+            # "end" only where the model ended the song: an end the shape steered it to says so.
+            stop = "shape" if guided else self.stop[i] or "length"
+            out.append(Song(text, title_of(text), seed, stop, bpc,
+                            number=i + 1, shape=self.shape, guided_end=guided,
+                            craft=self.craft[i]))
+        return out
+
+
+def make_prime(title: str | None, *texts: str) -> str:
+    """A song's opening: the title line in the corpus format, then the given text."""
+    return normalise(title_line(title) + "".join(texts))
+
+
+def _check(trained: Trained, opts: SampleOptions) -> None:
+    """What the options ask of this model: a prime in its vocabulary, shorter than the length."""
+    prime = opts.prime
+    unknown = trained.vocab.unknown(prime.replace(EOS, ""))
+    if EOS in prime or unknown:
+        shown = describe_chars(unknown + ([EOS] if EOS in prime else []))
+        raise ConfigError(f"the prime has characters the model never saw: {shown}; "
+                          "remove or replace them")
+    if len(prime) >= opts.length:
+        raise ConfigError(f"the opening text ({len(prime)} characters, any title line included) "
+                          f"is as long as the length limit ({opts.length}); raise the length")
+
+
+def _start(trained: Trained, rows: int, prime: str, precision: str):
+    """The model having read the prime on `rows` streams: (logits (rows, vocab), stepper, state).
+
+    It starts after an end-of-song symbol, as every song in training did, and reads the prime
+    in one call; after that it steps one character at a time on the packed weights."""
+    ids = [0] + trained.vocab.encode(prime).tolist()
+    x = torch.tensor(ids, device=trained.device).expand(rows, -1)  # (rows, 1 + len(prime))
+    state = tuple(t.expand(-1, rows, -1).contiguous() for t in trained.start_state)
+    logits, state = trained.model(x, state)
+    return logits[:, -1].float(), trained.stepper(precision), StepState(state)
+
+
+@torch.inference_mode()
+def _steps(trained: Trained, n: int, opts: SampleOptions, gen: torch.Generator, precision: str,
+           guide: ShapeGuide | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """Yield, per generated position, the chosen ids (a list of n) and their log-probabilities (n,).
+
+    The LSTM state is carried: each step feeds one character, never the window again. With a
+    `guide`, the song's shape steers the choice (the log-probabilities stay the model's own).
+    """
+    logits, stepper, layers = _start(trained, n, opts.prime, precision)
+    for _ in range(opts.length - len(opts.prime)):
+        # Sample from the reshaped distribution; score with the model's own one.
+        logp = torch.log_softmax(logits, dim=-1)
+        chosen = _choose(logits if guide is None else guide.steer(logits), opts, gen)
+        ids = chosen.tolist()  # the host needs them: to write the songs, and for the guide
+        if guide is not None:
+            guide.update(ids)
+        yield ids, logp.gather(1, chosen[:, None]).squeeze(1)
+        logits = stepper.step(chosen, layers)
+
+
+@torch.inference_mode()
+def _craft_steps(trained: Trained, crafter, opts: SampleOptions, gen: torch.Generator,
+                 precision: str, guide: ShapeGuide | None, stopped: list) -> Iterator[list]:
+    """As `_steps`, on the crafter's lanes (songgen/writing/craft.py): per step, what each song keeps,
+    [(token, logp)] (nothing while a rhyming line is being chosen, a whole line when it is)."""
+    logits, stepper, layers = _start(trained, crafter.rows, opts.prime, precision)
+    crafter.start(layers, logits, guide, trained.vocab.encode(opts.prime).tolist(), trained.model)
+    # On the CPU, rows nobody reads (lanes waiting for a rhyming line) are not stepped: while no
+    # song writes candidate lines only lane 0 of each, the first n rows, is (`head`); on CUDA a
+    # step of every row is one graph replay.
+    on_cpu = logits.device.type == "cpu"
+    n = crafter.n
+    head = layers.head(n) if on_cpu and crafter.rows > n else None
+    rows = guide.songs if guide is not None else None
+    while True:
+        narrow = head is not None and crafter.narrow(stopped)
+        read = logits[:n] if narrow else logits
+        if guide is not None:
+            guide.songs = rows[:n] if narrow else rows  # the guide steers the rows read
+        logp = torch.log_softmax(read, dim=-1)
+        scores = read if guide is None else guide.steer(read)
+        drawn = _choose(crafter.steer(scores, stopped), opts, gen)
+        ids = drawn.tolist()
+        if guide is not None:
+            guide.update(ids)
+            guide.songs = rows
+        kept = crafter.after_draw(ids, logp.gather(1, drawn[:, None]).squeeze(1).tolist(),
+                                  stopped)
+        live = crafter.live(stopped) if on_cpu and not narrow else None
+        if narrow:
+            logits = torch.cat([stepper.step(drawn, head), logits[n:]])
+        elif live is None:
+            logits = stepper.step(drawn, layers)
+        else:
+            part = layers.take(live)
+            logits = logits.index_copy(0, live, stepper.step(drawn.index_select(0, live), part))
+            layers.put(live, part)
+        logits, kept = crafter.after_step(logits, kept, stopped)
+        yield kept
+
+
+def _generator(seed: int | None, device: torch.device) -> tuple[torch.Generator, int]:
+    seed = secrets.randbits(31) if seed is None else seed
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen, seed
+
+
+def _write(trained: Trained, batch: SongBatch, opts: SampleOptions, gen: torch.Generator,
+           precision: str, measures: Measures | None, seed: int, attempt: int = 0
+           ) -> Iterator[list[str | None]]:
+    """Run the model until every song of `batch` has stopped; yield each step's new text."""
+    if batch.finished:
+        return
+    n = len(batch.stop)
+    crafter = _crafter(trained, opts, measures, n, f"{seed}:{attempt}")
+    rows = n if crafter is None else crafter.rows
+    # The checkpoint's song shape steers sampling unless shape="free".
+    guide = _guide(trained, opts.shape, rows, opts.length, opts.prime, measures,
+                   f"{seed}:{attempt}", n)
+    batch.shape = "free" if guide is None else "song"
+    if crafter is None:
+        for chosen, logp in _steps(trained, n, opts, gen, precision, guide):
+            yield batch.add(chosen, logp.tolist())
+            if batch.finished:
+                break
+    else:
+        # A song waits while its lanes write a rhyming line: allow for it, within reason.
+        for step, kept in enumerate(_craft_steps(trained, crafter, opts, gen, precision, guide,
+                                                 batch.stop)):
+            yield batch.add_pieces(kept, opts.length)
+            if batch.finished or step >= 4 * opts.length:
+                break
+        for i, report in enumerate(crafter.report()):
+            batch.craft[i] = {"rhyme": opts.rhyme, "chorus": opts.chorus,
+                              "scan": crafter.scan, **report}
+    if guide is not None:
+        batch.guided = guide.guided[:n]  # lane 0 of each song: the first n rows
+
+
+def _guide(trained: Trained, shape: str, n: int, length: int, prime: str,
+           measures: Measures | None = None, seed: str | None = None,
+           songs: int | None = None) -> ShapeGuide | None:
+    """The shape guide for `n` songs, having read `prime`; None to sample freely (asked for,
+    or a checkpoint without a recorded shape or without line breaks). How songs and titles end
+    comes from `measures`, else the checkpoint's."""
+    song_shape = resolve_shape(shape, trained.checkpoint.shape)
+    if song_shape is None or "\n" not in trained.vocab.index:
+        return None
+    if measures is None:
+        measures = Measures.from_dict(trained.checkpoint.songcraft)
+    ends = None if measures is None else (measures.endings("song"), measures.endings("title"))
+    guide = ShapeGuide(song_shape, trained.vocab.chars, n, trained.device, length, ends,
+                       seed, songs)
+    guide.feed(trained.vocab.encode(prime).tolist())
+    return guide
+
+
+def _crafter(trained: Trained, opts: SampleOptions, measures: Measures | None, n: int,
+             seed: str):
+    """The rhyme, chorus and word steering for `n` songs; None where there is none to do."""
+    if not opts.crafted or (measures is None and opts.words >= 1 and opts.rhyme == "auto"
+                            and opts.chorus == "auto"):
+        return None
+    if measures is None and opts.rhyme in ("auto", "off") and opts.chorus in ("auto", "off"):
+        return None
+    if (opts.rhyme == opts.chorus == "off" and opts.words >= 1
+            and not scan_wanted(measures, opts.scan)):
+        return None  # nothing to steer
+    from .craft import Crafter
+
+    shape = SongShape.from_dict(trained.checkpoint.shape)
+    line95 = (shape.q("line_chars", 0.95) if shape is not None else None) or 40
+    # A song holds its end for its chorus to come back at most to the corpus's longer songs.
+    hold = min(int(opts.length * 0.8), (shape.q("song_chars", 0.75) or opts.length)
+               if shape is not None and shape.has_song_lengths else opts.length)
+    return Crafter(measures, trained.vocab.chars, n, seed, opts.rhyme, opts.chorus, opts.words,
+                   line_cap=int(line95 * 1.5), hold_limit=hold, scan=opts.scan)
+
+
+_MEASURED: dict = {}
+
+
+def craft_measures(trained: Trained, opts: SampleOptions) -> Measures | None:
+    """The corpus's rhyme, chorus and word measures for sampling: the checkpoint's, else those
+    of `opts.corpus` (read once per process), else None (with a note where rhyme or chorus
+    were left to auto; an error where a pattern was asked for)."""
+    if not opts.crafted:
+        return None
+    kept = Measures.from_dict(trained.checkpoint.songcraft)
+    if kept is not None:
+        return kept
+    if opts.corpus is not None:
+        key = str(Path(opts.corpus).resolve())
+        if key not in _MEASURED:
+            from ..songcraft.measures import measure
+            from ..text.lyrics import read_songs
+
+            _MEASURED[key] = measure(read_songs(opts.corpus))
+        return _MEASURED[key]
+    if opts.rhyme not in ("auto", "off"):
+        raise ConfigError("the checkpoint has no rhyme measures (it was written before songgen "
+                          "kept them); give the corpus it was trained on to measure them, or "
+                          "turn rhyme off")
+    if opts.rhyme == "auto" or opts.chorus == "auto" or opts.words < 1:
+        warnings.warn("the checkpoint has no rhyme, chorus and word measures (it was written "
+                      "before songgen kept them): sampling without them; give the corpus it "
+                      "was trained on to measure them", SonggenWarning)
+    return None
+
+
+def _load(checkpoint, device: str) -> Trained:
+    return checkpoint if isinstance(checkpoint, Trained) else load_checkpoint(checkpoint, device)
+
+
+def generate(checkpoint: str | Path | Trained | None = None, options: SampleOptions | None = None,
+             *, device: str = "auto", copy_index: CopyIndex | None = None,
+             **keywords) -> list[Song]:
+    """Write `options.num_songs` songs at once (one batch of parallel LSTM streams).
+
+    `options` (a SampleOptions) says how; keywords of the same names may be given instead of,
+    or over, it: generate(ck, num_songs=3, temperature=0.8). Each song starts with the prime
+    and ends at the model's end-of-song symbol, after `max_lines` lines of lyrics, or at
+    `length` characters. The same seed and options give the same songs. With `copy_index`,
+    each song reports its longest passage copied from the corpus; with `max_copy` too, songs
+    copying more than that many characters are written again, up to `retries` times, and left
+    out (with a warning) if they still copy. `shape`, `rhyme`, `chorus`, `words`: see
+    SampleOptions.
+    """
+    opts = _options(options, keywords)
+    songs = []
+    for event in write_live(checkpoint, opts, device=device, copy_index=copy_index):
+        if event[0] == "song":
+            songs.append(event[1])
+        elif event[0] == "retry":
+            _, number, copy, next_try = event
+            warnings.warn(f"song {number} copied {copy.length} characters from the corpus; "
+                          f"writing it again (try {next_try} of {opts.retries + 1})",
+                          SonggenWarning)
+        elif event[0] == "dropped":
+            _, number, copy, _ = event
+            warnings.warn(f"song {number} still copied {copy.length} characters after "
+                          f"{opts.retries + 1} {'try' if opts.retries == 0 else 'tries'}; "
+                          "it is left out", SonggenWarning)
+    return sorted(songs, key=lambda song: song.number)
+
+
+def stream(checkpoint: str | Path | Trained | None = None, options: SampleOptions | None = None,
+           *, device: str = "auto", **keywords) -> Iterator[str]:
+    """One song, yielded a piece at a time as it is generated (the prime comes first; a
+    rhyming line comes whole, once it is chosen).
+
+    Gives the same song as `generate` with the same seed and options."""
+    opts = _options(options, {**keywords, "num_songs": 1})
+    yield from _pieces(write_live(checkpoint, opts, device=device), [])
+
+
+def _pieces(events: Iterator[tuple], found: list) -> Iterator[str]:
+    """The text of one song's `write_live` events as it comes; the song goes into `found`.
+
+    Line ends are held back until more text follows: a song cut after its last allowed line
+    ends without them, as in `generate`."""
+    held = ""
+    for event in events:
+        if event[0] == "song":
+            found.append(event[1])
+            continue
+        piece = event[1] if event[0] == "prime" else event[1][0] if event[0] == "chars" else None
+        if not piece:
+            continue
+        body = piece.rstrip("\n")
+        if body:
+            yield held + body
+            held = piece[len(body):]
+        else:
+            held += piece
+    if held and found and found[0].stop != "max-lines":
+        yield held
+
+
+def write(checkpoint: str | Path | Trained | None = None, options: SampleOptions | None = None,
+          *, device: str = "auto", copy_index: CopyIndex | None = None,
+          stream_to=None, **keywords) -> list[Song]:
+    """What `songgen sample` does: the songs `generate` writes; with `stream_to` (a function of
+    a piece of text) and one song with no copy check, that song is handed to it piece by piece
+    as it is written (the same song)."""
+    opts = _options(options, keywords)
+    if stream_to is not None and opts.num_songs == 1 and copy_index is None:
+        found: list[Song] = []
+        for piece in _pieces(write_live(checkpoint, opts, device=device), found):
+            stream_to(piece)
+        return found
+    return generate(checkpoint, opts, device=device, copy_index=copy_index)
+
+
+def write_live(checkpoint: str | Path | Trained | None = None,
+               options: SampleOptions | None = None, *, device: str = "auto",
+               copy_index: CopyIndex | None = None, **keywords) -> Iterator[tuple]:
+    """Write `num_songs` songs at once, as `generate` does, and tell each step as it happens.
+
+    Yields tagged tuples, in this order:
+      ("prime", text)            the opening every song starts with, once
+      ("chars", [text or None])  per step: the new text of each of the `num_songs` songs (a
+                                 character; a whole line where a rhyming line was chosen;
+                                 None for a song that has stopped or is waiting)
+      ("retry", number, copy, try)   with `max_copy`: song `number` (from 1) copied
+                                 `copy.length` characters and is written again from the prime
+                                 (`try`: the number of the next try, from 2)
+      ("song", Song)             a finished song, as `generate` returns it
+      ("dropped", number, copy, try) with `max_copy`: song `number` still copied after
+                                 `retries` more tries
+    `more_lines` stops each song after that many lines of lyrics beyond those of the prime
+    (e.g. 1: one new line). The same seed and options give the songs `generate` gives. Closing
+    the generator stops the writing at once.
+    """
+    opts = _options(options, keywords)
+    trained = with_style(_load(checkpoint, device), opts.style)
+    _check(trained, opts)
+    measures = craft_measures(trained, opts)
+    max_lines = opts.max_lines
+    if opts.more_lines is not None:
+        counted = SongBatch(1, opts.prime, trained.vocab.chars, None).lines[0]
+        more = counted + opts.more_lines
+        max_lines = more if max_lines is None else min(max_lines, more)
+    gen, seed = _generator(opts.seed, trained.device)
+    yield ("prime", opts.prime)
+    pending = list(range(opts.num_songs))
+    for attempt in range(opts.retries + 1):
+        batch = SongBatch(len(pending), opts.prime, trained.vocab.chars, max_lines)
+        for new in _write(trained, batch, opts, gen, opts.precision, measures, seed, attempt):
+            shown: list[str | None] = [None] * opts.num_songs
+            for index, c in zip(pending, new):
+                shown[index] = c
+            yield ("chars", shown)
+        rejected = []
+        for index, song in zip(pending, batch.songs(seed)):
+            song.number = index + 1
+            if copy_index is not None:
+                song.copy = copy_index.longest_copy(song.text)
+                if opts.max_copy is not None and song.copy.length > opts.max_copy:
+                    rejected.append(index)
+                    yield ("retry" if attempt < opts.retries else "dropped", index + 1,
+                           song.copy, attempt + 2)
+                    continue
+            yield ("song", song)
+        pending = rejected
+        if not pending:
+            break

@@ -50,7 +50,8 @@ from common import data_dir, log  # noqa: E402
 from songgen import load_checkpoint  # noqa: E402
 from songgen.writing.copycheck import open_copy_index  # noqa: E402
 from songgen.text.lyrics import read_songs  # noqa: E402
-from songgen.writing.sampling import SampleOptions, generate  # noqa: E402
+from songgen.writing.sampling import generate  # noqa: E402
+from songgen.writing.request import SampleOptions
 from songgen.songcraft.shape import SongShape, song_form  # noqa: E402
 from songgen.songcraft.measures import allowed_words, measure, words_of  # noqa: E402
 

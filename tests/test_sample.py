@@ -9,7 +9,8 @@ from songgen.config import ModelConfig
 from songgen.text.vocab import EOS, Vocab
 from songgen.errors import ConfigError
 from songgen.model.lstm import CharLSTM
-from songgen.writing.sampling import filter_logits, generate, stream
+from songgen.writing.sampling import generate, stream
+from songgen.writing.drawing import filter_logits
 
 
 def make_trained(tmp_path, text="# ab\n\nab ba\n", eos_bias=0.0):
@@ -140,7 +141,7 @@ def test_int8_sampling_is_reproducible(tmp_path):
 
 
 def test_draw_follows_the_probabilities_and_never_picks_an_impossible_symbol():
-    from songgen.writing.sampling import draw
+    from songgen.writing.drawing import draw
 
     probs = torch.tensor([[0.5, 0.3, 0.2, 0.0]]).expand(200_000, -1)
     gen = torch.Generator().manual_seed(3)

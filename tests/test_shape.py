@@ -18,8 +18,8 @@ from songgen.text.vocab import Vocab
 from songgen.text.corpus import load_corpus
 from songgen.model.lstm import CharLSTM
 from songgen.writing.sampling import generate, stream
-from songgen.songcraft.shape import (MIN_SONGS, WORD_GRACE, ShapeGuide, ShapeMeter, SongShape,
-                           song_form)
+from songgen.songcraft.shape import MIN_SONGS, ShapeMeter, SongShape, song_form
+from songgen.writing.shape_guide import WORD_GRACE, ShapeGuide
 from songgen.training.loop import train
 
 from .conftest import make_songs

@@ -10,7 +10,8 @@ from songgen.run import checkpoint as ckpt
 from songgen.cli.commands import cli
 from songgen.config import ModelConfig
 from songgen.errors import ConfigError
-from songgen.writing.sampling import SampleOptions, generate, stream
+from songgen.writing.sampling import generate, stream
+from songgen.writing.request import SampleOptions
 from songgen.text.lyrics import join_songs
 from songgen.text.vocab import Vocab
 from songgen.run.trained import load_checkpoint

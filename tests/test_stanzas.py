@@ -79,7 +79,7 @@ def test_songs_scan_when_the_corpus_does(tmp_path):
 
 
 def test_scan_is_auto_or_off():
-    from songgen.writing.sampling import SampleOptions
+    from songgen.writing.request import SampleOptions
 
     with pytest.raises(ConfigError, match="scan"):
         SampleOptions(scan="on").checked()

@@ -14,13 +14,15 @@ from __future__ import annotations
 import torch
 
 from ..errors import CorpusError
-from ..songcraft.shape import _FORBID_EOS, _FORBID_HASH, _FORBID_NL, _FORCED, _LINE_END, _WORD_END
 from ..text.lyrics import join_songs, split_songs
 from ..text.reading import normalise
 from ..text.vocab import EOS
-from ..writing.sampling import _guide, filter_logits
-
 # What a shape rule does, by the bit of the guide's row that asks for it.
+from ..writing.drawing import filter_logits
+from ..writing.sampling import _guide
+from ..writing.shape_guide import (_FORBID_EOS, _FORBID_HASH, _FORBID_NL, _FORCED, _LINE_END,
+                                   _WORD_END)
+
 _RULES = ((_FORBID_NL, "no line break here (a title's first letters, a line's start after a "
                        "blank line, or the song is being brought to its end)"),
           (_FORBID_EOS, "the song may not end yet (too short, or not at a line's end)"),

@@ -98,7 +98,7 @@ def text_path(name: str) -> Path:
 
 
 def seconds(text: str) -> float:
-    from songgen.cli.commands import Duration
+    from songgen.cli.options import Duration
 
     return float(Duration().convert(text, None, None))
 

@@ -54,7 +54,7 @@ def last(folder="checkpoints"):
                                            ("1h30m", 5400), ("1h30m15", 5415), ("1d2", 93600),
                                            ("1.5h", 5400)])
 def test_a_number_after_a_unit_counts_in_the_next_smaller_one(text, seconds):
-    from songgen.cli.commands import Duration
+    from songgen.cli.options import Duration
 
     assert Duration().convert(text, None, None) == seconds
 

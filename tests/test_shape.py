@@ -19,7 +19,7 @@ from songgen.text.corpus import load_corpus
 from songgen.model.lstm import CharLSTM
 from songgen.writing.sampling import generate, stream
 from songgen.songcraft.shape import MIN_SONGS, ShapeMeter, SongShape, song_form
-from songgen.writing.shape_guide import WORD_GRACE, ShapeGuide
+from songgen.writing.steering.shape import WORD_GRACE, ShapeGuide
 from songgen.training.loop import train
 
 from .conftest import make_songs
@@ -57,13 +57,13 @@ def assert_well_formed(song, shape: SongShape, guide: ShapeGuide, titled=True):
     if titled:
         assert text.startswith("# ")
         assert form["blank_after_title"], text[:80]
-    assert form["stanzas"] >= guide.min_stanzas
+    assert form["stanzas"] >= guide.limits.min_stanzas
     assert "\n\n\n" not in text               # never a song break inside a song
     assert not text.endswith("\n") and not text.endswith(" \n")
     assert text.split("\n")[-1].strip()       # it ends after a line of lyrics
     if shape.has_song_lengths:
         assert len(text) >= shape.q("song_chars", 0.05)
-        assert len(text) <= guide.hard_end + guide.line_limit + WORD_GRACE + 1
+        assert len(text) <= guide.limits.hard_end + guide.limits.line_limit + WORD_GRACE + 1
 
 
 def guide_for(trained, n=1, length=3000):
@@ -170,8 +170,8 @@ class Scripted:
         self.a, self.nl = chars.index("a"), chars.index("\n")
 
     def logits(self, guide: ShapeGuide) -> torch.Tensor:
-        out = torch.full((len(guide.songs), self.vocab), -20.0)
-        short = torch.tensor([song.col < 5 for song in guide.songs])
+        out = torch.full((guide.rows, self.vocab), -20.0)
+        short = torch.from_numpy(guide.standing.col < 5)
         out[:, self.a] = torch.where(short, 5.0, -5.0)
         out[:, self.nl] = torch.where(short, -5.0, 5.0)
         return out
@@ -189,7 +189,7 @@ def test_runaway_stanzas_and_lines_are_closed():
     for _ in range(3000):
         scores = guide.steer(script.logits(guide))
         chosen = (scores - torch.empty_like(scores).exponential_(generator=gen).log()).argmax(1)
-        guide.update(chosen)
+        guide.chosen(chosen.tolist(), None)
         for i, c in enumerate(chosen.tolist()):
             if not guide.done[i] or c == 0 and not written[i][-1:] == ["\x00"]:
                 written[i].append(chars[c])
@@ -201,8 +201,9 @@ def test_runaway_stanzas_and_lines_are_closed():
         assert song.startswith("# ") and song_form(song)["blank_after_title"]
         stanzas = song.split("\n\n")[1:]
         assert len(stanzas) >= 2
-        assert max(s.count("\n") + 1 for s in stanzas) <= guide.stanza_limit
-        assert shape.q("song_chars", 0.05) <= len(song) <= guide.hard_end + guide.line_limit
+        assert max(s.count("\n") + 1 for s in stanzas) <= guide.limits.stanza_limit
+        limits = guide.limits
+        assert shape.q("song_chars", 0.05) <= len(song) <= limits.hard_end + limits.line_limit
 
 
 def test_a_long_title_is_closed_and_a_long_line_ended(tmp_path):
@@ -216,12 +217,12 @@ def test_a_long_title_is_closed_and_a_long_line_ended(tmp_path):
     song = ""
     for _ in range(400):
         c = int(guide.steer(logits).argmax(1))
-        guide.update(torch.tensor([c]))
+        guide.chosen([c], None)
         song += chars[c]
     # A word that never ends is cut WORD_GRACE characters past the limit.
     title, blank, rest = song.split("\n", 2)
-    assert title == "# " + "o" * (guide.title_limit - 2 + WORD_GRACE) and blank == ""
-    assert len(rest.split("\n")[0]) == guide.line_limit + WORD_GRACE
+    assert title == "# " + "o" * (guide.limits.title_limit - 2 + WORD_GRACE) and blank == ""
+    assert len(rest.split("\n")[0]) == guide.limits.line_limit + WORD_GRACE
 
 
 def scripted_song(guide: ShapeGuide, chars: list[str], want, steps: int) -> str:
@@ -233,7 +234,7 @@ def scripted_song(guide: ShapeGuide, chars: list[str], want, steps: int) -> str:
         logits[0, chars.index("\n")] = -9.0
         logits[0, chars.index(want(song))] = 10.0
         c = int(guide.steer(logits).argmax(1))
-        guide.update(torch.tensor([c]))
+        guide.chosen([c], None)
         if c == 0:
             break
         song += chars[c]
@@ -256,7 +257,7 @@ def test_a_long_title_or_line_ends_at_the_end_of_a_word():
     first = rest.split("\n")[0]
     assert blank == ""
     # Each ends where the model wanted its next space, after the limit and within a word.
-    for line, limit in ((title, guide.title_limit), (first, guide.line_limit)):
+    for line, limit in ((title, guide.limits.title_limit), (first, guide.limits.line_limit)):
         assert limit - 1 <= len(line) < limit + 6, (line, limit)
         assert words[len(line) % len(words)] == " " and not line.endswith(" ")
 

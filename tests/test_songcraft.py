@@ -156,17 +156,20 @@ def test_auto_rhymes_as_often_as_the_corpus_not_more():
     # Issue #33: on the ballads songcraft rhymed 62.7% of stanzas where they rhyme 48.5%: the
     # corpus's rhyming patterns were asked for as often as they come, and the model rhymed
     # some of the other stanzas unasked on top.
-    from songgen.writing.craft import Crafter
+    from songgen.writing.steering.lines import Lines
+    from songgen.writing.steering.rhyme import Rhyme
+    from songgen.writing.steering.words import Words
 
     measures = Measures(songs=10, stanzas=100, rhyming=50, patterns={"AABB": 50, "XXXX": 50},
                         vocabulary=["night", "light"])
     chars = ["\x00", "\n", " "] + list("abcdefghijklmnopqrstuvwxyz")
 
     def asked(unasked: float) -> float:
-        crafter = Crafter(measures, chars, 1, 1, "auto", "off", 1.0, 80, 3000)
-        song = crafter.songs[0]
+        lines = Lines(chars, 1, 4, "1")
+        rhyme = Rhyme(lines, Words(lines, measures, chars, 1.0), measures, "auto")
+        song = rhyme.songs[0]
         song.free_stanzas, song.free_rhymed = 1000, int(1000 * unasked)
-        return sum(crafter._draw_pattern(song) == "AABB" for _ in range(400)) / 400
+        return sum(rhyme._draw_pattern(0, song) == "AABB" for _ in range(400)) / 400
 
     assert asked(0.5) <= 0.02          # the model rhymes half its stanzas itself: no asking
     assert 0.4 <= asked(0.0) <= 0.6    # it never does: the corpus's half are asked for
@@ -265,17 +268,16 @@ def test_a_chorus_is_read_in_one_call_not_a_step_per_character(tmp_path, monkeyp
 def test_rows_stepped_apart_write_the_same_songs(tmp_path, monkeypatch):
     # On the CPU, lanes waiting for a rhyming line are not stepped (speed, #23): the songs are
     # those of stepping every row.
-    from songgen.writing import craft
+    from songgen.writing.steering import rows
 
     trained = craft_checkpoint(tmp_path)
     options = SampleOptions(num_songs=4, seed=4, length=500, rhyme="AABB", temperature=1.0)
     taken = []
-    take = craft.Crafter.live
-    monkeypatch.setattr(craft.Crafter, "live",
-                        lambda self, stopped: taken.append(take(self, stopped)) or taken[-1])
+    take = rows.Rows._live
+    monkeypatch.setattr(rows.Rows, "_live", lambda self: taken.append(take(self)) or taken[-1])
     apart = generate(trained, options)
-    assert sum(rows is not None for rows in taken) > 100
-    monkeypatch.setattr(craft, "LIVE_SPARED", 10 ** 9)
+    assert sum(live is not None for live in taken) > 100
+    monkeypatch.setattr(rows, "LIVE_SPARED", 10 ** 9)
     assert [s.text for s in generate(trained, options)] == [s.text for s in apart]
 
 

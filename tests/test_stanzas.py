@@ -5,17 +5,17 @@ import pytest
 import torch
 
 from songgen.run import checkpoint as ckpt
-from songgen.writing.craft import Crafter
-from songgen.writing.craft_state import BIG
 from songgen.errors import ConfigError
+from songgen.writing.request import SampleOptions
 from songgen.writing.sampling import generate
+from songgen.writing.steering.build import steps_for
+from songgen.writing.steering.lines import BIG
+from songgen.writing.steering.rows import Rows
 from songgen.songcraft.measures import Measures, measure, scansion
 from songgen.writing.stanzas import scan_wanted, stanza_key
 from songgen.run.trained import load_checkpoint
 
 from .test_songcraft import SONGS, craft_checkpoint
-
-CHARS = ["\x00", "\n", " ", ","] + list("abcdefghijklmnopqrstuvwxyz")
 
 
 def scanning(lines: int = 100, close: int = 90) -> Measures:
@@ -37,19 +37,42 @@ def test_the_corpus_scansion_is_kept_and_old_records_scan_off():
     assert not scan_wanted(scanning(lines=10, close=10), "auto")  # too few to tell
 
 
-def test_a_later_stanza_keeps_the_likeliest_line_that_scans():
-    crafter = Crafter(scanning(), CHARS, 1, 1, "off", "off", 1.0, 80, 3000, scan="auto")
-    assert crafter.lanes > 1
-    song = crafter.songs[0]
-    song.first, song.stanza_index, song.stanza = [8, 8], 1, []
-    song.mode, song.syll = "lanes", 8
-    lines = [("oh no", -0.1), ("i walk alone into the night", -0.6), ("yes", -0.2),
-             ("the long road ever going on and on and on and on", -0.3)]
-    song.cands = [[(CHARS.index(c), lp) for c in text] + [(1, lp)] for text, lp in lines]
-    assert crafter._pick(0, song) == 1
-    assert (song.scan_asked, song.scan_fit) == (1, 1)
-    song.syll = None  # a free line: the likeliest
-    assert crafter._pick(0, song) == 0
+def one_song(tmp_path, measures: Measures, **options):
+    """The steering steps of one song (no shape guide), started on a tiny model's rows: the
+    model, the rows, and the steps by name."""
+    trained = craft_checkpoint(tmp_path)
+    opts = SampleOptions(**{"rhyme": "off", "chorus": "off", "words": 1.0, "scan": "off",
+                            "shape": "free", "temperature": 1.0, **options}).checked()
+    steps = steps_for(trained, opts, measures, 1, "1")
+    rows = Rows(trained, 1, steps, "", "fp32", [None])
+    return trained, rows, {step.name: step for step in steps}
+
+
+def steered(rows: Rows, scores: torch.Tensor) -> torch.Tensor:
+    """`scores` through every step, as the sampler's loop steers them (a copy: the loop's
+    own scores are its own)."""
+    rows.scores()  # (which rows are read)
+    scores = scores.clone()
+    for step in rows.steps:
+        scores = step.steer(scores)
+    return scores
+
+
+def test_a_later_stanza_keeps_the_likeliest_line_that_scans(tmp_path):
+    trained, rows, steps = one_song(tmp_path, scanning(), scan="auto")
+    lines, scan = steps["lines"], steps["scan"]
+    assert lines.lanes > 1
+    song = lines.songs[0]
+    scan.songs[0].first, song.stanza_index, song.stanza = [8, 8], 1, []
+    song.mode, scan.songs[0].syll = "lanes", 8
+    ids = trained.vocab.index
+    written = [("oh no", -0.1), ("i walk alone into the night", -0.6), ("yes", -0.2),
+               ("the long road ever going on and on and on and on", -0.3)]
+    song.cands = [[(ids[c], lp) for c in text] + [(ids["\n"], lp)] for text, lp in written]
+    assert lines._pick(0, song) == 1
+    assert (scan.songs[0].asked, scan.songs[0].fit) == (1, 1)
+    scan.songs[0].syll = None  # a free line: the likeliest
+    assert lines._pick(0, song) == 0
 
 
 def scan_checkpoint(tmp_path):
@@ -87,49 +110,54 @@ def test_scan_is_auto_or_off():
 
 # -- a stanza three times in a row --------------------------------------------------------------
 
-def test_a_stanza_sung_twice_may_not_be_copied_a_third_time():
-    crafter = Crafter(scanning(), CHARS, 1, 1, "off", "auto", 1.0, 80, 3000)
-    song = crafter.songs[0]
+def test_a_stanza_sung_twice_may_not_be_copied_a_third_time(tmp_path):
+    trained, rows, steps = one_song(tmp_path, scanning(), chorus="auto")
+    lines, nl = steps["lines"], trained.vocab.index["\n"]
+    song = lines.songs[0]
     twice = stanza_key(["sing it slow", "sing it low"])
     song.recent, song.stanza, song.stanza_index, song.lines_seen = [twice, twice], [
         "sing it slow"], 3, 9
-    crafter._line_start(0, song)  # the stanza's second line: it would end the third copy
+    lines._line_start(0, song)  # the stanza's second line: it would end the third copy
     song.line = "sing it low "
-    scores = torch.zeros(crafter.rows, len(CHARS))
-    scores[:, 1] = 10.0  # the model wants the line break
-    out = crafter.steer(scores, [None])
-    assert out[0, 1] <= -BIG / 2 and out[0, 0] <= -BIG / 2
+    scores = torch.zeros(rows.count, len(trained.vocab.chars))
+    scores[:, nl] = 10.0  # the model wants the line break
+    out = steered(rows, scores)
+    assert out[0, nl] <= -BIG / 2 and out[0, 0] <= -BIG / 2
+    assert steps["repeats"].explain(0)  # and says why
     song.line = "sing it loud"  # another line: free to end
-    assert crafter.steer(scores, [None])[0, 1] == 10.0
+    assert steered(rows, scores)[0, nl] == 10.0
     song.recent = [stanza_key(["other"]), twice]  # sung once before: a second time is fine
-    crafter._line_start(0, song)
+    lines._line_start(0, song)
     song.line = "sing it low"
-    assert crafter.steer(scores, [None])[0, 1] == 10.0
+    assert steered(rows, scores)[0, nl] == 10.0
 
 
-def test_a_chorus_the_model_just_sang_is_not_brought_back_after_it():
-    crafter = Crafter(scanning(), CHARS, 1, 1, "off", "auto", 1.0, 80, 3000)
-    song = crafter.songs[0]
-    song.chorus_planned, song.chorus_text, song.chorus_first = True, "sing it slow\nlow\n", 1
+def test_a_chorus_the_model_just_sang_is_not_brought_back_after_it(tmp_path):
+    trained, rows, steps = one_song(tmp_path, scanning(), chorus="auto")
+    lines, chorus = steps["lines"], steps["chorus"].songs[0]
+    song = lines.songs[0]
+    chorus.planned, chorus.text, chorus.first = True, "sing it slow\nlow\n", 1
     song.stanza, song.lines_seen, song.stanza_index = [], 8, 3  # due: 1 + 2
     song.recent = [stanza_key(["a verse"]), stanza_key(["sing it slow", "low"])]
-    crafter.start_snap = None  # (nothing may be read)
-    assert crafter._line_start(0, song) == []
-    assert song.chorus_back == 1  # it came back, sung by the model
+    lines.start_snap = None  # (nothing may be read)
+    assert lines._line_start(0, song) == []
+    assert chorus.back == 1  # it came back, sung by the model
 
 
-def test_a_line_at_its_most_syllables_ends_and_one_far_short_does_not():
+def test_a_line_at_its_most_syllables_ends_and_one_far_short_does_not(tmp_path):
     # A lane at its ceiling once drew blanks for 4,000 characters: it may only end the line
     # (or add a mark).
-    crafter = Crafter(scanning(), CHARS, 1, 1, "off", "off", 1.0, 80, 3000, scan="auto")
-    song = crafter.songs[0]
-    song.mode, song.syll, song.cands, song.done = "lanes", 4, [[]] * 4, [False] * 4
-    row = crafter.row[0]
+    trained, rows, steps = one_song(tmp_path, scanning(), scan="auto")
+    song, ids = steps["lines"].songs[0], trained.vocab.index
+    song.mode, song.cands, song.done = "lanes", [[]] * 4, [False] * 4
+    steps["scan"].songs[0].syll = 4
+    row = steps["words"].row[0]
     row.syl, row.ink, row.col, row.word = 6, 20, 25, ""
-    scores = torch.zeros(crafter.rows, len(CHARS))
-    scores[:, 2] = 10.0  # the model wants a blank
-    out = crafter.steer(scores, [None])
-    assert out[0, 2] <= -BIG / 2 and out[0, 5] <= -BIG / 2 and out[0, 1] > -1
+    scores = torch.zeros(rows.count, len(trained.vocab.chars))
+    scores[:, ids[" "]] = 10.0  # the model wants a blank
+    out = steered(rows, scores)
+    assert out[0, ids[" "]] <= -BIG / 2 and out[0, ids["b"]] <= -BIG / 2
+    assert out[0, ids["\n"]] > -1
     row.syl, row.col = 1, 5  # far short: no line end yet
-    out = crafter.steer(scores, [None])
-    assert out[0, 1] <= -BIG / 2 and out[0, 2] == 10.0
+    out = steered(rows, scores)
+    assert out[0, ids["\n"]] <= -BIG / 2 and out[0, ids[" "]] == 10.0

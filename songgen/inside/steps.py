@@ -1,12 +1,13 @@
 """What songgen's sampling steps do to the model's choices, character by character, over a
 text read as if songgen had written it (the studio's Inside view): the model's own
-probabilities, then the song shape's rules (songgen/songcraft/shape.py: which symbols it forbids or
-forces there, and why), then temperature and top-k / top-p, which drop the unlikely tail.
+probabilities, then the song shape's step (songgen/writing/steering/shape.py: which symbols its
+rules forbid or force there, and why), then temperature and top-k / top-p, which drop the
+unlikely tail: the steps the sampler runs, one by one (songgen/writing/steering/).
 
 The text is read as the sampler reads an opening: after an end-of-song symbol, from the state
-where songs begin, in one pass. The rhyme, chorus and word steps (songgen/writing/craft.py) choose
-among whole candidate lines rather than reshape one character's choices, so they are not
-shown here.
+where songs begin, in one pass. The rhyme, chorus and word steps (songgen/writing/steering/)
+choose among whole candidate lines rather than reshape one character's choices, so they are
+not shown here.
 """
 
 from __future__ import annotations
@@ -17,27 +18,8 @@ from ..errors import CorpusError
 from ..text.lyrics import join_songs, split_songs
 from ..text.reading import normalise
 from ..text.vocab import EOS
-# What a shape rule does, by the bit of the guide's row that asks for it.
-from ..writing.drawing import filter_logits
-from ..writing.sampling import _guide
-from ..writing.shape_guide import (_FORBID_EOS, _FORBID_HASH, _FORBID_NL, _FORCED, _LINE_END,
-                                   _WORD_END)
-
-_RULES = ((_FORBID_NL, "no line break here (a title's first letters, a line's start after a "
-                       "blank line, or the song is being brought to its end)"),
-          (_FORBID_EOS, "the song may not end yet (too short, or not at a line's end)"),
-          (_LINE_END, "the line is far past its length: it must end now"),
-          (_WORD_END, "the line is at its length: it ends at the end of this word"),
-          (_FORBID_HASH, "'#' starts a title line only"))
-_FORCES = ("a titled song starts with '#'", "a title's '#' is followed by a space",
-           "a line break: a title or stanza at its limit, or the blank line after the title")
-
-
-def shape_rules(row: int) -> list[str]:
-    """The rules a row of the shape guide's table applies, in words."""
-    if row >= _FORCED:
-        return [_FORCES[row - _FORCED]]
-    return [text for bit, text in _RULES if row & bit]
+from ..writing.steering.build import shape_guide
+from ..writing.steering.tempered import tempered
 
 
 @torch.no_grad()
@@ -59,7 +41,7 @@ def explain_steps(trained, text: str, *, temperature: float = 0.8, top_k: int = 
     logits, _ = trained.model(ids[:-1][None], state)  # (1, characters known, vocab)
     logits = logits[0].float()
     out, k = [], 0
-    guide = _guide(trained, shape, 1, length, "")
+    guide = shape_guide(trained, shape, 1, length)
     for c in joined:
         if c not in index:
             out.append({"char": c, "unknown": True})
@@ -67,9 +49,9 @@ def explain_steps(trained, text: str, *, temperature: float = 0.8, top_k: int = 
         out.append(_one(logits[k], index[c], guide, temperature, top_k, top_p, top,
                         trained.vocab.chars))
         if guide is not None:
-            guide.update([index[c]])
+            guide.chosen([index[c]], None)
             if c == EOS:  # the next song: a guide of its own
-                guide = _guide(trained, shape, 1, length, "")
+                guide = shape_guide(trained, shape, 1, length)
         k += 1
     return {"chars": ["" if c == EOS else c for c in trained.vocab.chars], "items": out,
             "steps": {"temperature": temperature, "top_k": top_k, "top_p": top_p,
@@ -83,18 +65,18 @@ def _one(logits: torch.Tensor, actual: int, guide, temperature: float, top_k: in
     rules: list[str] = []
     shaped_logits = logits
     if guide is not None:
-        rules = shape_rules(guide._row(guide.songs[0]))
         shaped_logits = guide.steer(logits[None])[0]
+        rules = guide.explain(0)
     shaped = torch.softmax(shaped_logits, -1)
+    # Temperature, top-k, top-p, as the sampler runs them; what each leaves, in turn.
+    after = [(None, shaped_logits[None])]
+    for step in tempered(temperature, top_k, top_p):
+        after.append((step, step.steer(after[-1][1])))
     if temperature == 0:
         final = torch.zeros_like(shaped)
         final[shaped_logits.argmax()] = 1.0
-        cut_k = cut = shaped_logits
     else:
-        scaled = shaped_logits / temperature
-        cut_k = filter_logits(scaled[None], top_k, 1.0)[0]
-        cut = filter_logits(scaled[None], top_k, top_p)[0]
-        final = torch.softmax(cut, -1)
+        final = torch.softmax(after[-1][1][0], -1)
     picked = set(model.topk(min(top, len(model))).indices.tolist())
     best = final.topk(min(top, len(final)))
     picked |= set(best.indices[best.values > 0].tolist()) | {actual}
@@ -107,8 +89,15 @@ def _one(logits: torch.Tensor, actual: int, guide, temperature: float, top_k: in
             note = "raised by the shape"
         elif final[i] == 0 and shaped[i] > 0:
             note = ("dropped: greedy (temperature 0)" if temperature == 0 else
-                    "dropped by top-k" if cut_k[i] == -torch.inf else "dropped by top-p")
+                    f"dropped by {_dropper(after, i)}")
         choices.append([i, round(model[i].item(), 6), round(shaped[i].item(), 6),
                         round(final[i].item(), 6), note])
     return {"id": actual, "p": round(model[actual].item(), 6),
             "p_final": round(final[actual].item(), 6), "rules": rules, "choices": choices}
+
+
+def _dropper(after: list, i: int) -> str:
+    """The name of the first step whose scores left symbol `i` out (top-p where none did:
+    a probability too small to show, as top-p leaves out)."""
+    return next((step.name for step, scores in after[1:] if scores[0, i] == -torch.inf),
+                "top-p")

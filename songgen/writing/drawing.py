@@ -1,5 +1,7 @@
-"""Drawing one symbol per stream from the model's scores: greedy, top-k and top-p filters, and
-the exponential race that draws from a softmax without computing it."""
+"""Drawing one symbol per stream from the steered scores: the exponential race that draws from a
+softmax without computing it, and the top-k and top-p filters (the steps that use them:
+songgen/writing/steering/tempered.py). Temperature 0 draws nothing: the sampler takes the
+likeliest symbol."""
 
 from __future__ import annotations
 
@@ -36,12 +38,3 @@ def draw(scores: torch.Tensor, gen: torch.Generator, temperature: float = 1.0) -
     """
     race = torch.empty_like(scores).exponential_(generator=gen).clamp_(min=_TINY).log_()
     return torch.add(scores, race, alpha=-temperature).argmax(dim=-1)
-
-
-def choose(scores: torch.Tensor, opts, gen: torch.Generator) -> torch.Tensor:
-    """One symbol per row: greedy at temperature 0, else drawn (top-k / top-p where asked)."""
-    if opts.temperature == 0:
-        return scores.argmax(dim=-1)
-    if opts.top_k or opts.top_p < 1:
-        return draw(filter_logits(scores / opts.temperature, opts.top_k, opts.top_p), gen)
-    return draw(scores, gen, opts.temperature)

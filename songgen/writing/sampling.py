@@ -1,7 +1,7 @@
-"""Generation: one options value (SampleOptions), prime, temperature, top-k/top-p, end-of-song
-stop, several songs written side by side as one batch (their text so far, why each stopped, its
-line count and score). The song's shape (shape.py) and its rhyme, chorus and words (craft.py,
-measured by songcraft.py) steer the draws; the scores stay the model's own."""
+"""Generation: one options value (SampleOptions), prime, end-of-song stop, several songs written
+side by side as one batch (their text so far, why each stopped, its line count and score), in
+one loop. The steering steps (songgen/writing/steering/: shape, words, chorus, rhyme, scansion,
+temperature, top-k/top-p) reshape the draws; the scores kept stay the model's own."""
 
 from __future__ import annotations
 
@@ -15,20 +15,20 @@ from typing import Iterator
 import torch
 
 from ..errors import ConfigError, SonggenWarning
-from ..model.stepper import StepState
 from ..run.trained import Trained, load_checkpoint
 from ..songcraft.measures import Measures, analyse
-from ..songcraft.shape import SongShape
-from ..songcraft.shape import resolve as resolve_shape
 from ..text.lyrics import is_title_line, title_line, title_of
 from ..text.reading import describe_chars, normalise
 from ..text.styles import with_style
 from ..text.vocab import EOS
 from .copycheck import Copy, CopyIndex
-from .drawing import choose as _choose
+from .drawing import draw
 from .request import SampleOptions, _options  # noqa: F401 (SampleOptions: the API)
-from .shape_guide import ShapeGuide
-from .stanzas import scan_wanted
+from .steering.build import steps_for
+from .steering.lines import Lines
+from .steering.rows import Rows
+from .steering.shape import ShapeGuide
+from .steering.step import Step
 
 
 @dataclass
@@ -174,79 +174,6 @@ def _check(trained: Trained, opts: SampleOptions) -> None:
                           f"is as long as the length limit ({opts.length}); raise the length")
 
 
-def _start(trained: Trained, rows: int, prime: str, precision: str):
-    """The model having read the prime on `rows` streams: (logits (rows, vocab), stepper, state).
-
-    It starts after an end-of-song symbol, as every song in training did, and reads the prime
-    in one call; after that it steps one character at a time on the packed weights."""
-    ids = [0] + trained.vocab.encode(prime).tolist()
-    x = torch.tensor(ids, device=trained.device).expand(rows, -1)  # (rows, 1 + len(prime))
-    state = tuple(t.expand(-1, rows, -1).contiguous() for t in trained.start_state)
-    logits, state = trained.model(x, state)
-    return logits[:, -1].float(), trained.stepper(precision), StepState(state)
-
-
-@torch.inference_mode()
-def _steps(trained: Trained, n: int, opts: SampleOptions, gen: torch.Generator, precision: str,
-           guide: ShapeGuide | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
-    """Yield, per generated position, the chosen ids (a list of n) and their log-probabilities (n,).
-
-    The LSTM state is carried: each step feeds one character, never the window again. With a
-    `guide`, the song's shape steers the choice (the log-probabilities stay the model's own).
-    """
-    logits, stepper, layers = _start(trained, n, opts.prime, precision)
-    for _ in range(opts.length - len(opts.prime)):
-        # Sample from the reshaped distribution; score with the model's own one.
-        logp = torch.log_softmax(logits, dim=-1)
-        chosen = _choose(logits if guide is None else guide.steer(logits), opts, gen)
-        ids = chosen.tolist()  # the host needs them: to write the songs, and for the guide
-        if guide is not None:
-            guide.update(ids)
-        yield ids, logp.gather(1, chosen[:, None]).squeeze(1)
-        logits = stepper.step(chosen, layers)
-
-
-@torch.inference_mode()
-def _craft_steps(trained: Trained, crafter, opts: SampleOptions, gen: torch.Generator,
-                 precision: str, guide: ShapeGuide | None, stopped: list) -> Iterator[list]:
-    """As `_steps`, on the crafter's lanes (songgen/writing/craft.py): per step, what each song keeps,
-    [(token, logp)] (nothing while a rhyming line is being chosen, a whole line when it is)."""
-    logits, stepper, layers = _start(trained, crafter.rows, opts.prime, precision)
-    crafter.start(layers, logits, guide, trained.vocab.encode(opts.prime).tolist(), trained.model)
-    # On the CPU, rows nobody reads (lanes waiting for a rhyming line) are not stepped: while no
-    # song writes candidate lines only lane 0 of each, the first n rows, is (`head`); on CUDA a
-    # step of every row is one graph replay.
-    on_cpu = logits.device.type == "cpu"
-    n = crafter.n
-    head = layers.head(n) if on_cpu and crafter.rows > n else None
-    rows = guide.songs if guide is not None else None
-    while True:
-        narrow = head is not None and crafter.narrow(stopped)
-        read = logits[:n] if narrow else logits
-        if guide is not None:
-            guide.songs = rows[:n] if narrow else rows  # the guide steers the rows read
-        logp = torch.log_softmax(read, dim=-1)
-        scores = read if guide is None else guide.steer(read)
-        drawn = _choose(crafter.steer(scores, stopped), opts, gen)
-        ids = drawn.tolist()
-        if guide is not None:
-            guide.update(ids)
-            guide.songs = rows
-        kept = crafter.after_draw(ids, logp.gather(1, drawn[:, None]).squeeze(1).tolist(),
-                                  stopped)
-        live = crafter.live(stopped) if on_cpu and not narrow else None
-        if narrow:
-            logits = torch.cat([stepper.step(drawn, head), logits[n:]])
-        elif live is None:
-            logits = stepper.step(drawn, layers)
-        else:
-            part = layers.take(live)
-            logits = logits.index_copy(0, live, stepper.step(drawn.index_select(0, live), part))
-            layers.put(live, part)
-        logits, kept = crafter.after_step(logits, kept, stopped)
-        yield kept
-
-
 def _generator(seed: int | None, device: torch.device) -> tuple[torch.Generator, int]:
     seed = secrets.randbits(31) if seed is None else seed
     gen = torch.Generator(device=device)
@@ -261,69 +188,44 @@ def _write(trained: Trained, batch: SongBatch, opts: SampleOptions, gen: torch.G
     if batch.finished:
         return
     n = len(batch.stop)
-    crafter = _crafter(trained, opts, measures, n, f"{seed}:{attempt}")
-    rows = n if crafter is None else crafter.rows
-    # The checkpoint's song shape steers sampling unless shape="free".
-    guide = _guide(trained, opts.shape, rows, opts.length, opts.prime, measures,
-                   f"{seed}:{attempt}", n)
+    steps = steps_for(trained, opts, measures, n, f"{seed}:{attempt}")
+    guide = next((step for step in steps if isinstance(step, ShapeGuide)), None)
+    lanes = next((step for step in steps if isinstance(step, Lines)), None)
     batch.shape = "free" if guide is None else "song"
-    if crafter is None:
-        for chosen, logp in _steps(trained, n, opts, gen, precision, guide):
-            yield batch.add(chosen, logp.tolist())
-            if batch.finished:
-                break
-    else:
-        # A song waits while its lanes write a rhyming line: allow for it, within reason.
-        for step, kept in enumerate(_craft_steps(trained, crafter, opts, gen, precision, guide,
-                                                 batch.stop)):
-            yield batch.add_pieces(kept, opts.length)
-            if batch.finished or step >= 4 * opts.length:
-                break
-        for i, report in enumerate(crafter.report()):
-            batch.craft[i] = {"rhyme": opts.rhyme, "chorus": opts.chorus,
-                              "scan": crafter.scan, **report}
+    # A song waits while its lanes write a rhyming line: allow for it, within reason.
+    for count, kept in enumerate(_steps(trained, batch, steps, opts, gen, precision)):
+        yield batch.add_pieces(kept, opts.length)
+        if batch.finished or count >= 4 * opts.length:
+            break
+    if lanes is not None:
+        for i in range(n):
+            batch.craft[i] = {"rhyme": opts.rhyme, "chorus": False, "scan": False,
+                              "rhyme_lines_asked": 0, "rhyme_lines_rhymed": 0,
+                              "scan_lines_asked": 0, "scan_lines_scanning": 0, "chorus_back": 0}
+            for step in steps:
+                batch.craft[i].update(step.report(i))
     if guide is not None:
         batch.guided = guide.guided[:n]  # lane 0 of each song: the first n rows
 
 
-def _guide(trained: Trained, shape: str, n: int, length: int, prime: str,
-           measures: Measures | None = None, seed: str | None = None,
-           songs: int | None = None) -> ShapeGuide | None:
-    """The shape guide for `n` songs, having read `prime`; None to sample freely (asked for,
-    or a checkpoint without a recorded shape or without line breaks). How songs and titles end
-    comes from `measures`, else the checkpoint's."""
-    song_shape = resolve_shape(shape, trained.checkpoint.shape)
-    if song_shape is None or "\n" not in trained.vocab.index:
-        return None
-    if measures is None:
-        measures = Measures.from_dict(trained.checkpoint.songcraft)
-    ends = None if measures is None else (measures.endings("song"), measures.endings("title"))
-    guide = ShapeGuide(song_shape, trained.vocab.chars, n, trained.device, length, ends,
-                       seed, songs)
-    guide.feed(trained.vocab.encode(prime).tolist())
-    return guide
+@torch.inference_mode()
+def _steps(trained: Trained, batch: SongBatch, steps: list[Step], opts: SampleOptions,
+           gen: torch.Generator, precision: str) -> Iterator[list[list]]:
+    """The one loop: per step, what each song of `batch` keeps, [(token, logp)] (one symbol;
+    nothing while its lanes write a candidate line; a whole line when one is chosen).
 
-
-def _crafter(trained: Trained, opts: SampleOptions, measures: Measures | None, n: int,
-             seed: str):
-    """The rhyme, chorus and word steering for `n` songs; None where there is none to do."""
-    if not opts.crafted or (measures is None and opts.words >= 1 and opts.rhyme == "auto"
-                            and opts.chorus == "auto"):
-        return None
-    if measures is None and opts.rhyme in ("auto", "off") and opts.chorus in ("auto", "off"):
-        return None
-    if (opts.rhyme == opts.chorus == "off" and opts.words >= 1
-            and not scan_wanted(measures, opts.scan)):
-        return None  # nothing to steer
-    from .craft import Crafter
-
-    shape = SongShape.from_dict(trained.checkpoint.shape)
-    line95 = (shape.q("line_chars", 0.95) if shape is not None else None) or 40
-    # A song holds its end for its chorus to come back at most to the corpus's longer songs.
-    hold = min(int(opts.length * 0.8), (shape.q("song_chars", 0.75) or opts.length)
-               if shape is not None and shape.has_song_lengths else opts.length)
-    return Crafter(measures, trained.vocab.chars, n, seed, opts.rhyme, opts.chorus, opts.words,
-                   line_cap=int(line95 * 1.5), hold_limit=hold, scan=opts.scan)
+    The steps (songgen/writing/steering/) reshape the model's scores before each draw and
+    take in what was drawn after it; the log-probabilities kept are the model's own. The LSTM
+    state is carried: each step feeds one character, never the window again."""
+    rows = Rows(trained, len(batch.stop), steps, opts.prime, precision, batch.stop)
+    while True:
+        scores = rows.scores()                     # (rows drawn, vocab)
+        logp = torch.log_softmax(scores, dim=-1)   # the model's own, to score what is kept
+        for step in steps:
+            scores = step.steer(scores)
+        # Greedy at temperature 0; else one draw from the steered scores per row.
+        ids = scores.argmax(dim=-1) if opts.temperature == 0 else draw(scores, gen)
+        yield rows.advance(ids, logp)
 
 
 _MEASURED: dict = {}

@@ -1,17 +1,18 @@
-"""A stanza measured against the song's earlier ones while sampling (songgen/writing/craft.py steers with
-it): a line of stanza 2 or later written to the syllables of the line at the same place in the
-song's first stanza (scansion; the measure: songcraft.scansion), and no stanza sung a third time
-in a row.
+"""A stanza measured against the song's earlier ones while sampling (the steps in
+songgen/writing/steering/ steer with it): a line of stanza 2 or later written to the syllables
+of the line at the same place in the song's first stanza (scansion; the measure:
+songcraft.scansion), and no stanza sung a third time in a row.
 
 Scansion: such a line is written on every lane, as a rhyming line is, and the likeliest
 candidate (the model's mean log-probability per character) within SCAN_TOLERANCE syllables of
 its model line is kept (and none may end far short of it: its line break is masked while it
-is, and no word may start once it is at the most the tolerance allows); a rhyme the pattern asks for comes first, and when no candidate scans
-the likeliest stands. The sampler cannot know how many lines a stanza will have, so the model
-line is the first stanza's (the measure compares stanzas of the same length, and most songs
-keep one). `scan="auto"` does this when the corpus's own lines scan at least SCAN_RATE of the
-time, over SCAN_MIN_LINES lines or more: a collection whose stanzas share no metre is left
-free. The opening stanza and the chorus stay free.
+is, and no word may start once it is at the most the tolerance allows); a rhyme the pattern
+asks for comes first, and when no candidate scans the likeliest stands. The sampler cannot know
+how many lines a stanza will have, so the model line is the first stanza's (the measure
+compares stanzas of the same length, and most songs keep one). `scan="auto"` does this when the
+corpus's own lines scan at least SCAN_RATE of the time, over SCAN_MIN_LINES lines or more: a
+collection whose stanzas share no metre is left free. The opening stanza and the chorus stay
+free.
 
 Repeats: a stanza may come twice in a row (a chorus sung again), never three times. When the two
 stanzas before are the same and the one being written has copied them up to its last line, that
@@ -41,20 +42,14 @@ def stanza_key(lines: list[str]) -> tuple:
     return tuple(line.strip() for line in lines if line.strip())
 
 
-def close_stanza(song) -> None:
-    """A stanza of `song` (a craft_state.SongState) closes; `song.stanza` still holds it."""
-    if song.first is None:
-        song.first = [line_syllables(line) for line in song.stanza]
-    song.recent = (song.recent + [stanza_key(song.stanza)])[-2:]
-
-
-def syllable_target(song, chorus_due: bool) -> int | None:
-    """The syllables the line about to be written is written to; None: free (the first
-    stanza, the chorus being written, a line past the first stanza's)."""
-    if song.first is None or song.stanza_index == 0 or chorus_due:
+def syllable_target(first: list[int] | None, stanza_index: int, line: int,
+                    chorus_due: bool) -> int | None:
+    """The syllables line `line` of stanza `stanza_index` is written to, from the `first`
+    stanza's lines' syllables; None: free (the first stanza, the chorus being written, a line
+    past the first stanza's)."""
+    if first is None or stanza_index == 0 or chorus_due:
         return None
-    i = len(song.stanza)
-    return song.first[i] if i < len(song.first) else None
+    return first[line] if line < len(first) else None
 
 
 def scans(text: str, target: int | None) -> bool:
@@ -62,7 +57,7 @@ def scans(text: str, target: int | None) -> bool:
 
 
 def short(row, target: int) -> bool:
-    """Whether a row's line (craft_state.RowWords) ended now would fall short of `target`
+    """Whether a row's line (steering.words.RowWords) ended now would fall short of `target`
     syllables by more than the tolerance."""
     return row.syl + (syllables(row.word) if row.word else 0) < target - SCAN_TOLERANCE
 
@@ -72,24 +67,17 @@ def full(row, target: int) -> bool:
     return not row.word and row.syl >= target + SCAN_TOLERANCE
 
 
-def lane_line(song, lane: int, chars: list[str]) -> str:
-    """The text of the line a song's lane is writing, blanks at its ends out."""
-    if song.mode != "lanes":
-        return song.line.strip()
-    return (song.line + "".join(chars[t] for t, _ in song.cands[lane])).strip()
-
-
-def copied_line(song) -> str | None:
-    """The text the line about to be written may not end with (see the docstring), or None."""
-    if len(song.recent) < 2 or song.recent[0] != song.recent[1]:
+def copied_line(recent: list[tuple], stanza: list[str]) -> str | None:
+    """The text the line about to be written may not end with (see the docstring), or None:
+    `recent`, the song's last two stanzas (stanza_key); `stanza`, the lines of this one."""
+    if len(recent) < 2 or recent[0] != recent[1]:
         return None
-    before, i = song.recent[1], len(song.stanza)
-    if i != len(before) - 1 or stanza_key(song.stanza) != before[:i]:
+    before, i = recent[1], len(stanza)
+    if i != len(before) - 1 or stanza_key(stanza) != before[:i]:
         return None
     return before[i]
 
 
-def sung_just_before(song) -> bool:
-    """Whether the stanza just closed is the song's chorus (the model sang it itself)."""
-    return bool(song.recent) and song.chorus_text is not None and song.recent[-1] == stanza_key(
-        song.chorus_text.split("\n"))
+def sung_just_before(recent: list[tuple], chorus: str) -> bool:
+    """Whether the stanza just closed (the last of `recent`) is the song's `chorus`."""
+    return bool(recent) and recent[-1] == stanza_key(chorus.split("\n"))

@@ -1,0 +1,324 @@
+"""Songs written line by line (Lines, a steering step): each song's text as it is kept (its lines,
+stanzas and their last words), the line steps that plan each line (LineStep: rhyme, chorus,
+scansion, repeats), and the lanes a line is written on when one of them asks for a choice.
+
+Every song of the batch is written on K lanes (rows of the LSTM batch, lane k of song s at row
+k * n + s, so that lane 0 of every song is the first n rows), K = LANES when a line step may
+ask for candidate lines, else 1. Most lines are written on lane 0 (the other lanes are not read:
+see rows.py). A line a step asks a choice for (it must rhyme, or scan) is written on all K lanes
+at once, each drawing freely from the same state; when every lane has ended its line the line
+steps rank the candidates (rhyme first, then scansion), the most likely line per character
+(the model's own log-probabilities) breaking ties, and the best line's state (the LSTM's and
+every step's) is copied to every lane. A step may ask for the line again instead (rhyme: none
+rhymes): the best line but its last word is read again in one call of the model, and the lanes
+draw only the ending.
+
+A line step may also say that a row's line or song may not end yet (`hold`, `keep_open`): the
+lanes apply every step's word at once, after the steps' own masks.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+
+from ...songcraft.measures import last_word
+from .step import Step
+from ..stanzas import stanza_key
+
+LANES = 4
+# What a mask takes from a symbol's score, where -inf would do: a row whose every allowed
+# symbol the shape forbids then draws from what is left, as the model sees it, with no test.
+# Far above the spread of scores and of the draw's noise (temperature 100 x 88 at most).
+BIG = 1e6
+
+
+class SongText:
+    """One song as kept so far, and the state of its lanes."""
+
+    __slots__ = ("rng", "line", "lines_seen", "stanza", "ends", "stanza_index", "chars",
+                 "recent", "mode", "round", "tail", "cands", "done")
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng                   # the song's own draws (patterns, chorus, free words)
+        self.line = ""                   # the line being written (kept text)
+        self.lines_seen = 0              # lines finished, blank and title included
+        self.stanza: list[str] = []      # lyric lines of the current stanza
+        self.ends: list[str | None] = []  # their last words
+        self.stanza_index = 0
+        self.chars = 0
+        self.recent: list[tuple] = []    # the last two stanzas (stanzas.stanza_key)
+        self.mode = "follow"             # follow | lanes (candidate lines on every lane)
+        self.round = 1                   # 2: the line written again, its last word drawn anew
+        self.tail: list[int] = []        # round 2: the best line but its last word
+        self.cands: list[list] = []      # per lane: [(token, logp)]
+        self.done: list[bool] = []       # per lane: its candidate line has ended
+
+
+class LineStep(Step):
+    """A step planned line by line. Lines calls, for each song s: `line_start(s)` where a line
+    starts (every step); `known_line(s)`, the text the line is where a step knows it (the
+    chorus; [] for none after all), which the model then reads in one call; else, where
+    candidate lines may be written, `plan_line(s)`: whether this step asks a choice of lines.
+    Among candidates, `rank` (a value to sort by, or None for no say), `again` (a tail to
+    write the line again from, or None) and `kept_line` where one is kept; `no_line` where
+    the lanes ended the stanza instead; `line_end` and `stanza_end` as the text is kept."""
+
+    def __init__(self, lines: "Lines"):
+        self.lines = lines
+
+    def line_start(self, s: int) -> None:
+        pass
+
+    def known_line(self, s: int) -> list[int] | None:
+        return None
+
+    def plan_line(self, s: int) -> bool:
+        return False
+
+    def rank(self, s: int, text: str, word: str):
+        return None
+
+    def again(self, s: int, text: str, word: str, cand: list) -> list[int] | None:
+        return None
+
+    def kept_line(self, s: int, text: str, word: str) -> None:
+        pass
+
+    def no_line(self, s: int) -> None:
+        pass
+
+    def line_end(self, s: int, line: str) -> None:
+        pass
+
+    def stanza_end(self, s: int) -> None:
+        pass
+
+
+class Lines(Step):
+    """The lanes of `n` songs (`lanes` each) and their text; `seed` names the songs' draws."""
+
+    name = "lines"
+
+    def __init__(self, chars: list[str], n: int, lanes: int, seed: str):
+        self.chars, self.n, self.lanes = chars, n, lanes
+        self.index = {c: i for i, c in enumerate(chars)}
+        self.nl = self.index.get("\n", -1)
+        self.songs = [SongText(random.Random(f"{seed}:{i}")) for i in range(n)]
+        self.line_steps: list[LineStep] = []
+        self.read_rows: list[int] = []  # the rows read at this step (reading)
+        self.ends = Ends(self.nl)
+
+    def start(self, rows) -> None:
+        """Take in the prime (the same for every song) and plan each song's first line."""
+        self.rows = rows
+        self.saved = rows.snapshot()       # rows as their candidate line ended
+        self.start_snap = rows.snapshot()  # rows as a candidate line started
+        self._all = [list(range(s, rows.count, self.n)) for s in range(self.n)]
+        for token in rows.prime:
+            for s, song in enumerate(self.songs):
+                self._accept(s, song, token)
+        for s, song in enumerate(self.songs):
+            self._line_start(s, song)
+
+    def reading(self) -> tuple[list[int], bool]:
+        """Lane 0 of each song writing, and the lanes writing a candidate line; every lane is
+        drawn while some song writes candidate lines."""
+        read, n, stopped, wide = [], self.n, self.rows.stopped, False
+        for s, song in enumerate(self.songs):
+            if stopped[s] is not None:
+                continue
+            if song.mode != "lanes":
+                read.append(s)
+            else:
+                read += [lane * n + s for lane in range(self.lanes) if not song.done[lane]]
+                wide = True
+        self.read_rows = read
+        self.ends.held, self.ends.open = [], []
+        return read, wide
+
+    def line_text(self, s: int, lane: int) -> str:
+        """The text of the line a song's lane is writing, blanks at its ends out."""
+        song = self.songs[s]
+        if song.mode != "lanes":
+            return song.line.strip()
+        return (song.line + "".join(self.chars[t] for t, _ in song.cands[lane])).strip()
+
+    def steer(self, scores: torch.Tensor) -> torch.Tensor:
+        """The line steps' holds and opens, applied at once (Ends)."""
+        return self.ends.apply(scores, self.rows)
+
+    # -- after the draw ----------------------------------------------------------------------
+
+    def chosen(self, ids: list[int], logps: list[float]) -> None:
+        """Lanes writing a candidate line take their draws (lanes other than 0 outside one,
+        and lanes that ended their line, drew unread: a candidate line starts every lane from
+        lane 0's state, and a kept line's state comes from its snapshot); a finished set of
+        candidates is ranked; every song's kept text is taken in, and its next line planned."""
+        rows, n, kept, stopped = self.rows, self.n, self.rows.kept, self.rows.stopped
+        ends: list[int] = []
+        for s, song in enumerate(self.songs):
+            if stopped[s] is not None:
+                kept[s] = []
+            elif song.mode == "lanes":
+                kept[s] = []
+                for lane in range(self.lanes):
+                    if song.done[lane]:
+                        continue
+                    r = lane * n + s
+                    song.cands[lane].append((ids[r], logps[r]))
+                    if ids[r] == self.nl or ids[r] == 0:
+                        song.done[lane] = True
+                        ends.append(r)
+        if ends:
+            rows.save(self.saved, ends)  # as the model read the line's end
+        for s, song in enumerate(self.songs):
+            if stopped[s] is not None:
+                continue
+            if song.mode == "lanes" and all(song.done):
+                picked = self._pick(s, song)
+                if picked is None:  # a second round, from the line's start
+                    rows.restore(self.start_snap, s, self._all[s])
+                    # The kept part of the best line is read in one call, on every lane.
+                    tail = rows.feed(s, song.tail)
+                    self._spread(s)
+                    song.cands = [list(tail) for _ in range(self.lanes)]
+                    continue
+                rows.restore(self.saved, picked * n + s, self._all[s])
+                kept[s] = list(song.cands[picked])
+                song.mode = "follow"
+            piece = kept[s]
+            for token, _ in piece:  # a chorus read at a line start adds to the piece as it goes
+                self._accept(s, song, token)
+                if token == self.nl:
+                    piece += self._line_start(s, song)
+
+    def _spread(self, s: int) -> None:
+        """Every lane of song s from lane 0's state."""
+        self.rows.save(self.start_snap, [s])
+        self.rows.restore(self.start_snap, s, self._all[s])
+
+    def _pick(self, s: int, song: SongText) -> int | None:
+        """The lane whose line to keep; None to write the line again (a second round)."""
+        scored, blank = [], []
+        for lane, cand in enumerate(song.cands):
+            text = song.line + "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
+            mean = sum(lp for _, lp in cand) / max(len(cand), 1)
+            word = last_word(text)
+            if word is None:
+                blank.append((mean, -lane, lane))  # a stanza or the song ends here
+            else:
+                ranks = tuple(rank for step in self.line_steps
+                              if (rank := step.rank(s, text, word)) is not None)
+                scored.append((ranks, mean, -lane, lane, text, word))
+        if song.round == 1 and len(blank) * 2 >= self.lanes:
+            for step in self.line_steps:  # the model ends the stanza: no line
+                step.no_line(s)
+            return max(blank)[2]
+        if not scored:
+            return max(blank)[2]
+        *_, lane, text, word = max(scored, key=lambda c: c[:4])
+        if song.round == 1:
+            for step in self.line_steps:
+                tail = step.again(s, text, word, song.cands[lane])
+                if tail is not None:
+                    song.tail, song.round = tail, 2
+                    song.cands = [[] for _ in range(self.lanes)]
+                    song.done = [False] * self.lanes
+                    return None
+        for step in self.line_steps:
+            step.kept_line(s, text, word)
+        return lane
+
+    # -- the kept text -------------------------------------------------------------------------
+
+    def _line_start(self, s: int, song: SongText) -> list:
+        """Plan the line about to be written: known text (a chorus), read at once and returned
+        as [(token, logp)], or candidate lines where a step asks, or a free line."""
+        song.mode, song.round, song.tail = "follow", 1, []
+        for step in self.line_steps:
+            step.line_start(s)
+        for step in self.line_steps:
+            known = step.known_line(s)
+            if known is not None:
+                return self.rows.feed(s, known)
+        if self.lanes == 1 or song.line:
+            return []
+        wanted = [step.plan_line(s) for step in self.line_steps]  # (every step plans)
+        if not any(wanted):
+            return []
+        song.mode = "lanes"
+        song.cands = [[] for _ in range(self.lanes)]
+        song.done = [False] * self.lanes
+        self._spread(s)
+        return []
+
+    def _accept(self, s: int, song: SongText, token: int) -> None:
+        """A character the song keeps: track its lines and stanzas."""
+        if token == 0:
+            return
+        song.chars += 1
+        c = self.chars[token]
+        if c != "\n":
+            song.line += c
+            return
+        line, song.line = song.line, ""
+        for step in self.line_steps:
+            step.line_end(s, line)
+        is_title = song.lines_seen == 0 and line.startswith("# ")
+        song.lines_seen += 1
+        if is_title:
+            return
+        if line.strip():
+            song.stanza.append(line)
+            song.ends.append(last_word(line))
+            return
+        if song.stanza:  # a blank line closes a stanza
+            song.recent = (song.recent + [stanza_key(song.stanza)])[-2:]
+            for step in self.line_steps:
+                step.stanza_end(s)
+            song.stanza_index += 1
+            song.stanza, song.ends = [], []
+
+
+class Ends:
+    """Where line steps said at this step that a row's song may not end yet (`held`: the end's
+    probability moves to a line break) or its line may not end yet (`open`: neither a line
+    break nor the end, nor so a blank line); applied to the scores at once, after the steps'
+    own masks, in that order."""
+
+    def __init__(self, nl: int):
+        self.nl = nl
+        self.held: list[int] = []
+        self.open: list[int] = []
+        self._masks: dict[tuple, torch.Tensor] = {}
+
+    def apply(self, scores: torch.Tensor, rows) -> torch.Tensor:
+        if not self.held and not self.open:
+            return scores
+        out = rows.own(scores)
+        # Whole columns with a per-row choice: cheaper than indexing rows of them.
+        line_break, end = out[:, self.nl], out[:, 0]
+        if self.held:
+            at = self._mask(self.held, out)
+            line_break.copy_(torch.where(at, torch.logaddexp(line_break, end), line_break))
+            end.masked_fill_(at, -math.inf)
+        if self.open:
+            at = self._mask(self.open, out)
+            line_break.masked_fill_(at, -BIG)
+            end.masked_fill_(at, -BIG)
+        return out
+
+    def _mask(self, rows: list[int], out: torch.Tensor) -> torch.Tensor:
+        """A (rows drawn,) bool tensor, True at `rows` (made once per set of rows)."""
+        key = (out.shape[0], *sorted(set(rows)))
+        found = self._masks.get(key)
+        if found is None:
+            if len(self._masks) > 4096:
+                self._masks.clear()
+            found = torch.zeros(out.shape[0], dtype=torch.bool)
+            found[list(key[1:])] = True
+            found = self._masks[key] = found.to(out.device)
+        return found

@@ -1,0 +1,273 @@
+"""Rhyme (Rhyme, a line step): each stanza gets a rhyme pattern (the corpus's, or the one asked
+for), and a line the pattern says must rhyme with an earlier one is written on every lane at
+once (lines.py); the candidate that rhymes is kept. When none rhymes, the likeliest is written
+again but its last word, and the lanes draw an ending among the known words that rhyme (the
+corpus's first). Until the stanza has the rhymes it promised it may not close, nor the song
+end; a line a later one must rhyme with ends on a word that has a rhyme.
+
+Auto follows the corpus's patterns, rhyming ones drawn so often that with the stanzas the
+model rhymes unasked the song rhymes as often as the corpus's stanzas, not more (issue #33).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...songcraft.measures import (WORD, Measures, Words as WordList, rhyme_key, rhymes,
+                                   stanza_rhymes)
+from .lines import LineStep, Lines
+from .words import Words
+
+# Auto rhyme: the share of stanzas a model rhymes unasked, before a song shows its own, and
+# how many stanzas that guess weighs.
+FREE_RHYME, FREE_PRIOR = 0.25, 3
+_RHYME_INDEX: dict = {}
+
+
+class Rhyming:
+    """One song's rhyme: its stanza's pattern, the line being written's part in it, counts."""
+
+    __slots__ = ("pattern", "target", "opener", "endings", "owes", "asked", "rhymed",
+                 "free_stanzas", "free_rhymed")
+
+    def __init__(self):
+        self.pattern = "X"
+        self.target: str | None = None    # the word the line must rhyme with (None: none)
+        self.opener = False               # the line opens a rhyme: it ends on a rhymable word
+        self.endings: WordList | None = None  # round 2: the words that rhyme with the target
+        self.owes: tuple | None = None    # owes()'s answer for this line (None: not known)
+        self.asked = self.rhymed = 0      # lines asked to rhyme, and of them those that do
+        self.free_stanzas = 0             # stanzas left free of rhyme (auto), and of them
+        self.free_rhymed = 0              # those the model rhymed unasked
+
+
+class Rhyme(LineStep):
+    """`rhyme`: auto, off, or a pattern such as AABB; the words it rhymes with are `words`'."""
+
+    name = "rhyme"
+
+    def __init__(self, lines: Lines, words: Words, measures: Measures | None, rhyme: str):
+        super().__init__(lines)
+        self.words = words
+        self.rhyme = rhyme if "\n" in words.index else "off"
+        self.patterns = self._patterns(measures)
+        self.rhyme_rate = measures.rhyme_rate if measures is not None else 0.0
+        self.songs = [Rhyming() for _ in lines.songs]
+        self.rhyming = RhymeWords(words)
+
+    def _patterns(self, measures: Measures | None) -> list:
+        if self.rhyme not in ("auto", "off"):
+            return [(self.rhyme, 1)]
+        if self.rhyme == "off" or measures is None or not measures.patterns:
+            return [("X", 1)]
+        return list(measures.patterns.items())
+
+    def start(self, rows) -> None:
+        for s, song in enumerate(self.songs):  # the first stanza's pattern
+            song.pattern = self._draw_pattern(s, song)
+
+    def _draw_pattern(self, s: int, song: Rhyming) -> str:
+        """The next stanza's pattern. Auto: the corpus's patterns, rhyming ones drawn so often
+        that with the stanzas the model rhymes unasked (its rate so far in this song, from a
+        prior of FREE_RHYME) the song rhymes as often as the corpus's stanzas, not more."""
+        rng = self.lines.songs[s].rng
+        if self.rhyme != "auto" or len(self.patterns) == 1:
+            choices, weights = zip(*self.patterns)
+            return rng.choices(choices, weights)[0]
+        free = [(p, n) for p, n in self.patterns if p.strip("X") == ""] or [("X", 1)]
+        rhymed = [(p, n) for p, n in self.patterns if p.strip("X") != ""]
+        unasked = ((song.free_rhymed + FREE_RHYME * FREE_PRIOR)
+                   / (song.free_stanzas + FREE_PRIOR))
+        share = (self.rhyme_rate - unasked) / max(1e-9, 1 - unasked)
+        pool = rhymed if rhymed and rng.random() < share else free
+        choices, weights = zip(*pool)
+        return rng.choices(choices, weights)[0]
+
+    def owes(self, s: int) -> tuple[bool, bool]:
+        """Whether the stanza has a line to come that its pattern rhymes with an earlier one,
+        and no rhyme yet (a stanza closed before it would not rhyme at all); and whether it
+        has one after the line being written."""
+        song = self.songs[s]
+        if song.owes is None:
+            # (the line being written aside: the line after it is owed too, so the song may
+            # not end with this one)
+            song.owes = (self._owes(s, song), self._owes(s, song, 1))
+        return song.owes
+
+    def _owes(self, s: int, song: Rhyming, ahead: int = 0) -> bool:
+        text = self.lines.songs[s]
+        i, period = len(text.stanza) + ahead, len(song.pattern)
+        # Auto asks for a stanza that rhymes, which one pair makes; a pattern asked for, every
+        # pair it promises.
+        if (self.lines.lanes == 1 or i == 0 or i >= period
+                or (self.rhyme == "auto" and stanza_rhymes(text.ends))):
+            return False
+        later = song.pattern[i:]
+        return any(c != "X" and c in song.pattern[:i] + later[:k] for k, c in enumerate(later))
+
+    # -- the step ------------------------------------------------------------------------------
+
+    def steer(self, scores: torch.Tensor) -> torch.Tensor:
+        """Held ends and open lines (told to the lines); a second round's ending mask."""
+        if self.rhyme == "off":
+            return scores
+        lines, words, n = self.lines, self.words.row, self.lines.n
+        picks = None
+        for r in lines.read_rows:
+            s = r % n
+            owes, owes_next = self.owes(s)
+            if owes_next:
+                lines.ends.held.append(r)
+            row, song, text = words[r], self.songs[s], lines.songs[s]
+            if owes and row.ink == 0:  # (a line of spaces is a blank line too)
+                lines.ends.open.append(r)  # no blank line, no end yet: the stanza owes a rhyme
+            elif song.opener and row.col > 0 and not self.rhyming.rhymable(row):
+                lines.ends.open.append(r)  # it opens a rhyme: it ends on a word that has one
+            if text.mode == "lanes" and text.round == 2:
+                if picks is None:
+                    picks = [0] * scores.shape[0]
+                picks[r] = self._ending_mask(s, row)
+        return scores if picks is None else self.words.masks.add(scores, picks, self.words.rows)
+
+    def explain(self, row: int) -> list[str]:
+        s = row % self.lines.n
+        owes, owes_next = self.owes(s) if self.rhyme != "off" else (False, False)
+        song, out = self.songs[s], []
+        if owes_next:
+            out.append("the stanza owes a rhyme after this line: the song may not end yet")
+        if owes and self.words.row[row].ink == 0:
+            out.append("the stanza owes a rhyme: no blank line and no end yet")
+        if song.target is not None:
+            out.append(f"the line is to rhyme with '{song.target}'")
+        return out
+
+    def _ending_mask(self, s: int, row) -> int:
+        """Round 2, after the tail: a rhyming word, then at most a mark, then the line ends."""
+        song, words, index = self.songs[s], self.songs[s].endings, self.words.index
+        if row.word:
+            state = ("in", row.word)
+        elif rhymes(row.last, song.target) and row.col > len(self.lines.songs[s].tail):
+            state = ("after", "")
+        else:
+            state = ("start", "")
+        key = ("end", song.target, state)
+
+        def allowed() -> list[int]:
+            # (the end of the song too: the shape guide says where it may come)
+            if state[0] == "after":
+                return [self.words.nl, 0]
+            ids = [i for c in words.next_letters(state[1])
+                   for i in self.words.by_letter.get(c, ())]
+            if state[0] == "in" and words.is_word(state[1]):
+                ids += [self.words.nl, 0] + [index[c] for c in ",.!?;:" if c in index]
+            return ids
+        return self.words.masks.row_for(key, allowed)
+
+    # -- line by line --------------------------------------------------------------------------
+
+    def line_start(self, s: int) -> None:
+        song = self.songs[s]
+        song.opener, song.target = False, None
+
+    def plan_line(self, s: int) -> bool:
+        """A line its pattern rhymes with an earlier one: written on every lane, to rhyme with
+        that line's last word; the first line of a rhyme ends on a word that has one."""
+        song, text = self.songs[s], self.lines.songs[s]
+        i = len(text.stanza)
+        period = len(song.pattern)
+        letter = song.pattern[i % period]
+        first = i - i % period
+        partner = next((j for j in range(first, i) if song.pattern[j % period] == letter
+                        and letter != "X"), None)
+        if partner is None:
+            song.opener = letter != "X" and letter in song.pattern[i % period + 1:]
+        elif text.ends[partner] is not None:
+            song.target = text.ends[partner]
+            song.asked += 1
+        return song.target is not None
+
+    def rank(self, s: int, text: str, word: str) -> bool:
+        target = self.songs[s].target
+        return target is not None and rhymes(word, target)
+
+    def again(self, s: int, text: str, word: str, cand: list) -> list[int] | None:
+        """None rhymes (the best line ends on `word`): write the best line again up to its last
+        word, and end it with a word that rhymes, drawn by the model among the corpus's and
+        the frequent English words; None where there is nothing to do so with."""
+        song = self.songs[s]
+        if song.target is None or rhymes(word, song.target):
+            return None
+        endings = self.rhyming.endings(song.target)
+        if endings is None:
+            return None
+        line = self.lines.songs[s].line
+        chars, nl = self.words.chars, self.words.nl
+        drawn = "".join(chars[t] for t, _ in cand if t not in (0, nl))
+        found = list(WORD.finditer(line + drawn))
+        cut = found[-1].start() - len(line) if found else len(drawn)
+        song.endings = endings
+        return [self.words.index[c] for c in drawn[:max(cut, 0)]]
+
+    def kept_line(self, s: int, text: str, word: str) -> None:
+        self.songs[s].rhymed += self.rank(s, text, word)
+
+    def no_line(self, s: int) -> None:
+        self.songs[s].asked -= self.songs[s].target is not None
+
+    def line_end(self, s: int, line: str) -> None:
+        self.songs[s].owes = None
+
+    def stanza_end(self, s: int) -> None:
+        song, text = self.songs[s], self.lines.songs[s]
+        if song.pattern.strip("X") == "":
+            # A stanza left free: did the model rhyme in it all the same?
+            song.free_stanzas += 1
+            song.free_rhymed += stanza_rhymes(text.ends)
+        song.pattern = self._draw_pattern(s, song)
+
+    def report(self, s: int) -> dict:
+        return {"rhyme_lines_asked": self.songs[s].asked,
+                "rhyme_lines_rhymed": self.songs[s].rhymed}
+
+
+class RhymeWords:
+    """The known words that rhyme with a word: the corpus's own first, they are the songs'
+    own; the frequent English words where the corpus has fewer than three (`words`: the
+    Words step, which holds both lists)."""
+
+    def __init__(self, words: Words):
+        self.words = words
+        self._sets: dict[str, WordList | None] = {}
+
+    def rhymable(self, row) -> bool:
+        """Whether the row's word (being drawn, else the last) has a rhyme among the known
+        words (every word when there are none to go by)."""
+        word = row.word.rstrip("'") or row.last
+        return self.words.known is None or word is None or self.endings(word) is not None
+
+    def endings(self, target: str) -> WordList | None:
+        """The known words that rhyme with `target` (None: none, or no word list)."""
+        if self.words.known is None:
+            return None
+        key = rhyme_key(target)
+        if key not in self._sets:
+            found = [w for w in rhyme_index(self.words.corpus).get(key, ()) if w != target]
+            if len(found) < 3:
+                found += [w for w in rhyme_index(self.words.known).get(key, ()) if w != target]
+            self._sets[key] = WordList(found) if found else None
+        return self._sets[key]
+
+
+def rhyme_index(words: WordList) -> dict[str, list[str]]:
+    """Rhyme key -> the words of `words` with it (built once per word list)."""
+    key = (len(words.words), tuple(words.words[:1]), tuple(words.words[-1:]))
+    found = _RHYME_INDEX.get(key)
+    if found is None:
+        found = {}
+        for word in words.words:
+            if len(word) > 1 or word in ("a", "i"):
+                found.setdefault(rhyme_key(word), []).append(word)
+        if len(_RHYME_INDEX) > 4:
+            _RHYME_INDEX.clear()
+        _RHYME_INDEX[key] = found
+    return found

@@ -1,0 +1,185 @@
+"""The LSTM rows a batch of songs is written on (Rows): the model's state and scores on each
+row, which rows are drawn, read and stepped, and what the steering steps share about rows:
+snapshots of rows, known text read on a row in one call of the model, and what each song keeps
+of a step.
+
+Song s is written on row s. A step that writes candidate lines (`lanes` > 1, see lines.py)
+has lane k of song s on row k * n + s, so that lane 0 of every song is the first n rows. On the
+CPU, rows nobody reads are not stepped: while no song writes candidate lines only the first n
+rows are drawn and stepped, and otherwise only the rows read, where that spares enough of them;
+on CUDA a step of every row is one graph replay, so every row is drawn and stepped.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...model.stepper import StepState
+from .step import Step
+
+# Rows spared before a step is taken on the rows read alone (CPU; taking rows out and putting
+# them back costs about as much as stepping a few).
+LIVE_SPARED = 6
+
+
+class Rows:
+    """`n` songs on n * lanes rows, the prime read on every row; `stopped`: the batch's stop
+    reasons (a song with one is written no further); `steps`: the steering steps, started
+    here in order."""
+
+    def __init__(self, trained, n: int, steps: list[Step], prime: str, precision: str,
+                 stopped: list):
+        self.n, self.steps, self.stopped = n, steps, stopped
+        self.lanes = max([step.lanes for step in steps], default=1)
+        self.count = n * self.lanes
+        self.model = trained.model
+        self.prime = trained.vocab.encode(prime).tolist()
+        # The model reads the prime after an end-of-song symbol, as every song in training
+        # started, in one call; after that it steps one character at a time on packed weights.
+        x = torch.tensor([0] + self.prime, device=trained.device).expand(self.count, -1)
+        state = tuple(t.expand(-1, self.count, -1).contiguous() for t in trained.start_state)
+        logits, state = trained.model(x, state)
+        self.logits = logits[:, -1].float()        # (rows, vocab)
+        self.stepper = trained.stepper(precision)
+        self.layers = StepState(state)
+        self.apart = self.logits.device.type == "cpu"  # rows may be stepped apart
+        self.head = self.layers.head(n) if self.apart and self.count > n else None
+        self._readers = [s for s in steps if type(s).reading is not Step.reading]
+        self._indices: dict[tuple, torch.Tensor] = {}
+        self._copied = True
+        self.read: list[int] | None = None
+        self.narrow = False
+        self.kept: list[list] = [[] for _ in range(n)]
+        for step in steps:
+            step.start(self)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def scores(self) -> torch.Tensor:
+        """The model's scores of the rows drawn at this step, (rows drawn, vocab); the loop's
+        own: a step copies them before changing them (`own`)."""
+        read, wide = None, True
+        for step in self._readers:
+            read, wide = step.reading()
+        self.read = read
+        # Only lane 0 is drawn (no song writes candidate lines): only the first n rows.
+        self.narrow = self.head is not None and not wide
+        return self.logits[:self.n] if self.narrow else self.logits
+
+    def own(self, scores: torch.Tensor) -> torch.Tensor:
+        """`scores` where a step made them (it may change them in place), else a copy."""
+        if scores is self.logits or scores._base is self.logits:
+            return scores.clone()
+        return scores
+
+    def advance(self, ids: torch.Tensor, logp: torch.Tensor) -> list[list]:
+        """The model reads the drawn `ids` (rows drawn,), every step takes them in; per song,
+        what it keeps of this step: [(token, logp)] (by default its row's draw; a step writing
+        candidate lines keeps nothing while it writes them, and a whole line once chosen).
+        `logp`: the model's own log-probabilities, (rows drawn, vocab)."""
+        chosen = ids.tolist()  # the host needs them: to write the songs, and for the steps
+        logps = logp.gather(1, ids[:, None]).squeeze(1).tolist()
+        self._step(ids)
+        self.kept = [[(chosen[s], logps[s])] for s in range(self.n)]
+        for step in self.steps:
+            step.chosen(chosen, logps)
+        return self.kept
+
+    def _step(self, ids: torch.Tensor) -> None:
+        if self.narrow:
+            self.logits = torch.cat([self.stepper.step(ids, self.head), self.logits[self.n:]])
+        else:
+            live = self._live()
+            if live is None:
+                self.logits = self.stepper.step(ids, self.layers)
+            else:
+                part = self.layers.take(live)
+                self.logits = self.logits.index_copy(
+                    0, live, self.stepper.step(ids.index_select(0, live), part))
+                self.layers.put(live, part)
+        # The logits may be the stepper's own buffer: copied before the first write (writable).
+        self._copied = False
+
+    def _live(self) -> torch.Tensor | None:
+        """The rows read, as an index, where stepping them alone is worth it (CPU)."""
+        read = self.read
+        if (not self.apart or read is None or len(read) * 4 > self.count * 3
+                or self.count - len(read) < LIVE_SPARED):
+            return None
+        return self.index(read)
+
+    # -- what steps do to rows -------------------------------------------------------------
+
+    def index(self, values: list[int]) -> torch.Tensor:
+        """`values` as an index tensor on the rows' device; the same few lists come back step
+        after step, so they are made once (building a tensor costs more than using it)."""
+        key = tuple(values)
+        found = self._indices.get(key)
+        if found is None:
+            if len(self._indices) > 4096:
+                self._indices.clear()
+            found = self._indices[key] = torch.tensor(values, device=self.logits.device)
+        return found
+
+    def writable(self) -> torch.Tensor:
+        """The logits, made the rows' own before a step writes into them."""
+        if not self._copied:
+            self.logits, self._copied = self.logits.clone(), True
+        return self.logits
+
+    def feed(self, row: int, tokens: list[int]) -> list:
+        """Read `tokens` on row `row` in one call of the model (rather than a step per
+        character): its LSTM state, logits and every step's state of it move past them. Their
+        [(token, logp)], the log-probabilities the model gave them."""
+        if not tokens:
+            return []
+        r, layers, logits = row, self.layers, self.writable()
+        n_layers, hidden = len(layers.c), layers.c[0].shape[1]
+        h = layers.hs[r].view(n_layers, 1, hidden).to(logits.dtype)
+        c = torch.stack([c[r] for c in layers.c])[:, None].to(logits.dtype)
+        ids = torch.tensor(tokens, device=logits.device)
+        out, (h, c) = self.model(ids[None], (h.contiguous(), c.contiguous()))
+        scores = torch.cat([logits[r:r + 1], out[0, :-1].to(logits.dtype)])
+        logps = torch.log_softmax(scores.float(), dim=-1).gather(1, ids[:, None])[:, 0]
+        layers.hs[r] = h[:, 0].reshape(-1).to(layers.hs.dtype)
+        for l, mine in enumerate(layers.c):
+            mine[r] = c[l, 0].to(mine.dtype)
+        logits[r] = out[0, -1].to(logits.dtype)
+        for step in self.steps:
+            step.read(r, tokens)
+        return list(zip(tokens, logps.tolist()))
+
+    def snapshot(self) -> "Snapshot":
+        """A copy of every row's LSTM state and logits (no step's state yet: see save)."""
+        return Snapshot(self.layers, self.logits)
+
+    def save(self, snap: "Snapshot", rows: list[int]) -> None:
+        """Copy these rows, with every step's state of them, into `snap`."""
+        at = torch.tensor(rows, device=snap.hs.device)
+        snap.hs[at] = self.layers.hs[at]
+        for mine, theirs in zip(snap.c, self.layers.c):
+            mine[at] = theirs[at]
+        snap.logits[at] = self.logits[at].to(snap.logits.dtype)
+        for r in rows:
+            snap.states[r] = [step.row_state(r) for step in self.steps]
+
+    def restore(self, snap: "Snapshot", src: int, rows: list[int]) -> None:
+        """Every row of `rows` takes row `src` of `snap` (saved there before)."""
+        at = torch.tensor(rows, device=snap.hs.device)
+        k, logits = len(rows), self.writable()
+        self.layers.hs[at] = snap.hs[src].expand(k, -1)
+        for mine, theirs in zip(snap.c, self.layers.c):
+            theirs[at] = mine[src].expand(k, -1)
+        logits[at] = snap.logits[src].expand(k, -1).to(logits.dtype)
+        for step, state in zip(self.steps, snap.states[src]):
+            step.set_rows(rows, state)
+
+
+class Snapshot:
+    """Copies of rows' LSTM state and logits, and of every step's state of the rows saved."""
+
+    def __init__(self, layers: StepState, logits: torch.Tensor):
+        self.hs = layers.hs.clone()
+        self.c = [c.clone() for c in layers.c]
+        self.logits = logits.clone()
+        self.states: dict[int, list] = {}

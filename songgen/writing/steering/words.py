@@ -1,0 +1,232 @@
+"""Real words (Words, a steering step): a word being drawn may continue only as some allowed word
+continues (a prefix check in songcraft.Words), and end only where it is a word; each word is left
+free with probability `words` (names and invented words stay possible at that rate). The step
+also follows the word each row is writing (RowWords), which rhyme and scansion read.
+
+The allowed words: those of the corpus and the frequent English ones (songcraft's
+allowed_words), less any this model cannot spell. Masks are rows of a table added to the scores
+(Masks), BIG rather than -inf so that no step has to test for a row left with nothing to draw;
+one table serves every sampler of the same model and words.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+from ...songcraft.measures import (Measures, Words as WordList, allowed_words, corpus_words,
+                                   syllables)
+from .lines import BIG, Lines
+from .step import Step
+
+# The masks of the last word lists (building them takes a while; a new sampler of the same
+# model and words reuses them). Samplers run in several threads at once (the studio's
+# writers): the lock keeps the check and the replacement one step, so that a sampler never
+# takes the table made for another model's characters.
+_MASKS: dict = {}
+_MASKS_LOCK = threading.Lock()
+_SPELLABLE: dict = {}
+
+
+class RowWords:
+    """Word state of one row: the word being drawn (lower case), whether it is free, the last
+    word, the line's characters so far and of them those not blank (`ink`), the syllables of its
+    finished words (`syl`)."""
+
+    __slots__ = ("word", "free", "last", "col", "ink", "syl")
+
+    def __init__(self):
+        self.word, self.free, self.last, self.col, self.ink, self.syl = "", False, None, 0, 0, 0
+
+    def copy(self) -> "RowWords":
+        new = RowWords()
+        new.word, new.free, new.last, new.col, new.ink, new.syl = (
+            self.word, self.free, self.last, self.col, self.ink, self.syl)
+        return new
+
+
+class Words(Step):
+    """The word each row writes, on the rows of `lines`; with `rate` < 1, the masks that keep words
+    real (a word is free with probability `rate`, drawn from its song's own draws)."""
+
+    name = "words"
+
+    def __init__(self, lines: Lines, measures: Measures | None, chars: list[str], rate: float):
+        self.lines, self.chars, self.rate = lines, chars, rate
+        self.index = {c: i for i, c in enumerate(chars)}
+        self.nl = self.index.get("\n", -1)
+        # Per vocabulary id: its lower-case letter, or None for a symbol outside words.
+        self.letter = [c.lower().replace("’", "'") if (c.isalpha() or c in "'’") else None
+                       for c in chars]
+        self.blank = [c.isspace() for c in chars]
+        letters = frozenset(c for c in self.letter if c is not None)
+        # Only words this model can spell: a prefix never leads where no word can be finished.
+        self.known = None if measures is None else spellable(allowed_words(measures), letters)
+        self.words = None if rate >= 1 else self.known
+        self.corpus = None if measures is None else spellable(corpus_words(measures), letters)
+        self.by_letter: dict[str, list[int]] = {}
+        for i, c in enumerate(self.letter):
+            if c is not None:
+                self.by_letter.setdefault(c, []).append(i)
+        self.outside = [i for i, c in enumerate(self.letter) if c is None]
+        # Masks outlive a batch: the next batch (a retry, the next call) meets the same words.
+        key = (id(self.words), id(self.known), tuple(chars))
+        with _MASKS_LOCK:
+            if _MASKS.get("key") != key:
+                _MASKS.update(key=key, masks=Masks(len(chars)), lists=(self.words, self.known))
+            self.masks = _MASKS["masks"]
+        self._prefix_rows: dict[str, int] = {}  # this sampler's own look-up of prefix masks
+
+    def start(self, rows) -> None:
+        self.rows = rows
+        self.row = [RowWords() for _ in range(rows.count)]
+        for token in rows.prime:  # (the prime's words are free: no song's draw is taken)
+            for row in self.row:
+                self._take(row, token, None)
+
+    def steer(self, scores: torch.Tensor) -> torch.Tensor:
+        """A row drawing a word not left free continues it as an allowed word does (its ending
+        in a second round of a rhyming line is the rhyme's to spell)."""
+        if self.words is None:
+            return scores
+        picks, n, songs = None, self.lines.n, self.lines.songs
+        for r in self.lines.read_rows:
+            row = self.row[r]
+            if not row.word or row.free:
+                continue
+            song = songs[r % n]
+            if song.round == 2 and song.mode == "lanes":
+                continue
+            mask = self._prefix_rows.get(row.word)
+            if mask is None:
+                mask = self._prefix_rows[row.word] = self._mask(row.word)
+            if mask:
+                if picks is None:
+                    picks = [0] * scores.shape[0]
+                picks[r] = mask
+        return scores if picks is None else self.masks.add(scores, picks, self.rows)
+
+    def _mask(self, prefix: str) -> int:
+        """The mask table's row for a row drawing a word that starts `prefix` (0: no mask)."""
+        def allowed() -> list[int] | None:
+            ids = [i for c in self.words.next_letters(prefix) for i in self.by_letter.get(c, ())]
+            if self.words.is_word(prefix) or (prefix.endswith("'")
+                                              and self.words.is_word(prefix.rstrip("'"))):
+                ids += self.outside
+            return ids or None
+        return self.masks.row_for(prefix, allowed)
+
+    def chosen(self, ids: list[int], logps: list[float]) -> None:
+        n = self.lines.n
+        for r in self.lines.read_rows:
+            self._take(self.row[r], ids[r], r % n)
+
+    def read(self, row: int, tokens: list[int]) -> None:
+        for token in tokens:
+            self._take(self.row[row], token, row % self.lines.n)
+
+    def row_state(self, row: int) -> RowWords:
+        return self.row[row].copy()
+
+    def set_rows(self, rows: list[int], state: RowWords) -> None:
+        for r in rows:
+            self.row[r] = state.copy()
+
+    def explain(self, row: int) -> list[str]:
+        word = self.row[row]
+        if self.words is None or not word.word or word.free:
+            return []
+        return [f"'{word.word}' continues as an allowed word does"]
+
+    def _take(self, row: RowWords, token: int, s: int | None) -> None:
+        """Row `row` (of song `s`; None: the prime) took `token`."""
+        letter = self.letter[token] if token > 0 else None
+        if token == self.nl or token == 0:
+            row.col = row.ink = row.syl = 0
+        else:
+            row.col += 1
+            row.ink += not self.blank[token]
+        if letter is None or (letter == "'" and not row.word):
+            if row.word:
+                row.last = row.word.rstrip("'")
+                row.syl += syllables(row.last) if row.last else 0
+            row.word, row.free = "", False
+            return
+        if not row.word and s is not None and self.words is not None:
+            row.free = self.lines.songs[s].rng.random() < self.rate
+        elif not row.word:
+            row.free = True
+        row.word += letter
+        if not row.free and self.words is not None and not (
+                self.words.next_letters(row.word) or self.words.is_word(row.word)
+                or self.words.is_word(row.word.rstrip("'"))):
+            row.free = True  # a forced or prime word outside the list
+
+    def closing(self) -> int:
+        """The mask table's row allowing only a line's end or a mark (no blank: a line of
+        trailing blanks would never end)."""
+        return self.masks.row_for(("closing",), lambda: [self.nl, 0] + [
+            self.index[c] for c in ',.!?;:"”' if c in self.index])
+
+
+def spellable(words: WordList, letters: frozenset) -> WordList:
+    """The words of `words` made only of `letters` (cached for the last few lists)."""
+    key = (id(words), letters)
+    found = _SPELLABLE.get(key)
+    if found is None:
+        found = WordList([w for w in words.words if letters.issuperset(w)])
+        if len(_SPELLABLE) > 4:
+            _SPELLABLE.clear()
+        _SPELLABLE[key] = (words, found)  # the list itself kept, so that its id stays its own
+        return found
+    return found[1]
+
+
+class Masks:
+    """Additive masks (0 allowed, -BIG not), one row each, found by key; row 0 masks nothing.
+    The scores take a row per stream with one index_select.
+
+    One table serves every sampler of the same model and words, and the studio writes two
+    batches at once: a lock keeps its rows, their count and the table handed out in step
+    (unlocked, two threads adding at a doubling skipped it, and every later add failed)."""
+
+    def __init__(self, vocab: int):
+        self.keys: dict = {}
+        self.rows = torch.zeros(64, vocab)
+        self.used = 1
+        self._on: torch.Tensor | None = None
+        self._lock = threading.Lock()
+
+    def row_for(self, key, allowed) -> int:
+        """The row of `key`, made from `allowed()` (a list of ids; None: no mask, row 0) the
+        first time it is asked for."""
+        with self._lock:
+            found = self.keys.get(key)
+            if found is None:
+                ids = allowed()
+                found = 0 if ids is None else self._add(ids)
+                self.keys[key] = found
+            return found
+
+    def _add(self, allowed: list[int]) -> int:
+        if self.used >= len(self.rows):
+            self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)])
+        self.rows[self.used] = -BIG
+        self.rows[self.used, allowed] = 0.0
+        self.used += 1
+        self._on = None
+        return self.used - 1
+
+    def table(self, device, dtype) -> torch.Tensor:
+        """Every row made so far (a view that later rows never change), on `device`."""
+        with self._lock:
+            on = self._on
+            if on is None or on.device != device or on.dtype != dtype:
+                on = self._on = self.rows[:self.used].to(device=device, dtype=dtype)
+            return on
+
+    def add(self, scores: torch.Tensor, picks: list[int], rows) -> torch.Tensor:
+        """`scores` plus, per row, the mask row `picks` names (0: none): a new tensor."""
+        table = self.table(scores.device, scores.dtype)
+        return scores + table.index_select(0, rows.index(picks))

@@ -332,3 +332,32 @@ def test_the_summary_names_the_end_of_a_song(capsys):
         "  3.0 bits  [end] where 'a' was likeliest: 'ab'\n"
         "  2.0 bits  'b' where [end] was likeliest: 'ab'\n"
         "  1.0 bits  'a' where 'a' was likeliest: 'ab'\n")
+
+
+def test_the_checkpoint_may_be_given_as_eval_takes_it(run):
+    """`songgen explain TEXT CHECKPOINT`, as `songgen eval TEXT CHECKPOINT`; two different
+    checkpoints are refused."""
+    given = records(invoke("explain", run / "other.txt", run / "ck", "--json", "--top", 5))
+    option = records(invoke("explain", run / "other.txt", "--checkpoint", run / "ck", "--json",
+                            "--top", 5))
+    assert given == option
+    both = invoke("explain", run / "other.txt", run / "ck", "--checkpoint", run / "elsewhere")
+    assert both.exit_code == 2 and "two checkpoints given" in both.output
+
+
+def test_the_training_text_is_read_in_the_runs_encoding(tmp_path):
+    """A run trained on a cp1252 text: explain reads that text in cp1252 unless told
+    otherwise, as eval does (read as UTF-8 it would not even decode)."""
+    from songgen import TrainConfig, train
+
+    corpus = tmp_path / "songs.txt"
+    corpus.write_bytes(make_songs(8).replace("a", "\u00e9", 40).encode("cp1252"))
+    config = TrainConfig(seq_len=16, batch_size=4, eval_every=5, device="cpu", patience=0,
+                         checkpoint_dir=str(tmp_path / "ck"), steps=5, seed=0,
+                         encoding="cp1252")
+    train(corpus, model={"embed_dim": 8, "hidden_size": 16, "layers": 1, "dropout": 0.0},
+          config=config, quiet=True)
+    found = records(invoke("explain", corpus, tmp_path / "ck", "--json"))
+    loss = json.loads(invoke("eval", corpus, tmp_path / "ck", "--json").stdout)["loss"]
+    assert "\u00e9" in "".join(r["char"] for r in found)
+    assert abs(sum(-math.log(r["p"]) for r in found) / len(found) - loss) < 1e-3

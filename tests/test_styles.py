@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen.run.trained import load_checkpoint
+from songgen.run.trained import load_checkpoint, with_style
 from songgen.cli.commands import cli
 from songgen.config import ModelConfig
 from songgen.text.cache import CorpusCache
@@ -18,7 +18,8 @@ from songgen.writing.sampling import generate
 from songgen.text.corpus import load_corpus
 from songgen.text.vocab import EOS
 from songgen.model.lstm import CharLSTM
-from songgen.text.styles import StyleError, parse, unstyled, vector, with_style
+from songgen.model.style_input import unstyled, vector
+from songgen.text.styles import StyleError, parse
 from songgen.training.loop import train
 
 from .conftest import make_songs

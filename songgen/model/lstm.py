@@ -24,8 +24,8 @@ class CharLSTM(nn.Module):
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
         if config.styles:
             # A vector per style (row 0: no style) added to every character's embedding
-            # (songgen.model.style_input). Made last and zero, so that the other weights are drawn as
-            # for a model without styles, and the model starts as that model.
+            # (songgen.model.style_input). Made last and zero, so that the other weights are
+            # drawn as for a model without styles, and the model starts as that model.
             self.style = nn.Embedding(config.styles + 1, config.embed_dim)
             nn.init.zeros_(self.style.weight)
 

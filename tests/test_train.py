@@ -278,7 +278,7 @@ def test_the_bf16_probe_reports_fp32_time_over_bf16_time(monkeypatch, bf16_secon
     bf16 instructions)."""
     import time
 
-    from songgen.model import lstm as model_module
+    from songgen.model import probes as model_module
     from songgen.config import ModelConfig
 
     clock, steps = [0.0], []

@@ -490,7 +490,7 @@ def sampling_speed(checkpoint: Path, style: str, options: argparse.Namespace) ->
 
     from songgen.run.trained import load_checkpoint
     from songgen.writing.sampling import generate
-    from songgen.text.styles import with_style
+    from songgen.run.trained import with_style
 
     if options.threads:
         torch.set_num_threads(options.threads)

@@ -18,7 +18,7 @@ from songgen.training import plan
 from songgen.training import loop as training
 from songgen.cli.commands import cli
 from songgen.errors import DeviceError, SonggenWarning
-from songgen.model.lstm import Probe, _disturbance
+from songgen.model.probes import Probe, _disturbance
 from songgen.training.loop import train
 
 
@@ -239,7 +239,7 @@ def test_a_probe_says_when_other_programs_disturbed_it():
 
 def test_the_size_probe_notices_cores_kept_busy(monkeypatch):
     from songgen.config import ModelConfig
-    from songgen.model.lstm import step_seconds
+    from songgen.model.probes import step_seconds
 
     monkeypatch.setattr(devices, "cpu_cores", lambda: 4)
     monkeypatch.setattr(devices, "free_cores", lambda sample=0.1: 3)

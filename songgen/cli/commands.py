@@ -122,7 +122,7 @@ def info(checkpoint, as_json):
     """Show what CHECKPOINT holds, and whether it is intact; for a run folder [default:
     checkpoints], the run (its latest step and its best) and the checkpoint that sample and
     eval use for it (best.pt, else last.pt)."""
-    from ..run.checkpoint import info as checkpoint_info
+    from ..run.info import info as checkpoint_info
 
     summary = the_one_used(checkpoint_info(checkpoint), checkpoint_info)
     click.echo(json.dumps(summary, indent=2) if as_json else describe(summary))

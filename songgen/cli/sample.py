@@ -136,7 +136,7 @@ def sample(checkpoint_arg, checkpoint, device, threads, as_json, title, prime, p
     # One song is written a character at a time: on a busy machine, threads that wait for a
     # taken core cost far more than they bring.
     torch.set_num_threads(threads or free_cores())
-    from ..text.styles import with_style
+    from ..run.trained import with_style
 
     trained = base_if_no_run(checkpoint, device)
     # In the style asked for from here on (an unknown one is refused before any work).

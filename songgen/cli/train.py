@@ -105,7 +105,8 @@ def _stopped_early(saved, patience: int) -> str | None:
 def _run_checkpoint(folder: str):
     """The run saved in `folder` (its last.pt), or None where there is none to read
     (training then says what is wrong)."""
-    from ..run.checkpoint import RunFolder, load
+    from ..run.checkpoint import load
+    from ..run.folder import RunFolder
 
     try:
         return load(RunFolder(folder).last)
@@ -117,7 +118,7 @@ def _holds_demo_run(folder: str) -> bool:
     """Whether `folder` holds a run trained on the bundled demo songs."""
     from pathlib import Path
 
-    from ..run.checkpoint import RunFolder
+    from ..run.folder import RunFolder
     from ..text.corpus import demo_corpus
 
     corpus = RunFolder(folder).recorded_corpus()
@@ -256,7 +257,7 @@ def train(ctx, text, resume, init_from, from_scratch, quiet, more_steps, **optio
         click.echo(complete, err=True)
         return
     if init_from is not None and os.path.isdir(init_from):
-        from ..run.checkpoint import find_default
+        from ..run.folder import find_default
 
         init_from = str(find_default(init_from))  # as --checkpoint reads a folder
     try:

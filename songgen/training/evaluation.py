@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ..errors import CorpusError
 from ..model.devices import autocast
 from ..model.lstm import CharLSTM
-from ..run.checkpoint import RunFolder
+from ..run.folder import RunFolder
 from ..run.trained import Trained, load_checkpoint
 from ..text.cache import folder_for, load_encoded, mapped, user_folder
 from ..text.corpus import Encoded, encode_corpus, in_vocab

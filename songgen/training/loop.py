@@ -23,7 +23,8 @@ from ..config import ModelConfig, TrainConfig
 from ..errors import ConfigError, DeviceError, SonggenError, SonggenWarning
 from ..model.devices import DTYPES, ThreadTuner, autocast, cpu_cores, free_cores, keep_freed_memory
 from ..run import checkpoint as ckpt
-from ..run.checkpoint import Checkpoint, RunFolder
+from ..run.checkpoint import Checkpoint
+from ..run.folder import RunFolder
 from ..text import styles
 from .batches import StreamBatches
 from .defaults import LOWEST, PLATEAU

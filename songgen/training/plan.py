@@ -18,9 +18,10 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..errors import ConfigError, CorpusMissing, SonggenWarning
 from ..model.devices import DTYPES, check_precision, decide_precision
-from ..model.lstm import bf16_speedup, parameter_count, step_seconds, training_bytes
+from ..model.probes import bf16_speedup, parameter_count, step_seconds, training_bytes
 from ..run import checkpoint as ckpt
-from ..run.checkpoint import Checkpoint, RunFolder
+from ..run.checkpoint import Checkpoint
+from ..run.folder import RunFolder
 from ..text import styles
 from ..text.cache import CorpusCache, folder_for
 from ..text.corpus import Corpus, demo_corpus, load_corpus

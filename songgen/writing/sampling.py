@@ -16,13 +16,12 @@ import torch
 
 from ..errors import ConfigError, SonggenWarning
 from ..model.stepper import StepState
-from ..run.trained import Trained, load_checkpoint
+from ..run.trained import Trained, load_checkpoint, with_style
 from ..songcraft.measures import Measures, analyse
 from ..songcraft.shape import SongShape
 from ..songcraft.shape import resolve as resolve_shape
 from ..text.lyrics import is_title_line, title_line, title_of
 from ..text.reading import describe_chars, normalise
-from ..text.styles import with_style
 from ..text.vocab import EOS
 from .copycheck import Copy, CopyIndex
 from .drawing import choose as _choose

@@ -92,7 +92,7 @@ def _same_path(a, b) -> bool:
 def _stopped_early(saved, patience: int) -> str | None:
     """Why the run stopped early (patience run out, at its lowest learning rate), where that
     still holds with this patience; else None."""
-    from ..training.defaults import LrSchedule
+    from ..training.schedule import LrSchedule
 
     kind = (saved.schedule or {}).get("kind", "plateau")
     if not LrSchedule.from_dict(saved.schedule, kind, bad=saved.bad_evals,

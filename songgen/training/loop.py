@@ -26,7 +26,7 @@ from ..run import checkpoint as ckpt
 from ..run.checkpoint import Checkpoint, RunFolder
 from ..text import styles
 from .batches import StreamBatches
-from .defaults import LOWEST, PLATEAU
+from .schedule import LOWEST, PLATEAU
 from .evaluation import LN2, evaluate
 from .plan import VAL_CHARS, Plan, plan_run
 from .progress import Progress, describe_loss, epochs_done, say

@@ -16,7 +16,7 @@ from ..errors import CheckpointError
 from ..model.lstm import CharLSTM, context_state, detach, load_grown
 from ..run.checkpoint import Checkpoint
 from ..text.corpus import Corpus
-from .defaults import LrSchedule
+from .schedule import LrSchedule
 from .progress import epochs_done, say
 from .team import Team
 

@@ -4,8 +4,10 @@ turned into a checkpoint file and back, it goes on exactly as if it had never st
 import torch
 
 from songgen.run import checkpoint as ckpt
+from songgen.run.checkpoint import RunFolder
 from songgen.training.batches import StreamBatches
 from songgen.config import ModelConfig, TrainConfig
+from songgen.training.plan import Plan
 from songgen.training.team import Team
 from songgen.text.corpus import load_corpus
 from songgen.training.state import TrainState, song_start_context
@@ -21,8 +23,10 @@ def _state(corpus, saved=None):
     model = ModelConfig(vocab_size=len(corpus.vocab), embed_dim=8, hidden_size=16, layers=2,
                         dropout=0.2)
     batches = StreamBatches(corpus.train, config.batch_size, config.seq_len)
-    state = TrainState(model, config, CPU, torch.float32, Team(), steps_an_epoch=len(batches),
-                       schedule="plateau").start(saved)
+    plan = Plan(corpus, model, config, CPU, torch.float32, RunFolder("unused"), Team(),
+                quiet=True, choices={}, schedule="plateau", rows=Team().rows(config.batch_size),
+                steps_an_epoch=len(batches))
+    state = TrainState(plan).start(saved)
     return state, batches
 
 

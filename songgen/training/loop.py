@@ -169,11 +169,9 @@ def thread_tuner(state: TrainState, quiet: bool) -> ThreadTuner | None:
     if state.device.type != "cpu":
         return None
     most, free = cpu_cores(), free_cores()
-    rows = state.config.batch_size // state.team.world
     threads = decide_threads(
         state.config.threads, state.choices.get("threads"), state.step, most, free,
-        lambda counts: step_changes_with_threads(state.model.config, state.config, rows,
-                                                 state.dtype, counts, train_step))
+        lambda counts: step_changes_with_threads(state.plan, counts, train_step))
     state.choices["threads"] = threads.record
     say(threads.line, quiet)
     if threads.tune:
@@ -281,8 +279,8 @@ class Run:
         self.folder, self.team, self.quiet = plan.folder, plan.team, plan.quiet
         config = plan.config
         self.batches = StreamBatches(
-            self.corpus.train, config.batch_size, config.seq_len,
-            self.team.rows(config.batch_size), multiple=self.team.world,
+            self.corpus.train, config.batch_size, config.seq_len, plan.rows,
+            multiple=self.team.world,
             styles=None if self.corpus.styles is None else self.corpus.styles.positions(
                 config.seed, len(self.corpus.train)))
         if self.device.type == "cpu":
@@ -294,11 +292,7 @@ class Run:
         self.signals: StopSignals | None = None
         self.started: float | None = None
         self.songcraft: dict | None = None  # the corpus's, measured at the first save
-        self.state = TrainState(
-            plan.model_config, config, self.device, self.dtype, self.team,
-            steps_an_epoch=len(self.batches), schedule=plan.schedule,
-            budget_steps=plan.budget_steps, base=plan.base, base_path=plan.base_path,
-            init_from=plan.init_from, choices=plan.choices).start(plan.saved)
+        self.state = TrainState(plan).start(plan.saved)
         if plan.saved is not None:
             self.state.resumed(plan.saved.train_config, self.quiet)
 

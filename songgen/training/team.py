@@ -126,11 +126,15 @@ class Team:
         return (isinstance(exc, getattr(dist, "DistError", ())) or
                 any(word in text for word in ("gloo", "NCCL", "Connection", "peer")))
 
-    def rows(self, batch_size: int) -> slice:
-        """This process's share of the batch rows."""
+    def check_split(self, batch_size: int) -> None:
+        """Refuse a batch that does not split evenly over the processes."""
         if batch_size % self.world:
             raise ConfigError(f"batch size {batch_size} does not split evenly over {self.world} "
                               f"processes; use a multiple of {self.world}")
+
+    def rows(self, batch_size: int) -> slice:
+        """This process's share of the batch rows (worked out once, by the run's plan)."""
+        self.check_split(batch_size)
         share = batch_size // self.world
         return slice(self.rank * share, (self.rank + 1) * share)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
 
 import torch
@@ -19,6 +20,19 @@ import torch
 from ..config import launched_distributed
 from ..errors import ConfigError, DeviceError, SonggenError, SonggenWarning
 from ..model.devices import resolve_device
+
+
+def leave_worker() -> None:
+    """End a torchrun worker whose run is complete and saved, at once (no-op outside torchrun).
+    Now and then the interpreter's shutdown after distributed training aborted a worker
+    (SIGABRT from gloo's threads), which torchrun then reports as a failed run. A program that
+    trains under torchrun calls it last, as `songgen train` does; a library never ends its
+    caller's process, so train() leaves it to the program."""
+    if not launched_distributed():
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 class PeerStopped(SonggenError):

@@ -9,6 +9,8 @@ new state from it and N-k steps give the weights of N steps straight, bit for bi
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from ..config import TrainConfig
@@ -37,7 +39,9 @@ class TrainState:
     back into one."""
 
     def __init__(self, plan: Plan):
-        self.plan = plan
+        # Not the checkpoint a resume starts from: kept here, its tensors would stay in memory
+        # for the whole run.
+        self.plan = replace(plan, saved=None)
         # What a step reads, kept at hand; `config` may change (a roll-back halves its rate).
         self.config, self.device, self.dtype, self.team = (plan.config, plan.device, plan.dtype,
                                                            plan.team)

@@ -29,10 +29,10 @@ from ..run.checkpoint import Checkpoint, RunFolder
 from ..text import styles
 from . import continuation
 from .batches import StreamBatches
-from .schedule import LOWEST, PLATEAU
 from .evaluation import LN2, evaluate
 from .plan import VAL_CHARS, Plan, plan_run
 from .progress import Progress, describe_loss, epochs_done, say
+from .schedule import LOWEST, PLATEAU
 from .signals import StopSignals, interrupted, stopped_at_once
 from .state import TrainState, song_start_context
 from .team import Team

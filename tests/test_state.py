@@ -4,7 +4,7 @@ turned into a checkpoint file and back, it goes on exactly as if it had never st
 import torch
 
 from songgen.run import checkpoint as ckpt
-from songgen.run.checkpoint import RunFolder
+from songgen.run.folder import RunFolder
 from songgen.training.batches import StreamBatches
 from songgen.config import ModelConfig, TrainConfig
 from songgen.training.plan import Plan

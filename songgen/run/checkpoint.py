@@ -24,6 +24,7 @@ from ..errors import CheckpointError, DamagedCheckpoint, SonggenError, Unreadabl
 from .checks import FORMAT, VERSION, check_header, check_model, check_record
 from .safeload import read_dict
 
+
 @dataclass
 class Checkpoint:
     """Everything a checkpoint holds. A model for sampling needs the first three fields; the
@@ -50,7 +51,7 @@ class Checkpoint:
     init_from: dict | None = None           # a fine-tuned run's base: path, step, fingerprint
     shape: dict | None = None               # the corpus's song shape (shape.SongShape.to_dict)
     schedule: dict | None = None            # the learning-rate schedule's state
-                                            # (defaults.LrSchedule.to_dict)
+                                            # (schedule.LrSchedule.to_dict)
     choices: dict | None = None             # automatic choices: name -> {"value", "reason"}
     styles: dict | None = None              # the style table (styles.StyleTable.to_dict)
     songcraft: dict | None = None           # rhyme, chorus, words (songcraft.Measures.to_dict)

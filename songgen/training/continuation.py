@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ..config import TrainConfig
 from ..errors import ConfigError, SonggenError
-from ..run.checkpoint import Checkpoint, RunFolder, load
+from ..run.checkpoint import Checkpoint, load
+from ..run.folder import RunFolder
 from ..text.corpus import demo_corpus
 from .schedule import LrSchedule
 

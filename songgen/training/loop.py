@@ -26,7 +26,7 @@ from ..errors import ConfigError, DeviceError, SonggenError, SonggenWarning
 from ..model.devices import DTYPES, ThreadTuner, autocast, cpu_cores, free_cores, keep_freed_memory
 from ..run import checkpoint as ckpt
 from ..run.checkpoint import Checkpoint
-from ..run.folder import RunFolder
+from ..run.folder import RunFolder, find_default
 from ..text import styles
 from . import continuation
 from .batches import StreamBatches
@@ -105,7 +105,7 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
                                    not isinstance(more_steps, int) or more_steps < 1):
         raise ConfigError("the number of steps more must be a whole number, at least 1")
     if init_from is not None and Path(init_from).is_dir():
-        init_from = str(ckpt.find_default(init_from))  # as sampling reads a folder
+        init_from = str(find_default(init_from))  # as sampling reads a folder
     going = continuation.settle(source, config, resume, init_from, more_steps, explicit)
     if going.complete is not None:
         return _complete_already(going)

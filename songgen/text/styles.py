@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, CorpusError, SonggenWarning
-from ..model.style_input import NEUTRAL, Styled
+from ..model.style_input import NEUTRAL
 
 NEUTRAL_SHARE = 0.1      # share of the training songs shown with it
 MAX_STYLES = 1000        # more is a folder layout that is not a set of styles
@@ -50,21 +50,6 @@ MODES = ("auto", "none")
 
 # `{style: NAME}` alone on the first line of a song (ChordPro's directive form).
 _MARK = re.compile(r"[ \t]*\{[ \t]*style[ \t]*:([^{}\n]*)\}[ \t]*(?:\n|$)", re.IGNORECASE)
-
-
-def evaluate(evaluate_fn, model, styles: "Styles", val: torch.Tensor, limit: int,
-             **options) -> tuple[float, dict[str, float]]:
-    """The validation loss of each style on its own validation text (read in its style), and
-    their mean weighted by characters: (mean, {name: loss})."""
-    parts = [(s, a, b) for s, a, b in styles.val_parts if b - a >= 2]
-    each = max(limit // max(len(parts), 1), 10_000)
-    losses, total, weight = {}, 0.0, 0
-    for style, begin, end in parts:
-        loss = evaluate_fn(Styled(model, style), val[begin:end], limit=each, **options)
-        losses[styles.name(style)] = loss
-        total += loss * (end - begin)
-        weight += end - begin
-    return total / weight, losses
 
 
 def for_resume(saved) -> tuple[str, list[str] | None]:
@@ -96,9 +81,11 @@ def keep_base_shapes(found: "Styles | None", base) -> None:
         found.table.songcraft = {**table.songcraft, **found.table.songcraft}
 
 
-def measure_each(found: "Styles", train: torch.Tensor, chars: list[str], measure_ids) -> None:
+def measure_each(found: "Styles", train: torch.Tensor, chars: list[str]) -> None:
     """Each style's rhyme, chorus and word measures (songgen.songcraft.measures), from its training
     songs, into the style table."""
+    from ..songcraft.measures import measure_ids
+
     sizes = found.train_sizes
     starts = np.cumsum(sizes) - sizes
     ids = train.numpy()
@@ -430,30 +417,3 @@ def warn_empty_folders(root: Path) -> None:
         shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
         warnings.warn(f"style folder{'' if len(empty) == 1 else 's'} with no .txt lyrics, "
                       f"skipped: {shown}", SonggenWarning)
-
-
-def score_by_style(trained, encoded, data: torch.Tensor, evaluate_fn, **options) -> dict | None:
-    """The loss of a model with styles on each style of a text whose songs have styles it
-    knows (each style's songs read in that style): {name: loss}, or None when there is none
-    to score. `data`: the text's ids in the model's vocabulary, the first end-of-song symbol
-    included (as `lyrics.Encoded.ids`)."""
-    names = style_names(trained.checkpoint)
-    if not names or not encoded.styles or not any(name for name, _ in encoded.styles):
-        return None
-    labelled = song_labels(encoded.styles, "auto", names, grow=True)
-    if labelled is None:
-        return None
-    _, labels = labelled
-    sizes = np.asarray(encoded.sizes, dtype=np.int64)
-    starts = np.cumsum(sizes) - sizes + 1  # after the first end-of-song symbol
-    ids, eos = data.numpy(), data[:1].numpy()
-    losses = {}
-    for style in range(1, len(names) + 1):
-        songs = np.flatnonzero(labels == style)
-        if len(songs) == 0:
-            continue
-        # Each song read after an end-of-song symbol, as in training.
-        text = np.concatenate([eos] + [ids[starts[s]:starts[s] + sizes[s]] for s in songs])
-        losses[names[style - 1]] = evaluate_fn(Styled(trained.full_model, style),
-                                               torch.from_numpy(text), trained.device, **options)
-    return losses or None

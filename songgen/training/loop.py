@@ -30,7 +30,7 @@ from ..run.folder import RunFolder, find_default
 from ..text import styles
 from . import continuation
 from .batches import StreamBatches
-from .evaluation import LN2, evaluate
+from .evaluation import LN2, evaluate, evaluate_styles
 from .plan import VAL_CHARS, Plan, plan_run
 from .progress import Progress, describe_loss, epochs_done, say
 from .schedule import LOWEST, PLATEAU
@@ -265,7 +265,7 @@ def corpus_songcraft(corpus) -> dict:
 
     found = measure_ids(corpus.train, corpus.vocab.chars).to_dict()
     if corpus.styles is not None:
-        styles.measure_each(corpus.styles, corpus.train, corpus.vocab.chars, measure_ids)
+        styles.measure_each(corpus.styles, corpus.train, corpus.vocab.chars)
     return found
 
 
@@ -274,8 +274,8 @@ def validation_loss(model, corpus, device: torch.device, dtype, team: Team
     """The loss on the validation text, and per style where the corpus has styles (each on
     its own validation text, read in that style: songgen.text.styles)."""
     if corpus.styles is not None and corpus.styles.val_parts:
-        return styles.evaluate(evaluate, model, corpus.styles, corpus.val, VAL_CHARS,
-                               device=device, dtype=dtype, rows=128, chunk=256, team=team)
+        return evaluate_styles(model, corpus.styles, corpus.val, VAL_CHARS, device=device,
+                               dtype=dtype, rows=128, chunk=256, team=team)
     return evaluate(model, corpus.val, device, dtype, rows=128, chunk=256, team=team,
                     limit=VAL_CHARS), None
 

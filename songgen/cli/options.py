@@ -100,26 +100,27 @@ def request_option(name: str, *decls: str, **overrides):
     """A `songgen sample` option made from the request's field `name`
     (songgen/writing/request.py): its default, its range or choices, and its help where the
     field's own words fit the command line; `overrides` for what is the command line's own (a
-    help that names other options, a metavar, a path type)."""
+    help that names other options, a metavar, a path type, a callback)."""
     from ..writing.request import rule
 
     found = rule(name)
     settings = {"default": found.default, "show_default": found.default not in (None, ""),
                 "help": found.help}
-    if found.clean is not None:  # checked as the request checks it (a rhyme pattern)
-        settings["callback"] = lambda ctx, param, value: _request_value(found, value, ctx, param)
-    elif found.choices:
+    if found.choices:
         settings["type"] = click.Choice(list(found.choices))
-    elif found.kind in (int, float):
+    elif found.kind in (int, float) and found.clean is None:
         kind = click.IntRange if found.kind is int else click.FloatRange
         settings["type"] = kind(found.low, found.high, min_open=found.low_open)
     return click.option(*decls, name, **{**settings, **overrides})
 
 
-def _request_value(found, value, ctx, param):
+def as_requested(ctx, param, value):
+    """A callback: the value as the request takes it (a rhyme pattern in capitals), refused as
+    click refuses a value out of range (exit 2)."""
     from ..errors import ConfigError
+    from ..writing.request import rule
 
     try:
-        return found.check(value)
+        return rule(param.name).check(value)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None

@@ -11,7 +11,8 @@ import warnings
 import click
 
 from .exits import library_call
-from .options import device_option, encoding_callback, request_option, threads_option
+from .options import (as_requested, device_option, encoding_callback, request_option,
+                      threads_option)
 from .output import (base_if_no_run, fit_to_model, measures_told, one_checkpoint,
                      read_prime_file, show_songs, tell_cut, tell_seed)
 
@@ -53,7 +54,7 @@ from .output import (base_if_no_run, fit_to_model, measures_told, one_checkpoint
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=str),
               help="Write the songs (or JSON) to this new file instead of stdout.")
 @request_option("shape", "--shape")
-@request_option("rhyme", "--rhyme", metavar="auto|off|PATTERN")
+@request_option("rhyme", "--rhyme", metavar="auto|off|PATTERN", callback=as_requested)
 @request_option("chorus", "--chorus")
 @request_option("scan", "--scan")
 @request_option("words", "--words", metavar="RATE")

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from .test_explain import invoke, run  # noqa: F401 (the module's trained run)
+from .explain_support import invoke, run  # noqa: F401 (run: the module's trained run)
 from .browser_support import browser_or_skip, launch, shot, until, watch_problems
 
 pytestmark = pytest.mark.slow  # a real browser

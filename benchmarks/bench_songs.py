@@ -320,6 +320,7 @@ def suite_singable(argv: list[str] | None = None, prog: str | None = None) -> No
     """Issue #33: songs a singer could sing, each figure beside the corpus's, and the cost.
 
         python -m benchmarks singable --checkpoint CK --corpus TEXT [--songs 20] [--seed 100]
+            [--temperatures 0.8,1.0] [--no-speed] [--show 3]
 
     Written with the defaults (-n SONGS --seed SEED): lines that scan (stanza 2+ within 2
     syllables of the same line of the song's first stanza of that length; target >= corpus - 5
@@ -336,30 +337,45 @@ def suite_singable(argv: list[str] | None = None, prog: str | None = None) -> No
     parser.add_argument("--songs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--temperatures", default="0.8,1.0",
+                        help="comma-separated temperatures, each measured in full")
+    parser.add_argument("--no-speed", action="store_true", help="leave out the speed figures")
+    parser.add_argument("--show", type=int, default=0,
+                        help="print the first N songs written with the defaults at each "
+                        "temperature (to read them, before and after a change)")
     args = parser.parse_args(argv)
     trained = load_checkpoint(args.checkpoint, device="cpu")
     corpus = read_songs(args.corpus)
     words = allowed_words(measure(corpus))
-    base = dict(num_songs=args.songs, seed=args.seed, corpus=args.corpus)
-    written = generate(trained, SampleOptions(**base))
-    free = generate(trained, SampleOptions(**base, shape="free", **FREE))
-    aabb = generate(trained, SampleOptions(**base, rhyme="AABB"))
-    rows = {"corpus": singable_figures(corpus, words, "AABB"),
-            "songgen": singable_figures([s.text for s in written], words),
-            "songgen --rhyme AABB": singable_figures([s.text for s in aabb], words, "AABB"),
-            "free sampling": singable_figures([s.text for s in free], words)}
-    names = list(rows["corpus"])
     print(f"{prog or 'singable'} {' '.join(argv or [])}: {common.machine()}\n")
-    print("| | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
-    for name, figs in rows.items():
-        print(f"| {name} | " + " | ".join(str(figs.get(k, "")) for k in names) + " |")
-    bpc = {name: statistics.mean(s.bits_per_char for s in songs)
-           for name, songs in (("songgen", written), ("free", free))}
-    print(f"\nbits/char: songgen {bpc['songgen']:.3f}, free {bpc['free']:.3f} "
-          f"({bpc['songgen'] / bpc['free'] - 1:+.1%}; target <= +8%)")
-    for n in (1, 8):
-        print(f"speed, {n} song{'s' * (n > 1)}: {speed(trained, n, 0.8, args.rounds)}x free "
-              "sampling (target >= 0.5x)", flush=True)
+    for temperature in [float(t) for t in args.temperatures.split(",")]:
+        base = dict(num_songs=args.songs, seed=args.seed, corpus=args.corpus,
+                    temperature=temperature)
+        written = generate(trained, SampleOptions(**base))
+        free = generate(trained, SampleOptions(**base, shape="free", **FREE))
+        aabb = generate(trained, SampleOptions(**base, rhyme="AABB"))
+        rows = {"corpus": singable_figures(corpus, words, "AABB"),
+                "songgen": singable_figures([s.text for s in written], words),
+                "songgen --rhyme AABB": singable_figures([s.text for s in aabb], words, "AABB"),
+                "free sampling": singable_figures([s.text for s in free], words)}
+        names = list(rows["corpus"])
+        print(f"temperature {temperature}:\n")
+        print("| | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+        for name, figs in rows.items():
+            print(f"| {name} | " + " | ".join(str(figs.get(k, "")) for k in names) + " |")
+        bpc = {name: statistics.mean(s.bits_per_char for s in songs)
+               for name, songs in (("songgen", written), ("free", free))}
+        print(f"\nbits/char: songgen {bpc['songgen']:.3f}, free {bpc['free']:.3f} "
+              f"({bpc['songgen'] / bpc['free'] - 1:+.1%}; target <= +8%)\n")
+        for i, song in enumerate(written[:args.show]):
+            print(f"song {i + 1} of seed {args.seed}, temperature {temperature}:\n\n```\n"
+                  f"{song.text.rstrip()}\n```\n")
+        if not args.no_speed:
+            for n in (1, 8):
+                ratio = speed(trained, n, temperature, args.rounds)
+                print(f"speed, {n} song{'s' * (n > 1)}: {ratio}x free sampling (target >= 0.5x)",
+                      flush=True)
+            print()
 
 
 # -- styles: one model on two styles beside single-style models (#27) ------------------------
@@ -474,7 +490,7 @@ def sampling_speed(checkpoint: Path, style: str, options: argparse.Namespace) ->
 
     from songgen.run.trained import load_checkpoint
     from songgen.writing.sampling import generate
-    from songgen.text.styles import with_style
+    from songgen.run.trained import with_style
 
     if options.threads:
         torch.set_num_threads(options.threads)

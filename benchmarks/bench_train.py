@@ -536,7 +536,7 @@ PROBE = """
 import json, time, torch
 from songgen.config import ModelConfig
 from songgen.model.devices import resolve_precision
-from songgen.model.lstm import bf16_speedup
+from songgen.model.probes import bf16_speedup
 config = ModelConfig(vocab_size=62, hidden_size={hidden})
 seen = {{}}
 def probe():

@@ -1,6 +1,8 @@
-"""Writing files safely, for every writer of songgen: atomic replacement (a crash at any
-instant leaves the old file or the new one, never a torn one), appends that never leave half
-a line, locks that hold on every OS (through `filelock`), and a full disk named as such.
+"""Writing and reading files safely, for every writer and reader of songgen: atomic replacement
+(a crash at any instant leaves the old file or the new one, never a torn one), appends that
+never leave half a line, locks that hold on every OS (through `filelock`), a full disk named as
+such, and reads that take only a regular file (the one guard every reader uses: a named pipe
+or a device is refused at once, never waited on).
 
 A full disk must surface as an OSError whatever wrote the bytes: PyTorch's zip writer swallows
 the OSError of the file object it writes to and fails later with "unexpected pos", so the file
@@ -149,28 +151,51 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
-# -- run files: never through a link, never waiting on a pipe -----------------------------------
+# -- reading: only regular files, never through a link of songgen's own, never waiting on a pipe --
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+# What every reader says of a named pipe, a device or a socket where it wants a file.
+NOT_REGULAR = "is not a regular file (a named pipe, a device or a socket)"
+
+
+class NotRegularFile(OSError):
+    """Something other than a regular file where songgen opens one: a symbolic link it does not
+    follow, a named pipe, a device, a socket or a folder."""
+
+
+def regular_file(path: str | Path, error: Callable[[str], Exception], missing: str, folder: str,
+                 advice: str) -> Path:
+    """`path`, where a regular file is; else `error` raised with the caller's words: `missing`
+    where nothing is there, `folder` for a folder, and "PATH is not a regular file (...);
+    `advice`" for anything else. Told by the path's status alone, before anything is opened:
+    reading a named pipe or a device such as /dev/zero would wait forever or never end."""
+    path = Path(path)
+    if not path.exists():
+        raise error(missing)
+    if path.is_dir():
+        raise error(folder)
+    if not path.is_file():
+        raise error(f"{path} {NOT_REGULAR}; {advice}")
+    return path
 
 
 def open_regular(path: str | Path, flags: int, mode: int = 0o666, follow: bool = False) -> int:
     """os.open for a file of songgen's own: a symbolic link is refused (not followed to
     wherever it points; `follow=True` for a file the user names, which may be a link), and a
-    named pipe or device is refused at once instead of waiting for a writer. Raises OSError
-    (its strerror says which) for both."""
+    named pipe or device is refused at once instead of waiting for a writer. Raises
+    NotRegularFile (its strerror says which) for both."""
     nofollow = 0 if follow else _NOFOLLOW
     try:
         fd = os.open(path, flags | nofollow | _NONBLOCK | getattr(os, "O_BINARY", 0), mode)
     except OSError as exc:
         if nofollow and exc.errno in (errno.ELOOP, errno.EMLINK):
-            raise OSError(errno.ELOOP, "it is a symbolic link, not a regular file") from None
+            raise NotRegularFile(errno.ELOOP, "it is a symbolic link, not a regular file") from None
         raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "it is not a regular file (a named pipe, a device, a "
-                                        "socket or a folder)")
+            raise NotRegularFile(errno.EINVAL, "it is not a regular file (a named pipe, a "
+                                               "device, a socket or a folder)")
         if _NONBLOCK:
             os.set_blocking(fd, True)
     except BaseException:
@@ -194,9 +219,10 @@ def _check_regular(path: Path) -> None:
                                     "or a folder)")
 
 
-def read_regular(path: str | Path) -> bytes:
-    """The bytes of a file of songgen's own (opened as `open_regular` does)."""
-    with open(open_regular(path, os.O_RDONLY), "rb") as f:
+def read_regular(path: str | Path, follow: bool = False) -> bytes:
+    """The bytes of a file of songgen's own (opened as `open_regular` does; `follow=True` for
+    one the user names, which may be a link)."""
+    with open(open_regular(path, os.O_RDONLY, follow=follow), "rb") as f:
         return f.read()
 
 

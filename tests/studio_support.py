@@ -1,5 +1,6 @@
 """Shared by the studio tests: a folder of tiny trained runs, a studio server on an ephemeral
-port in a thread, and a small HTTP client that reads Server-Sent Events."""
+port in a thread, and a small HTTP client that reads Server-Sent Events; and the fixtures made
+of them (`root`, `server`, `client`), which a test module imports to use."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import json
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from .conftest import make_songs
 
@@ -58,6 +61,26 @@ def studio(root: Path, host: str = "127.0.0.1"):
         server.stopping.set()
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """A folder of tiny runs (`make_runs`), made once for a test module."""
+    return make_runs(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture
+def server(root):
+    """A studio serving `root`, for one test."""
+    with studio(root) as s:
+        yield s
+
+
+@pytest.fixture
+def client(server, request):
+    """A client of `server` that waits at most the test module's CLIENT_TIMEOUT seconds for an
+    answer (20 where the module sets none)."""
+    return Client(server, timeout=getattr(request.module, "CLIENT_TIMEOUT", 20))
 
 
 class Client:

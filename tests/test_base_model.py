@@ -19,7 +19,7 @@ from songgen.run.checkpoint import load
 from songgen.cli.commands import cli
 
 from .conftest import make_songs
-from .test_exact import assert_same, straight_and_resumed
+from .resume_support import assert_same, straight_and_resumed
 
 BASE_SHAPE = {"embed_dim": 8, "hidden_size": 16, "layers": 1, "dropout": 0.1}
 # Characters the base model never saw (its songs are lower-case words, titles and digits).

@@ -13,9 +13,10 @@ from click.testing import CliRunner
 
 from songgen.run import checkpoint as ckpt
 from songgen.cli.commands import cli
-from songgen.training.defaults import (FLOOR, LOWEST, SEEN_PER_PARAMETER, LrSchedule, budget_factor,
-                              choose_dropout, choose_lr, choose_schedule, choose_size,
-                              choose_weight_decay, corpus_tier)
+from songgen.training.defaults import (SEEN_PER_PARAMETER, choose_dropout, choose_lr,
+                                      choose_schedule, choose_size, choose_weight_decay,
+                                      corpus_tier)
+from songgen.training.schedule import FLOOR, LOWEST, LrSchedule, budget_factor
 from songgen.training.loop import train
 
 from .conftest import make_songs

@@ -8,43 +8,18 @@ import time
 
 import pytest
 import torch
-import torch.distributed as dist
 
-pytestmark = [pytest.mark.slow,  # torchrun processes
-              pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
-                                 reason="this PyTorch has no gloo backend")]
+from .torchrun_support import (TINY, assert_same_weights, load, needs_gloo, single, torchrun,
+                               two_and_one)
 
-TINY = ["--seq-len", "16", "--hidden-size", "16", "--embed-dim", "8", "--eval-every", "5",
-        "--device", "cpu", "--precision", "fp32", "--patience", "0", "-q"]
-
-
-def torchrun(*args, procs=2, **kwargs):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc-per-node", str(procs), "-m", "songgen", "train", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, **kwargs)
-
-
-def single(*args):
-    command = [sys.executable, "-m", "songgen", "train", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-
-
-def load(folder):
-    return torch.load(folder / "last.pt", weights_only=True)
+pytestmark = [pytest.mark.slow, needs_gloo]  # torchrun processes
 
 
 def test_two_processes_train_like_one_process_with_the_same_batch(songs_file, tmp_path):
     options = [str(songs_file), *TINY, "--batch-size", "8", "--dropout", "0", "--steps", "12"]
-    run = torchrun(*options, "--checkpoint-dir", str(tmp_path / "two"))
-    assert run.returncode == 0, run.stderr
-    alone = single(*options, "--checkpoint-dir", str(tmp_path / "one"))
-    assert alone.returncode == 0, alone.stderr
-    two, one = load(tmp_path / "two"), load(tmp_path / "one")
+    two, one = two_and_one(options, tmp_path)
     assert two["step"] == one["step"] == 12 and two["position"] == one["position"]
-    for name, value in one["model_state"].items():
-        torch.testing.assert_close(two["model_state"][name], value, rtol=1e-4, atol=1e-5)
+    assert_same_weights(two, one)
     # The carried LSTM state of all 8 rows is gathered into the one checkpoint.
     for a, b in zip(two["stream_state"], one["stream_state"]):
         assert a.shape == b.shape == (2, 8, 16)

@@ -18,8 +18,10 @@ from songgen.training import plan
 from songgen.training import loop as training
 from songgen.cli.commands import cli
 from songgen.errors import DeviceError, SonggenWarning
-from songgen.model.lstm import Probe, _disturbance
+from songgen.model.probes import Probe, _disturbance
 from songgen.training.loop import train
+
+from .resume_support import assert_same, straight_and_resumed
 
 
 def _bf16_runs() -> bool:
@@ -53,25 +55,6 @@ def cpu_kind(monkeypatch):
         return calls
 
     return make
-
-
-def straight_and_resumed(songs_file, tiny_model, tiny_config, tmp_path, between=None):
-    """last.pt of a 30-step run, and of the same run stopped at 7 and 23 and resumed to 30;
-    `between()` runs before each resume (the machine changing under the run)."""
-    train(songs_file, model=tiny_model, config=tiny_config(steps=30, checkpoint_dir=str(
-        tmp_path / "a")), quiet=True)
-    for stop in (7, 23, 30):
-        if stop != 7 and between:
-            between()
-        train(songs_file, model=tiny_model, config=tiny_config(
-            steps=stop, checkpoint_dir=str(tmp_path / "b")), resume=stop != 7, quiet=True)
-    return [torch.load(tmp_path / run / "last.pt", weights_only=True) for run in "ab"]
-
-
-def assert_same(a, b):
-    for name, value in a["model_state"].items():
-        assert torch.equal(b["model_state"][name], value), name
-    assert a["step"] == b["step"] == 30
 
 
 @pytest.mark.parametrize("native, first, then, precision", [
@@ -239,7 +222,7 @@ def test_a_probe_says_when_other_programs_disturbed_it():
 
 def test_the_size_probe_notices_cores_kept_busy(monkeypatch):
     from songgen.config import ModelConfig
-    from songgen.model.lstm import step_seconds
+    from songgen.model.probes import step_seconds
 
     monkeypatch.setattr(devices, "cpu_cores", lambda: 4)
     monkeypatch.setattr(devices, "free_cores", lambda sample=0.1: 3)

@@ -9,33 +9,10 @@ import re
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from songgen.cli.commands import cli
 
 from .conftest import make_songs
-from .studio_support import train_run
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A tiny trained run (two layers) and a text of several thousand characters to explain."""
-    root = tmp_path_factory.mktemp("explain")
-    corpus = root / "songs.txt"
-    corpus.write_text(make_songs(), encoding="utf-8")
-    from songgen import TrainConfig, train
-
-    config = TrainConfig(seq_len=16, batch_size=4, eval_every=10, device="cpu", patience=0,
-                         checkpoint_dir=str(root / "ck"), steps=20, seed=0)
-    train(corpus, model={"embed_dim": 8, "hidden_size": 16, "layers": 2, "dropout": 0.0},
-          config=config, quiet=True)
-    text = root / "other.txt"
-    text.write_text(make_songs(12, seed=5), encoding="utf-8")
-    return root
-
-
-def invoke(*args, input=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+from .explain_support import invoke, run  # noqa: F401 (run: the module's trained run)
 
 
 def records(result):
@@ -332,3 +309,32 @@ def test_the_summary_names_the_end_of_a_song(capsys):
         "  3.0 bits  [end] where 'a' was likeliest: 'ab'\n"
         "  2.0 bits  'b' where [end] was likeliest: 'ab'\n"
         "  1.0 bits  'a' where 'a' was likeliest: 'ab'\n")
+
+
+def test_the_checkpoint_may_be_given_as_eval_takes_it(run):
+    """`songgen explain TEXT CHECKPOINT`, as `songgen eval TEXT CHECKPOINT`; two different
+    checkpoints are refused."""
+    given = records(invoke("explain", run / "other.txt", run / "ck", "--json", "--top", 5))
+    option = records(invoke("explain", run / "other.txt", "--checkpoint", run / "ck", "--json",
+                            "--top", 5))
+    assert given == option
+    both = invoke("explain", run / "other.txt", run / "ck", "--checkpoint", run / "elsewhere")
+    assert both.exit_code == 2 and "two checkpoints given" in both.output
+
+
+def test_the_training_text_is_read_in_the_runs_encoding(tmp_path):
+    """A run trained on a cp1252 text: explain reads that text in cp1252 unless told
+    otherwise, as eval does (read as UTF-8 it would not even decode)."""
+    from songgen import TrainConfig, train
+
+    corpus = tmp_path / "songs.txt"
+    corpus.write_bytes(make_songs(8).replace("a", "\u00e9", 40).encode("cp1252"))
+    config = TrainConfig(seq_len=16, batch_size=4, eval_every=5, device="cpu", patience=0,
+                         checkpoint_dir=str(tmp_path / "ck"), steps=5, seed=0,
+                         encoding="cp1252")
+    train(corpus, model={"embed_dim": 8, "hidden_size": 16, "layers": 1, "dropout": 0.0},
+          config=config, quiet=True)
+    found = records(invoke("explain", corpus, tmp_path / "ck", "--json"))
+    loss = json.loads(invoke("eval", corpus, tmp_path / "ck", "--json").stdout)["loss"]
+    assert "\u00e9" in "".join(r["char"] for r in found)
+    assert abs(sum(-math.log(r["p"]) for r in found) / len(found) - loss) < 1e-3

@@ -9,34 +9,30 @@ import json
 
 import pytest
 
-from .test_explain import invoke, run  # noqa: F401 (the module's trained run)
-from .test_studio_browser import CHROMIUM, _browser_or_skip, _shot, _until
+from .explain_support import invoke, run  # noqa: F401 (run: the module's trained run)
+from .browser_support import browser_or_skip, launch, shot, until, watch_problems
 
 pytestmark = pytest.mark.slow  # a real browser
 
 
 @pytest.fixture(scope="module")
 def page(run, tmp_path_factory):  # noqa: F811
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     html = tmp_path_factory.mktemp("page") / "page.html"
     result = invoke("explain", run / "other.txt", "--checkpoint", run / "ck", "-o", html,
                     "--json", "--top", 20)
     assert result.exit_code == 0, result.output
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         context = browser.new_context(viewport={"width": 1360, "height": 820})
         context.route("**/*", lambda route: route.abort() if not route.request.url.startswith(
             "file:") else route.continue_())  # no network: a fetch would fail and show
         page = context.new_page()
         page.records = [json.loads(line) for line in result.stdout.splitlines()]
-        page.problems = []
-        page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: page.problems.append(str(e)))
+        watch_problems(page)
         page.on("requestfailed", lambda r: page.problems.append(f"request {r.url}"))
         page.goto(html.as_uri())
-        _until(page, "document.querySelectorAll('#text span').length > 1000")
+        until(page, "document.querySelectorAll('#text span').length > 1000")
         yield page
         browser.close()
 
@@ -46,7 +42,7 @@ def test_pointing_at_a_character_shows_the_choices_at_two_temperatures(page):
     assert spans.count() == len(page.records)
     i = 30
     spans.nth(i).hover()
-    _until(page, "document.querySelector('#panel table') !== null")
+    until(page, "document.querySelector('#panel table') !== null")
     record = page.records[i]
     shown = page.inner_text("#panel .prob")  # "p = 0.1234 at temperature 1 (...)"
     assert float(shown.split()[2]) == pytest.approx(record["p"], rel=1e-3)
@@ -67,7 +63,7 @@ def test_surprise_colours_and_a_suggested_cell(page):
     colours = page.evaluate("[...document.querySelectorAll('#text span')].slice(0, 50)"
                             ".map(s => s.style.background)")
     assert len(set(colours)) > 5
-    _shot(page, "explain.png")
+    shot(page, "explain.png")
     page.check("input[value=cell]")
     assert page.is_visible("#cell")
     groups = page.evaluate("[...document.querySelectorAll('#cell optgroup')].map(g => g.label)")

@@ -19,6 +19,7 @@ import torch
 from click.testing import CliRunner
 
 from songgen.run import checkpoint as ckpt
+from songgen.run.folder import RunFolder
 from songgen import files
 from songgen.text import cache as corpuscache
 from songgen.cli.commands import cli
@@ -261,7 +262,7 @@ def test_the_lock_file_on_a_full_disk(tmp_path, monkeypatch):
     with pytest.raises(DiskFull, match=rf"^the disk holding {tmp_path / 'run'} is full: its lock "
                                        "file could not be made, no checkpoint of this run is "
                                        "saved yet; free some space, then start the run again$"):
-        with ckpt.RunFolder(tmp_path / "run").lock():
+        with RunFolder(tmp_path / "run").lock():
             pass
     assert not (tmp_path / "run").exists()  # the folder it made is gone again
 

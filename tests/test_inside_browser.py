@@ -8,7 +8,7 @@ STUDIO_SCREENSHOT_DIR=docs keeps a screenshot (docs/inside-studio.png).
 
 import pytest
 
-from .test_studio_browser import _shot, _until, studio_page
+from .browser_support import shot, studio_page, until
 
 pytestmark = pytest.mark.slow  # a real browser
 
@@ -44,8 +44,8 @@ def _explain(page, text: str, temperature: str = "0.8", top_k: str = "3") -> Non
     page.fill("#top_p", "1")
     page.fill("#inside-text", text)
     page.click("#explain-btn")
-    _until(page, "document.querySelectorAll('#inside-out span').length > 0 && "
-                 "!document.getElementById('explain-btn').disabled")
+    until(page, "document.querySelectorAll('#inside-out span').length > 0 && "
+          "!document.getElementById('explain-btn').disabled")
 
 
 def _rows(page) -> list[list[str]]:
@@ -102,7 +102,7 @@ def test_top_k_drops_the_tail_and_a_new_temperature_redraws(page):
     assert float(live[0][3].rstrip("%")) > first_at_08
     _explain(page, SONG)
     page.locator("#inside-out span").nth(i).click()
-    _shot(page, "inside-studio.png")
+    shot(page, "inside-studio.png")
 
 
 def test_an_unknown_character_is_shown_not_read_and_errors_are_one_line(page):
@@ -116,7 +116,7 @@ def test_an_unknown_character_is_shown_not_read_and_errors_are_one_line(page):
     assert page.inner_text("#inside-choices h3") == '"\u2603": never seen by the model (not read)'
     page.fill("#inside-text", "   ")
     page.click("#explain-btn")
-    _until(page, "!document.getElementById('inside-error').hidden")
+    until(page, "!document.getElementById('inside-error').hidden")
     assert page.inner_text("#inside-error") == "paste a text to explain"
     assert page.problems == [] or all("400" in p for p in page.problems)
 
@@ -127,14 +127,14 @@ def test_a_written_song_opens_in_inside_from_its_card(page):
     page.fill("#length", "120")
     page.fill("#seed", "3")
     page.click("#write-btn")
-    _until(page, "document.querySelector('.song .meta') && "
-                 "document.querySelector('.song .meta').textContent.includes('bits/char')")
+    until(page, "document.querySelector('.song .meta') && "
+          "document.querySelector('.song .meta').textContent.includes('bits/char')")
     song = page.text_content(".song pre")
     page.locator(".song .inside-btn").first.click()
     assert page.is_visible("#inside-text") and page.input_value("#inside-text") == song
     page.click("#explain-btn")
-    _until(page, "document.querySelectorAll('#inside-out span').length > 0 && "
-                 "!document.getElementById('explain-btn').disabled")
+    until(page, "document.querySelectorAll('#inside-out span').length > 0 && "
+          "!document.getElementById('explain-btn').disabled")
     shown = page.evaluate("[...document.querySelectorAll('#inside-out span')]"
                           ".map(s => s.textContent).join('')")
     assert shown.replace("\u21b5", "\n").startswith(song.strip("\n")[:40])

@@ -29,6 +29,7 @@ import pytest
 import torch
 
 from songgen.run import checkpoint as ckpt
+from songgen.run.folder import numbered_path
 from songgen.errors import CheckpointError
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL") or sys.platform == "win32",
@@ -359,12 +360,12 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(songs_file, tmp_path
                 # During the copies, made before last.pt is renamed: last.pt is the previous
                 # one, and the step's copy is still under its temp name.
                 assert after == ((at - EVAL_EVERY) or None), (plan, before, after)
-                assert not ckpt.numbered_path(killed, at).exists()
-                assert list(killed.glob(f".{ckpt.numbered_path(killed, at).name}.*.copy"))
+                assert not numbered_path(killed, at).exists()
+                assert list(killed.glob(f".{numbered_path(killed, at).name}.*.copy"))
             else:
                 # After the rename of last.pt, the save's final act: its copies are all there.
                 assert after == at, (plan, before, after)
-                assert ckpt.load(ckpt.numbered_path(killed, at)).step == at
+                assert ckpt.load(numbered_path(killed, at)).step == at
         else:
             assert after is not None and after >= base and after % EVAL_EVERY == 0
             assert after < STEPS

@@ -6,6 +6,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 import songgen
 
 PACKAGE = Path(songgen.__file__).parent
@@ -148,3 +150,18 @@ def test_the_public_functions_stay_callable_after_their_modules_are_imported():
         importlib.import_module(f"songgen.{module}")
     for name in ("generate", "stream", "train", "load_checkpoint"):
         assert callable(getattr(songgen, name)), name
+
+
+def test_every_folder_of_the_package_ships_in_the_wheel():
+    """pyproject.toml lists the packages by name (the data folders among them): a new folder
+    left off the list would be missing from an installed songgen."""
+    tomllib = pytest.importorskip("tomllib")
+    project = PACKAGE.parent / "pyproject.toml"
+    if not project.exists():
+        pytest.skip("an installed songgen: no pyproject.toml beside it")
+    listed = set(tomllib.loads(project.read_text(encoding="utf-8"))["tool"]["setuptools"]
+                 ["packages"])
+    folders = {".".join(p.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("*")
+               if p.is_dir() and p.name != "__pycache__" and any(
+                   f.is_file() and f.suffix != ".pyc" for f in p.iterdir())}
+    assert folders - listed == set()

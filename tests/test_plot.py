@@ -8,7 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from songgen.cli.commands import cli
-from songgen.run.curves import curves_svg, find_runs, nice_ticks, read_metrics, running_pid
+from songgen.run.curves import curves_svg, nice_ticks, read_metrics
+from songgen.run.finding import find_runs
+from songgen.run.status import running_pid
 
 from .conftest import make_songs
 from .studio_support import metrics_line

@@ -61,7 +61,7 @@ def test_reading_a_run_writes_nothing_in_its_folder(songs_file, tiny_model, tiny
 HOLD = textwrap.dedent("""
     import sys, time
     sys.modules["fcntl"] = None  # as on Windows: no fcntl to lock with
-    from songgen.run.checkpoint import RunFolder
+    from songgen.run.folder import RunFolder
     from songgen.errors import CheckpointError
     try:
         with RunFolder(sys.argv[1]).lock():
@@ -99,7 +99,7 @@ def test_a_second_training_run_names_the_first(songs_file, tmp_path):
     folder = tmp_path / "run"
     hold = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import sys, time
-        from songgen.run.checkpoint import RunFolder
+        from songgen.run.folder import RunFolder
         with RunFolder(sys.argv[1]).lock():
             print("held", flush=True)
             time.sleep(60)
@@ -162,6 +162,7 @@ def test_a_new_run_refuses_a_folder_holding_someone_else_s_files(songs_file, tmp
 
 def test_rotation_deletes_only_the_run_s_own_checkpoints(songs_file, tmp_path):
     from songgen.run import checkpoint as ckpt
+    from songgen.run.folder import numbered
 
     other, folder = tmp_path / "other", tmp_path / "run"
     assert _train_cli(songs_file, other, "--keep-last", "5").exit_code == 0
@@ -173,9 +174,9 @@ def test_rotation_deletes_only_the_run_s_own_checkpoints(songs_file, tmp_path):
     foreign.update({p.name: p.read_bytes() for p in folder.glob("step-0000009*.pt")})
     result = _train_cli(songs_file, folder, "--keep-last", "2", "--resume", "--steps", "20")
     assert result.exit_code == 0, result.output
-    assert [s for s, _ in ckpt.numbered(folder)] == [15, 20, 800, 900]
+    assert [s for s, _ in numbered(folder)] == [15, 20, 800, 900]
     assert {name: (folder / name).read_bytes() for name in foreign} == foreign
-    own = {ckpt.load(p).run_id for s, p in ckpt.numbered(folder) if s < 800}
+    own = {ckpt.load(p).run_id for s, p in numbered(folder) if s < 800}
     assert len(own) == 1 and own != {ckpt.load(other / "last.pt").run_id}
 
 

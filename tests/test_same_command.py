@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from songgen.run import checkpoint as ckpt
 from songgen.cli.commands import cli
-from songgen.training.defaults import LOWEST
+from songgen.training.schedule import LOWEST
 
 from .conftest import make_songs
 

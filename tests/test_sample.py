@@ -156,7 +156,8 @@ def test_draw_follows_the_probabilities_and_never_picks_an_impossible_symbol():
 
 @pytest.mark.parametrize("layers", [1, 3])
 def test_worked_out_weight_shapes_are_the_models(layers):
-    from songgen.model.lstm import parameter_count, weight_shapes
+    from songgen.model.lstm import weight_shapes
+    from songgen.model.probes import parameter_count
 
     config = ModelConfig(vocab_size=7, embed_dim=5, hidden_size=6, layers=layers)
     model = CharLSTM(config)

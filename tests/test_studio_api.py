@@ -18,24 +18,8 @@ from songgen.writing.sampling import generate, write_live
 
 from songgen.studio.server import WRITE_LENGTH
 
-from .studio_support import (Client, events, hang_up, make_runs, metrics_line, slow_down,
-                             studio)
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return make_runs(tmp_path_factory.mktemp("runs"))
-
-
-@pytest.fixture
-def server(root):
-    with studio(root) as s:
-        yield s
-
-
-@pytest.fixture
-def client(server):
-    return Client(server)
+from .studio_support import Client, events, hang_up, metrics_line, slow_down, studio
+from .studio_support import client, root, server  # noqa: F401 (fixtures)
 
 
 def test_models_lists_every_checkpoint_with_step_loss_and_date(client, root):

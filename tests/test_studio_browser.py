@@ -3,79 +3,20 @@
 Without a browser these skip, except in CI (env CI set), where a missing browser fails.
 """
 
-import contextlib
-import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
+from .browser_support import shot, studio_page, until
 from .studio_support import make_runs, metrics_line, studio
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOT = Path(os.environ.get("STUDIO_SCREENSHOT_DIR", "")) if os.environ.get(
-    "STUDIO_SCREENSHOT_DIR") else None
-
-
 pytestmark = pytest.mark.slow  # a real browser
-
-
-def _browser_or_skip():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    missing = ("Playwright for Python is not installed (pip install -e '.[test]')"
-               if sync_playwright is None else None if CHROMIUM else
-               "no chromium on PATH (apt-get install chromium)")
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests need a browser in CI: {missing}")
-        pytest.skip(missing)
-    return sync_playwright
-
-
-@contextlib.contextmanager
-def studio_page(root):
-    """The studio serving `root`, open in a headless Chromium and ready; `page.problems` gathers
-    what the browser refused or failed at (a page error, a CSP block)."""
-    sync_playwright = _browser_or_skip()
-    with studio(root) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1360, "height": 820})
-        page.root = root
-        page.problems = []
-        page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: page.problems.append(str(e)))
-        page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
-        _until(page, "document.getElementById('status').textContent === 'ready'")
-        yield page
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     with studio_page(make_runs(tmp_path_factory.mktemp("runs"))) as page:
         yield page
-
-
-def _until(page, expression: str, timeout: float = 30_000) -> None:
-    """Wait until a JavaScript expression is true. (Playwright's wait_for_function evaluates its
-    text with eval, which the studio's Content-Security-Policy rightly refuses.)"""
-    deadline = time.monotonic() + timeout / 1000
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout / 1000:g} s: {expression}")
-        time.sleep(0.02)
-
-
-def _shot(page, name):
-    if SCREENSHOT is not None:
-        SCREENSHOT.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT / name))
 
 
 def test_write_shows_songs_growing_as_they_are_written(page):
@@ -85,27 +26,27 @@ def test_write_shows_songs_growing_as_they_are_written(page):
     page.fill("#title", "Golden River")
     page.click("#write-btn")
     first = page.locator(".song pre").first
-    _until(page, "document.querySelector('.song pre') && "
-                           "document.querySelector('.song pre').textContent.length > 40")
+    until(page, "document.querySelector('.song pre') && "
+          "document.querySelector('.song pre').textContent.length > 40")
     before = len(first.text_content())
-    _until(page, f"document.querySelector('.song pre').textContent.length > {before + 40}")
+    until(page, f"document.querySelector('.song pre').textContent.length > {before + 40}")
     assert page.locator(".song").count() == 3
     assert not page.is_disabled("#stop-btn")
     page.click("#stop-btn")
-    _until(page, "!document.getElementById('write-btn').disabled")
+    until(page, "!document.getElementById('write-btn').disabled")
     # A whole batch from a model with its corpus: finished songs, a longest copy for each.
     page.select_option("#model", "runA/best.pt")
     page.fill("#length", "500")
     page.fill("#seed", "11")
     page.fill("#max_lines", "8")
     page.click("#write-btn")
-    _until(page, "document.querySelectorAll('.song .meta').length === 3 && "
-                           "[...document.querySelectorAll('.song .meta')].every("
-                           "m => m.textContent.includes('bits/char'))")
+    until(page, "document.querySelectorAll('.song .meta').length === 3 && "
+          "[...document.querySelectorAll('.song .meta')].every("
+          "m => m.textContent.includes('bits/char'))")
     assert "Golden River" in page.locator(".song pre").first.text_content()
     assert "longest copy" in page.locator(".song .meta").first.text_content()
     assert not page.is_disabled("#dl-txt")
-    _shot(page, "studio-write.png")
+    shot(page, "studio-write.png")
 
 
 def test_next_line_ideas_click_into_the_text(page):
@@ -115,8 +56,8 @@ def test_next_line_ideas_click_into_the_text(page):
     page.fill("#draft", "# Home Again\n\nlove the river\n")
     page.fill("#num_ideas", "3")
     page.click("#ideas-btn")
-    _until(page, "document.querySelectorAll('.idea').length === 3 && "
-                           "[...document.querySelectorAll('.idea')].every(b => !b.disabled)")
+    until(page, "document.querySelectorAll('.idea').length === 3 && "
+          "[...document.querySelectorAll('.idea')].every(b => !b.disabled)")
     idea = page.evaluate("document.querySelector('.idea').textContent")
     page.locator(".idea").first.click()
     draft = page.input_value("#draft")
@@ -130,9 +71,9 @@ def test_next_line_ideas_click_into_the_text(page):
     page.fill("#draft", draft)
     assert page.is_hidden("#unknown") and not page.is_disabled("#continue-btn")
     page.click("#continue-btn")
-    _until(page, "!document.getElementById('continue-btn').disabled")
+    until(page, "!document.getElementById('continue-btn').disabled")
     assert len(page.input_value("#draft")) > len(draft)
-    _shot(page, "studio-cowrite.png")
+    shot(page, "studio-cowrite.png")
 
 
 def test_training_curves_redraw_when_metrics_grow(page):
@@ -143,18 +84,18 @@ def test_training_curves_redraw_when_metrics_grow(page):
             f.write(metrics_line(step * 100, 2.6 - 0.2 * step ** 0.5, step * 12.0))
     page.click("[data-tab=training]")
     page.locator(".run", has_text="live").locator("input").check()
-    _until(page, "+(document.getElementById('chart').dataset.points || 0) >= 4")
+    until(page, "+(document.getElementById('chart').dataset.points || 0) >= 4")
     before = int(page.get_attribute("#chart", "data-points"))
     with open(run / "metrics.jsonl", "a") as f:
         f.write(metrics_line(500, 2.1, 60.0) + metrics_line(600, 2.05, 72.0)[:20])
-    _until(page, f"+document.getElementById('chart').dataset.points === {before + 1}",
-                           timeout=10_000)
+    until(page, f"+document.getElementById('chart').dataset.points === {before + 1}",
+          timeout=10_000)
     assert page.locator("#chart polyline").count() >= 2
     page.select_option("#x-axis", "elapsed")
     assert "elapsed training time" in page.text_content("#chart")
     assert "live" in page.text_content("#run-details")
     time.sleep(0.2)
-    _shot(page, "studio-training.png")
+    shot(page, "studio-training.png")
 
 
 def test_the_menu_offers_what_sample_uses_each_file_with_its_own_score(page):
@@ -163,7 +104,7 @@ def test_the_menu_offers_what_sample_uses_each_file_with_its_own_score(page):
     from songgen.run import checkpoint as ckpt
 
     page.reload()
-    _until(page, "document.getElementById('status').textContent === 'ready'")
+    until(page, "document.getElementById('status').textContent === 'ready'")
     assert page.input_value("#model") == "runA/best.pt"
     labels = {o.get_attribute("value"): o.text_content()
               for o in page.locator("#model option").all()}
@@ -182,14 +123,14 @@ def test_the_co_write_hint_names_the_button_on_write_s_cards(page):
     page.fill("#num_songs", "1")
     page.fill("#length", "60")
     page.click("#write-btn")
-    _until(page, "document.querySelector('.song .meta') && "
-                           "document.querySelector('.song .meta').textContent.includes('bits/char')")
+    until(page, "document.querySelector('.song .meta') && "
+          "document.querySelector('.song .meta').textContent.includes('bits/char')")
     button = page.locator(".song .keep").first.text_content()
     hint = page.get_attribute("#draft", "placeholder")
     assert f"the {button} button on its card in Write" in hint and "Keep" not in hint
     page.click("[data-tab=cowrite]")
     page.fill("#draft", "")
-    _shot(page, "studio-cowrite-hint.png")
+    shot(page, "studio-cowrite-hint.png")
     page.click("[data-tab=write]")
     page.locator(".song .keep").first.click()
     assert page.is_visible("#draft") and page.input_value("#draft").strip()
@@ -206,16 +147,16 @@ def test_beyond_loopback_the_token_address_opens_the_page_and_then_leaves_the_ba
             port = server.server_address[1]
             other.goto(f"http://127.0.0.1:{port}/")
             # (said by the page's script once its first request is refused)
-            _until(other, "document.body.textContent.includes('asks for its token')")
+            until(other, "document.body.textContent.includes('asks for its token')")
             other.goto(server.url)
-            _until(other, "document.getElementById('status').textContent === 'ready'")
+            until(other, "document.getElementById('status').textContent === 'ready'")
             assert other.url == f"http://127.0.0.1:{port}/"  # the token left the address bar
             assert other.input_value("#model") == "runA/best.pt"
             other.fill("#length", "60")
             other.fill("#num_songs", "1")
             other.click("#write-btn")  # a POST with the token and its own Origin
-            _until(other, "document.querySelector('.song .meta') && document."
-                                    "querySelector('.song .meta').textContent.includes('bits')")
-            _shot(other, "studio-token.png")
+            until(other, "document.querySelector('.song .meta') && document."
+                  "querySelector('.song .meta').textContent.includes('bits')")
+            shot(other, "studio-token.png")
         finally:
             other.close()

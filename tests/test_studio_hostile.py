@@ -241,7 +241,7 @@ def test_the_studio_never_sets_a_cookie(built):
 
 
 def test_the_listing_refuses_a_compressed_checkpoint_without_inflating_it(root):
-    from .test_hostile_checkpoints import rezip
+    from .checkpoint_support import rezip
 
     (root / "packed").mkdir()
     rezip(root / "packed" / "best.pt", source=root / "runA" / "best.pt", padding=64 << 20,

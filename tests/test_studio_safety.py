@@ -16,23 +16,10 @@ from songgen.run import checkpoint as ckpt
 from songgen.studio import server as studio_server
 from songgen.studio.server import WRITE_LENGTH, Handler
 
-from .studio_support import Client, events, make_runs, metrics_line, slow_down, studio
+from .studio_support import Client, events, metrics_line, slow_down, studio
+from .studio_support import client, root, server  # noqa: F401 (fixtures)
 
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return make_runs(tmp_path_factory.mktemp("runs"))
-
-
-@pytest.fixture
-def server(root):
-    with studio(root) as s:
-        yield s
-
-
-@pytest.fixture
-def client(server):
-    return Client(server, timeout=5)
+CLIENT_TIMEOUT = 5  # seconds: every answer here comes at once, and a hang fails soon
 
 
 def _wait(condition, seconds: float) -> bool:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from songgen.run.trained import load_checkpoint
+from songgen.run.trained import load_checkpoint, with_style
 from songgen.cli.commands import cli
 from songgen.config import ModelConfig
 from songgen.text.cache import CorpusCache
@@ -18,10 +18,12 @@ from songgen.writing.sampling import generate
 from songgen.text.corpus import load_corpus
 from songgen.text.vocab import EOS
 from songgen.model.lstm import CharLSTM
-from songgen.text.styles import StyleError, parse, unstyled, vector, with_style
+from songgen.model.style_input import unstyled, vector
+from songgen.text.styles import StyleError, parse
 from songgen.training.loop import train
 
 from .conftest import make_songs
+from .torchrun_support import TINY, assert_same_weights, needs_gloo, two_and_one
 
 OLD = Path(__file__).parent / "fixtures" / "checkpoint-v1-0.1.0.pt"
 
@@ -321,18 +323,12 @@ def test_one_style_is_sampled_with_its_own_song_shape(tmp_path, tiny_model, tiny
 
 
 @pytest.mark.slow
+@needs_gloo
 def test_two_torchrun_processes_train_styles_like_one_process(lyrics, tmp_path):
-    from .test_distributed import TINY, load, single, torchrun
-
     options = [str(lyrics), *TINY, "--batch-size", "8", "--dropout", "0", "--steps", "10"]
-    run = torchrun(*options, "--checkpoint-dir", str(tmp_path / "two"))
-    assert run.returncode == 0, run.stderr
-    alone = single(*options, "--checkpoint-dir", str(tmp_path / "one"))
-    assert alone.returncode == 0, alone.stderr
-    two, one = load(tmp_path / "two"), load(tmp_path / "one")
+    two, one = two_and_one(options, tmp_path)
     assert two["styles"] == one["styles"] and two["model_config"]["styles"] == 2
-    for name, value in one["model_state"].items():
-        torch.testing.assert_close(two["model_state"][name], value, rtol=1e-4, atol=1e-5)
+    assert_same_weights(two, one)
     record = json.loads((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["val_styles"] == pytest.approx(
         json.loads((tmp_path / "one" / "metrics.jsonl").read_text().splitlines()[-1])

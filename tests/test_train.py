@@ -7,7 +7,7 @@ import torch
 
 from songgen.run import checkpoint as ckpt
 from songgen.errors import CheckpointError, CorpusError, SonggenError, SonggenWarning
-from songgen.run.checkpoint import RunFolder as CheckpointFolder
+from songgen.run.folder import RunFolder as CheckpointFolder, numbered
 from songgen.training.loop import train
 
 
@@ -57,7 +57,7 @@ def test_training_lowers_the_validation_loss(songs_file, tiny_model, tiny_config
 def test_keep_last_rotates_numbered_checkpoints(songs_file, tiny_model, tiny_config):
     result = train(songs_file, model=tiny_model, config=tiny_config(steps=25, keep_last=2),
                    quiet=True)
-    assert [s for s, _ in ckpt.numbered(result.checkpoint_dir)] == [20, 25]
+    assert [s for s, _ in numbered(result.checkpoint_dir)] == [20, 25]
 
 
 def test_resume_warns_on_conflicting_architecture_and_keeps_checkpoint(songs_file, tiny_model,
@@ -261,7 +261,7 @@ def test_the_bf16_probe_times_the_model_and_leaves_the_random_state_alone():
     import math
 
     from songgen.config import ModelConfig
-    from songgen.model.lstm import bf16_speedup
+    from songgen.model.probes import bf16_speedup
 
     before = torch.get_rng_state()
     probe = bf16_speedup(ModelConfig(vocab_size=20, hidden_size=16, embed_dim=8), rows=4,
@@ -278,7 +278,7 @@ def test_the_bf16_probe_reports_fp32_time_over_bf16_time(monkeypatch, bf16_secon
     bf16 instructions)."""
     import time
 
-    from songgen.model import lstm as model_module
+    from songgen.model import probes as model_module
     from songgen.config import ModelConfig
 
     clock, steps = [0.0], []

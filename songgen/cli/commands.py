@@ -14,25 +14,11 @@ import click
 from .. import __version__
 from .check import check  # each command in its own module, added to the group below
 from .exits import library_call
-from .explain import explain
+from .explain import explain, run_encoding
 from .options import corpus_cache_option, device_option, encoding_callback, json_option
 from .output import describe, one_checkpoint, the_one_used
 from .sample import sample
 from .train import train
-
-# -- what eval decides before its library call -------------------------------------------
-
-def _run_encoding(trained, text: str) -> str:
-    """The encoding to read `text` in when none is given: the run's own where it is the text
-    the run was trained on (as a resume reads it), else UTF-8."""
-    from pathlib import Path
-
-    recorded = trained.checkpoint.corpus
-    config = trained.checkpoint.train_config
-    if recorded and config is not None and Path(recorded).resolve() == Path(text).resolve():
-        return config.encoding
-    return "utf-8"
-
 
 # -- the commands ------------------------------------------------------------------------
 
@@ -104,7 +90,7 @@ def eval_command(text, checkpoint_arg, checkpoint, skip_unknown, device, encodin
 
     trained = load_checkpoint(one_checkpoint(checkpoint_arg, checkpoint), device=device)
     if encoding is None:
-        encoding = _run_encoding(trained, text)
+        encoding = run_encoding(trained, text)
     try:
         score = evaluate_text(text, trained, skip_unknown=skip_unknown, device=device,
                               encoding=encoding, cache=corpus_cache)
@@ -136,7 +122,7 @@ def info(checkpoint, as_json):
     """Show what CHECKPOINT holds, and whether it is intact; for a run folder [default:
     checkpoints], the run (its latest step and its best) and the checkpoint that sample and
     eval use for it (best.pt, else last.pt)."""
-    from ..run.checkpoint import info as checkpoint_info
+    from ..run.info import info as checkpoint_info
 
     summary = the_one_used(checkpoint_info(checkpoint), checkpoint_info)
     click.echo(json.dumps(summary, indent=2) if as_json else describe(summary))

@@ -1,17 +1,29 @@
 """`songgen explain`: a text scored character by character, as JSON Lines or a page (the
-library call is songgen.inside.explain; the page songgen.inside.page). Kept beside cli.py, which
-registers it, so that each command's parsing stays short enough to read."""
+library call is songgen.inside.explain; the page songgen.inside.page), and the encoding a text is
+read in when none is given (eval's rule too)."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
 from .exits import library_call
 from .options import device_option, encoding_callback, threads_option
+from .output import one_checkpoint
+
+
+def run_encoding(trained, text: str) -> str:
+    """The encoding to read `text` in when none is given: the run's own where it is the text
+    the run was trained on (as a resume reads it), else UTF-8."""
+    recorded = trained.checkpoint.corpus
+    config = trained.checkpoint.train_config
+    if recorded and config is not None and Path(recorded).resolve() == Path(text).resolve():
+        return config.encoding
+    return "utf-8"
 
 
 @click.command(short_help="Show what the model expected at each character of a text.",
@@ -19,13 +31,15 @@ from .options import device_option, encoding_callback, threads_option
         Examples:
 
         \b
-          songgen explain song.txt --checkpoint ck -o song.html
-          songgen explain song.txt --checkpoint ck --json | head
-          songgen sample --checkpoint ck | songgen explain - --checkpoint ck -o new.html
+          songgen explain song.txt ck -o song.html
+          songgen explain song.txt ck --json | head
+          songgen sample ck | songgen explain - ck -o new.html
 
         What the page shows and how p is defined: docs/inside.md.
         """)
 @click.argument("text", type=click.Path(exists=True, allow_dash=True, path_type=str))
+@click.argument("checkpoint_arg", metavar="[CHECKPOINT]", required=False,
+                type=click.Path(path_type=str))
 @click.option("--checkpoint", type=click.Path(path_type=str),
               help="Checkpoint file, or a folder (its best.pt, else last.pt) [default: "
               "checkpoints].")
@@ -39,11 +53,13 @@ from .options import device_option, encoding_callback, threads_option
               help="Choices listed for each character in --json.")
 @device_option
 @threads_option
-@click.option("--encoding", metavar="NAME", callback=encoding_callback, default="utf-8",
-              show_default=True, help="The text encoding of TEXT, e.g. cp1252.")
+@click.option("--encoding", metavar="NAME", callback=encoding_callback,
+              help="The text encoding of TEXT, e.g. cp1252 [default: the run's own when TEXT is "
+              "the text it was trained on, else utf-8].")
 @library_call
-def explain(text, checkpoint, as_json, output, top, device, threads, encoding):
-    """Score TEXT (a lyrics file or folder, or - for standard input) with a checkpoint, one
+def explain(text, checkpoint_arg, checkpoint, as_json, output, top, device, threads, encoding):
+    """Score TEXT (a lyrics file or folder, or - for standard input) with the model in
+    CHECKPOINT (a file, or a run's folder: its best.pt, else last.pt) [default: checkpoints], one
     character at a time: the probability the model gave each character at temperature 1, from the text
     before it, and the choices it had. The text is read and scored as songgen eval scores it,
     so the mean of -ln p is eval's loss.
@@ -59,10 +75,14 @@ def explain(text, checkpoint, as_json, output, top, device, threads, encoding):
     from ..files import refuse_existing
     from ..inside.explain import PAGE_LIMIT, PageTooLong, explain_text
     from ..model.devices import free_cores
+    from ..run.trained import load_checkpoint
 
     if output is not None:
         refuse_existing(output)
     torch.set_num_threads(threads or free_cores())
+    trained = load_checkpoint(one_checkpoint(checkpoint_arg, checkpoint), device=device)
+    if encoding is None:
+        encoding = "utf-8" if text == "-" else run_encoding(trained, text)
     with tempfile.TemporaryDirectory() as folder:
         path = text
         if text == "-":  # read like any file: the lyrics reader takes a path
@@ -70,7 +90,7 @@ def explain(text, checkpoint, as_json, output, top, device, threads, encoding):
             with open(path, "wb") as handle:
                 handle.write(sys.stdin.buffer.read())
         try:
-            found = explain_text(path, checkpoint, encoding=encoding, device=device,
+            found = explain_text(path, trained, encoding=encoding, device=device,
                                  most=PAGE_LIMIT if output else None)
             if output:
                 from ..inside.page import write_page

@@ -1,5 +1,6 @@
 """The command line's shared options and option types: durations (1h30), the device, threads,
-JSON output, the text encoding, the corpus cache, and the defaults the options show."""
+JSON output, the text encoding, the corpus cache, the defaults the options show, and sample's
+options made from the request's fields (songgen/writing/request.py)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,33 @@ def corpus_cache_option(what: str):
 
 def positive(default, help, most):
     return dict(default=default, show_default=True, type=click.IntRange(1, most), help=help)
+
+
+def request_option(name: str, *decls: str, **overrides):
+    """A `songgen sample` option made from the request's field `name`
+    (songgen/writing/request.py): its default, its range or choices, and its help where the
+    field's own words fit the command line; `overrides` for what is the command line's own (a
+    help that names other options, a metavar, a path type, a callback)."""
+    from ..writing.request import rule
+
+    found = rule(name)
+    settings = {"default": found.default, "show_default": found.default not in (None, ""),
+                "help": found.help}
+    if found.choices:
+        settings["type"] = click.Choice(list(found.choices))
+    elif found.kind in (int, float) and found.clean is None:
+        kind = click.IntRange if found.kind is int else click.FloatRange
+        settings["type"] = kind(found.low, found.high, min_open=found.low_open)
+    return click.option(*decls, name, **{**settings, **overrides})
+
+
+def as_requested(ctx, param, value):
+    """A callback: the value as the request takes it (a rhyme pattern in capitals), refused as
+    click refuses a value out of range (exit 2)."""
+    from ..errors import ConfigError
+    from ..writing.request import rule
+
+    try:
+        return rule(param.name).check(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None

@@ -1,10 +1,11 @@
 """What the sample and info commands print, and the sample command's dealings with the user
 around its one library call: the seed told, a prime file read, a title or prime fitted to the
-model's characters, songs shown or written (text or JSON lines), rhyme and chorus options
-checked."""
+model's characters, an old checkpoint's missing measures told with the options to change,
+songs shown or written (text or JSON lines)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import warnings
@@ -77,21 +78,6 @@ def tell_cut(songs, length: int, temperature: float) -> None:
     for number in songs:
         which = "the song" if number is None else f"song {number}"
         click.echo(f"{which} was cut at {length:,} characters; {advice}", err=True)
-
-
-def song_record(song, trained, opts) -> dict:
-    return {"number": song.number, "text": song.text, "title": song.title, "chars": song.chars,
-            "stop": song.stop, "bits_per_char": round(song.bits_per_char, 4), "seed": song.seed,
-            "temperature": opts.temperature, "top_k": opts.top_k,
-            "top_p": opts.top_p, "checkpoint": str(trained.path), "step": trained.step,
-            "longest_copy": None if song.copy is None else song.copy.length,
-            "longest_copy_text": None if song.copy is None else song.copy.text,
-            "shape": {"mode": song.shape, "guided_end": song.guided_end, **song.form},
-            "craft": {"rhyme": opts.rhyme, "chorus": opts.chorus, "words": opts.words,
-                      "chorus_planned": bool(song.craft and song.craft["chorus"]),
-                      "scan": bool(song.craft and song.craft.get("scan")),
-                      **song.analysis},
-            "style": opts.style}
 
 
 def write_new_file(path: str, text: str) -> None:
@@ -230,47 +216,47 @@ def _songcraft(found: dict | None) -> str:
                else ""))
 
 
-def check_rhyme(value: str) -> str:
-    from ..errors import ConfigError
-    from ..songcraft.measures import check_pattern
+@contextlib.contextmanager
+def measures_told(path):
+    """Around the library call: its policy for a checkpoint (`path`) without rhyme, chorus and
+    word measures (songgen/writing/request.py, settle_measures) told with the options that
+    change it: a note that it writes without them, or the error for a rhyme pattern."""
+    from ..writing.request import NoMeasures, WithoutMeasures
 
+    shown = warnings.showwarning
+
+    def show(message, category, *args, **kwargs):
+        if not issubclass(category, WithoutMeasures):
+            return shown(message, category, *args, **kwargs)
+        click.echo(f"note: {path} has no rhyme, chorus or word measures (written before "
+                   "songgen kept them): writing without them; give --corpus (the text it was "
+                   "trained on) to measure them", err=True)
+
+    warnings.showwarning = show
     try:
-        return check_pattern(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def craft_options(trained, options: dict, corpus: str | None) -> dict:
-    """Rhyme and chorus for a checkpoint written before they were measured: from --corpus,
-    else off with a note (an error where a pattern was asked for)."""
-    from ..songcraft.measures import Measures
-
-    wanted = options["rhyme"] != "off" or options["chorus"] != "off" or options["words"] < 1
-    if not wanted or Measures.from_dict(trained.checkpoint.songcraft) is not None:
-        return options
-    if corpus is not None:
-        return {**options, "corpus": corpus}
-    if options["rhyme"] not in ("auto", "off"):
+        yield
+    except NoMeasures as exc:
         raise click.ClickException(
-            f"--rhyme {options['rhyme']} needs the training songs' measures, and "
-            f"{trained.path} was written before songgen kept them; give the text it was "
-            "trained on with --corpus, or use --rhyme off")
-    click.echo(f"note: {trained.path} has no rhyme, chorus or word measures (written before "
-               "songgen kept them): writing without them; give --corpus (the text it was "
-               "trained on) to measure them", err=True)
-    return {**options, "rhyme": "off", "chorus": "off", "words": 1.0}
+            f"--rhyme {exc.rhyme} needs the training songs' measures, and {path} was written "
+            "before songgen kept them; give the text it was trained on with --corpus, or use "
+            "--rhyme off") from None
+    finally:
+        warnings.showwarning = shown
 
 
-def show_songs(songs, trained, opts, as_json: bool, output: str | None) -> None:
-    """Songs (or their JSON lines) on stdout or into a new file; copy reports on stderr."""
+def show_songs(songs, trained, as_json: bool, output: str | None) -> None:
+    """Songs (or their JSON lines, songgen/writing/record.py) on stdout or into a new file;
+    copy reports on stderr."""
+    from ..writing.record import song_record
+
     for song in songs:
         if song.copy is not None:
             click.echo(f"song {song.number}: longest passage copied from the corpus: "
                        f"{song.copy.length} characters" +
                        (f" ({song.copy.text[:60]!r})" if song.copy.length else ""), err=True)
     if as_json:
-        text = "".join(json.dumps(song_record(song, trained, opts), ensure_ascii=False)
-                       + "\n" for song in songs)
+        text = "".join(json.dumps(song_record(song, str(trained.path), trained.step),
+                                  ensure_ascii=False) + "\n" for song in songs)
     else:
         text = "\n\n\n".join(song.text for song in songs) + "\n" if songs else ""
     if output is None:

@@ -1,20 +1,18 @@
-"""`songgen train`: its options, and what it settles before its one library call: whether the
-run goes on (the demo run, trained again without TEXT, goes on), --more-steps as a step limit,
-whether the run is complete already (the same command again trains nothing), and the command
-that fine-tunes on a text that changed."""
+"""`songgen train`: its options, its one library call (songgen.training.loop.train, which
+settles how the run goes on: songgen.training.continuation), the library's errors with the
+command line's advice (the command that fine-tunes on a text that changed, among others), and
+what it prints: a run complete already, or where the trained run is."""
 
 from __future__ import annotations
 
 import os
 import shlex
-import sys
 
 import click
 from click.core import ParameterSource
 
 from ..config import (MAX_BATCH, MAX_EMBED, MAX_HIDDEN, MAX_LAYERS, MAX_SEED, MAX_SEQ_LEN,
-                      TrainConfig, launched_distributed)
-from ..errors import SonggenError
+                      TrainConfig)
 from .exits import library_call, process_prefix
 from .options import (MODEL, TRAIN, Duration, corpus_cache_option, device_option, encoding_option,
                       positive, train_threads_option)
@@ -31,100 +29,6 @@ def fine_tune_command(text, folder: str) -> str:
         n += 1
     return shlex.join(["songgen", "train", str(text), "--init-from", base, "--checkpoint-dir",
                        f"{stem}-{n}"])
-
-
-def settle_steps(text, folder: str, resume: bool, init_from, config, more_steps,
-                 explicit: set[str]) -> tuple[bool, str | None]:
-    """Whether the run goes on (the demo run, trained again without TEXT, goes on as if
-    --resume were given), with --more-steps turned into config.steps; and, where the run is
-    complete already (the limit asked for reached, or, with none asked for, its early stop),
-    the line that says so: the same command again trains nothing and succeeds. Refuses a
-    --steps below the run's step (it counts from the run's start)."""
-    demo = text is None and not resume and init_from is None and _holds_demo_run(folder)
-    resume, complete = _settle(text, folder, resume or demo, config, more_steps, explicit)
-    if demo and complete is None:
-        # The first command of the README, run again: go on with its run rather than fail.
-        click.echo(f"{folder} holds the demo run: going on with it (as with --resume)",
-                   err=True)
-    return resume, complete
-
-
-def _settle(text, folder: str, resume: bool, config, more_steps, explicit: set[str]
-            ) -> tuple[bool, str | None]:
-    saved = _run_checkpoint(folder) if resume else None
-    at = saved.step if saved is not None else None
-    if more_steps is not None:
-        if config.steps is not None:
-            raise click.UsageError("--steps and --more-steps cannot be combined; --steps counts "
-                                   "from the run's start, --more-steps from where it stands")
-        config.steps = (at or 0) + more_steps
-        return resume, None
-    if saved is None or (text is not None and not _same_path(text, saved.corpus)):
-        return resume, None  # another text: training says what is wrong
-    more = "to train more, use --more-steps N"
-    if config.steps is not None:
-        if config.steps < at:
-            raise click.ClickException(
-                f"the run in {folder} is at step {at:,} already, and --steps {config.steps} "
-                f"counts from the run's start; to train {config.steps:,} steps more, use "
-                f"--more-steps {config.steps} (or --steps {at + config.steps})")
-        if config.steps == at:
-            return resume, f"the run in {folder} is complete at step {at:,} (--steps " \
-                           f"{config.steps}); {more}"
-    elif config.epochs is not None and config.epochs == saved.epoch:
-        return resume, f"the run in {folder} is complete at step {at:,} (--epochs " \
-                       f"{config.epochs}); {more}"
-    elif config.epochs is None and config.time_limit is None:
-        old = saved.train_config
-        patience = config.patience if "patience" in explicit or old is None else old.patience
-        stopped = _stopped_early(saved, patience)
-        if stopped:
-            return resume, f"the run in {folder} is complete at step {at:,}: {stopped}; {more}"
-    return resume, None
-
-
-def _same_path(a, b) -> bool:
-    from pathlib import Path
-
-    return b is not None and Path(a).resolve() == Path(b).resolve()
-
-
-def _stopped_early(saved, patience: int) -> str | None:
-    """Why the run stopped early (patience run out, at its lowest learning rate), where that
-    still holds with this patience; else None."""
-    from ..training.defaults import LrSchedule
-
-    kind = (saved.schedule or {}).get("kind", "plateau")
-    if not LrSchedule.from_dict(saved.schedule, kind, bad=saved.bad_evals,
-                                best=saved.best_val_loss).exhausted(patience):
-        return None
-    lowest = "" if kind == "none" else " at the lowest learning rate"
-    return f"validation loss stopped improving for {patience} evaluations{lowest}"
-
-
-def _run_checkpoint(folder: str):
-    """The run saved in `folder` (its last.pt), or None where there is none to read
-    (training then says what is wrong)."""
-    from ..run.checkpoint import RunFolder, load
-
-    try:
-        return load(RunFolder(folder).last)
-    except SonggenError:
-        return None
-
-
-def _holds_demo_run(folder: str) -> bool:
-    """Whether `folder` holds a run trained on the bundled demo songs."""
-    from pathlib import Path
-
-    from ..run.checkpoint import RunFolder
-    from ..text.corpus import demo_corpus
-
-    corpus = RunFolder(folder).recorded_corpus()
-    try:
-        return corpus is not None and Path(corpus).resolve() == demo_corpus().resolve()
-    except (SonggenError, OSError):
-        return False
 
 
 @click.command(short_help="Train a model on a lyrics file or folder (Ctrl-C saves).", epilog="""
@@ -235,8 +139,10 @@ def train(ctx, text, resume, init_from, from_scratch, quiet, more_steps, **optio
     from ..run.basemodel import DamagedBaseModel
     from ..text.lyrics import CorpusChanged
     from ..training.batches import TextTooShort
+    from ..training.continuation import StepLimitPassed
     from ..training.loop import train as run_training
     from ..training.progress import format_duration
+    from ..training.team import leave_worker
 
     explicit = {name for name in options
                 if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
@@ -249,20 +155,19 @@ def train(ctx, text, resume, init_from, from_scratch, quiet, more_steps, **optio
     if from_scratch and init_from:
         raise click.UsageError("--from-scratch and --init-from cannot be combined; a run starts "
                                "from a new model or from the one given, not both")
+    if more_steps is not None and config.steps is not None:
+        raise click.UsageError("--steps and --more-steps cannot be combined; --steps counts "
+                               "from the run's start, --more-steps from where it stands")
     folder = config.checkpoint_dir
-    resume, complete = settle_steps(text, folder, resume, init_from, config, more_steps,
-                                     explicit)
-    if complete:
-        click.echo(complete, err=True)
-        return
-    if init_from is not None and os.path.isdir(init_from):
-        from ..run.checkpoint import find_default
-
-        init_from = str(find_default(init_from))  # as --checkpoint reads a folder
     try:
         result = run_training(text, model=model, config=config, resume=resume,
                               init_from=init_from, explicit=explicit, quiet=quiet,
-                              from_scratch=from_scratch)
+                              from_scratch=from_scratch, more_steps=more_steps)
+    except StepLimitPassed as exc:
+        raise click.ClickException(
+            f"the run in {folder} is at step {exc.at:,} already, and --steps {exc.steps} "
+            f"counts from the run's start; to train {exc.steps:,} steps more, use "
+            f"--more-steps {exc.steps} (or --steps {exc.at + exc.steps})") from None
     except DamagedBaseModel as exc:
         raise click.ClickException(f"{exc.what}; reinstall songgen, or train without it: add "
                                    "--from-scratch") from None
@@ -284,14 +189,15 @@ def train(ctx, text, resume, init_from, from_scratch, quiet, more_steps, **optio
         advice = ("give more text" if exc.fits is None else
                   f"use e.g. --batch-size {exc.fits[0]} --seq-len {exc.fits[1]}, or more text")
         raise click.ClickException(f"{exc.what}; {advice}") from None
+    if result.complete_already:
+        if not process_prefix():  # under torchrun, process 0 says it for all
+            why = (f" (--{result.limit} {getattr(config, result.limit)})" if result.limit else
+                   f": {result.stopped_because}")
+            click.echo(f"the run in {folder} is complete at step {result.step:,}{why}; to "
+                       "train more, use --more-steps N", err=True)
+        return
     if not process_prefix():
         click.echo(f"done in {format_duration(result.loop_seconds)}; write a song with: "
                    f"songgen sample --checkpoint {shlex.quote(str(result.checkpoint_dir))}",
                    err=True)
-    if launched_distributed():
-        # A torchrun worker whose run is complete and saved leaves at once: now and then the
-        # interpreter's shutdown after distributed training aborted a worker (SIGABRT from
-        # gloo's threads), which torchrun then reports as a failed run.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    leave_worker()

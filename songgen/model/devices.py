@@ -100,7 +100,7 @@ def auto_precision(device: torch.device,
     with AVX-512 BF16 but no AMX, whether oneDNN's bf16 LSTM beats float32 differs from one
     machine to another (faster on some AMD EPYCs, slower on an Intel Xeon held to AVX-512:
     benchmarks/RESULTS.md), so `speedup()` measures it for the model at hand (about a second,
-    songgen.model.lstm.bf16_speedup) and bf16 is taken only where it is clearly faster. Elsewhere
+    songgen.model.probes.bf16_speedup) and bf16 is taken only where it is clearly faster. Elsewhere
     float32. A run makes this choice once, when it is created (see `decide_precision`)."""
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import CheckpointError, DamagedCheckpoint
 from . import checkpoint as ckpt
 from .checkpoint import Checkpoint
+from .folder import find_default
 
 NAME = "verse"               # what the header, info and the studio call it
 FILE = f"{NAME}.pt"          # inside songgen/base/
@@ -80,9 +81,9 @@ def load() -> BaseModel | None:
 
 def has_run(folder: str | Path) -> bool:
     """Whether `folder` holds a run to sample from: what `sample --checkpoint FOLDER` would
-    find (songgen.run.checkpoint.find_default says which files those are)."""
+    find (songgen.run.folder.find_default says which files those are)."""
     try:
-        ckpt.find_default(folder)
+        find_default(folder)
         return True
     except CheckpointError:
         return False

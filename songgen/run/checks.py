@@ -15,7 +15,9 @@ FORMAT = "songgen-checkpoint"
 VERSION = 1
 
 
-def _check_header(state, path) -> None:
+def check_header(state, path) -> None:
+    """A songgen checkpoint of a format version this songgen reads, holding what every use
+    needs (a model, its vocabulary, the step)."""
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a songgen checkpoint (it holds a "
                                    f"{type(state).__name__})")
@@ -36,12 +38,13 @@ def _check_header(state, path) -> None:
         raise CheckpointError(f"{path} is incomplete (missing {', '.join(missing)})")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An error's first line (at most 120 characters), to quote in a one-line message."""
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:120]
 
 
-def _check_model(state: dict, path) -> ModelConfig:
+def check_model(state: dict, path) -> ModelConfig:
     """The configuration, vocabulary and weights must describe one model. The expected shapes
     are worked out, not allocated, so a damaged configuration never takes memory."""
     from ..model.lstm import weight_shapes
@@ -61,7 +64,7 @@ def _check_model(state: dict, path) -> ModelConfig:
         expected = weight_shapes(config)
     except Exception as exc:  # wrong types or values inside a damaged file
         raise CheckpointError(f"{path} has a damaged model configuration "
-                                   f"({_first_line(exc)})") from None
+                                   f"({first_line(exc)})") from None
     if config.vocab_size != len(vocab):
         raise CheckpointError(f"{path} has a damaged model (a vocabulary of {len(vocab)} "
                                    f"symbols, a model made for {config.vocab_size})")
@@ -81,7 +84,7 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _check_record(state: dict) -> str | None:
+def check_record(state: dict) -> str | None:
     """What of the bookkeeping that commands print or resume from is damaged, if anything."""
     step = state["step"]
     history = state.get("history")

@@ -1,6 +1,6 @@
 """Training curves: a run's metrics.jsonl read tolerantly (a training run may be writing it right
-now), the run folders under a folder found, whether a run is training now, and the loss curves
-drawn as SVG by our own code (`songgen plot`; the studio page draws the same in JavaScript).
+now), and the loss curves drawn as SVG by our own code (`songgen plot`; the studio page draws
+the same in JavaScript).
 
 No PyTorch here: reading curves must stay quick and light.
 """
@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import stat
 from pathlib import Path
 
+from .. import files
 from ..errors import SonggenError
-from ..files import refuse_existing, write_new
+from .finding import METRICS, find_runs
 
-METRICS = "metrics.jsonl"
 # One colour per run, in order; readable on white and told apart by most colour-blind eyes.
 COLOURS = ("#1f6fb4", "#d9731a", "#2a9d5b", "#c4314b", "#7b5ab0", "#8a6a3a", "#d058a8", "#5f6b73")
 _FIELDS = ("step", "epoch", "train_loss", "val_loss", "val_bpc", "chars_per_sec", "lr", "elapsed")
@@ -34,9 +32,11 @@ def read_metrics(path: str | Path) -> list[dict]:
     error; a step logged twice (a run resumed from an earlier checkpoint) keeps its last record.
     A missing file is no evaluations yet."""
     try:
-        data = read_regular(path)
+        data = files.read_regular(path, follow=True)  # a pipe nobody writes is refused at once
     except FileNotFoundError:
         return []
+    except files.NotRegularFile:
+        raise SonggenError(f"{path} {files.NOT_REGULAR}") from None
     except OSError as exc:
         raise SonggenError(f"could not read {path}: {exc.strerror or exc}") from None
     by_step: dict[int, dict] = {}
@@ -55,95 +55,6 @@ def read_metrics(path: str | Path) -> list[dict]:
             clean["val_bpc"] = clean["val_loss"] / LN2
         by_step[clean["step"]] = clean
     return [by_step[s] for s in sorted(by_step)]
-
-
-class NotRegularFile(SonggenError):
-    pass
-
-
-def read_regular(path: str | Path, follow: bool = True) -> bytes:
-    """The bytes of a regular file. A named pipe, a device or a socket is refused at once: it is
-    opened without waiting for a writer, so a pipe nobody writes cannot hang the reader.
-    `follow=False`: a symbolic link is refused too (OSError)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    if not follow:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
-    with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegularFile(f"{path} is not a regular file (a named pipe, a device or a "
-                                 "socket)")
-        return f.read()
-
-
-def find_runs(root: str | Path, depth: int = 4) -> list[Path]:
-    """Run folders at or under `root` (up to `depth` levels down): folders holding a
-    metrics.jsonl or a checkpoint. Hidden folders and symbolic links are not followed."""
-    root = Path(root)
-    found = []
-    for folder, subfolders, files in os.walk(root):
-        level = len(Path(folder).relative_to(root).parts)
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and level < depth)
-        if METRICS in files or any(f.endswith(".pt") and not f.startswith(".") for f in files):
-            found.append(Path(folder))
-    return found
-
-
-def running_pid(folder: str | Path) -> int | None:
-    """The process id of the `songgen train` running in `folder` now, else None.
-
-    A running train holds an flock on the folder's .lock file and writes `pid N` into it; the
-    file stays when the run ends. The lock is never taken here (a train starting at that
-    instant would fail): /proc/locks tells whether anyone holds one on that file, and where
-    there is no /proc/locks, whether the recorded process is alive.
-    """
-    lock = Path(folder) / ".lock"
-    try:  # a training run writes a regular file: anything else (a pipe, a link) is no lock
-        text = read_regular(lock, follow=False).decode("utf-8", "replace").strip()
-        st = lock.stat()
-    except (OSError, NotRegularFile):
-        return None
-    pid = int(text[4:]) if text.startswith("pid ") and text[4:].isdigit() else None
-    try:
-        with open("/proc/locks", encoding="ascii", errors="replace") as f:
-            table = f.read()
-    except OSError:
-        table = None
-    if table is not None:
-        for line in table.splitlines():
-            parts = line.split()
-            # "1: FLOCK  ADVISORY  WRITE 1234 00:2a:56789 0 EOF" (a blocked waiter adds "->")
-            if "->" in parts or len(parts) < 6 or parts[1] != "FLOCK":
-                continue
-            try:  # device major and minor in hex, then the inode
-                major, minor, inode = parts[5].split(":")
-                where = (int(major, 16), int(minor, 16), int(inode))
-            except ValueError:
-                continue
-            if where == (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino):
-                return pid or int(parts[4])
-        return None
-    if pid is None:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:  # alive, owned by someone else
-        pass
-    return pid
-
-
-def run_summary(folder: str | Path, records: list[dict] | None = None) -> dict:
-    """What the metrics say about a run: last step and epoch, best loss, speed, running now."""
-    records = read_metrics(Path(folder) / METRICS) if records is None else records
-    last = records[-1] if records else {}
-    best = min((r["val_loss"] for r in records), default=None)
-    pid = running_pid(folder)
-    return {"step": last.get("step"), "epoch": last.get("epoch"), "best_val_loss": best,
-            "best_val_bpc": None if best is None else best / LN2,
-            "chars_per_sec": last.get("chars_per_sec"), "elapsed": last.get("elapsed"),
-            "evaluations": len(records), "running": pid is not None, "pid": pid}
 
 
 # --- SVG -------------------------------------------------------------------------------------
@@ -292,7 +203,7 @@ def plot(runs: list[str | Path] | None, output: str | Path) -> list[Path]:
     default: checkpoints) into a new SVG file at `output` (an existing file is refused, never
     replaced: see `new_name`). Returns the runs drawn."""
     output = Path(output)
-    refuse_existing(output)  # before any work
+    files.refuse_existing(output)  # before any work
     found: list[Path] = []
     for given in runs or ["checkpoints"]:
         path = Path(given)
@@ -310,7 +221,7 @@ def plot(runs: list[str | Path] | None, output: str | Path) -> list[Path]:
                            "evaluation of a training run; train longer or give another run")
     names = [str(p.parent) if p.name == METRICS else str(p) for p, _ in drawn]
     svg = curves_svg(list(zip(names, [recs for _, recs in drawn])))
-    write_new(output, svg.encode("utf-8"), sync=False)  # refused if made meanwhile
+    files.write_new(output, svg.encode("utf-8"), sync=False)  # refused if made meanwhile
     return [p for p, _ in drawn]
 
 

@@ -17,7 +17,9 @@ from pathlib import Path, PurePosixPath
 from ..errors import SonggenError
 from ..run import basemodel
 from ..run.checkpoint import peek
-from ..run.curves import METRICS, find_runs, read_metrics, run_summary
+from ..run.curves import read_metrics
+from ..run.finding import METRICS, find_runs
+from ..run.status import run_summary
 from .httpserver import HTTPProblem
 
 MAX_MODELS = 4                # loaded models kept in memory

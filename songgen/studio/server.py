@@ -47,7 +47,7 @@ from .httpserver import (GONE, MAX_CONNECTIONS, REQUEST_SECONDS, SEND_SECONDS,  
 from .runs import (MAX_INDEXES, MAX_MODELS, SCAN_DEPTH, Runs, checkpoint_summary,  # noqa: F401
                    default_model)
 from .write_request import (MAX_TEXT, WRITE_LENGTH, WRITE_RETRIES, WRITE_SECONDS,  # noqa: F401
-                            WRITE_SONGS, parse_write, song_json)
+                            WRITE_SONGS, make_request, parse_write)
 
 MAX_BODY = 64 * 1024          # bytes of a request body
 MAX_WRITERS = 2               # song batches written at the same time
@@ -169,8 +169,7 @@ class Handler(GuardedHandler):
 
     # Writing songs
     def _write(self, body) -> None:
-        from ..writing.sampling import make_prime
-
+        """A write, or the co-write page's next-line ideas (more_lines)."""
         runs = self.server.runs
         options = parse_write(body)
         path = runs.resolve(options.pop("model"), suffix=".pt")
@@ -188,17 +187,13 @@ class Handler(GuardedHandler):
                 shown = ", ".join(repr(c) for c in unknown[:20])
                 raise HTTPProblem(400, f"the opening text has characters the model never saw: "
                                        f"{shown}; remove or replace them", unknown=unknown)
-            options["prime"] = make_prime(title, prime)
+            index = None
             if options.pop("originality"):
                 try:
-                    options["copy_index"] = runs.copy_index(trained, options["max_copy"])
+                    index = runs.copy_index(trained, options["max_copy"])
                 except SonggenError as exc:
                     raise HTTPProblem(400, str(exc)) from None
-            if options.get("copy_index") is None:
-                options["max_copy"] = None
-            if options["seed"] is None:
-                options["seed"] = secrets.randbits(31)  # chosen here so that the page shows it
-            self._stream(trained, path, options)
+            self._stream(trained, path, make_request(options, title, prime, index), index)
         finally:
             self.server.writers.release()
 
@@ -232,12 +227,14 @@ class Handler(GuardedHandler):
             self.server.writers.release()
         self._json(found)
 
-    def _stream(self, trained, path: Path, options: dict) -> None:
+    def _stream(self, trained, path: Path, request, index) -> None:
+        from ..writing.record import song_record
         from ..writing.sampling import write_live
 
+        name = self.server.runs.name_of(path)
         try:
-            events = write_live(trained, precision="auto", **options)
-            first = next(events)  # the checks (length, top-p, ...) run here, before any answer
+            events = write_live(trained, request, copy_index=index)
+            first = next(events)  # the model's checks (the prime's length, ...) run here, first
         except SonggenError as exc:
             raise HTTPProblem(400, str(exc)) from None
         self.send_response(200)
@@ -249,10 +246,9 @@ class Handler(GuardedHandler):
         limit = self.server.write_seconds
         send = self._event
         try:
-            send("start", {"seed": options["seed"], "prime": first[1],
-                           "num_songs": options["num_songs"], "model": self.server.runs.name_of(path),
-                           "step": trained.step,
-                           "originality": options.get("copy_index") is not None})
+            send("start", {"seed": request.seed, "prime": first[1],
+                           "num_songs": request.num_songs, "model": name, "step": trained.step,
+                           "originality": index is not None})
             for event in events:
                 if self.server.stopping.is_set():
                     break
@@ -261,7 +257,7 @@ class Handler(GuardedHandler):
                     chars += sum(len(c) for c in event[1] if c)
                     send("chars", event[1])
                 elif kind == "song":
-                    send("song", song_json(event[1]))
+                    send("song", song_record(event[1], name, trained.step))
                 else:  # retry / dropped: the song copied too much
                     send(kind, {"number": event[1], "copy": event[2].length})
                 if time.monotonic() - start > limit:

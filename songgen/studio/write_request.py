@@ -1,13 +1,13 @@
-"""What a write request from the page may ask: the studio's write limits (well below the
-command line's), each field checked and turned into write_live's options, and a written
-song as the page receives it."""
+"""What a write request from the page may ask: each option's default and limit taken from the
+request's fields (songgen/writing/request.py), the studio's own caps kept where they are lower
+(a web visitor must not keep the computer busy for hours), each field of the JSON body checked
+with a message for the page; the request itself is built and checked once, by the library."""
 
 from __future__ import annotations
 
 import math
 
-from ..config import MAX_SEED, MAX_TEMPERATURE
-from ..errors import SonggenError
+from ..writing.request import rule
 from .httpserver import HTTPProblem
 
 # One writing from the page: `songgen sample` allows 10,000 songs of 1,000,000 characters and
@@ -17,30 +17,49 @@ WRITE_LENGTH = 20_000         # characters of a song, its opening included
 WRITE_RETRIES = 10            # writings again of a song that copied too much
 WRITE_SECONDS = 120.0         # then the writing stops with an error event
 MAX_TEXT = WRITE_LENGTH       # characters of a title or an opening text
+# The studio's caps below the request's own limits: those `songgen sample` allows more of are
+# said so; the next-line ideas (more_lines) have no command-line option.
+_CAPS = {"num_songs": (WRITE_SONGS, True), "length": (WRITE_LENGTH, True),
+         "retries": (WRITE_RETRIES, True), "more_lines": (10_000, False)}
+_JSON_INT = 2**63 - 1         # the top of a whole number with no limit of its own
+
+# The request's options a page may set (prime and style come as text, below); the others
+# (precision, shape, corpus) are the studio's to choose.
+_NUMBERS = ("temperature", "top_k", "top_p", "num_songs", "length", "max_lines", "more_lines",
+            "seed", "max_copy", "retries", "words")
+_CHOICES = ("chorus", "scan")
+_WRITE_KEYS = {"model", "title", "prime", "originality", "rhyme", "style", *_NUMBERS,
+               *_CHOICES}
 
 
-def _int(body, key, lo, hi, default=None, none_ok=False, studio=False):
-    value = body.get(key, default)
-    if value is None and none_ok:
+def _number(body, key):
+    """The whole number or number `key` of the body, within the request's limit and the
+    studio's cap (its default where absent)."""
+    found = rule(key)
+    value = body.get(key, found.default)
+    if value is None and found.default is None:
         return None
+    cap, told = _CAPS.get(key, (None, False))
+    high = found.high if cap is None else cap if found.high is None else min(cap, found.high)
+    if found.kind is float:
+        low, low_open = found.low, found.low_open
+        if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                or not math.isfinite(value) or not (low < value if low_open else low <= value)
+                or value > high):
+            raise HTTPProblem(400, f"{key.replace('_', ' ')} must be a number "
+                              f"{'above' if low_open else 'from'} {low:g} "
+                              f"{'and at most' if low_open else 'to'} {high:g}")
+        return float(value)
+    high = _JSON_INT if high is None else high
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        top = "" if hi >= 2**62 else f" to {hi:,}"
-        raise HTTPProblem(400, f"{key.replace('_', ' ')} must be a whole number from {lo:,}{top}"
-                          + (" (or empty)" if none_ok else "")
-                          + (" in the studio (songgen sample allows more)" if studio else ""))
+    if (not isinstance(value, int) or isinstance(value, bool)
+            or not found.low <= value <= high):
+        top = "" if high >= 2**62 else f" to {high:,}"
+        raise HTTPProblem(400, f"{key.replace('_', ' ')} must be a whole number from "
+                          f"{found.low:,}{top}" + (" (or empty)" if found.default is None else "")
+                          + (" in the studio (songgen sample allows more)" if told else ""))
     return value
-
-
-def _float(body, key, lo, hi, default, lo_open=False):
-    value = body.get(key, default)
-    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-            or not (lo < value if lo_open else lo <= value) or value > hi):
-        raise HTTPProblem(400, f"{key.replace('_', ' ')} must be a number "
-                          f"{'above' if lo_open else 'from'} {lo:g} {'and at most' if lo_open else 'to'} "
-                          f"{hi:g}")
-    return float(value)
 
 
 def _text(body, key):
@@ -52,32 +71,26 @@ def _text(body, key):
     return value
 
 
-_WRITE_KEYS = {"model", "temperature", "top_k", "top_p", "num_songs", "length", "max_lines",
-               "more_lines", "seed", "title", "prime", "originality", "max_copy", "retries",
-               "rhyme", "chorus", "scan", "words", "style"}
-
-
 def parse_write(body) -> dict:
-    """The options of a write request, checked against the command line's limits and the
-    studio's own, lower ones for the number of songs, their length and the retries."""
+    """The options of a write request, checked against the request's limits and the studio's
+    own, lower ones for the number of songs, their length and the retries: SampleOptions'
+    fields, with the `model`, the `title` and the `prime` text apart (the server makes the
+    opening once it knows the model's characters) and whether to check `originality`."""
     if not isinstance(body, dict):
         raise HTTPProblem(400, "the request must be a JSON object")
     unknown = sorted(set(body) - _WRITE_KEYS)
     if unknown:
         raise HTTPProblem(400, f"unknown parameter {unknown[0]!r}")
-    options = {
-        "temperature": _float(body, "temperature", 0, MAX_TEMPERATURE, 0.8),
-        "top_k": _int(body, "top_k", 0, 2**63 - 1, 0),
-        "top_p": _float(body, "top_p", 0, 1, 1.0, lo_open=True),
-        "num_songs": _int(body, "num_songs", 1, WRITE_SONGS, 1, studio=True),
-        "length": _int(body, "length", 1, WRITE_LENGTH, 3000, studio=True),
-        "max_lines": _int(body, "max_lines", 1, 2**63 - 1, none_ok=True),
-        "more_lines": _int(body, "more_lines", 1, 10_000, none_ok=True),
-        "seed": _int(body, "seed", 0, MAX_SEED, none_ok=True),
-        "max_copy": _int(body, "max_copy", 2, 2**63 - 1, none_ok=True),
-        "retries": _int(body, "retries", 0, WRITE_RETRIES, 5, studio=True),
-    }
-    options.update(_craft(body))
+    options = {key: _number(body, key) for key in _NUMBERS}
+    rhyme = body.get("rhyme", rule("rhyme").default)
+    if not isinstance(rhyme, str) or not isinstance(body.get("chorus", ""), str):
+        raise HTTPProblem(400, "rhyme and chorus must be text")
+    options["rhyme"] = rhyme  # its pattern is checked with the request (a 400 where wrong)
+    for key in _CHOICES:
+        found = rule(key)
+        options[key] = body.get(key, found.default)
+        if options[key] not in found.choices:
+            raise HTTPProblem(400, f"{key} must be {' or '.join(found.choices)}")
     originality = body.get("originality", True)
     if not isinstance(originality, bool):
         raise HTTPProblem(400, "originality must be true or false")
@@ -85,37 +98,20 @@ def parse_write(body) -> dict:
         raise HTTPProblem(400, "max copy needs the originality check")
     return {**options, "model": body.get("model"), "title": _text(body, "title"),
             "prime": _text(body, "prime"), "originality": originality,
-            "style": _text(body, "style").strip() or None}  # a name or a blend (songgen.text.styles)
+            "style": _text(body, "style")}  # a name or a blend (songgen.text.styles)
 
 
-def _craft(body) -> dict:
-    """Rhyme pattern, chorus, scansion and the share of free words (songgen/songcraft/measures.py)."""
-    from ..songcraft.measures import check_pattern
+def make_request(options: dict, title: str, prime: str, copy_index):
+    """The write's request (SampleOptions), checked once: the opening made of the title and
+    the prime, no max_copy without the originality check (`copy_index`), the seed drawn where
+    none is given (the page is told it)."""
+    from ..errors import SonggenError
+    from ..writing.request import SampleOptions
+    from ..writing.sampling import make_prime
 
-    rhyme, chorus = body.get("rhyme", "auto"), body.get("chorus", "auto")
-    if not isinstance(rhyme, str) or not isinstance(chorus, str):
-        raise HTTPProblem(400, "rhyme and chorus must be text")
+    if copy_index is None:
+        options = {**options, "max_copy": None}
     try:
-        rhyme = check_pattern(rhyme)
+        return SampleOptions(prime=make_prime(title, prime), **options).checked()
     except SonggenError as exc:
         raise HTTPProblem(400, str(exc)) from None
-    if chorus not in ("auto", "off"):
-        raise HTTPProblem(400, "chorus must be auto or off")
-    scan = body.get("scan", "auto")
-    if scan not in ("auto", "off"):
-        raise HTTPProblem(400, "scan must be auto or off")
-    return {"rhyme": rhyme, "chorus": chorus, "scan": scan,
-            "words": _float(body, "words", 0, 1, 0.01)}
-
-
-def song_json(song) -> dict:
-    copy = song.copy
-    return {"number": song.number, "text": song.text, "title": song.title, "stop": song.stop,
-            "chars": song.chars, "bits_per_char": round(song.bits_per_char, 4), "seed": song.seed,
-            "copy": None if copy is None else {"length": copy.length, "text": copy.text,
-                                               "start": song.text.find(copy.text) if copy.length
-                                               else -1},
-            "craft": song.analysis}
-
-
-# --- Who may ask ------------------------------------------------------------------------------

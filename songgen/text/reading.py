@@ -13,6 +13,7 @@ import unicodedata
 from pathlib import Path
 
 from ..errors import CorpusError
+from ..files import regular_file
 
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
@@ -183,16 +184,10 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
 
 
 def _regular_file(path: Path) -> Path:
-    """Refuse at once what is not a regular file: reading a named pipe or a device such as
-    /dev/zero would wait forever or never end."""
-    if not path.exists():
-        raise CorpusError(f"{path} does not exist; give a lyrics file or a folder of .txt files")
-    if path.is_dir():
-        raise CorpusError(f"{path} is a folder; give a file")
-    if not path.is_file():
-        raise CorpusError(f"{path} is not a regular file (a named pipe, a device or a socket); "
-                          "give a lyrics file or a folder of .txt files")
-    return path
+    """A lyrics file the user names: refused at once where it is not a regular file."""
+    return regular_file(path, CorpusError, missing=f"{path} does not exist; give a lyrics file "
+                        "or a folder of .txt files", folder=f"{path} is a folder; give a file",
+                        advice="give a lyrics file or a folder of .txt files")
 
 
 def text_files(path: str | Path) -> list[Path]:

@@ -1,4 +1,7 @@
-"""Styles: one model that writes like each artist or genre of a collection, and blends them.
+"""Styles' labels: which song of a collection is in which style (artist or genre), the table
+of a model's style names, the text cut for validation per style, and a style or blend asked for
+by name. One model writes like each style and blends them; applying a style to a model is
+songgen.model.style_input's, to a loaded checkpoint `Trained.with_style`'s (songgen.run.trained).
 
 Where a song's style comes from (`--styles auto`, the default):
 
@@ -16,7 +19,8 @@ them. The model adds a learnt vector per style to every character's embedding (s
 resume reads the same labels) is shown with id 0, so that the model also learns to write with
 no style asked. A blend mixes the style vectors. Because the vector is added to the embedding,
 a model with a style chosen is an ordinary model whose embedding table has the vector folded
-in (`unstyled`): sampling, the fast stepper and scoring run it at exactly the unstyled speed.
+in (songgen.model.style_input.unstyled): sampling, the fast stepper and scoring run it at
+exactly the unstyled speed.
 
 Validation is cut per style: the last share of each style's songs, so that every style with
 two songs or more is measured on its own (`Styles.val_parts`).
@@ -29,15 +33,15 @@ import math
 import re
 import unicodedata
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, CorpusError, SonggenWarning
+from ..model.style_input import NEUTRAL
 
-NEUTRAL = 0              # the style id of "no style asked": the mix of all
 NEUTRAL_SHARE = 0.1      # share of the training songs shown with it
 MAX_STYLES = 1000        # more is a folder layout that is not a set of styles
 MAX_NAME = 100           # characters in a style name
@@ -46,34 +50,6 @@ MODES = ("auto", "none")
 
 # `{style: NAME}` alone on the first line of a song (ChordPro's directive form).
 _MARK = re.compile(r"[ \t]*\{[ \t]*style[ \t]*:([^{}\n]*)\}[ \t]*(?:\n|$)", re.IGNORECASE)
-
-
-class Styled(torch.nn.Module):
-    """A model with styles that reads every character in one style: what scoring a style's
-    validation text runs."""
-
-    def __init__(self, model, style_id: int):
-        super().__init__()
-        self.model, self.style_id = model, style_id
-        self.train(model.training)  # scoring gives the model back in the mode it was in
-
-    def forward(self, x: torch.Tensor, state=None):
-        return self.model(x, state, torch.full_like(x, self.style_id))
-
-
-def evaluate(evaluate_fn, model, styles: "Styles", val: torch.Tensor, limit: int,
-             **options) -> tuple[float, dict[str, float]]:
-    """The validation loss of each style on its own validation text (read in its style), and
-    their mean weighted by characters: (mean, {name: loss})."""
-    parts = [(s, a, b) for s, a, b in styles.val_parts if b - a >= 2]
-    each = max(limit // max(len(parts), 1), 10_000)
-    losses, total, weight = {}, 0.0, 0
-    for style, begin, end in parts:
-        loss = evaluate_fn(Styled(model, style), val[begin:end], limit=each, **options)
-        losses[styles.name(style)] = loss
-        total += loss * (end - begin)
-        weight += end - begin
-    return total / weight, losses
 
 
 def for_resume(saved) -> tuple[str, list[str] | None]:
@@ -105,9 +81,11 @@ def keep_base_shapes(found: "Styles | None", base) -> None:
         found.table.songcraft = {**table.songcraft, **found.table.songcraft}
 
 
-def measure_each(found: "Styles", train: torch.Tensor, chars: list[str], measure_ids) -> None:
+def measure_each(found: "Styles", train: torch.Tensor, chars: list[str]) -> None:
     """Each style's rhyme, chorus and word measures (songgen.songcraft.measures), from its training
     songs, into the style table."""
+    from ..songcraft.measures import measure_ids
+
     sizes = found.train_sizes
     starts = np.cumsum(sizes) - sizes
     ids = train.numpy()
@@ -425,68 +403,6 @@ def describe(blend: dict[int, float] | None, names: list[str]) -> str:
                     for i, w in blend.items())
 
 
-def vector(model, blend: dict[int, float] | None) -> torch.Tensor:
-    """The style vector of a blend (NEUTRAL's for None): the weighted mean of its styles'."""
-    table = model.style.weight
-    if not blend:
-        return table[NEUTRAL].detach().clone()
-    ids = torch.tensor(list(blend), device=table.device)
-    weights = torch.tensor(list(blend.values()), device=table.device, dtype=table.dtype)
-    return (weights[:, None] * table[ids]).sum(0).detach()
-
-
-@torch.no_grad()
-def unstyled(model, blend: dict[int, float] | None = None):
-    """An ordinary model (without styles) that writes in the style `blend` (None: no style):
-    the style vector is folded into every row of the embedding. The model itself when it has
-    no styles."""
-    from ..model.lstm import CharLSTM
-
-    if model.config.styles == 0:
-        return model
-    plain = CharLSTM(replace(model.config, styles=0)).to(model.embed.weight.device)
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("style.")}
-    state["embed.weight"] = state["embed.weight"] + vector(model, blend)
-    plain.load_state_dict(state)
-    return plain.train(model.training)
-
-
-def with_style(trained, style):
-    """A loaded checkpoint (`checkpoint.Trained`) set to write in `style` (a name, a blend or
-    None): a copy whose model has the style folded in; `trained` itself when no style is asked
-    (it already writes with none)."""
-    names = style_names(trained.checkpoint)
-    blend = parse(style, names)
-    if blend is None:
-        return trained
-    import copy
-
-    # Kept on the checkpoint (shared by its styled copies), so that a studio asking for the
-    # same style again does not fold and pack the model again.
-    made = trained.__dict__.setdefault("_styled", {})
-    key = tuple(sorted(blend.items()))
-    if key in made:
-        return made[key]
-    styled = copy.copy(trained)
-    styled.model = unstyled(trained.full_model, blend).eval()
-    styled._steppers = {}
-    styled.style = describe(blend, names)
-    # One style's songs have a shape of their own (stanzas, lengths), which steers sampling;
-    # a blend keeps the whole corpus's.
-    table = StyleTable.from_dict(trained.checkpoint.styles)
-    shape, craft = table.shapes.get(styled.style), table.songcraft.get(styled.style)
-    if len(blend) == 1 and (isinstance(shape, dict) or isinstance(craft, dict)):
-        styled.checkpoint = copy.copy(trained.checkpoint)
-        if isinstance(shape, dict):
-            styled.checkpoint.shape = shape
-        if isinstance(craft, dict):  # its rhyme, chorus and word habits (songgen.songcraft.measures)
-            styled.checkpoint.songcraft = craft
-    while len(made) >= 8:  # the oldest goes
-        made.pop(next(iter(made)))
-    made[key] = styled
-    return styled
-
-
 def style_names(checkpoint) -> list[str]:
     """The names of a checkpoint's styles (empty for a model without)."""
     table = StyleTable.from_dict(checkpoint.styles) if getattr(checkpoint, "styles", None) else None
@@ -501,30 +417,3 @@ def warn_empty_folders(root: Path) -> None:
         shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
         warnings.warn(f"style folder{'' if len(empty) == 1 else 's'} with no .txt lyrics, "
                       f"skipped: {shown}", SonggenWarning)
-
-
-def score_by_style(trained, encoded, data: torch.Tensor, evaluate_fn, **options) -> dict | None:
-    """The loss of a model with styles on each style of a text whose songs have styles it
-    knows (each style's songs read in that style): {name: loss}, or None when there is none
-    to score. `data`: the text's ids in the model's vocabulary, the first end-of-song symbol
-    included (as `lyrics.Encoded.ids`)."""
-    names = style_names(trained.checkpoint)
-    if not names or not encoded.styles or not any(name for name, _ in encoded.styles):
-        return None
-    labelled = song_labels(encoded.styles, "auto", names, grow=True)
-    if labelled is None:
-        return None
-    _, labels = labelled
-    sizes = np.asarray(encoded.sizes, dtype=np.int64)
-    starts = np.cumsum(sizes) - sizes + 1  # after the first end-of-song symbol
-    ids, eos = data.numpy(), data[:1].numpy()
-    losses = {}
-    for style in range(1, len(names) + 1):
-        songs = np.flatnonzero(labels == style)
-        if len(songs) == 0:
-            continue
-        # Each song read after an end-of-song symbol, as in training.
-        text = np.concatenate([eos] + [ids[starts[s]:starts[s] + sizes[s]] for s in songs])
-        losses[names[style - 1]] = evaluate_fn(Styled(trained.full_model, style),
-                                               torch.from_numpy(text), trained.device, **options)
-    return losses or None

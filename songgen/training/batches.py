@@ -76,7 +76,7 @@ class StreamBatches:
         self.inputs = data[: batch_size * columns].view(batch_size, columns)[rows]
         self.targets = data[1 : batch_size * columns + 1].view(batch_size, columns)[rows]
         # The ragged last columns are dropped: every step has the same shape.
-        self.steps_per_epoch = columns // seq_len
+        self.steps_per_epoch = steps_per_epoch(len(data), batch_size, seq_len)
         # Style ids, laid out as the targets (styles[i]: the style of data[i]).
         self.styles = None if styles is None else \
             styles[1 : batch_size * columns + 1].view(batch_size, columns)[rows]

@@ -15,10 +15,12 @@ from tqdm import tqdm
 from ..errors import CorpusError
 from ..model.devices import autocast
 from ..model.lstm import CharLSTM
-from ..run.checkpoint import RunFolder
+from ..model.style_input import Styled
+from ..run.folder import RunFolder
 from ..run.trained import Trained, load_checkpoint
 from ..text.cache import folder_for, load_encoded, mapped, user_folder
 from ..text.corpus import Encoded, encode_corpus, in_vocab
+from ..text.styles import Styles, song_labels, style_names
 from ..text.vocab import UnknownCharacters, Vocab
 from .batches import eval_rows
 from .progress import LN2
@@ -103,6 +105,50 @@ class Score:
         return self.loss / LN2
 
 
+# -- with styles: each style's songs read in that style (songgen.text.styles labels them) ----
+
+def evaluate_styles(model, styles: "Styles", val: torch.Tensor, limit: int,
+             **options) -> tuple[float, dict[str, float]]:
+    """The validation loss of each style on its own validation text (read in its style), and
+    their mean weighted by characters: (mean, {name: loss})."""
+    parts = [(s, a, b) for s, a, b in styles.val_parts if b - a >= 2]
+    each = max(limit // max(len(parts), 1), 10_000)
+    losses, total, weight = {}, 0.0, 0
+    for style, begin, end in parts:
+        loss = evaluate(Styled(model, style), val[begin:end], limit=each, **options)
+        losses[styles.name(style)] = loss
+        total += loss * (end - begin)
+        weight += end - begin
+    return total / weight, losses
+
+
+def score_by_style(trained, encoded, data: torch.Tensor, **options) -> dict | None:
+    """The loss of a model with styles on each style of a text whose songs have styles it
+    knows (each style's songs read in that style): {name: loss}, or None when there is none
+    to score. `data`: the text's ids in the model's vocabulary, the first end-of-song symbol
+    included (as `lyrics.Encoded.ids`)."""
+    names = style_names(trained.checkpoint)
+    if not names or not encoded.styles or not any(name for name, _ in encoded.styles):
+        return None
+    labelled = song_labels(encoded.styles, "auto", names, grow=True)
+    if labelled is None:
+        return None
+    _, labels = labelled
+    sizes = np.asarray(encoded.sizes, dtype=np.int64)
+    starts = np.cumsum(sizes) - sizes + 1  # after the first end-of-song symbol
+    ids, eos = data.numpy(), data[:1].numpy()
+    losses = {}
+    for style in range(1, len(names) + 1):
+        songs = np.flatnonzero(labels == style)
+        if len(songs) == 0:
+            continue
+        # Each song read after an end-of-song symbol, as in training.
+        text = np.concatenate([eos] + [ids[starts[s]:starts[s] + sizes[s]] for s in songs])
+        losses[names[style - 1]] = evaluate(Styled(trained.full_model, style), torch.from_numpy(text),
+                                           trained.device, **options)
+    return losses or None
+
+
 def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = None, *,
                   skip_unknown: bool = False, device: str = "auto",
                   encoding: str = "utf-8", cache: str | Path | None = "auto") -> Score:
@@ -115,10 +161,8 @@ def evaluate_text(path: str | Path, checkpoint: str | Path | Trained | None = No
     encoded, _, data, skipped = scoring_ids(path, trained, encoding, cache, skip_unknown)
     loss = evaluate(trained.model, data, trained.device, rows=TEXT_ROWS, chunk=TEXT_CHUNK,
                     bar=True, whole=True)
-    from ..text.styles import score_by_style
-
-    per_style = None if skipped else score_by_style(trained, encoded, data, evaluate,
-                                                    rows=TEXT_ROWS, chunk=TEXT_CHUNK)
+    per_style = None if skipped else score_by_style(trained, encoded, data, rows=TEXT_ROWS,
+                                                    chunk=TEXT_CHUNK)
     return Score(loss, len(data) - 1, skipped, per_style)
 
 

@@ -1,5 +1,7 @@
-"""Training: `train()` sets a run up (songgen.training.plan: the corpus, the options and every choice,
-made in one place) and loops it. The loop only steps (`train_step`, one plain function over the
+"""Training: `train()` settles how the call goes on with the run in its folder
+(songgen.training.continuation: the demo run going on, steps more, a run complete already), sets
+the run up (songgen.training.plan: the corpus, the options and every choice, made in one place)
+and loops it. The loop only steps (`train_step`, one plain function over the
 state of songgen.training.state), logs, evaluates and saves, and stops. Ctrl-C and SIGTERM finish the
 step, save and stop (songgen.training.signals); a loss that becomes NaN or infinite rolls the run back
 to its last checkpoint at half the learning rate.
@@ -23,13 +25,15 @@ from ..config import ModelConfig, TrainConfig
 from ..errors import ConfigError, DeviceError, SonggenError, SonggenWarning
 from ..model.devices import DTYPES, ThreadTuner, autocast, cpu_cores, free_cores, keep_freed_memory
 from ..run import checkpoint as ckpt
-from ..run.checkpoint import Checkpoint, RunFolder
+from ..run.checkpoint import Checkpoint
+from ..run.folder import RunFolder, find_default
 from ..text import styles
+from . import continuation
 from .batches import StreamBatches
-from .defaults import LOWEST, PLATEAU
-from .evaluation import LN2, evaluate
+from .evaluation import LN2, evaluate, evaluate_styles
 from .plan import VAL_CHARS, Plan, plan_run
 from .progress import Progress, describe_loss, epochs_done, say
+from .schedule import LOWEST, PLATEAU
 from .signals import StopSignals, interrupted, stopped_at_once
 from .state import TrainState, song_start_context
 from .team import Team
@@ -51,12 +55,17 @@ class TrainResult:
     checkpoint_dir: Path
     stopped_because: str
     loop_seconds: float = 0.0  # the training loop of this call: steps, evaluation, saving
+    # The run had nothing left to do before this call (trained nothing, wrote nothing), and
+    # the limit it had reached: "steps" or "epochs" (TrainConfig's names), None for an early stop.
+    complete_already: bool = False
+    limit: str | None = None
 
 
 def train(source: str | Path | None = None, *, model: dict | ModelConfig | None = None,
           config: TrainConfig | None = None, resume: bool = False,
           init_from: str | Path | None = None, explicit: set[str] | None = None,
-          quiet: bool = False, from_scratch: bool = False) -> TrainResult:
+          quiet: bool = False, from_scratch: bool = False,
+          more_steps: int | None = None) -> TrainResult:
     """Train a model on a lyrics file or folder (the bundled demo corpus when `source` is None).
 
     model: architecture options (a ModelConfig or a dict of its fields).
@@ -64,9 +73,17 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
         text it recorded when `source` is None). Options that leave the model's shape and the
         data layout alone (learning rate, weight decay, clipping, patience, evaluation and
         keep-last, encoding) may change on resume; the rest keep the checkpoint's values.
+        Without `source`, `resume` and `init_from`, a folder holding the demo run goes on with
+        it, as a resume (said in one line, even when quiet). A run asked to go on that has
+        nothing left to do (its step or epoch limit reached, or its early stop) trains nothing:
+        the result says `complete_already`. A step limit below the run's step is refused
+        (songgen.training.continuation.StepLimitPassed).
+    more_steps: train this many steps more than the run has made (counted from 0 for a new
+        run); not with a step limit (`config.steps`), which counts from the run's start.
     init_from: fine-tune: start from this checkpoint's weights (its vocabulary grown by the new
-        corpus's characters) with a fresh optimiser at step 0. Without it, a new run on a
-        small text starts so from the bundled base model (songgen.training.plan says when and why)...
+        corpus's characters) with a fresh optimiser at step 0; a folder means its best.pt, else
+        its last.pt. Without it, a new run on a small text starts so from the bundled base
+        model (songgen.training.plan says when and why)...
     from_scratch: ...unless this is set: then it starts from a new model.
     explicit: names of options the caller set on purpose; on resume or fine-tuning, those that
         disagree with the checkpoint are reported (and, on resume, those not set keep the
@@ -84,10 +101,23 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
     if from_scratch and init_from is not None:
         raise ConfigError("starting from a given model and from scratch cannot be combined; "
                           "choose one")
+    if more_steps is not None and (isinstance(more_steps, bool) or
+                                   not isinstance(more_steps, int) or more_steps < 1):
+        raise ConfigError("the number of steps more must be a whole number, at least 1")
+    if init_from is not None and Path(init_from).is_dir():
+        init_from = str(find_default(init_from))  # as sampling reads a folder
+    going = continuation.settle(source, config, resume, init_from, more_steps, explicit)
+    if going.complete is not None:
+        return _complete_already(going)
+    config, resume = going.config, going.resume
     team, device = Team.start(config.device)
     try:
         # Only process 0 of a distributed run owns the folder (lock, checks, saving) and speaks.
         quiet = quiet or not team.main
+        if going.demo:
+            # Said even when quiet: the caller did not ask for a resume by name.
+            say(f"{config.checkpoint_dir} holds the demo run: going on with it (as with "
+                "--resume)", not team.main)
         with contextlib.ExitStack() as held:
             with team.together():
                 folder = RunFolder(config.checkpoint_dir)
@@ -113,6 +143,16 @@ def train(source: str | Path | None = None, *, model: dict | ModelConfig | None 
                                    "sequence length (the last checkpoint, if any, is intact)") from None
     finally:
         team.close()
+
+
+def _complete_already(going: continuation.Continuation) -> TrainResult:
+    """The result of a call that found its run complete: the run as its last checkpoint left it."""
+    saved = going.complete
+    last = saved.history[-1] if saved.history else None
+    last_val = last.get("val_loss") if isinstance(last, dict) else None
+    return TrainResult(saved.step, saved.epoch, saved.best_val_loss, last_val,
+                       RunFolder(going.config.checkpoint_dir).path, going.reason,
+                       complete_already=True, limit=going.limit)
 
 
 # The words by which oneDNN (CPU) and cuDNN (GPU) failures announce themselves.
@@ -169,11 +209,9 @@ def thread_tuner(state: TrainState, quiet: bool) -> ThreadTuner | None:
     if state.device.type != "cpu":
         return None
     most, free = cpu_cores(), free_cores()
-    rows = state.config.batch_size // state.team.world
     threads = decide_threads(
         state.config.threads, state.choices.get("threads"), state.step, most, free,
-        lambda counts: step_changes_with_threads(state.model.config, state.config, rows,
-                                                 state.dtype, counts, train_step))
+        lambda counts: step_changes_with_threads(state.plan, counts, train_step))
     state.choices["threads"] = threads.record
     say(threads.line, quiet)
     if threads.tune:
@@ -227,7 +265,7 @@ def corpus_songcraft(corpus) -> dict:
 
     found = measure_ids(corpus.train, corpus.vocab.chars).to_dict()
     if corpus.styles is not None:
-        styles.measure_each(corpus.styles, corpus.train, corpus.vocab.chars, measure_ids)
+        styles.measure_each(corpus.styles, corpus.train, corpus.vocab.chars)
     return found
 
 
@@ -236,8 +274,8 @@ def validation_loss(model, corpus, device: torch.device, dtype, team: Team
     """The loss on the validation text, and per style where the corpus has styles (each on
     its own validation text, read in that style: songgen.text.styles)."""
     if corpus.styles is not None and corpus.styles.val_parts:
-        return styles.evaluate(evaluate, model, corpus.styles, corpus.val, VAL_CHARS,
-                               device=device, dtype=dtype, rows=128, chunk=256, team=team)
+        return evaluate_styles(model, corpus.styles, corpus.val, VAL_CHARS, device=device,
+                               dtype=dtype, rows=128, chunk=256, team=team)
     return evaluate(model, corpus.val, device, dtype, rows=128, chunk=256, team=team,
                     limit=VAL_CHARS), None
 
@@ -281,8 +319,8 @@ class Run:
         self.folder, self.team, self.quiet = plan.folder, plan.team, plan.quiet
         config = plan.config
         self.batches = StreamBatches(
-            self.corpus.train, config.batch_size, config.seq_len,
-            self.team.rows(config.batch_size), multiple=self.team.world,
+            self.corpus.train, config.batch_size, config.seq_len, plan.rows,
+            multiple=self.team.world,
             styles=None if self.corpus.styles is None else self.corpus.styles.positions(
                 config.seed, len(self.corpus.train)))
         if self.device.type == "cpu":
@@ -294,11 +332,7 @@ class Run:
         self.signals: StopSignals | None = None
         self.started: float | None = None
         self.songcraft: dict | None = None  # the corpus's, measured at the first save
-        self.state = TrainState(
-            plan.model_config, config, self.device, self.dtype, self.team,
-            steps_an_epoch=len(self.batches), schedule=plan.schedule,
-            budget_steps=plan.budget_steps, base=plan.base, base_path=plan.base_path,
-            init_from=plan.init_from, choices=plan.choices).start(plan.saved)
+        self.state = TrainState(plan).start(plan.saved)
         if plan.saved is not None:
             self.state.resumed(plan.saved.train_config, self.quiet)
 

@@ -18,9 +18,10 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..errors import ConfigError, CorpusMissing, SonggenWarning
 from ..model.devices import DTYPES, check_precision, decide_precision
-from ..model.lstm import bf16_speedup, parameter_count, step_seconds, training_bytes
+from ..model.probes import bf16_speedup, parameter_count, step_seconds, training_bytes
 from ..run import checkpoint as ckpt
-from ..run.checkpoint import Checkpoint, RunFolder
+from ..run.checkpoint import Checkpoint
+from ..run.folder import RunFolder
 from ..text import styles
 from ..text.cache import CorpusCache, folder_for
 from ..text.corpus import Corpus, demo_corpus, load_corpus
@@ -113,11 +114,18 @@ class Plan:
     quiet: bool
     choices: dict                       # name -> {"value", "reason"}, kept in the checkpoint
     schedule: str                       # the learning-rate schedule of this invocation
+    rows: slice                         # this process's share of the batch rows (all, alone)
+    steps_an_epoch: int                 # of the batch shape over the training text
     budget_steps: int | None = None     # the step limit a budget schedule decays over
     saved: Checkpoint | None = None     # the checkpoint a resume continues
     base: Checkpoint | None = None      # the model a fine-tuning run starts from
     base_path: str | Path | None = None
     init_from: dict | None = None       # a fine-tuned run's base, as the checkpoint records it
+
+    @property
+    def row_count(self) -> int:
+        """How many batch rows this process takes."""
+        return self.rows.stop - self.rows.start
 
 
 def plan_run(source, given_model: dict, config: TrainConfig, resume: bool, init_from,
@@ -143,7 +151,7 @@ def plan_run(source, given_model: dict, config: TrainConfig, resume: bool, init_
         model_config = ModelConfig.from_dict(
             _reconcile(picked, saved.model_config.to_dict(), "model option"))
         config = _resumed_config(config, saved.train_config or TrainConfig(), explicit, quiet)
-    team.rows(config.batch_size)  # before the corpus: a long load would end in this error
+    team.check_split(config.batch_size)  # before the corpus: a long load would end in this error
     # Encoded once into a file that the processes of the machine map and resumes reuse.
     cache = folder_for(config.corpus_cache, folder.cache)
     cache = None if cache is None else CorpusCache(cache)
@@ -185,10 +193,9 @@ def plan_run(source, given_model: dict, config: TrainConfig, resume: bool, init_
     if config.time_limit is not None:
         say(f"time limit {format_duration(config.time_limit)}", quiet)
     if team.world > 1:
-        rows = plan.config.batch_size
-        say(f"distributed: {team.world} processes on {device.type}, {rows // team.world} of "
-            f"the {rows} batch rows each", quiet)
-    _check_fits(plan.model_config, plan.config, device, team)
+        say(f"distributed: {team.world} processes on {device.type}, {plan.row_count} of "
+            f"the {plan.config.batch_size} batch rows each", quiet)
+    _check_fits(plan)
     # A fine-tuned run remembers the model it came from, across its resumes too.
     plan.init_from = saved.init_from if saved is not None else None
     if base is not None:
@@ -248,13 +255,17 @@ def choose(corpus: Corpus, model_config: ModelConfig, config: TrainConfig, given
     A new run: the batch shape for a short text, then what songgen.training.defaults chooses for the
     options not given on purpose (size, learning rate, dropout, weight decay). Every run: the
     precision (made when the run is created, kept on resume), the sampling precision (made
-    once), and the learning-rate schedule of this invocation (from its limits)."""
+    once), and the learning-rate schedule of this invocation (from its limits). The batch
+    shape settled, this process's rows and the steps an epoch are worked out here, once."""
     choices = dict(saved.choices or {}) if saved is not None else {}
     if saved is None:
         config = _short_text_shape(config, len(corpus.train), explicit, team, quiet)
-        model_config, config, made = _automatic_choices(model_config, config, given_model,
-                                                        explicit, len(corpus.train), device,
-                                                        team, fresh=base is None)
+    rows = team.rows(config.batch_size)
+    steps_an_epoch = steps_per_epoch(len(corpus.train), config.batch_size, config.seq_len)
+    if saved is None:
+        model_config, config, made = _automatic_choices(
+            model_config, config, given_model, explicit, len(corpus.train), steps_an_epoch,
+            rows.stop - rows.start, device, team, fresh=base is None)
         for choice in made:
             say(choice.line(), quiet)
             choices[choice.name] = choice.to_dict()
@@ -263,15 +274,15 @@ def choose(corpus: Corpus, model_config: ModelConfig, config: TrainConfig, given
     if "sampling precision" not in choices:  # made once, when the run is created
         choices["sampling precision"] = _sampling_precision(model_config).to_dict()
     # The schedule: chosen for this invocation (its limits); its state is the run's.
-    step_limit = config.step_limit(
-        steps_per_epoch(len(corpus.train), config.batch_size, config.seq_len))
+    step_limit = config.step_limit(steps_an_epoch)
     budget_steps = step_limit if config.lr_schedule == "budget" else None
     schedule = choose_schedule(config.lr_schedule, time_limit=config.time_limit,
                                steps=step_limit, patience=config.patience)
     choices[schedule.name] = schedule.to_dict()
     say(schedule.line(), quiet)
     return Plan(corpus, model_config, config, device, DTYPES[precision.value], folder, team,
-                quiet, choices, schedule.value, budget_steps, saved=saved, base=base)
+                quiet, choices, schedule.value, rows, steps_an_epoch, budget_steps, saved=saved,
+                base=base)
 
 
 def _precision(config: TrainConfig, saved: Checkpoint | None, explicit: set[str] | None,
@@ -316,17 +327,18 @@ def _sampling_precision(model_config: ModelConfig) -> Choice:
 
 
 def _automatic_choices(model_config: ModelConfig, config: TrainConfig, given_model: dict,
-                       explicit: set[str] | None, train_chars: int, device: torch.device,
-                       team: Team, fresh: bool = True
+                       explicit: set[str] | None, train_chars: int, steps_an_epoch: int,
+                       rows: int, device: torch.device, team: Team, fresh: bool = True
                        ) -> tuple[ModelConfig, TrainConfig, list[Choice]]:
     """A new run's options not given on purpose, chosen by songgen.training.defaults: the hidden size
     from the budget, the learning rate from the size, dropout and weight decay from the corpus
     size (dropout also from how often the budget reads the text). Fine-tuning keeps its base's
-    size and dropout. Every process of a distributed run takes the first one's choices."""
+    size and dropout. A size's step is timed on `rows` batch rows, this process's share. Every
+    process of a distributed run takes the first one's choices."""
     def auto(name: str, value) -> bool:
         return value is None or (explicit is not None and name not in explicit)
 
-    steps = config.step_limit(steps_per_epoch(train_chars, config.batch_size, config.seq_len))
+    steps = config.step_limit(steps_an_epoch)
     chars_per_step = config.batch_size * config.seq_len
     shape = model_config  # the size timed is the only thing that differs
 
@@ -334,8 +346,8 @@ def _automatic_choices(model_config: ModelConfig, config: TrainConfig, given_mod
 
     @functools.cache
     def timed(size: int) -> float:
-        probe = step_seconds(replace(shape, hidden_size=size), config.batch_size // team.world,
-                             config.seq_len, device, check_cores=team.world == 1)
+        probe = step_seconds(replace(shape, hidden_size=size), rows, config.seq_len, device,
+                             check_cores=team.world == 1)
         if probe.disturbed and probe.disturbed not in disturbed:
             disturbed.append(probe.disturbed)
         return probe.value
@@ -390,11 +402,11 @@ def _recorded_corpus(saved: Checkpoint, folder: RunFolder, quiet: bool) -> str:
                         "to be the same text)", what=what)
 
 
-def _check_fits(model_config: ModelConfig, config: TrainConfig, device: torch.device,
-                team: Team) -> None:
+def _check_fits(plan: Plan) -> None:
     """Refuse, before building it, a model that could not train in the memory left: otherwise
     the system kills the process mid-allocation with no word of why."""
-    need = training_bytes(model_config, config.batch_size // team.world, config.seq_len)
+    model_config, config, device, team = plan.model_config, plan.config, plan.device, plan.team
+    need = training_bytes(model_config, plan.row_count, config.seq_len)
     processes = ""
     if device.type == "cuda":
         free = torch.cuda.mem_get_info(device)[0]

@@ -9,16 +9,18 @@ new state from it and N-k steps give the weights of N steps straight, bit for bi
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from ..config import ModelConfig, TrainConfig
+from ..config import TrainConfig
 from ..errors import CheckpointError
 from ..model.lstm import CharLSTM, context_state, detach, load_grown
 from ..run.checkpoint import Checkpoint
 from ..text.corpus import Corpus
-from .defaults import LrSchedule
+from .plan import Plan
 from .progress import epochs_done, say
-from .team import Team
+from .schedule import LrSchedule
 
 
 def fused_if_supported(device: torch.device) -> dict:
@@ -31,22 +33,22 @@ def fused_if_supported(device: torch.device) -> dict:
 
 
 class TrainState:
-    """The state of a run that a step changes and a checkpoint keeps. `start()` makes it fresh
-    or from a checkpoint (also on a roll-back: the same model object, which a DDP wrapper may
-    hold); `to_checkpoint()` turns it back into one."""
+    """The state of a run that a step changes and a checkpoint keeps, built from the run's
+    plan (songgen.training.plan). `start()` makes it fresh or from a checkpoint (also on a
+    roll-back: the same model object, which a DDP wrapper may hold); `to_checkpoint()` turns it
+    back into one."""
 
-    def __init__(self, model_config: ModelConfig, config: TrainConfig, device: torch.device,
-                 dtype: torch.dtype, team: Team, *, steps_an_epoch: int, schedule: str,
-                 budget_steps: int | None = None, base: Checkpoint | None = None,
-                 base_path=None, init_from: dict | None = None, choices: dict | None = None):
-        self.config, self.device, self.dtype, self.team = config, device, dtype, team
-        self.rows = team.rows(config.batch_size)  # this process's share of the batch rows
-        self.steps_an_epoch = steps_an_epoch
-        self.schedule_kind, self.budget_steps = schedule, budget_steps
-        self.base, self.base_path = base, base_path
-        self.init_from, self.choices = init_from, dict(choices or {})
+    def __init__(self, plan: Plan):
+        # Not the checkpoint a resume starts from: kept here, its tensors would stay in memory
+        # for the whole run.
+        self.plan = replace(plan, saved=None)
+        # What a step reads, kept at hand; `config` may change (a roll-back halves its rate).
+        self.config, self.device, self.dtype, self.team = (plan.config, plan.device, plan.dtype,
+                                                           plan.team)
+        self.steps_an_epoch, self.budget_steps = plan.steps_an_epoch, plan.budget_steps
+        self.choices = dict(plan.choices)
         self.time_spent = 0.0  # share of the time limit, as last read
-        self.model = CharLSTM(model_config).to(device)
+        self.model = CharLSTM(plan.model_config).to(self.device)
 
     def start(self, saved: Checkpoint | None = None) -> "TrainState":
         """Weights, optimiser, random state and counters: from `saved`, or from scratch."""
@@ -59,7 +61,7 @@ class TrainState:
             self.step = self.epoch = self.position = 0
             self.stream: tuple[torch.Tensor, torch.Tensor] | None = None
             self.best_val: float | None = None
-            self.schedule = LrSchedule(kind=self.schedule_kind)
+            self.schedule = LrSchedule(kind=self.plan.schedule)
             self.history: list[dict] = []
             self.elapsed_before = 0.0
             self.saved_step: int | None = None  # the step of the last checkpoint written
@@ -83,9 +85,9 @@ class TrainState:
         self.step, self.epoch, self.position = saved.step, saved.epoch, saved.position
         stream = saved.stream_state
         self.stream = None if stream is None else tuple(
-            t[:, self.rows].to(self.device, torch.float32) for t in stream)
+            t[:, self.plan.rows].to(self.device, torch.float32) for t in stream)
         self.best_val = saved.best_val_loss
-        self.schedule = LrSchedule.from_dict(saved.schedule, self.schedule_kind,
+        self.schedule = LrSchedule.from_dict(saved.schedule, self.plan.schedule,
                                              bad=saved.bad_evals, best=saved.best_val_loss)
         self.history = list(saved.history)
         self.elapsed_before = saved.elapsed
@@ -97,11 +99,11 @@ class TrainState:
         """A new model's weights (seeded), with the fine-tuning base's copied in."""
         torch.manual_seed(self.config.seed)
         fresh = CharLSTM(self.model.config)
-        if self.base is not None:
+        if self.plan.base is not None:
             try:
-                load_grown(fresh, self.base.model_state)
+                load_grown(fresh, self.plan.base.model_state)
             except (KeyError, RuntimeError, ValueError) as exc:
-                raise CheckpointError(f"{self.base_path} does not fit its own model "
+                raise CheckpointError(f"{self.plan.base_path} does not fit its own model "
                                       f"configuration: {str(exc).splitlines()[0][:120]}") from None
         if self.team.rank:
             torch.manual_seed(self.config.seed + self.team.rank)  # its own dropout masks
@@ -208,7 +210,7 @@ class TrainState:
             step=self.step, epoch=self.epoch, position=self.position, stream_state=stream,
             start_state=[t.cpu() for t in start], rng=rng, best_val_loss=self.best_val,
             bad_evals=self.schedule.bad, history=self.history, elapsed=elapsed,
-            init_from=self.init_from,
+            init_from=self.plan.init_from,
             shape=None if corpus.shape is None else corpus.shape.to_dict(),
             schedule=self.schedule.to_dict(), choices=self.choices, songcraft=songcraft,
             styles=None if corpus.styles is None else corpus.styles.table.to_dict())

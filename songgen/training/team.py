@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
 
 import torch
@@ -19,6 +20,19 @@ import torch
 from ..config import launched_distributed
 from ..errors import ConfigError, DeviceError, SonggenError, SonggenWarning
 from ..model.devices import resolve_device
+
+
+def leave_worker() -> None:
+    """End a torchrun worker whose run is complete and saved, at once (no-op outside torchrun).
+    Now and then the interpreter's shutdown after distributed training aborted a worker
+    (SIGABRT from gloo's threads), which torchrun then reports as a failed run. A program that
+    trains under torchrun calls it last, as `songgen train` does; a library never ends its
+    caller's process, so train() leaves it to the program."""
+    if not launched_distributed():
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 class PeerStopped(SonggenError):
@@ -126,11 +140,15 @@ class Team:
         return (isinstance(exc, getattr(dist, "DistError", ())) or
                 any(word in text for word in ("gloo", "NCCL", "Connection", "peer")))
 
-    def rows(self, batch_size: int) -> slice:
-        """This process's share of the batch rows."""
+    def check_split(self, batch_size: int) -> None:
+        """Refuse a batch that does not split evenly over the processes."""
         if batch_size % self.world:
             raise ConfigError(f"batch size {batch_size} does not split evenly over {self.world} "
                               f"processes; use a multiple of {self.world}")
+
+    def rows(self, batch_size: int) -> slice:
+        """This process's share of the batch rows (worked out once, by the run's plan)."""
+        self.check_split(batch_size)
         share = batch_size // self.world
         return slice(self.rank * share, (self.rank + 1) * share)
 

@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from ..config import ModelConfig, TrainConfig
+from .plan import Plan
 from .state import TrainState
 from .team import Team
 
@@ -101,24 +101,27 @@ class _FixedBatch:
         return None
 
 
-def step_changes_with_threads(model_config: ModelConfig, config: TrainConfig, rows: int,
-                              dtype: torch.dtype, counts: list[int],
+def step_changes_with_threads(plan: Plan, counts: list[int],
                               step: Callable) -> tuple[int, int] | None:
     """Whether the run's training step (`step`, songgen.training.loop.train_step: forward,
-    backward, clipping, AdamW) of this model, on a random batch of the run's shape (`rows` x
-    seq_len) from the same weights, gives other bits at any of `counts` threads than at the
-    first: the first such pair of counts, or None. Costs one step a count; the random state
-    and the thread count are left as they were."""
+    backward, clipping, AdamW) of its model, on a random batch of this process's shape (its
+    rows x seq_len) from the same new weights, gives other bits at any of `counts` threads than
+    at the first: the first such pair of counts, or None. Costs one step a count; the random
+    state and the thread count are left as they were."""
     before = torch.get_num_threads()
-    probe_config = replace(config, batch_size=rows)
-    batch = _FixedBatch(model_config.vocab_size, rows, config.seq_len)
+    rows = plan.row_count
+    # The run's plan for one process alone, of this process's rows, starting from new weights.
+    probe = replace(plan, config=replace(plan.config, batch_size=rows), team=Team(),
+                    rows=slice(0, rows), device=torch.device("cpu"), steps_an_epoch=2,
+                    schedule="none", budget_steps=None, base=None, base_path=None,
+                    init_from=None, choices={})
+    batch = _FixedBatch(plan.model_config.vocab_size, rows, plan.config.seq_len)
     first = None
     try:
         with torch.random.fork_rng(devices=[]):
             for count in counts:
                 torch.set_num_threads(count)
-                state = TrainState(model_config, probe_config, torch.device("cpu"), dtype,
-                                   Team(), steps_an_epoch=2, schedule="none").start()
+                state = TrainState(probe).start()
                 loss = step(state, batch, state.model)
                 bits = [loss, *state.stream] + [t for p in state.model.parameters()
                                                 for t in (p.grad, p.detach()) if t is not None]

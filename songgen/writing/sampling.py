@@ -6,7 +6,6 @@ temperature, top-k/top-p) reshape the draws; the scores kept stay the model's ow
 from __future__ import annotations
 
 import math
-import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +14,14 @@ from typing import Iterator
 import torch
 
 from ..errors import ConfigError, SonggenWarning
-from ..run.trained import Trained, load_checkpoint
+from ..run.trained import Trained, load_checkpoint, with_style
 from ..songcraft.measures import Measures, analyse
 from ..text.lyrics import is_title_line, title_line, title_of
 from ..text.reading import describe_chars, normalise
-from ..text.styles import with_style
 from ..text.vocab import EOS
 from .copycheck import Copy, CopyIndex
 from .drawing import draw
-from .request import SampleOptions, _options  # noqa: F401 (SampleOptions: the API)
+from .request import SampleOptions, _options, settle_measures  # noqa: F401 (SampleOptions: the API)
 from .steering.build import steps_for
 from .steering.lines import Lines
 from .steering.rows import Rows
@@ -44,6 +42,8 @@ class Song:
     shape: str = "free"       # "song": steered by the corpus's shape; "free": not
     guided_end: bool = False  # the end came where the shape steered it
     craft: dict | None = None  # rhyme and chorus as planned ("rhyme", "chorus", lines asked)
+    options: SampleOptions | None = None  # the options it was written with (an old
+                                          # checkpoint's turned off: request.settle_measures)
 
     @property
     def chars(self) -> int:
@@ -174,11 +174,12 @@ def _check(trained: Trained, opts: SampleOptions) -> None:
                           f"is as long as the length limit ({opts.length}); raise the length")
 
 
-def _generator(seed: int | None, device: torch.device) -> tuple[torch.Generator, int]:
-    seed = secrets.randbits(31) if seed is None else seed
+def _generator(seed: int, device: torch.device) -> torch.Generator:
+    """The draws' random numbers: the checked request's seed (drawn there when none was given:
+    request.draw_seed)."""
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
-    return gen, seed
+    return gen
 
 
 def _write(trained: Trained, batch: SongBatch, opts: SampleOptions, gen: torch.Generator,
@@ -226,37 +227,6 @@ def _steps(trained: Trained, batch: SongBatch, steps: list[Step], opts: SampleOp
         # Greedy at temperature 0; else one draw from the steered scores per row.
         ids = scores.argmax(dim=-1) if opts.temperature == 0 else draw(scores, gen)
         yield rows.advance(ids, logp)
-
-
-_MEASURED: dict = {}
-
-
-def craft_measures(trained: Trained, opts: SampleOptions) -> Measures | None:
-    """The corpus's rhyme, chorus and word measures for sampling: the checkpoint's, else those
-    of `opts.corpus` (read once per process), else None (with a note where rhyme or chorus
-    were left to auto; an error where a pattern was asked for)."""
-    if not opts.crafted:
-        return None
-    kept = Measures.from_dict(trained.checkpoint.songcraft)
-    if kept is not None:
-        return kept
-    if opts.corpus is not None:
-        key = str(Path(opts.corpus).resolve())
-        if key not in _MEASURED:
-            from ..songcraft.measures import measure
-            from ..text.lyrics import read_songs
-
-            _MEASURED[key] = measure(read_songs(opts.corpus))
-        return _MEASURED[key]
-    if opts.rhyme not in ("auto", "off"):
-        raise ConfigError("the checkpoint has no rhyme measures (it was written before songgen "
-                          "kept them); give the corpus it was trained on to measure them, or "
-                          "turn rhyme off")
-    if opts.rhyme == "auto" or opts.chorus == "auto" or opts.words < 1:
-        warnings.warn("the checkpoint has no rhyme, chorus and word measures (it was written "
-                      "before songgen kept them): sampling without them; give the corpus it "
-                      "was trained on to measure them", SonggenWarning)
-    return None
 
 
 def _load(checkpoint, device: str) -> Trained:
@@ -366,13 +336,14 @@ def write_live(checkpoint: str | Path | Trained | None = None,
     opts = _options(options, keywords)
     trained = with_style(_load(checkpoint, device), opts.style)
     _check(trained, opts)
-    measures = craft_measures(trained, opts)
+    opts, measures = settle_measures(trained, opts)
     max_lines = opts.max_lines
     if opts.more_lines is not None:
         counted = SongBatch(1, opts.prime, trained.vocab.chars, None).lines[0]
         more = counted + opts.more_lines
         max_lines = more if max_lines is None else min(max_lines, more)
-    gen, seed = _generator(opts.seed, trained.device)
+    seed = opts.seed  # drawn by checked() where none was given
+    gen = _generator(seed, trained.device)
     yield ("prime", opts.prime)
     pending = list(range(opts.num_songs))
     for attempt in range(opts.retries + 1):
@@ -384,7 +355,7 @@ def write_live(checkpoint: str | Path | Trained | None = None,
             yield ("chars", shown)
         rejected = []
         for index, song in zip(pending, batch.songs(seed)):
-            song.number = index + 1
+            song.number, song.options = index + 1, opts
             if copy_index is not None:
                 song.copy = copy_index.longest_copy(song.text)
                 if opts.max_copy is not None and song.copy.length > opts.max_copy:

@@ -39,8 +39,8 @@ CRAFT = {"rhyme", "chorus", "words", "chorus_planned", "scan", "patterns", "rhym
 def test_every_sample_option_of_the_request_has_its_default_and_limit():
     shown = {p.name: p for p in sample.params if p.name in NAMES}
     # Those the command line leaves to the library: the prime is made of --title, --prime and
-    # --prime-file; more_lines is the studio's next-line ideas.
-    assert set(NAMES) - set(shown) == {"more_lines"}
+    # --prime-file; more_lines is the studio's next-line ideas, trace its view of the choices.
+    assert set(NAMES) - set(shown) == {"more_lines", "trace"}
     defaults = SampleOptions()
     for name, param in shown.items():
         found = rule(name)

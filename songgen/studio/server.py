@@ -8,7 +8,9 @@ cannot shut others out. A stream writes each step's characters as it comes, so a
 fails the next write (BrokenPipe / ConnectionReset) and a tab that stops reading fails it after
 SEND_SECONDS; its generator is closed at once. At most MAX_WRITERS song batches are written at a
 time (further requests get HTTP 429), each within the studio's own limits (WRITE_SONGS,
-WRITE_LENGTH, WRITE_RETRIES, WRITE_SECONDS), well below the command line's.
+WRITE_LENGTH, WRITE_RETRIES, WRITE_SECONDS), well below the command line's. A write that asks
+for the trace (the model's choices at each character, songgen/writing/trace.py) gets it for the
+first TRACE_CHARS characters of each song.
 
 Bound to a loopback address (127.0.0.0/8, ::1) it answers only requests naming such a host (a
 page from elsewhere reaching the port through a rebound DNS name names another one); bound
@@ -55,6 +57,7 @@ _STATIC = {"index.html": "text/html; charset=utf-8", "studio.js": "text/javascri
            "studio.css": "text/css; charset=utf-8",
            "inside.js": "text/javascript; charset=utf-8"}
 EXPLAIN_TEXT = 5_000          # characters of a text the Inside view explains
+TRACE_CHARS = EXPLAIN_TEXT    # characters of each song a write traces (then null): as many
 
 
 class StudioServer(LimitedServer):
@@ -245,6 +248,7 @@ class Handler(GuardedHandler):
         start, chars = time.monotonic(), 0
         limit = self.server.write_seconds
         send = self._event
+        traced = [0] * request.num_songs  # characters of each song traced so far
         try:
             send("start", {"seed": request.seed, "prime": first[1],
                            "num_songs": request.num_songs, "model": name, "step": trained.step,
@@ -256,9 +260,12 @@ class Handler(GuardedHandler):
                 if kind == "chars":
                     chars += sum(len(c) for c in event[1] if c)
                     send("chars", event[1])
+                    if len(event) > 2:  # asked for: each new character's trace
+                        send("trace", _traces(event[2], traced, trained.vocab.chars))
                 elif kind == "song":
                     send("song", song_record(event[1], name, trained.step))
                 else:  # retry / dropped: the song copied too much
+                    traced[event[1] - 1] = 0
                     send(kind, {"number": event[1], "copy": event[2].length})
                 if time.monotonic() - start > limit:
                     send("error", {"error": f"the writing took more than {limit:g} s, the "
@@ -285,6 +292,22 @@ class Handler(GuardedHandler):
     def _event(self, kind: str, data) -> None:
         self.wfile.write(f"event: {kind}\ndata: ".encode() + json_bytes(data) + b"\n\n")
         self.wfile.flush()
+
+
+def _traces(found: list, traced: list[int], chars: list[str]) -> list:
+    """A step's traces as the page gets them: per song None (no new text) or one per new
+    character, null past the first TRACE_CHARS of a song (the studio's cap: a trace is some
+    hundreds of bytes)."""
+    out = []
+    for i, traces in enumerate(found):
+        if traces is None:
+            out.append(None)
+            continue
+        room = max(TRACE_CHARS - traced[i], 0)
+        traced[i] += len(traces)
+        out.append([t.as_json(chars) for t in traces[:room]]
+                   + [None] * max(len(traces) - room, 0))
+    return out
 
 
 def make_server(runs: str | Path = "checkpoints", host: str = "127.0.0.1",

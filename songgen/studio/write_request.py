@@ -28,7 +28,7 @@ _JSON_INT = 2**63 - 1         # the top of a whole number with no limit of its o
 _NUMBERS = ("temperature", "top_k", "top_p", "num_songs", "length", "max_lines", "more_lines",
             "seed", "max_copy", "retries", "words")
 _CHOICES = ("chorus", "scan")
-_WRITE_KEYS = {"model", "title", "prime", "originality", "rhyme", "style", *_NUMBERS,
+_WRITE_KEYS = {"model", "title", "prime", "originality", "rhyme", "style", "trace", *_NUMBERS,
                *_CHOICES}
 
 
@@ -75,7 +75,8 @@ def parse_write(body) -> dict:
     """The options of a write request, checked against the request's limits and the studio's
     own, lower ones for the number of songs, their length and the retries: SampleOptions'
     fields, with the `model`, the `title` and the `prime` text apart (the server makes the
-    opening once it knows the model's characters) and whether to check `originality`."""
+    opening once it knows the model's characters) and whether to check `originality`;
+    `trace`: whether the stream carries each character's trace (the model's choices)."""
     if not isinstance(body, dict):
         raise HTTPProblem(400, "the request must be a JSON object")
     unknown = sorted(set(body) - _WRITE_KEYS)
@@ -96,6 +97,9 @@ def parse_write(body) -> dict:
         raise HTTPProblem(400, "originality must be true or false")
     if options["max_copy"] is not None and not originality:
         raise HTTPProblem(400, "max copy needs the originality check")
+    options["trace"] = body.get("trace", rule("trace").default)
+    if not isinstance(options["trace"], bool):
+        raise HTTPProblem(400, "trace must be true or false")
     return {**options, "model": body.get("model"), "title": _text(body, "title"),
             "prime": _text(body, "prime"), "originality": originality,
             "style": _text(body, "style")}  # a name or a blend (songgen.text.styles)

@@ -83,6 +83,14 @@ def _pattern(value):
     return check_pattern(value)
 
 
+def _flag(what: str):
+    def clean(value):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{what} must be true or false")
+        return value
+    return clean
+
+
 def _text(what: str):
     def clean(value):
         if not isinstance(value, (str, Path)):
@@ -104,7 +112,9 @@ class SampleOptions:
     write a song again (up to `retries` times) when it copies more than `max_copy` characters
     of the corpus. `style`: one of the model's styles ("cowboy"), a blend
     ("cowboy=0.7,burns=0.3" or {"cowboy": 0.7, "burns": 0.3}), or None for none, the mix
-    (songgen/text/styles.py)."""
+    (songgen/text/styles.py). `trace`: keep, for each character written, the model's choices
+    there and what every steering step did to them (songgen/writing/trace.py; the studio shows
+    them), at some cost in speed."""
 
     num_songs: int = _option(
         int, 1, "the number of songs must be between 1 and {high:,}",
@@ -156,6 +166,7 @@ class SampleOptions:
     retries: int = _option(int, 5, "the retries must be from 0 to {high}", low=0,
                            high=MAX_RETRIES)
     style: str | dict | None = _option(str, None, "", clean=_style)
+    trace: bool = _option(bool, False, "", clean=_flag("trace"))
 
     def checked(self) -> "SampleOptions":
         """These options as the sampler takes them, each within its limit (plain errors

@@ -27,6 +27,7 @@ from .steering.lines import Lines
 from .steering.rows import Rows
 from .steering.shape import ShapeGuide
 from .steering.step import Step
+from .trace import Trace
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Song:
     craft: dict | None = None  # rhyme and chorus as planned ("rhyme", "chorus", lines asked)
     options: SampleOptions | None = None  # the options it was written with (an old
                                           # checkpoint's turned off: request.settle_measures)
+    trace: list | None = None  # with `trace`: each character written, traced (trace.CharTrace)
 
     @property
     def chars(self) -> int:
@@ -183,8 +185,8 @@ def _generator(seed: int, device: torch.device) -> torch.Generator:
 
 
 def _write(trained: Trained, batch: SongBatch, opts: SampleOptions, gen: torch.Generator,
-           precision: str, measures: Measures | None, seed: int, attempt: int = 0
-           ) -> Iterator[list[str | None]]:
+           precision: str, measures: Measures | None, seed: int, attempt: int = 0,
+           trace: Trace | None = None) -> Iterator[list[str | None]]:
     """Run the model until every song of `batch` has stopped; yield each step's new text."""
     if batch.finished:
         return
@@ -194,7 +196,7 @@ def _write(trained: Trained, batch: SongBatch, opts: SampleOptions, gen: torch.G
     lanes = next((step for step in steps if isinstance(step, Lines)), None)
     batch.shape = "free" if guide is None else "song"
     # A song waits while its lanes write a rhyming line: allow for it, within reason.
-    for count, kept in enumerate(_steps(trained, batch, steps, opts, gen, precision)):
+    for count, kept in enumerate(_steps(trained, batch, steps, opts, gen, precision, trace)):
         yield batch.add_pieces(kept, opts.length)
         if batch.finished or count >= 4 * opts.length:
             break
@@ -211,22 +213,32 @@ def _write(trained: Trained, batch: SongBatch, opts: SampleOptions, gen: torch.G
 
 @torch.inference_mode()
 def _steps(trained: Trained, batch: SongBatch, steps: list[Step], opts: SampleOptions,
-           gen: torch.Generator, precision: str) -> Iterator[list[list]]:
+           gen: torch.Generator, precision: str, trace: Trace | None = None
+           ) -> Iterator[list[list]]:
     """The one loop: per step, what each song of `batch` keeps, [(token, logp)] (one symbol;
     nothing while its lanes write a candidate line; a whole line when one is chosen).
 
     The steps (songgen/writing/steering/) reshape the model's scores before each draw and
     take in what was drawn after it; the log-probabilities kept are the model's own. The LSTM
-    state is carried: each step feeds one character, never the window again."""
+    state is carried: each step feeds one character, never the window again. With a `trace`
+    (trace.py), it runs the steps, keeping what each did, and traces what each song kept."""
     rows = Rows(trained, len(batch.stop), steps, opts.prime, precision, batch.stop)
+    if trace is not None:
+        trace.begin(rows, steps)
     while True:
         scores = rows.scores()                     # (rows drawn, vocab)
         logp = torch.log_softmax(scores, dim=-1)   # the model's own, to score what is kept
-        for step in steps:
-            scores = step.steer(scores)
+        if trace is None:
+            for step in steps:
+                scores = step.steer(scores)
+        else:
+            scores = trace.steer(scores)
         # Greedy at temperature 0; else one draw from the steered scores per row.
         ids = scores.argmax(dim=-1) if opts.temperature == 0 else draw(scores, gen)
-        yield rows.advance(ids, logp)
+        kept = rows.advance(ids, logp)
+        if trace is not None:
+            trace.after(ids, kept)
+        yield kept
 
 
 def _load(checkpoint, device: str) -> Trained:
@@ -322,7 +334,9 @@ def write_live(checkpoint: str | Path | Trained | None = None,
       ("prime", text)            the opening every song starts with, once
       ("chars", [text or None])  per step: the new text of each of the `num_songs` songs (a
                                  character; a whole line where a rhyming line was chosen;
-                                 None for a song that has stopped or is waiting)
+                                 None for a song that has stopped or is waiting); with
+                                 `trace`, a third item: per song None or one trace.CharTrace
+                                 per character of its new text
       ("retry", number, copy, try)   with `max_copy`: song `number` (from 1) copied
                                  `copy.length` characters and is written again from the prime
                                  (`try`: the number of the next try, from 2)
@@ -330,7 +344,8 @@ def write_live(checkpoint: str | Path | Trained | None = None,
       ("dropped", number, copy, try) with `max_copy`: song `number` still copied after
                                  `retries` more tries
     `more_lines` stops each song after that many lines of lyrics beyond those of the prime
-    (e.g. 1: one new line). The same seed and options give the songs `generate` gives. Closing
+    (e.g. 1: one new line). With `trace`, every Song keeps the traces of its characters after
+    the prime (`Song.trace`). The same seed and options give the songs `generate` gives. Closing
     the generator stops the writing at once.
     """
     opts = _options(options, keywords)
@@ -345,17 +360,31 @@ def write_live(checkpoint: str | Path | Trained | None = None,
     seed = opts.seed  # drawn by checked() where none was given
     gen = _generator(seed, trained.device)
     yield ("prime", opts.prime)
+    trace = Trace(trained.vocab.chars, opts.temperature == 0) if opts.trace else None
+    traces: list[list] = [[] for _ in range(opts.num_songs)]
     pending = list(range(opts.num_songs))
     for attempt in range(opts.retries + 1):
         batch = SongBatch(len(pending), opts.prime, trained.vocab.chars, max_lines)
-        for new in _write(trained, batch, opts, gen, opts.precision, measures, seed, attempt):
+        for index in pending:
+            traces[index] = []
+        for new in _write(trained, batch, opts, gen, opts.precision, measures, seed, attempt,
+                          trace):
             shown: list[str | None] = [None] * opts.num_songs
             for index, c in zip(pending, new):
                 shown[index] = c
-            yield ("chars", shown)
+            if trace is None:
+                yield ("chars", shown)
+                continue
+            found: list[list | None] = [None] * opts.num_songs
+            for k, (index, c) in enumerate(zip(pending, new)):
+                if c:  # (the end of a song is no character; nothing after a song stopped)
+                    found[index] = [t for t in trace.last[k] if t.token != 0][:len(c)]
+                    traces[index] += found[index]
+            yield ("chars", shown, found)
         rejected = []
         for index, song in zip(pending, batch.songs(seed)):
             song.number, song.options = index + 1, opts
+            song.trace = traces[index] if trace is not None else None
             if copy_index is not None:
                 song.copy = copy_index.longest_copy(song.text)
                 if opts.max_copy is not None and song.copy.length > opts.max_copy:

@@ -137,16 +137,48 @@ $("costop-btn").addEventListener("click", () => { stopWriting(); status("stopped
 let dirty = new Set(), frame = 0;
 function render() {
   frame = 0;
-  for (const s of dirty) s.pre.textContent = s.text;
+  for (const s of dirty) s.traced ? spans(s, s.text.length) : (s.pre.textContent = s.text);
   dirty.clear();
 }
+// A traced song's text as one span per character (each opens its choices), from where the
+// card has them to `upto`; `copy`: [start, end) of a passage copied from the corpus.
+function spans(s, upto, copy) {
+  if (s.shown > s.text.length || copy) { s.pre.textContent = ""; s.shown = 0; }
+  const part = document.createDocumentFragment();
+  for (let i = s.shown; i < upto; i++) {
+    const span = document.createElement("span");
+    span.dataset.i = i;
+    span.textContent = s.text[i];
+    if (copy && i >= copy[0] && i < copy[1]) { span.className = "copied"; span.title = "copied from the corpus"; }
+    part.append(span);
+  }
+  s.pre.append(part);
+  s.shown = upto;
+}
+// The choices at character i of song s: the opening, its trace, or none kept (past the cap).
+function openChoices(s, i) {
+  const box = $("write-choices");
+  box.hidden = false;
+  $("songs").querySelectorAll("span.sel").forEach((e) => e.classList.remove("sel"));
+  const span = s.pre.querySelector(`span[data-i="${i}"]`);
+  if (span) span.classList.add("sel");
+  const t = i < s.primeLength ? "prime" : s.traces[i - s.primeLength];
+  songgenInside.showTrace(box, t === undefined ? null : t, s.text[i]);
+}
+$("songs").addEventListener("click", (e) => {
+  const card = e.target.closest(".song"), i = e.target.dataset ? e.target.dataset.i : undefined;
+  if (!card || i === undefined || !e.target.closest("pre")) return;
+  const s = songs.find((x) => x.card === card);
+  if (s && s.traced) openChoices(s, +i);
+});
 function songCard(i) {
   const card = document.createElement("div");
   card.className = "song live";
   card.innerHTML = `<h3><span class="n">${i + 1}</span><span class="t"></span>
     <button class="keep" title="Take this song to Co-write">Co-write</button><button class="inside-btn" title="See the model's choices at each character of this song">Inside</button><button class="copy">Copy</button></h3>
     <div class="meta">writing…</div><pre></pre>`;
-  const s = { text: "", card, pre: card.querySelector("pre"), meta: card.querySelector(".meta"), song: null };
+  const s = { text: "", card, pre: card.querySelector("pre"), meta: card.querySelector(".meta"), song: null,
+              traced: false, traces: [], primeLength: 0, shown: 0 };
   card.querySelector(".copy").addEventListener("click", () => copyText(s.text).then(() => status(`song ${i + 1} copied`)));
   card.querySelector(".keep").addEventListener("click", () => { $("draft").value = s.text + "\n"; checkDraft(); document.querySelector('[data-tab="cowrite"]').click(); });
   card.querySelector(".inside-btn").addEventListener("click", () => { $("inside-text").value = s.text; document.querySelector('[data-tab="inside"]').click(); });
@@ -161,7 +193,10 @@ function showSong(s, song) {
   s.song = song; s.text = song.text; s.card.classList.remove("live");
   s.card.querySelector(".t").textContent = song.title || "";
   const c = song.copy;
-  if (c && c.length && c.start >= 0) {
+  if (s.traced) {  // the traces follow the opening (a song written again came without it)
+    s.primeLength = song.text.length >= s.prime.length ? s.prime.length : 0;
+    spans(s, song.text.length, c && c.length && c.start >= 0 ? [c.start, c.start + c.length] : [0, 0]);
+  } else if (c && c.length && c.start >= 0) {
     const a = song.text.slice(0, c.start), b = song.text.slice(c.start, c.start + c.length), z = song.text.slice(c.start + c.length);
     s.pre.innerHTML = `${esc(a)}<mark title="copied from the corpus">${esc(b)}</mark>${esc(z)}`;
   } else s.pre.textContent = song.text;
@@ -171,8 +206,9 @@ function showSong(s, song) {
 }
 $("write-btn").addEventListener("click", async () => {
   showError("error", "");
-  const body = params({ title: $("title").value, prime: $("prime").value });
+  const body = params({ title: $("title").value, prime: $("prime").value, trace: $("trace").checked });
   $("songs").innerHTML = ""; songs = [];
+  $("write-choices").hidden = true;
   $("dl-txt").disabled = $("dl-jsonl").disabled = true;
   const signal = startWriting("stop-btn"), t0 = performance.now();
   let chars = 0;
@@ -181,15 +217,19 @@ $("write-btn").addEventListener("click", async () => {
     await stream(body, {
       start(d) {
         $("seed").title = `the last seed was ${d.seed}: type it here to write the same songs again`; lastSeed = d.seed;
-        for (let i = 0; i < d.num_songs; i++) { const s = songCard(i); s.text = d.prime; s.pre.textContent = d.prime; songs.push(s); $("songs").append(s.card); }
+        for (let i = 0; i < d.num_songs; i++) {
+          const s = songCard(i); s.text = s.prime = d.prime; s.pre.textContent = d.prime; songs.push(s); $("songs").append(s.card);
+          if (body.trace) { s.traced = true; s.primeLength = d.prime.length; s.pre.textContent = ""; spans(s, s.text.length); }
+        }
       },
+      trace(ts) { ts.forEach((list, i) => { if (list) songs[i].traces.push(...list); }); },
       chars(cs) {
         cs.forEach((c, i) => { if (c !== null) { songs[i].text += c; dirty.add(songs[i]); chars++; } });
         if (!frame) frame = requestAnimationFrame(render);
         status(`writing… ${chars.toLocaleString()} characters`);
       },
       song(d) { render(); showSong(songs[d.number - 1], d); },
-      retry(d) { const s = songs[d.number - 1]; s.meta.textContent = `copied ${d.copy} characters: writing it again…`; s.text = s.text.slice(0, 0); },
+      retry(d) { const s = songs[d.number - 1]; s.meta.textContent = `copied ${d.copy} characters: writing it again…`; s.text = s.text.slice(0, 0); s.traces = []; s.primeLength = 0; },
       dropped(d) { const s = songs[d.number - 1]; s.card.classList.remove("live"); s.meta.textContent = `left out: still copied ${d.copy} characters`; },
       done(d) { status(`${songs.length} song${songs.length > 1 ? "s" : ""}, ${d.chars.toLocaleString()} characters in ${((performance.now() - t0) / 1000).toFixed(1)} s · seed ${lastSeed}`); },
       error(d) { showError("error", d.error); },

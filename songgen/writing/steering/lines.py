@@ -150,6 +150,15 @@ class Lines(Step):
         """The line steps' holds and opens, applied at once (Ends)."""
         return self.ends.apply(scores, self.rows)
 
+    def explain(self, row: int) -> list[str]:
+        out = []
+        if row in self.ends.held:
+            out.append("a line step holds the song open: the chance of its end goes to a line "
+                       "break")
+        if row in self.ends.open:
+            out.append("a line step holds the line open: no line break and no end here")
+        return out
+
     # -- after the draw ----------------------------------------------------------------------
 
     def chosen(self, ids: list[int], logps: list[float]) -> None:

@@ -139,6 +139,10 @@ class Rhyme(LineStep):
             out.append("the stanza owes a rhyme: no blank line and no end yet")
         if song.target is not None:
             out.append(f"the line is to rhyme with '{song.target}'")
+            text = self.lines.songs[s]
+            if text.mode == "lanes" and text.round == 2:
+                out.append(f"only letters that continue a word rhyming with '{song.target}' "
+                           "may be drawn, then the line ends")
         return out
 
     def _ending_mask(self, s: int, row) -> int:

@@ -59,7 +59,15 @@ class Scan(LineStep):
 
     def explain(self, row: int) -> list[str]:
         syll = self.songs[row % self.lines.n].syll
-        return [] if syll is None else [f"the line is written to {syll} syllables"]
+        if syll is None:
+            return []
+        words, text = self.words.row[row], self.lines.songs[row % self.lines.n]
+        out = [f"the line is written to {syll} syllables"]
+        if text.round == 1 and words.ink and words.col < self.line_cap and short(words, syll):
+            out.append("it is still far short of them: it may not end yet")
+        if not (text.mode == "lanes" and text.round == 2) and full(words, syll):
+            out.append("it has them: no word may start, the line ends")
+        return out
 
     def line_start(self, s: int) -> None:
         self.songs[s].syll = None

@@ -1,9 +1,10 @@
 """The studio's Inside tab in a real headless Chromium (Debian's `chromium`, driven by
 Playwright): a pasted song, coloured by surprise; a click on a character lists the model's
-choices there, what the song shape's rules did to them and what top-k dropped.
+choices there, what the song shape's rules did to them and what top-k dropped. And the same
+panel for a song written in Write with the model's choices: what every step did, rhyme too.
 
 Without a browser these skip, except in CI (env CI set), where a missing browser fails.
-STUDIO_SCREENSHOT_DIR=docs keeps a screenshot (docs/inside-studio.png).
+STUDIO_SCREENSHOT_DIR=docs keeps screenshots (docs/inside-studio.png, docs/inside-writing.png).
 """
 
 import pytest
@@ -138,3 +139,56 @@ def test_a_written_song_opens_in_inside_from_its_card(page):
     shown = page.evaluate("[...document.querySelectorAll('#inside-out span')]"
                           ".map(s => s.textContent).join('')")
     assert shown.replace("\u21b5", "\n").startswith(song.strip("\n")[:40])
+
+
+def test_a_character_of_a_song_being_written_opens_the_choices_and_the_steps(page):
+    page.click("[data-tab=write]")
+    page.fill("#title", "")
+    page.fill("#prime", "")
+    page.fill("#num_songs", "2")
+    page.fill("#length", "500")
+    page.fill("#seed", "4")
+    page.fill("#temperature", "0.8")
+    page.fill("#top_k", "0")
+    page.select_option("#rhyme", "AABB")
+    assert page.is_checked("#trace")  # on by default
+    page.click("#write-btn")
+    # While it is written, a character already in the card opens its choices.
+    until(page, "document.querySelectorAll('.song pre span').length > 3")
+    page.locator(".song pre span").first.click()
+    assert not page.is_hidden("#write-choices")
+    assert page.inner_text("#write-choices h3").startswith("#: p = ")
+    until(page, "[...document.querySelectorAll('.song .meta')].every("
+          "m => m.textContent.includes('bits/char'))")
+    card = page.locator(".song pre").first
+    card.locator("span").first.click()
+    heading = page.inner_text("#write-choices h3")
+    assert heading.startswith("#: p = ") and heading.endswith("100.00% as songgen drew it")
+    rules = page.inner_text("#write-choices ul.rules").split("\n")
+    assert "shape: a titled song starts with '#' (forced #)" in rules
+    assert "temperature: scores divided by the temperature, 0.8" in rules
+    # The card's text is the song, one span per character.
+    assert card.text_content() == page.evaluate("songs[0].song.text")
+    # A line the rhyme asked for: chosen among candidate lines, and the rhyme step's words.
+    i = page.evaluate("(() => { const s = songs[0]; return s.traces.findIndex((t) => t && "
+                      "t.line && t.steps.some((e) => e.step === 'rhyme' && "
+                      "e.words.some((w) => w.includes('is to rhyme with')))) + s.primeLength; })()")
+    assert i >= 0
+    card.locator(f"span[data-i='{i}']").click()
+    assert "chosen among 4 candidate lines" in page.inner_text("#write-choices p.line")
+    assert any(r.startswith("rhyme: ") and "is to rhyme with" in r
+               for r in page.inner_text("#write-choices ul.rules").split("\n"))
+    header = page.evaluate("[...document.querySelectorAll('#write-choices th')]"
+                           ".map(th => th.textContent)")
+    assert header == ["choice", "model", "drawn from", "what the steps did"]
+    assert page.locator("#write-choices tr.actual").count() == 1
+    # For the picture: a letter of a rhyming word the rhyme step drew (the others removed).
+    end = page.evaluate("(() => { const s = songs[0]; const k = s.traces.findIndex((t) => t && "
+                        "t.steps.some((e) => e.step === 'rhyme' && e.removed.length && "
+                        "e.words.some((w) => w.includes('continue a word rhyming')))); "
+                        "return k < 0 ? k : k + s.primeLength; })()")
+    card.locator(f"span[data-i='{end if end >= 0 else i}']").click()
+    page.set_viewport_size({"width": 1360, "height": 1000})
+    shot(page, "inside-writing.png")
+    page.set_viewport_size({"width": 1360, "height": 820})
+    assert page.problems == [] or all("400" in p for p in page.problems)

@@ -43,14 +43,14 @@ def documented_requests() -> list[dict]:
 
 def test_the_page_documents_each_route_with_a_curl_example():
     paths = [r["path"].split("?")[0] for r in documented_requests()]
-    assert paths == ["/api/models", "/api/runs", "/api/metrics", "/api/write"]
+    assert paths == ["/api/models", "/api/runs", "/api/metrics", "/api/write", "/api/write"]
 
 
 def test_every_documented_example_answers_as_documented(tmp_path):
     import http.client
 
     root = make_runs(tmp_path / "runs")
-    answers = {}
+    answers, traced = {}, None
     with studio(root) as server:
         host, port = server.server_address[:2]
         for request in documented_requests():
@@ -60,7 +60,10 @@ def test_every_documented_example_answers_as_documented(tmp_path):
             res = conn.getresponse()
             assert res.status == 200, (request, res.read())
             if res.getheader("Content-Type").startswith("text/event-stream"):
-                answers[request["path"]] = list(events(res))
+                if '"trace": true' in request["body"]:
+                    traced = list(events(res))
+                else:
+                    answers[request["path"]] = list(events(res))
             else:
                 answers[request["path"]] = json.loads(res.read())
             conn.close()
@@ -74,6 +77,15 @@ def test_every_documented_example_answers_as_documented(tmp_path):
     assert kinds[0] == "start" and kinds[-1] == "done" and "chars" in kinds
     assert [data["number"] for kind, data in answers["/api/write"] if kind == "song"] == [1, 2]
     assert answers["/api/write"][0][1]["seed"] == 7
+    # With the trace: a trace event after each chars event, one object per new character.
+    kinds = [kind for kind, _ in traced]
+    assert kinds.count("trace") == kinds.count("chars") > 0
+    for (kind, data), (after, found) in zip(traced, traced[1:]):
+        if kind == "chars" and data[0] is not None:
+            assert after == "trace" and "".join(t["char"] for t in found[0]) == data[0]
+    first = next(data[0][0] for kind, data in traced if kind == "trace" and data[0])
+    assert set(first) >= {"char", "p", "p_final", "choices", "steps"}
+    assert all(set(step) == {"step", "words", "removed", "forced"} for step in first["steps"])
 
 
 def test_each_song_card_names_every_stop_reason():

@@ -109,8 +109,8 @@ def test_a_rhymed_lines_last_word_is_steered_by_the_rhyme(tmp_path):
                 continue
             asked += 1
             # Written on the lanes and chosen: every character says among which candidates.
-            assert all(t.line and "chosen among 4 candidate lines" in t.line
-                       for t in traces), text
+            assert all(t.line and "chosen among 4 candidate lines written side by side"
+                       in t.line for t in traces), text
             assert f"rhyme: the line is to rhyme with '{target}'" in traces[0].line
             last = words_of(text)[-1]
             if not rhymes(last, target):
@@ -119,7 +119,7 @@ def test_a_rhymed_lines_last_word_is_steered_by_the_rhyme(tmp_path):
             # continuing a rhyme (the rhyme step removed the others).
             end = text.lower().rfind(last)
             ending = traces[end:end + len(last)]
-            if any(t.line.startswith("none of the first") for t in ending):
+            if any(t.line.startswith("None of the first") for t in ending):
                 steered += 1
                 assert all(any(e.step == "rhyme" and (e.removed or e.forced is not None)
                                and any("continue a word rhyming with" in w for w in e.words)

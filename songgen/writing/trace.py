@@ -100,7 +100,9 @@ class Trace:
     def begin(self, rows, steps: list) -> None:
         self.rows, self.steps, self.n = rows, steps, rows.n
         self.lines = next((step for step in steps if isinstance(step, Lines)), None)
-        self.line_steps = {step.name for step in steps if isinstance(step, LineStep)}
+        # The line steps that rank candidate lines (rhyme, scansion): their words say why.
+        self.rankers = {step.name for step in steps if isinstance(step, LineStep)
+                        and type(step).rank is not LineStep.rank}
         # Per song, per lane: the traces of the candidate line it is writing (lines.py).
         self.lanes = [[[] for _ in range(rows.lanes)] for _ in range(rows.n)]
         self.first_round: list[list[str] | None] = [None] * rows.n
@@ -218,17 +220,18 @@ class Trace:
         lanes = self.lanes[s]
         texts = [self._text(traces) for traces in lanes]
         why = list(dict.fromkeys(f"{e.step}: {w}" for t in lanes[kept] for e in t.steps
-                                 if e.step in self.line_steps for w in e.words))
+                                 if e.step in self.rankers for w in e.words))
         shown = "; ".join(f"{text} (kept)" if k == kept else text for k, text in enumerate(texts))
-        note = (f"chosen among {len(lanes)} candidate lines written side by side from the same "
-                f"state: {shown}. The line steps rank them (rhyme first, then scansion), the "
-                "line the model found likeliest breaking ties")
+        note = (f"This line was chosen among {len(lanes)} candidate lines written side by side "
+                f"from the same state: {shown}. The line steps rank them (rhyme first, then "
+                "scansion), the line the model found likeliest breaking ties.")
         first = self.first_round[s]
         if first is not None:
-            note = (f"none of the first {len(first)} candidates ({'; '.join(first)}) ended as "
-                    "the line steps asked: the best was kept up to its last word, and its "
-                    "ending written again on every lane; " + note)
-        return note + (". " + "; ".join(why) if why else "")
+            note = (f"None of the first {len(first)} candidate lines ({'; '.join(first)}) ended "
+                    "as the line steps asked: the best was kept up to its last word, and its "
+                    "ending written again on every lane. " + note.replace("was chosen",
+                                                                          "was then chosen"))
+        return note + (" " + "; ".join(why) + "." if why else "")
 
     def _text(self, traces: list[CharTrace]) -> str:
         text = "".join(self.chars[t.token] for t in traces if t.token != 0).strip("\n")

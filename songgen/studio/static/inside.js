@@ -86,7 +86,7 @@
     return {
       heading: `${name(t.char)}: p = ${pct(t.p)} from the model, ${drawn}`,
       hint: t.known || "",
-      line: t.line ? `This line was ${t.line}.` : "",
+      line: t.line || "",
       rules: t.steps.map((e) => `${e.step}: ${e.words.join("; ") || "reshaped the choices"}` +
         (e.forced !== null ? ` (forced ${name(e.forced)})` : e.removed.length ?
           ` (removed ${e.removed.map(name).join(", ")})` : "")),

@@ -257,15 +257,21 @@ def generate(checkpoint: str | Path | Trained | None = None, options: SampleOpti
     each song reports its longest passage copied from the corpus; with `max_copy` too, songs
     copying more than that many characters are written again, up to `retries` times, and left
     out (with a warning) if they still copy. `shape`, `rhyme`, `chorus`, `words`: see
-    SampleOptions.
+    SampleOptions. With `trace`, each song's `trace` holds one trace.CharTrace per character
+    after the prime: the model's choices there and what the steps did to them.
     """
     opts = _options(options, keywords)
-    songs = []
+    songs, traces = [], [[] for _ in range(opts.num_songs)]
     for event in write_live(checkpoint, opts, device=device, copy_index=copy_index):
-        if event[0] == "song":
+        if event[0] == "chars" and opts.trace:
+            for so_far, found in zip(traces, event[2]):
+                so_far += found or []
+        elif event[0] == "song":
             songs.append(event[1])
+            event[1].trace = traces[event[1].number - 1] if opts.trace else None
         elif event[0] == "retry":
             _, number, copy, next_try = event
+            traces[number - 1] = []
             warnings.warn(f"song {number} copied {copy.length} characters from the corpus; "
                           f"writing it again (try {next_try} of {opts.retries + 1})",
                           SonggenWarning)
@@ -344,8 +350,8 @@ def write_live(checkpoint: str | Path | Trained | None = None,
       ("dropped", number, copy, try) with `max_copy`: song `number` still copied after
                                  `retries` more tries
     `more_lines` stops each song after that many lines of lyrics beyond those of the prime
-    (e.g. 1: one new line). With `trace`, every Song keeps the traces of its characters after
-    the prime (`Song.trace`). The same seed and options give the songs `generate` gives. Closing
+    (e.g. 1: one new line). With `trace`, each step's traces come with its text (and go:
+    `generate` keeps them, in each Song's `trace`). The same seed and options give the songs `generate` gives. Closing
     the generator stops the writing at once.
     """
     opts = _options(options, keywords)
@@ -361,12 +367,9 @@ def write_live(checkpoint: str | Path | Trained | None = None,
     gen = _generator(seed, trained.device)
     yield ("prime", opts.prime)
     trace = Trace(trained.vocab.chars, opts.temperature == 0) if opts.trace else None
-    traces: list[list] = [[] for _ in range(opts.num_songs)]
     pending = list(range(opts.num_songs))
     for attempt in range(opts.retries + 1):
         batch = SongBatch(len(pending), opts.prime, trained.vocab.chars, max_lines)
-        for index in pending:
-            traces[index] = []
         for new in _write(trained, batch, opts, gen, opts.precision, measures, seed, attempt,
                           trace):
             shown: list[str | None] = [None] * opts.num_songs
@@ -379,12 +382,10 @@ def write_live(checkpoint: str | Path | Trained | None = None,
             for k, (index, c) in enumerate(zip(pending, new)):
                 if c:  # (the end of a song is no character; nothing after a song stopped)
                     found[index] = [t for t in trace.last[k] if t.token != 0][:len(c)]
-                    traces[index] += found[index]
             yield ("chars", shown, found)
         rejected = []
         for index, song in zip(pending, batch.songs(seed)):
             song.number, song.options = index + 1, opts
-            song.trace = traces[index] if trace is not None else None
             if copy_index is not None:
                 song.copy = copy_index.longest_copy(song.text)
                 if opts.max_copy is not None and song.copy.length > opts.max_copy:

@@ -351,8 +351,8 @@ def write_live(checkpoint: str | Path | Trained | None = None,
                                  `retries` more tries
     `more_lines` stops each song after that many lines of lyrics beyond those of the prime
     (e.g. 1: one new line). With `trace`, each step's traces come with its text (and go:
-    `generate` keeps them, in each Song's `trace`). The same seed and options give the songs `generate` gives. Closing
-    the generator stops the writing at once.
+    `generate` keeps them, in each Song's `trace`). The same seed and options give the songs
+    `generate` gives. Closing the generator stops the writing at once.
     """
     opts = _options(options, keywords)
     trained = with_style(_load(checkpoint, device), opts.style)

@@ -212,16 +212,18 @@ def sample_figures(trained, words, index, opts: SampleOptions) -> dict:
     return out
 
 
-def speed(trained, n: int, temperature: float, rounds: int) -> float:
-    """Songcraft's characters per second over free sampling's (median of per-round ratios)."""
+def speed(trained, n: int, temperature: float, rounds: int, steered: dict | None = None) -> float:
+    """The characters per second of songs written with `steered` options (the defaults: every
+    steering step) over free sampling's (median of per-round ratios)."""
     ratios = []
+    steered = {} if steered is None else steered
     # Warm up with whole songs: the word lists, masks and rhyme index are built once per
     # process (the English words' rhyme index alone takes a second), not per song.
-    for extra in (FREE, {}):
+    for extra in (FREE, steered):
         generate(trained, SampleOptions(num_songs=n, temperature=temperature, seed=99, **extra))
     for r in range(rounds):
         rate = {}
-        for name, extra in (("free", FREE), ("craft", {}))[:: 1 if r % 2 == 0 else -1]:
+        for name, extra in (("free", FREE), ("craft", steered))[:: 1 if r % 2 == 0 else -1]:
             opts = SampleOptions(num_songs=n, temperature=temperature, seed=100 + r, **extra)
             start = time.perf_counter()
             songs = generate(trained, opts)
@@ -375,6 +377,9 @@ def suite_singable(argv: list[str] | None = None, prog: str | None = None) -> No
                 ratio = speed(trained, n, temperature, args.rounds)
                 print(f"speed, {n} song{'s' * (n > 1)}: {ratio}x free sampling (target >= 0.5x)",
                       flush=True)
+                traced = speed(trained, n, temperature, args.rounds, {"trace": True})
+                print(f"speed with the studio's trace (every choice kept), {n} song"
+                      f"{'s' * (n > 1)}: {traced}x free sampling", flush=True)
             print()
 
 

@@ -58,7 +58,7 @@ import io, json, os, stat, sys, time
 plan = json.loads(os.environ.get("SONGGEN_KILLTEST") or "{}")
 import torch
 import songgen.files as atomicfile
-import songgen.run.checkpoint as rd
+import songgen.run.folder as rd
 import songgen.training.loop as tr
 from songgen.cli.commands import cli
 

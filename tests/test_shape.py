@@ -20,6 +20,7 @@ from songgen.model.lstm import CharLSTM
 from songgen.writing.sampling import generate, stream
 from songgen.songcraft.shape import MIN_SONGS, ShapeMeter, SongShape, song_form
 from songgen.writing.steering.shape import WORD_GRACE, ShapeGuide
+from songgen.writing.steering.standing import COL
 from songgen.training.loop import train
 
 from .conftest import make_songs
@@ -170,8 +171,8 @@ class Scripted:
         self.a, self.nl = chars.index("a"), chars.index("\n")
 
     def logits(self, guide: ShapeGuide) -> torch.Tensor:
-        out = torch.full((guide.rows, self.vocab), -20.0)
-        short = torch.from_numpy(guide.standing.col < 5)
+        out = torch.full((guide.n, self.vocab), -20.0)
+        short = torch.tensor([row[COL] < 5 for row in guide.standing.rows])
         out[:, self.a] = torch.where(short, 5.0, -5.0)
         out[:, self.nl] = torch.where(short, -5.0, 5.0)
         return out

@@ -63,10 +63,10 @@ class Chorus(LineStep):
 
     def steer(self, scores):
         """A held end (told to the lines) while the chorus has not come back."""
-        lines, n = self.lines, self.lines.n
-        for r in lines.read_rows:
-            if self.holding(r % n):
-                lines.ends.held.append(r)
+        held = self.lines.ends.held
+        for s, rows in self.lines.read_songs:
+            if self.holding(s):
+                held += rows
         return scores
 
     def explain(self, row: int) -> list[str]:
@@ -113,10 +113,12 @@ class Repeats(LineStep):
 
     def steer(self, scores):
         lines, n = self.lines, self.lines.n
-        for r in lines.read_rows:
-            guard = self.guard[r % n]
-            if guard is not None and lines.line_text(r % n, r // n) == guard:
-                lines.ends.open.append(r)  # a stanza the third time in a row: no, write on
+        for s, rows in lines.read_songs:
+            guard = self.guard[s]
+            if guard is not None:
+                for r in rows:
+                    if lines.line_text(s, r // n) == guard:
+                        lines.ends.open.append(r)  # a stanza the third time in a row: write on
         return scores
 
     def explain(self, row: int) -> list[str]:

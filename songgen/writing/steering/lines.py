@@ -109,6 +109,7 @@ class Lines(Step):
         self.songs = [SongText(random.Random(f"{seed}:{i}")) for i in range(n)]
         self.line_steps: list[LineStep] = []
         self.read_rows: list[int] = []  # the rows read at this step (reading)
+        self.read_songs: list[tuple] = []  # ... by song: (s, its rows read)
         self.ends = Ends(self.nl)
 
     def start(self, rows) -> None:
@@ -126,17 +127,19 @@ class Lines(Step):
     def reading(self) -> tuple[list[int], bool]:
         """Lane 0 of each song writing, and the lanes writing a candidate line; every lane is
         drawn while some song writes candidate lines."""
-        read, n, stopped, wide = [], self.n, self.rows.stopped, False
+        read, songs, n, stopped, wide = [], [], self.n, self.rows.stopped, False
         for s, song in enumerate(self.songs):
             if stopped[s] is not None:
                 continue
             if song.mode != "lanes":
-                read.append(s)
+                rows = [s]
             else:
-                read += [lane * n + s for lane in range(self.lanes) if not song.done[lane]]
+                rows = [lane * n + s for lane in range(self.lanes) if not song.done[lane]]
                 wide = True
-        self.read_rows = read
-        self.ends.held, self.ends.open = [], []
+            read += rows
+            songs.append((s, rows))
+        self.read_rows, self.read_songs = read, songs
+        self.ends.reset()
         return read, wide
 
     def line_text(self, s: int, lane: int) -> str:
@@ -296,15 +299,27 @@ class Ends:
     """Where line steps said at this step that a row's song may not end yet (`held`: the end's
     probability moves to a line break) or its line may not end yet (`open`: neither a line
     break nor the end, nor so a blank line); applied to the scores at once, after the steps'
-    own masks, in that order."""
+    own masks, in that order. A reason dearer to check is asked last, and only for a row no
+    other keeps open (`open_unless`)."""
 
     def __init__(self, nl: int):
         self.nl = nl
         self.held: list[int] = []
         self.open: list[int] = []
+        self.maybe: list[tuple] = []
         self._masks: dict[tuple, torch.Tensor] = {}
 
+    def reset(self) -> None:
+        self.held, self.open, self.maybe = [], [], []
+
+    def open_unless(self, row: int, check) -> None:
+        """Keep `row`'s line open where `check()` says so, asked only if no other reason does."""
+        self.maybe.append((row, check))
+
     def apply(self, scores: torch.Tensor, rows) -> torch.Tensor:
+        if self.maybe:
+            opened = set(self.open)
+            self.open += [r for r, check in self.maybe if r not in opened and check()]
         if not self.held and not self.open:
             return scores
         out = rows.own(scores)

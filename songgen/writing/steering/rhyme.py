@@ -111,22 +111,27 @@ class Rhyme(LineStep):
         """Held ends and open lines (told to the lines); a second round's ending mask."""
         if self.rhyme == "off":
             return scores
-        lines, words, n = self.lines, self.words.row, self.lines.n
+        lines, words, ends = self.lines, self.words.row, self.lines.ends
         picks = None
-        for r in lines.read_rows:
-            s = r % n
+        for s, rows in lines.read_songs:
             owes, owes_next = self.owes(s)
             if owes_next:
-                lines.ends.held.append(r)
-            row, song, text = words[r], self.songs[s], lines.songs[s]
-            if owes and row.ink == 0:  # (a line of spaces is a blank line too)
-                lines.ends.open.append(r)  # no blank line, no end yet: the stanza owes a rhyme
-            elif song.opener and row.col > 0 and not self.rhyming.rhymable(row):
-                lines.ends.open.append(r)  # it opens a rhyme: it ends on a word that has one
+                ends.held += rows
+            song, text = self.songs[s], lines.songs[s]
+            if owes or song.opener:
+                for r in rows:
+                    row = words[r]
+                    if owes and row.ink == 0:  # (a line of spaces is a blank line too)
+                        ends.open.append(r)  # no blank line, no end yet: a rhyme is owed
+                    elif song.opener and row.col > 0:
+                        # It opens a rhyme: it ends on a word that has one (asked only where
+                        # no other step keeps the line open: RhymeWords).
+                        ends.open_unless(r, lambda row=row: not self.rhyming.rhymable(row))
             if text.mode == "lanes" and text.round == 2:
                 if picks is None:
                     picks = [0] * scores.shape[0]
-                picks[r] = self._ending_mask(s, row)
+                for r in rows:
+                    picks[r] = self._ending_mask(s, words[r])
         return scores if picks is None else self.words.masks.add(scores, picks, self.words.rows)
 
     def explain(self, row: int) -> list[str]:
@@ -236,8 +241,14 @@ class Rhyme(LineStep):
 
 class RhymeWords:
     """The known words that rhyme with a word: the corpus's own first, they are the songs'
-    own; the frequent English words where the corpus has fewer than three (`words`: the
-    Words step, which holds both lists)."""
+    own; the frequent English words too where the corpus has fewer than three (`words`: the
+    Words step, which holds both lists).
+
+    The lists are kept by sound (rhyme_key), made for the first word asked of that sound and
+    left without that word: a word asked later is told that list, itself in it where it was
+    not the first (so "night" may be told it has a rhyme when "night" is the only one). The
+    songs depend on what was asked first; kept so, they are the songs songgen wrote before
+    its steps were split (a list per word changes most songs: a change of its own)."""
 
     def __init__(self, words: Words):
         self.words = words

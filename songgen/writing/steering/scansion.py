@@ -40,21 +40,22 @@ class Scan(LineStep):
         self.songs = [Scanning() for _ in lines.songs]
 
     def steer(self, scores: torch.Tensor) -> torch.Tensor:
-        lines, rows, n = self.lines, self.words.row, self.lines.n
+        lines, words = self.lines, self.words.row
         picks = None
-        for r in lines.read_rows:
-            syll = self.songs[r % n].syll
+        for s, rows in lines.read_songs:
+            syll = self.songs[s].syll
             if syll is None:
                 continue
-            row, text = rows[r], lines.songs[r % n]
-            if (text.round == 1 and row.ink and row.col < self.line_cap
-                    and short(row, syll)):
-                lines.ends.open.append(r)  # a line written to a syllable count: not far short of it
-                # (a second round ends on its rhyme; a line far too long ends anyway)
-            if not (text.mode == "lanes" and text.round == 2) and full(row, syll):
-                if picks is None:
-                    picks = [0] * scores.shape[0]
-                picks[r] = self.words.closing()  # no word more: the line ends within the count
+            text = lines.songs[s]
+            for r in rows:
+                row = words[r]
+                if text.round == 1 and row.ink and row.col < self.line_cap and short(row, syll):
+                    lines.ends.open.append(r)  # written to a syllable count: not far short
+                    # (a second round ends on its rhyme; a line far too long ends anyway)
+                if not (text.mode == "lanes" and text.round == 2) and full(row, syll):
+                    if picks is None:
+                        picks = [0] * scores.shape[0]
+                    picks[r] = self.words.closing()  # no word more: it ends within the count
         return scores if picks is None else self.words.masks.add(scores, picks, self.words.rows)
 
     def explain(self, row: int) -> list[str]:

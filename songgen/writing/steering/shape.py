@@ -2,12 +2,12 @@
 (ShapeGuide, a steering step): titles, lines and stanzas of the corpus's lengths, songs of its
 lengths, ending as its songs end. The shape itself is measured in songgen/songcraft/shape.py.
 
-Where each row stands (characters, lines and stanzas so far, ...) is held in small numpy arrays,
-one entry per row (standing.py), and the rules are array operations over every row at once:
-the same few dozen operations a step for one song as for eight songs on four lanes each, where
-a rule checked row by row in Python cost more than the model's step at 32 rows (issue #33).
-The logits see a row of a bias table added per row, and the column moves below where a rule
-moves one symbol's probability to another."""
+The rules are reckoned once, as array operations over every answer their questions can have
+(_table_of_rules), into a table: a row's step is then its answers (standing.py: where it
+stands, in a few numbers) and a look-up, where the rules checked row by row cost more than the
+model's step at 32 rows (issue #33); and only the rows read are steered. The logits see a row
+of a bias table added per row, and the column moves below where a rule moves one symbol's
+probability to another."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ...songcraft.shape import QUANTILES, SongShape, end_class
-from .standing import Standing
+from .standing import ANSWERS, DONE, GUIDED, LAST, Standing
 from .step import Step
 
 # Rows of ShapeGuide's bias table: bit 0 forbids a line break, bit 1 the end-of-song symbol,
@@ -98,149 +98,185 @@ class ShapeGuide(Step):
             raise ValueError("a shape guide needs a vocabulary with a line break")
         hash_, space, tab = (index.get(c, -1) for c in "# \t")
         # Title rules, only for a titled corpus whose vocabulary can write a title.
-        limits = self.limits = ShapeLimits(shape, length, shape.has_titles and hash_ >= 0
-                                           and space >= 0)
+        lim = self.limits = ShapeLimits(shape, length, shape.has_titles and hash_ >= 0
+                                        and space >= 0)
         self.table = _bias_table(len(chars), self.nl, hash_, space, tab).to(device)
         self.ends = Endings(chars, ends or (None, None), self.nl, space, device)
         self.blanks = torch.tensor([c for c in (self.nl, space, tab) if c >= 0], device=device)
-        inked = np.array([i != 0 and c not in ("\n", " ", "\t") for i, c in enumerate(chars)])
-        self.rows = n
-        self.standing = Standing(n, inked, self.nl, hash_, limits.stanza_typical)
-        self.codes = np.zeros(n, dtype=np.int64)  # each row's bias row at the last steer
-        end_at = self.standing.end_at
-        for r in range(n):  # row r writes song r % songs (the lanes)
-            end_at[r] = limits.soft_end if seed is None or not shape.has_song_lengths \
-                or limits.min_chars == 0 else max(limits.min_chars, min(limits.soft_end, _length(
-                    shape, f"{seed}:length:{r % (songs or n)}", limits.stanza_chars)))
+        end_at = [lim.soft_end if seed is None or not shape.has_song_lengths
+                  or lim.min_chars == 0 else max(lim.min_chars, min(lim.soft_end, _length(
+                      shape, f"{seed}:length:{r % (songs or n)}", lim.stanza_chars)))
+                  for r in range(n)]  # row r writes song r % songs (the lanes)
+        self.standing = Standing(n, lim, WORD_GRACE, end_at, chars, self.ends.song_ok,
+                                 self.ends.title_ok)
+        self.n = n
+        self.codes: list[int] = [0] * n  # each row's bias row at the last steer
+        self.flags: list[int] = [0] * n  # ... and STEERED | CLOSING | WORD_ENDS
+        self._code, self._flags = _table_of_rules(lim, self.ends.close_to is not None)
+        self._indices: dict[tuple, torch.Tensor] = {}
+        self.rows = None  # (rows.Rows, once started: which rows are read)
 
     @property
     def guided(self) -> list[bool]:
         """Per row: its song ended where the guide steered it."""
-        return self.standing.guided.tolist()
+        return [bool(row[GUIDED]) for row in self.standing.rows]
 
     @property
     def done(self) -> list[bool]:
-        return self.standing.done.tolist()
+        return [bool(row[DONE]) for row in self.standing.rows]
 
     # -- the step --------------------------------------------------------------------------
 
     def start(self, rows) -> None:
-        if rows.count != self.rows:
-            raise ValueError(f"a shape guide of {self.rows} rows on {rows.count}")
+        if rows.count != self.n:
+            raise ValueError(f"a shape guide of {self.n} rows on {rows.count}")
+        self.rows = rows
         self.feed(rows.prime)
 
     def feed(self, ids: list[int]) -> None:
         """Take in the prime, the same on every row, one symbol at a time (as if chosen)."""
         for i in ids:
-            self.standing.advance(np.full(self.rows, i), self.standing.view(0, self.rows))
+            for r in range(self.n):
+                self.standing.take(r, i)
 
     def read(self, row: int, tokens: list[int]) -> None:
-        view = self.standing.view(row, row + 1)
         for token in tokens:
-            self.standing.advance(np.array([token]), view)
+            self.standing.take(row, token)
 
-    def row_state(self, row: int):
-        return self.standing.copy_row(row)
+    def row_state(self, row: int) -> list[int]:
+        return list(self.standing.rows[row])
 
-    def set_rows(self, rows: list[int], state) -> None:
-        self.standing.set_rows(rows, state)
+    def set_rows(self, rows: list[int], state: list[int]) -> None:
+        for r in rows:
+            self.standing.rows[r] = list(state)
 
     def explain(self, row: int) -> list[str]:
-        return shape_rules(int(self.codes[row]))
+        return shape_rules(self.codes[row])
+
+    def _read(self, m: int):
+        """The rows of the m drawn whose draws are read (rows nobody reads are not steered:
+        their draws are thrown away)."""
+        read = self.rows.read if self.rows is not None else None
+        return range(m) if read is None else read
 
     def chosen(self, ids: list[int], logps=None) -> None:
-        """Every drawn row advances by its chosen symbol."""
-        self.standing.advance(np.array(ids), self.standing.view(0, len(ids)))
+        """Every row read advances by its chosen symbol (a song's end: steered there?)."""
+        take, flags = self.standing.take, self.flags
+        for r in self._read(len(ids)):
+            take(r, ids[r], flags[r] & STEERED)
 
     def steer(self, logits: torch.Tensor) -> torch.Tensor:
         """The logits (rows drawn, vocab) with the shape's rules applied (a new tensor)."""
-        m = logits.shape[0]
-        code, word_end, steered, closing = self._codes(self.standing.view(0, m))
-        self.codes[:m] = code
-        device = logits.device
-        if word_end.any():
-            # Past its limit, a line ends where the model would start a new word: the
-            # probability of a space or tab goes to the line break (the table forbids them).
-            at = torch.from_numpy(word_end).to(device)
-            lse = torch.logsumexp(logits.index_select(1, self.blanks), dim=1)
-            logits = logits.clone()
-            logits[:, self.nl] = torch.where(at, lse, logits[:, self.nl])
-        out = logits + self.table.index_select(0, torch.from_numpy(code).to(device))
-        if closing.any():
+        m, standing = logits.shape[0], self.standing
+        codes, flags = [0] * m, [0] * m
+        for r in self._read(m):
+            if standing.starting(r):  # a song's start or title: its rules reckoned anew
+                code, flag = _rules(standing.answers(r), self.limits,
+                                    self.ends.close_to is not None)
+                codes[r], flags[r] = int(code[0]), int(flag[0])
+            else:
+                key = standing.key(r)
+                codes[r], flags[r] = self._code[key], self._flags[key]
+        self.codes[:m], self.flags[:m] = codes, flags
+        if any(flags):
+            logits = self._moves(logits, flags, m)
+        out = logits + (self.table[codes[0]] if m == 1 else
+                        self.table.index_select(0, self._index(codes, logits.device)))
+        if any(flags):
+            self._ends(logits, out, flags, m)
+        return out
+
+    def _moves(self, logits: torch.Tensor, flags: list[int], m: int) -> torch.Tensor:
+        """Past its limit, a line ends where the model would start a new word: the
+        probability of a space or tab goes to the line break (the table forbids them)."""
+        word_end = [r for r in range(m) if flags[r] & WORD_ENDS]
+        if not word_end:
+            return logits
+        at = torch.tensor(word_end, device=logits.device)
+        logits = logits.clone()
+        logits[at, self.nl] = torch.logsumexp(logits[at][:, self.blanks], dim=1)
+        return logits
+
+    def _ends(self, logits: torch.Tensor, out: torch.Tensor, flags: list[int], m: int) -> None:
+        closing = [r for r in range(m) if flags[r] & CLOSING]
+        if closing:
             # The line that would end the song does not end as songs end: after a word, a line
             # break's probability, and a comma's, go to the marks songs end with, in the
             # model's odds; after a comma, to a space (the line goes on).
-            after_word = self.ends.is_word[self.standing.last[:m]]
-            for rows, to in ((closing & after_word, self.ends.close_to),
-                             (closing & ~after_word, self.ends.close_space)):
-                if to is not None and rows.any():
-                    _move(logits, out, np.flatnonzero(rows), self.ends.close_from, to)
-        if steered.any():
+            rows, is_word = self.standing.rows, self.ends.is_word
+            words = [r for r in closing if is_word[rows[r][LAST]]]
+            marks = [r for r in closing if not is_word[rows[r][LAST]]]
+            for chosen, to in ((words, self.ends.close_to), (marks, self.ends.close_space)):
+                if chosen and to is not None:
+                    _move(logits, out, chosen, self.ends.close_from, to)
+        ending = [r for r in range(m) if flags[r] & STEERED]
+        if ending:
             # Where the song is steered to an end, a line break's probability goes to the end.
-            at = torch.from_numpy(np.flatnonzero(steered)).to(device)
+            at = torch.tensor(ending, device=logits.device)
             out[at, 0] = torch.logaddexp(logits[at, 0], logits[at, self.nl])
-        return out
 
-    def _codes(self, view: tuple):
-        """Each row's bias-table row for its next symbol, and the rows whose space goes to a
-        line break, steered to end, and closed (also kept in the `steered`/`closing` flags)."""
-        (chars, col, ink, line, stanza_lines, due_lines, stanzas, last, end_at,
-         prev_blank, title, in_title, steered, closing, _, _) = view
-        lim = self.limits
-        # Titles come only at a song's start: most steps no row is in one (nor starting).
-        titles = in_title.any()
-        first = lim.titled and not chars.all()
-        # The song may end here, where a line of lyrics could end ...
-        in_range = (ink > 0) & (chars >= lim.min_chars) & (stanzas >= lim.min_stanzas - 1)
-        if titles:
-            in_range &= ~in_title
-        # ... and only after a line that ends as the corpus's songs end.
-        may_end = in_range & self.ends.song_ok[last]
-        # As long as the stanza before, or the corpus's typical one where that is shorter.
-        due = in_range & (((chars >= end_at) & (stanza_lines >= due_lines))
-                          | (chars >= lim.hard_end))
-        np.logical_and(due, may_end, out=steered)
-        if self.ends.close_to is not None:
-            np.logical_and(due, ~may_end, out=closing)
-        # A title or line at its limit ends at the end of its word: where the model would
-        # write a space (from the limit's last character on, so that no line ends in one),
-        # at the latest WORD_GRACE characters later.
-        limit = np.where(in_title, lim.title_limit, lim.line_limit) if titles \
-            else lim.line_limit
-        past = col >= limit - 1
-        must_end = col >= limit + WORD_GRACE
-        code = steered + 2 * ~may_end + WORD_END * past  # FORBID_NL, FORBID_EOS, WORD_END
-        line_start = col == 0
-        starts = line_start.any()
-        if starts:
-            # No line break at a line's start after a blank line (or the song's start).
-            code |= line_start & (prev_blank | (chars == 0))
-        if titles:
-            # A title closes only where the corpus's titles may end ("Door," may not), unless
-            # it runs on far past its limit; no line break in its first letters.
-            title_open = in_title & ~self.ends.title_ok[last]
-            must_end &= ~(title_open & (col < limit + 3 * WORD_GRACE))
-            code |= (in_title & (col < 3)) | title_open
-            code += LINE_END * (must_end & ~in_title)
-            if lim.titled:
-                code += FORBID_HASH * ~in_title
-        else:
-            code += LINE_END * must_end + FORBID_HASH * lim.titled
-        # Forced symbols: "#" and " " to open a titled song; a line break to close a long
-        # title, for the blank line after the title, and to close a runaway stanza (in
-        # that order of precedence: the last written wins).
-        if titles and lim.titled:
-            code[in_title & (col == 1)] = FORCED + 1
-        if first:
-            code[chars == 0] = FORCED
-        if titles:
-            code[in_title & must_end] = FORCED + 2
-        if starts:
-            force = line_start & ~prev_blank & (stanza_lines >= lim.stanza_limit)
-            if lim.title_blank:
-                force |= line_start & title & (line == 1)
-            code[force] = FORCED + 2
-        return code, past & (code < FORCED), steered, closing
+    def _index(self, codes: list[int], device) -> torch.Tensor:
+        """`codes` as an index tensor (the same few come back step after step: made once)."""
+        key = tuple(codes)
+        found = self._indices.get(key)
+        if found is None:
+            if len(self._indices) > 4096:
+                self._indices.clear()
+            found = self._indices[key] = torch.tensor(codes, device=device)
+        return found
+
+
+STEERED, CLOSING, WORD_ENDS = 1, 2, 4  # ShapeGuide.flags: what else a row's rules do
+
+
+def _rules(a: dict, lim: ShapeLimits, can_close: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The rules: per row, from the answers `a` to their questions (Standing.answers), the
+    bias table's row for its next symbol and its flags (STEERED ...)."""
+    in_title = a["in_title"]
+    # The song may end here, where a line of lyrics could end ...
+    in_range = a["ink"] & ~in_title & a["long_enough"] & a["stanzas_enough"]
+    # ... and only after a line that ends as the corpus's songs end.
+    may_end = in_range & a["ends_ok"]
+    # From its length on, at a stanza's end (as long as the stanza before, or the corpus's
+    # typical one where that is shorter); from the corpus's longer songs', at a line's end.
+    due = in_range & ((a["at_length"] & a["stanza_due"]) | a["hard_end"])
+    steered = due & may_end
+    closing = due & ~may_end & can_close
+    # A title or line at its limit ends at the end of its word: where the model would write
+    # a space (from the limit's last character on, so that no line ends in one), at the
+    # latest WORD_GRACE characters later.
+    past = np.where(in_title, a["past_title"], a["past"])
+    must_end = np.where(in_title, a["end_title"], a["must_end"])
+    # A title closes only where the corpus's titles may end ("Door," may not), unless it runs
+    # on far past its limit.
+    title_open = in_title & ~a["title_ok"]
+    must_end &= ~(title_open & ~a["far_title"])
+    line_start = ~a["mid_line"]
+    forbid_nl = (steered | (in_title & ~a["col3"]) | title_open
+                 | (line_start & (a["prev_blank"] | ~a["started"])))
+    code = (FORBID_NL * forbid_nl + FORBID_EOS * ~may_end + LINE_END * (must_end & ~in_title)
+            + WORD_END * past + FORBID_HASH * (lim.titled & ~in_title))
+    # Forced symbols: "#" and " " to open a titled song; a line break to close a long title,
+    # for the blank line after the title, and to close a runaway stanza (the last wins).
+    code = np.where(lim.titled & in_title & a["col1"], FORCED + 1, code)
+    code = np.where(lim.titled & ~a["started"], FORCED, code)
+    code = np.where((in_title & must_end) | (line_start & ~a["prev_blank"] & a["stanza_full"])
+                    | (lim.title_blank & a["title"] & a["line1"] & line_start), FORCED + 2, code)
+    flags = STEERED * steered + CLOSING * closing + WORD_ENDS * (past & (code < FORCED))
+    return code, flags
+
+
+def _table_of_rules(lim: ShapeLimits, can_close: bool) -> tuple[list[int], list[int]]:
+    """The rules for every answer to COMPARED of a row outside its song's start and title
+    (its key: Standing.keys): its bias row and flags, looked up rather than reckoned."""
+    keys = np.arange(1 << len(ANSWERS))
+    a = {name: (keys >> bit) & 1 > 0 for bit, name in enumerate(ANSWERS)}
+    no = np.zeros(len(keys), dtype=bool)
+    a.update(in_title=no, title=no, started=~no, title_ok=no, line1=no, col1=no, col3=no,
+             past_title=no, end_title=no, far_title=no)
+    code, flags = _rules(a, lim, can_close)
+    return code.tolist(), flags.tolist()
+
 
 def _bias_table(vocab: int, nl: int, hash_: int, space: int, tab: int) -> torch.Tensor:
     """The bias table (rows: see FORBID_NL ...), added to the logits by row index."""
@@ -304,11 +340,11 @@ def _draw(quantiles: list[int], u: float) -> float:
     return float(np.interp(u, QUANTILES, quantiles))
 
 
-def _move(logits: torch.Tensor, out: torch.Tensor, rows: np.ndarray, src: torch.Tensor,
+def _move(logits: torch.Tensor, out: torch.Tensor, rows: list[int], src: torch.Tensor,
           dst: torch.Tensor) -> None:
     """In `out`'s `rows`, the probability (by `logits`) of the `src` symbols goes to the `dst`
     ones, shared in their own odds."""
-    at = torch.from_numpy(rows).to(logits.device)[:, None]
+    at = torch.tensor(rows, device=logits.device)[:, None]
     good, bad = logits[at, dst], logits[at, src]
     lift = (torch.logsumexp(torch.cat([good, bad], 1), 1, keepdim=True)
             - torch.logsumexp(good, 1, keepdim=True))

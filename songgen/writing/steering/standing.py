@@ -1,99 +1,123 @@
 """Where each row of a batch stands in its song (Standing): characters, lines and stanzas so far,
-and what the shape guide (shape.py) decided of it, held in small numpy arrays, one entry per
-row, so that every row advances by its chosen symbol in the same few array operations."""
+one short list of numbers per row, and the questions the shape's rules ask of it (is the line
+past its limit? is the song long enough to end?), answered as the bits of one number (`key`).
+
+The rules are not reckoned row by row: the shape guide reckons them once for every key into a
+table (shape.py), so that a row's step is a few additions and comparisons and a look-up. That
+costs less than the same work as numpy array operations up to a few dozen rows (a numpy call
+costs about as much as a row's whole step here), and it is done only for the rows read."""
 
 from __future__ import annotations
 
 import numpy as np
 
-# Where each row stands: counts (NUMBERS) and yes/no (FLAGS), one array entry per row.
-NUMBERS = ("chars",         # characters of the song so far
-           "col",           # characters of the current line
-           "ink",           # of them not spaces
-           "line",          # lines finished
-           "stanza_lines",  # lyric lines of the current stanza
-           "due_lines",     # lines the stanza needs (less one) before a due end ends it
-           "stanzas",       # stanzas finished
-           "last",          # the line's last character other than a space (0: none)
-           "end_at")        # from this many characters on, end at a stanza's end
-FLAGS = ("prev_blank",      # the last finished line was blank
-         "title",           # the first line is a title
-         "in_title",        # ... and is being written
-         "steered",         # at the last step, a line end would end the song
-         "closing",         # ... but the line does not end as songs end: it is closed
-         "guided",          # the song ended where the guide steered it
-         "done")
+# Where a row stands: one number each, in this order.
+FIELDS = ("chars",         # characters of the song so far
+          "col",           # characters of the current line
+          "ink",           # of them not blanks
+          "line",          # lines finished
+          "stanza_lines",  # lyric lines of the current stanza
+          "stanzas",       # stanzas finished
+          "prev_blank",    # the last finished line was blank
+          "title",         # the first line is a title
+          "in_title",      # ... and is being written
+          "last",          # the line's last symbol other than a blank (0: none)
+          "end_at",        # from this many characters on, end at a stanza's end
+          "due_lines",     # lines the stanza needs (less one) before a due end ends it
+          "guided",        # the song ended where the guide steered it
+          "done")          # the song ended
+(CHARS, COL, INK, LINE, STANZA_LINES, STANZAS, PREV_BLANK, TITLE, IN_TITLE, LAST, END_AT,
+ DUE_LINES, GUIDED, DONE) = range(len(FIELDS))
+
+# The questions of the rules outside a song's title, in the order of their bits in a key.
+ANSWERS = ("ink",             # the line has ink
+           "long_enough",     # the song is long enough to end
+           "stanzas_enough",  # ... and has stanzas enough
+           "ends_ok",         # the line's last symbol is one the corpus's songs end after
+           "at_length",       # the song is as long as it was given
+           "stanza_due",      # ... and its stanza as long as it should be
+           "hard_end",        # the song is as long as the corpus's longer songs
+           "past",            # the line is at its limit
+           "must_end",        # ... and past it by the grace a word is given
+           "mid_line",        # the line has begun
+           "prev_blank",      # the line before was blank
+           "stanza_full")     # the stanza is at its limit
 
 
 class Standing:
-    """Where each of `rows` rows stands; `inked`: per symbol, whether it is ink (not a blank,
-    line break or end); `nl`, `hash`: the line break's and "#"'s ids; `typical`: the lines of
-    the corpus's typical stanza."""
+    """Where each of `rows` rows stands. `limits` (shape.ShapeLimits) and `grace` say where its
+    rules' limits are; `end_at`: per row, where its song starts to end; per symbol, whether it
+    is ink (`inked`), a mark songs end after (`ends_ok`), one titles end with (`title_ok`)."""
 
-    def __init__(self, rows: int, inked: np.ndarray, nl: int, hash_: int, typical: int):
-        self.rows, self.inked, self.nl, self.hash, self.typical = rows, inked, nl, hash_, typical
-        self.numbers = np.zeros((len(NUMBERS), rows), dtype=np.int64)
-        self.flags = np.zeros((len(FLAGS), rows), dtype=bool)
-        self.numbers[NUMBERS.index("due_lines")] = typical - 1
-        self._views: dict[tuple, tuple] = {}
+    def __init__(self, rows: int, limits, grace: int, end_at: list[int], chars: list[str],
+                 ends_ok: np.ndarray, title_ok: np.ndarray):
+        self.typical = limits.stanza_typical
+        self.rows = [[0] * len(FIELDS) for _ in range(rows)]
+        for r, row in enumerate(self.rows):
+            row[END_AT], row[DUE_LINES] = end_at[r], self.typical - 1
+        self.min_chars, self.min_stanzas = limits.min_chars, limits.min_stanzas - 1
+        self.hard_end, self.stanza_limit = limits.hard_end, limits.stanza_limit
+        self.line_past, self.line_end = limits.line_limit - 1, limits.line_limit + grace
+        self.title_limit, self.grace = limits.title_limit, grace
+        self.nl = chars.index("\n")
+        self.hash = chars.index("#") if "#" in chars else -1
+        self.inked = [i != 0 and c not in ("\n", " ", "\t") for i, c in enumerate(chars)]
+        self.ends_ok, self.title_ok = ends_ok.tolist(), title_ok.tolist()
 
-    def view(self, start: int, stop: int) -> tuple:
-        """Every number and flag of rows start..stop, as array views (made once per range), in
-        the order of NUMBERS, then FLAGS."""
-        found = self._views.get((start, stop))
-        if found is None:
-            found = self._views[(start, stop)] = (
-                tuple(self.numbers[:, start:stop]) + tuple(self.flags[:, start:stop]))
-        return found
+    def key(self, row: int) -> int:
+        """The answers to ANSWERS for a row outside its song's start and title, as bits."""
+        v = self.rows[row]
+        chars, col, lines = v[CHARS], v[COL], v[STANZA_LINES]
+        return ((v[INK] > 0) | (chars >= self.min_chars) << 1
+                | (v[STANZAS] >= self.min_stanzas) << 2 | self.ends_ok[v[LAST]] << 3
+                | (chars >= v[END_AT]) << 4 | (lines >= v[DUE_LINES]) << 5
+                | (chars >= self.hard_end) << 6 | (col >= self.line_past) << 7
+                | (col >= self.line_end) << 8 | (col > 0) << 9 | v[PREV_BLANK] << 10
+                | (lines >= self.stanza_limit) << 11)
 
-    def __getattr__(self, name: str) -> np.ndarray:
-        # A number or flag of every row by name (standing.col: each row's column).
-        if name in NUMBERS:
-            return self.numbers[NUMBERS.index(name)]
-        if name in FLAGS:
-            return self.flags[FLAGS.index(name)]
-        raise AttributeError(name)
+    def starting(self, row: int) -> bool:
+        """Whether the row is at its song's start, in its title or on the line after it."""
+        v = self.rows[row]
+        return v[CHARS] == 0 or (v[TITLE] and v[LINE] <= 1)
 
-    def copy_row(self, row: int) -> tuple:
-        return self.numbers[:, row].copy(), self.flags[:, row].copy()
+    def answers(self, row: int) -> dict:
+        """Every question the rules ask of a row, by name (a title's too), as bool arrays of
+        one (the rules are array operations: see shape._rules)."""
+        v, key = self.rows[row], self.key(row)
+        col = v[COL]
+        answers = {name: (key >> bit) & 1 for bit, name in enumerate(ANSWERS)}
+        answers.update(in_title=v[IN_TITLE], title=v[TITLE], started=v[CHARS] > 0,
+                       title_ok=self.title_ok[v[LAST]], line1=v[LINE] == 1, col1=col == 1,
+                       col3=col >= 3, past_title=col >= self.title_limit - 1,
+                       end_title=col >= self.title_limit + self.grace,
+                       far_title=col >= self.title_limit + 3 * self.grace)
+        return {name: np.array([bool(value)]) for name, value in answers.items()}
 
-    def set_rows(self, rows: list[int], state: tuple) -> None:
-        numbers, flags = state
-        self.numbers[:, rows] = numbers[:, None]
-        self.flags[:, rows] = flags[:, None]
-
-    def advance(self, c: np.ndarray, view: tuple) -> None:
-        """Rows of `view` take their chosen symbols `c` (one each)."""
-        (chars, col, ink, line, stanza_lines, due_lines, stanzas, last, end_at,
-         prev_blank, title, in_title, steered, closing, guided, done) = view
-        nl = c == self.nl
-        if nl.any():
-            blank = nl & (ink == 0)
-            # A blank line closes the stanza before it.
-            closes = blank & (stanza_lines > 0)
-            if closes.any():
-                stanzas += closes
-                np.copyto(due_lines, np.minimum(stanza_lines, self.typical) - 1,
-                          where=closes)
-                stanza_lines[closes] = 0
-            stanza_lines += nl & (ink > 0) & ~in_title  # a lyric line ends
-            np.copyto(prev_blank, blank, where=nl)
-            line += nl
-            in_title &= ~nl
-            col += 1
-            col[nl] = 0
-            ink[nl] = 0
-            last[nl] = 0
+    def take(self, row: int, c: int, steered: bool = False) -> None:
+        """Row `row` takes symbol `c`; where that ends the song, `steered` says whether the
+        guide had steered it there."""
+        v = self.rows[row]
+        if c == self.nl:
+            if v[INK] == 0:  # a blank line: it closes the stanza before it
+                if v[STANZA_LINES] > 0:
+                    v[STANZAS] += 1
+                    v[DUE_LINES] = min(v[STANZA_LINES], self.typical) - 1
+                    v[STANZA_LINES] = 0
+                v[PREV_BLANK] = 1
+            else:
+                if not v[IN_TITLE]:
+                    v[STANZA_LINES] += 1
+                v[PREV_BLANK] = 0
+            v[LINE] += 1
+            v[COL] = v[INK] = v[LAST] = v[IN_TITLE] = 0
         else:
-            col += 1
-        if not chars.all():  # a song's first symbol: a "#" opens a title
-            np.logical_or(title, (chars == 0) & (c == self.hash), out=title)
-            np.logical_or(in_title, (chars == 0) & (c == self.hash), out=in_title)
-        inked = self.inked[c]
-        ink += inked
-        np.copyto(last, c, where=inked)
-        chars += 1
-        end = c == 0
-        if end.any():
-            guided |= end & steered & ~done
-            done |= end
+            if v[CHARS] == 0 and c == self.hash:
+                v[TITLE] = v[IN_TITLE] = 1
+            v[COL] += 1
+            if self.inked[c]:
+                v[INK] += 1
+                v[LAST] = c
+        v[CHARS] += 1
+        if c == 0:
+            v[GUIDED] = v[GUIDED] or (steered and not v[DONE])
+            v[DONE] = 1

@@ -90,21 +90,22 @@ class Words(Step):
         in a second round of a rhyming line is the rhyme's to spell)."""
         if self.words is None:
             return scores
-        picks, n, songs = None, self.lines.n, self.lines.songs
-        for r in self.lines.read_rows:
-            row = self.row[r]
-            if not row.word or row.free:
-                continue
-            song = songs[r % n]
+        picks, songs, masks = None, self.lines.songs, self._prefix_rows
+        for s, rows in self.lines.read_songs:
+            song = songs[s]
             if song.round == 2 and song.mode == "lanes":
                 continue
-            mask = self._prefix_rows.get(row.word)
-            if mask is None:
-                mask = self._prefix_rows[row.word] = self._mask(row.word)
-            if mask:
-                if picks is None:
-                    picks = [0] * scores.shape[0]
-                picks[r] = mask
+            for r in rows:
+                row = self.row[r]
+                if not row.word or row.free:
+                    continue
+                mask = masks.get(row.word)
+                if mask is None:
+                    mask = masks[row.word] = self._mask(row.word)
+                if mask:
+                    if picks is None:
+                        picks = [0] * scores.shape[0]
+                    picks[r] = mask
         return scores if picks is None else self.masks.add(scores, picks, self.rows)
 
     def _mask(self, prefix: str) -> int:
@@ -118,9 +119,9 @@ class Words(Step):
         return self.masks.row_for(prefix, allowed)
 
     def chosen(self, ids: list[int], logps: list[float]) -> None:
-        n = self.lines.n
-        for r in self.lines.read_rows:
-            self._take(self.row[r], ids[r], r % n)
+        for s, rows in self.lines.read_songs:
+            for r in rows:
+                self._take(self.row[r], ids[r], s)
 
     def read(self, row: int, tokens: list[int]) -> None:
         for token in tokens:

@@ -1,0 +1,96 @@
+"""The steering steps (#34): every way the sampler reshapes the model's choices is a step of one
+kind in one list, run by one loop; each says what it did; the shape's rules, looked up from a
+table, are the rules."""
+
+import random
+
+import torch
+
+from songgen.songcraft.measures import Measures
+from songgen.text.vocab import Vocab
+from songgen.writing import sampling
+from songgen.writing.request import SampleOptions
+from songgen.writing.steering.build import steps_for
+from songgen.writing.steering.shape import ShapeGuide, _rules, _table_of_rules
+from songgen.writing.steering.step import Step
+
+from .conftest import make_songs
+from .test_shape import measure, shaped_checkpoint
+from .test_songcraft import craft_checkpoint
+
+
+def test_every_way_of_steering_is_a_step_in_one_list(tmp_path):
+    trained = craft_checkpoint(tmp_path)
+    measures = Measures.from_dict(trained.checkpoint.songcraft)
+    every = SampleOptions(rhyme="AABB", chorus="auto", scan="auto", words=0.01,
+                          temperature=0.7, top_k=5, top_p=0.9).checked()
+    steps = steps_for(trained, every, measures, 2, "1")
+    assert all(isinstance(step, Step) for step in steps)
+    # (no shape guide: this checkpoint records none; scansion: its songs do not scan enough)
+    assert [step.name for step in steps] == ["words", "chorus", "rhyme", "repeats", "lines",
+                                             "temperature", "top-k", "top-p"]
+    free = SampleOptions(rhyme="off", chorus="off", scan="off", words=1.0,
+                         temperature=1.0).checked()
+    assert steps_for(trained, free, measures, 2, "1") == []
+    greedy = SampleOptions(rhyme="off", chorus="off", scan="off", words=1.0, top_k=3,
+                           temperature=0.0).checked()
+    assert steps_for(trained, greedy, measures, 2, "1") == []  # the draw takes the likeliest
+
+
+class NoLetter(Step):
+    """A step of a test's own: the letter `c` is never drawn."""
+
+    name = "no-letter"
+
+    def __init__(self, c: int):
+        self.c, self.seen = c, 0
+
+    def steer(self, scores):
+        self.seen += 1
+        return scores.index_fill(1, torch.tensor([self.c]), -float("inf"))
+
+
+def test_a_step_of_ones_own_joins_the_one_loop(tmp_path, monkeypatch):
+    trained = shaped_checkpoint(tmp_path)
+    options = dict(num_songs=3, seed=1, length=400, temperature=1.0)
+    assert any("e" in song.text for song in sampling.generate(trained, **options))
+    step = NoLetter(trained.vocab.index["e"])
+    made = steps_for
+    monkeypatch.setattr(sampling, "steps_for", lambda *a: made(*a) + [step])
+    songs = sampling.generate(trained, **options)
+    assert step.seen > 100 and all("e" not in song.text for song in songs)
+
+
+def test_the_table_of_rules_is_the_rules():
+    # Outside a song's title the guide looks a row's rules up by its answers: a row's every
+    # step, in songs of every shape, agrees with the rules reckoned from its answers.
+    text = make_songs(30, seed=2)
+    chars = Vocab.from_text(text).chars
+    guide = ShapeGuide(measure(text), chars, 4, torch.device("cpu"), 1200, seed="7", songs=4)
+    code, flags = _table_of_rules(guide.limits, guide.ends.close_to is not None)
+    rng, checked = random.Random(3), 0
+    for _ in range(1500):
+        guide.steer(torch.zeros(4, len(chars)))
+        for r in range(4):
+            if not guide.standing.starting(r):
+                direct = _rules(guide.standing.answers(r), guide.limits,
+                                guide.ends.close_to is not None)
+                key = guide.standing.key(r)
+                assert (code[key], flags[key]) == (int(direct[0][0]), int(direct[1][0]))
+                checked += 1
+        # A text of words, lines, blank lines and ends, as a model might write.
+        guide.chosen([chars.index(rng.choice("ab  \n\n\n")) if rng.random() > 0.002 else 0
+                      for _ in range(4)])
+    assert checked > 3000
+
+
+def test_each_step_says_what_it_did(tmp_path):
+    trained = shaped_checkpoint(tmp_path)
+    guide = ShapeGuide(measure(make_songs()), trained.vocab.chars, 1, torch.device("cpu"), 3000)
+    guide.steer(torch.zeros(1, len(trained.vocab.chars)))
+    assert guide.explain(0) == ["a titled song starts with '#'"]
+    opts = SampleOptions(temperature=0.5, top_k=3, top_p=0.9).checked()
+    told = {step.name: step.explain(0) for step in steps_for(trained, opts, None, 1, "1")}
+    assert told["temperature"] == ["scores divided by the temperature, 0.5"]
+    assert told["top-k"] == ["only the 3 likeliest symbols may be drawn"]
+    assert told["top-p"] == ["only the likeliest symbols that together reach 0.9 may be drawn"]

@@ -25,6 +25,7 @@ import random
 import torch
 
 from ...songcraft.measures import last_word
+from .rows import as_mask
 from .step import Step
 from ..stanzas import stanza_key
 
@@ -333,7 +334,5 @@ class Ends:
         if found is None:
             if len(self._masks) > 4096:
                 self._masks.clear()
-            found = torch.zeros(out.shape[0], dtype=torch.bool)
-            found[list(key[1:])] = True
-            found = self._masks[key] = found.to(out.device)
+            found = self._masks[key] = as_mask(key[1:], out.shape[0], out.device)
         return found

@@ -119,6 +119,7 @@ class Lines(Step):
         self.saved = rows.snapshot()       # rows as their candidate line ended
         self.start_snap = rows.snapshot()  # rows as a candidate line started
         self._all = [list(range(s, rows.count, self.n)) for s in range(self.n)]
+        self._lane0 = [[s] for s in range(self.n)]  # (never changed: shared step to step)
         for token in rows.prime:
             for s, song in enumerate(self.songs):
                 self._accept(s, song, token)
@@ -133,7 +134,7 @@ class Lines(Step):
             if stopped[s] is not None:
                 continue
             if song.mode != "lanes":
-                rows = [s]
+                rows = self._lane0[s]
             else:
                 rows = [lane * n + s for lane in range(self.lanes) if not song.done[lane]]
                 wide = True

@@ -171,10 +171,10 @@ class ShapeGuide(Step):
         m, standing = logits.shape[0], self.standing
         codes, flags = [0] * m, [0] * m
         for r in self._read(m):
-            if standing.starting(r):  # a song's start or title: every question asked
+            key = standing.key(r)
+            if key < 0:  # a song's start or title: every question asked
                 codes[r], flags[r] = self._at_start(standing.answers(r))
             else:
-                key = standing.key(r)
                 codes[r], flags[r] = self._code[key], self._flags[key]
         self.codes[:m], self.flags[:m] = codes, flags
         if any(flags):

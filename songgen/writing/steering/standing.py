@@ -77,10 +77,14 @@ class Standing:
         self.inked = [i != 0 and c not in ("\n", " ", "\t") for i, c in enumerate(chars)]
         self.ends_ok, self.title_ok = ends_ok.tolist(), title_ok.tolist()
 
-    def key(self, row: int) -> int:
-        """The answers to ANSWERS for a row outside its song's start and title, as bits."""
+    def key(self, row: int, anyway: bool = False) -> int:
+        """The answers to ANSWERS for a row outside its song's start and title, as bits; -1
+        for a row at its song's start, in its title or on the line after it (`answers`),
+        unless asked `anyway`."""
         v = self.rows[row]
         chars, col, lines = v[CHARS], v[COL], v[STANZA_LINES]
+        if not anyway and (chars == 0 or (v[TITLE] and v[LINE] <= 1)):
+            return -1
         return ((v[INK] > 0) | (chars >= self.min_chars) << 1
                 | (v[STANZAS] >= self.min_stanzas) << 2 | self.ends_ok[v[LAST]] << 3
                 | (chars >= v[END_AT]) << 4 | (lines >= v[DUE_LINES]) << 5
@@ -88,15 +92,10 @@ class Standing:
                 | (col >= self.line_end) << 8 | (col > 0) << 9 | v[PREV_BLANK] << 10
                 | (lines >= self.stanza_limit) << 11)
 
-    def starting(self, row: int) -> bool:
-        """Whether the row is at its song's start, in its title or on the line after it."""
-        v = self.rows[row]
-        return v[CHARS] == 0 or (v[TITLE] and v[LINE] <= 1)
-
     def answers(self, row: int) -> tuple:
         """Every question the rules ask of a row, a title's too (TITLE_ANSWERS after ANSWERS),
         for a row at its song's start or in its title."""
-        v, key = self.rows[row], self.key(row)
+        v, key = self.rows[row], self.key(row, anyway=True)
         col, limit, grace = v[COL], self.title_limit, self.grace
         return tuple((key >> bit) & 1 > 0 for bit in range(len(ANSWERS))) + (
             v[IN_TITLE] > 0, v[TITLE] > 0, v[CHARS] > 0, self.title_ok[v[LAST]], v[LINE] == 1,

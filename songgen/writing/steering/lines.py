@@ -25,6 +25,7 @@ import random
 import torch
 
 from ...songcraft.measures import last_word
+from .rows import as_mask
 from .step import Step
 from ..stanzas import stanza_key
 
@@ -118,6 +119,7 @@ class Lines(Step):
         self.saved = rows.snapshot()       # rows as their candidate line ended
         self.start_snap = rows.snapshot()  # rows as a candidate line started
         self._all = [list(range(s, rows.count, self.n)) for s in range(self.n)]
+        self._lane0 = [[s] for s in range(self.n)]  # (never changed: shared step to step)
         for token in rows.prime:
             for s, song in enumerate(self.songs):
                 self._accept(s, song, token)
@@ -132,7 +134,7 @@ class Lines(Step):
             if stopped[s] is not None:
                 continue
             if song.mode != "lanes":
-                rows = [s]
+                rows = self._lane0[s]
             else:
                 rows = [lane * n + s for lane in range(self.lanes) if not song.done[lane]]
                 wide = True
@@ -342,7 +344,5 @@ class Ends:
         if found is None:
             if len(self._masks) > 4096:
                 self._masks.clear()
-            found = torch.zeros(out.shape[0], dtype=torch.bool)
-            found[list(key[1:])] = True
-            found = self._masks[key] = found.to(out.device)
+            found = self._masks[key] = as_mask(key[1:], out.shape[0], out.device)
         return found

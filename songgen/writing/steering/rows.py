@@ -12,6 +12,8 @@ on CUDA a step of every row is one graph replay, so every row is drawn and stepp
 
 from __future__ import annotations
 
+from array import array
+
 import torch
 
 from ...model.stepper import StepState
@@ -44,8 +46,13 @@ class Rows:
         self.layers = StepState(state)
         self.apart = self.logits.device.type == "cpu"  # rows may be stepped apart
         self.head = self.layers.head(n) if self.apart and self.count > n else None
-        self._readers = [s for s in steps if type(s).reading is not Step.reading]
+        # The steps that do something at each hook (most leave most of them as Step's).
+        self._readers = _doing(steps, "reading")
+        self._choosers = _doing(steps, "chosen")
+        self._feeders = _doing(steps, "read")
+        self._keepers = _doing(steps, "row_state")
         self._indices: dict[tuple, torch.Tensor] = {}
+        self._parts: dict[int, StepState] = {}  # states of the rows read (_take)
         self._copied = True
         self.read: list[int] | None = None
         self.narrow = False
@@ -81,7 +88,7 @@ class Rows:
         logps = logp.gather(1, ids[:, None]).squeeze(1).tolist()
         self._step(ids)
         self.kept = [[(chosen[s], logps[s])] for s in range(self.n)]
-        for step in self.steps:
+        for step in self._choosers:
             step.chosen(chosen, logps)
         return self.kept
 
@@ -93,12 +100,24 @@ class Rows:
             if live is None:
                 self.logits = self.stepper.step(ids, self.layers)
             else:
-                part = self.layers.take(live)
+                part = self._take(live)
                 self.logits = self.logits.index_copy(
                     0, live, self.stepper.step(ids.index_select(0, live), part))
                 self.layers.put(live, part)
         # The logits may be the stepper's own buffer: copied before the first write (writable).
         self._copied = False
+
+    def _take(self, live: torch.Tensor) -> StepState:
+        """The state of the rows `live`, copied into a state of that many rows kept for the
+        next time (a new one, laid out anew, each step cost more than the copy)."""
+        part = self._parts.get(len(live))
+        if part is None:
+            part = self._parts[len(live)] = self.layers.take(live)
+        else:
+            torch.index_select(self.layers.hs, 0, live, out=part.hs)
+            for mine, theirs in zip(part.c, self.layers.c):
+                torch.index_select(theirs, 0, live, out=mine)
+        return part
 
     def _live(self) -> torch.Tensor | None:
         """The rows read, as an index, where stepping them alone is worth it (CPU)."""
@@ -118,7 +137,7 @@ class Rows:
         if found is None:
             if len(self._indices) > 4096:
                 self._indices.clear()
-            found = self._indices[key] = torch.tensor(values, device=self.logits.device)
+            found = self._indices[key] = as_index(values, self.logits.device)
         return found
 
     def writable(self) -> torch.Tensor:
@@ -137,7 +156,7 @@ class Rows:
         n_layers, hidden = len(layers.c), layers.c[0].shape[1]
         h = layers.hs[r].view(n_layers, 1, hidden).to(logits.dtype)
         c = torch.stack([c[r] for c in layers.c])[:, None].to(logits.dtype)
-        ids = torch.tensor(tokens, device=logits.device)
+        ids = as_index(tokens, logits.device)
         out, (h, c) = self.model(ids[None], (h.contiguous(), c.contiguous()))
         scores = torch.cat([logits[r:r + 1], out[0, :-1].to(logits.dtype)])
         logps = torch.log_softmax(scores.float(), dim=-1).gather(1, ids[:, None])[:, 0]
@@ -145,7 +164,7 @@ class Rows:
         for l, mine in enumerate(layers.c):
             mine[r] = c[l, 0].to(mine.dtype)
         logits[r] = out[0, -1].to(logits.dtype)
-        for step in self.steps:
+        for step in self._feeders:
             step.read(r, tokens)
         return list(zip(tokens, logps.tolist()))
 
@@ -155,24 +174,47 @@ class Rows:
 
     def save(self, snap: "Snapshot", rows: list[int]) -> None:
         """Copy these rows, with every step's state of them, into `snap`."""
-        at = torch.tensor(rows, device=snap.hs.device)
+        at = self.index(rows)
         snap.hs[at] = self.layers.hs[at]
         for mine, theirs in zip(snap.c, self.layers.c):
             mine[at] = theirs[at]
         snap.logits[at] = self.logits[at].to(snap.logits.dtype)
         for r in rows:
-            snap.states[r] = [step.row_state(r) for step in self.steps]
+            snap.states[r] = [step.row_state(r) for step in self._keepers]
 
     def restore(self, snap: "Snapshot", src: int, rows: list[int]) -> None:
         """Every row of `rows` takes row `src` of `snap` (saved there before)."""
-        at = torch.tensor(rows, device=snap.hs.device)
+        at = self.index(rows)
         k, logits = len(rows), self.writable()
         self.layers.hs[at] = snap.hs[src].expand(k, -1)
         for mine, theirs in zip(snap.c, self.layers.c):
             theirs[at] = mine[src].expand(k, -1)
         logits[at] = snap.logits[src].expand(k, -1).to(logits.dtype)
-        for step, state in zip(self.steps, snap.states[src]):
+        for step, state in zip(self._keepers, snap.states[src]):
             step.set_rows(rows, state)
+
+
+def as_index(values: list[int], device) -> torch.Tensor:
+    """`values` as an int64 tensor on `device`: read from a buffer of them, which costs a
+    quarter of building it from the list (torch.tensor), a call made most steps."""
+    if not values:
+        return torch.empty(0, dtype=torch.int64, device=device)
+    found = torch.frombuffer(array("q", values), dtype=torch.int64)
+    return found if found.device == device else found.to(device)
+
+
+def as_mask(rows: list[int], size: int, device) -> torch.Tensor:
+    """A (size,) bool tensor, True at `rows` (as as_index)."""
+    flags = bytearray(size)
+    for r in rows:
+        flags[r] = 1
+    found = torch.frombuffer(flags, dtype=torch.bool)
+    return found if found.device == device else found.to(device)
+
+
+def _doing(steps: list[Step], hook: str) -> list[Step]:
+    """The steps whose `hook` is their own (not Step's, which does nothing)."""
+    return [s for s in steps if getattr(type(s), hook) is not getattr(Step, hook)]
 
 
 class Snapshot:

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from ...songcraft.shape import QUANTILES, SongShape, end_class
-from .standing import ANSWERS, DONE, GUIDED, LAST, Standing
+from .rows import as_index
+from .standing import ANSWERS, DONE, GUIDED, LAST, TITLE_ANSWERS, Standing
 from .step import Step
 
 # Rows of ShapeGuide's bias table: bit 0 forbids a line break, bit 1 the end-of-song symbol,
@@ -170,12 +171,10 @@ class ShapeGuide(Step):
         m, standing = logits.shape[0], self.standing
         codes, flags = [0] * m, [0] * m
         for r in self._read(m):
-            if standing.starting(r):  # a song's start or title: its rules reckoned anew
-                code, flag = _rules(standing.answers(r), self.limits,
-                                    self.ends.close_to is not None)
-                codes[r], flags[r] = int(code[0]), int(flag[0])
+            key = standing.key(r)
+            if key < 0:  # a song's start or title: every question asked
+                codes[r], flags[r] = self._at_start(standing.answers(r))
             else:
-                key = standing.key(r)
                 codes[r], flags[r] = self._code[key], self._flags[key]
         self.codes[:m], self.flags[:m] = codes, flags
         if any(flags):
@@ -186,13 +185,25 @@ class ShapeGuide(Step):
             self._ends(logits, out, flags, m)
         return out
 
+    def _at_start(self, answers: tuple) -> tuple[int, int]:
+        """The rules for a row at its song's start or in its title (few answers come there:
+        each reckoned once)."""
+        key = (self.limits.titled, self.limits.title_blank, self.ends.close_to is not None,
+               answers)
+        found = _AT_START.get(key)
+        if found is None:
+            code, flags = _rules(dict(zip(ANSWERS + TITLE_ANSWERS, np.array(answers)[:, None])),
+                                 self.limits, self.ends.close_to is not None)
+            found = _AT_START[key] = int(code[0]), int(flags[0])
+        return found
+
     def _moves(self, logits: torch.Tensor, flags: list[int], m: int) -> torch.Tensor:
         """Past its limit, a line ends where the model would start a new word: the
         probability of a space or tab goes to the line break (the table forbids them)."""
         word_end = [r for r in range(m) if flags[r] & WORD_ENDS]
         if not word_end:
             return logits
-        at = torch.tensor(word_end, device=logits.device)
+        at = as_index(word_end, logits.device)
         logits = logits.clone()
         logits[at, self.nl] = torch.logsumexp(logits[at][:, self.blanks], dim=1)
         return logits
@@ -212,7 +223,7 @@ class ShapeGuide(Step):
         ending = [r for r in range(m) if flags[r] & STEERED]
         if ending:
             # Where the song is steered to an end, a line break's probability goes to the end.
-            at = torch.tensor(ending, device=logits.device)
+            at = as_index(ending, logits.device)
             out[at, 0] = torch.logaddexp(logits[at, 0], logits[at, self.nl])
 
     def _index(self, codes: list[int], device) -> torch.Tensor:
@@ -222,11 +233,12 @@ class ShapeGuide(Step):
         if found is None:
             if len(self._indices) > 4096:
                 self._indices.clear()
-            found = self._indices[key] = torch.tensor(codes, device=device)
+            found = self._indices[key] = as_index(codes, device)
         return found
 
 
 STEERED, CLOSING, WORD_ENDS = 1, 2, 4  # ShapeGuide.flags: what else a row's rules do
+_AT_START: dict[tuple, tuple[int, int]] = {}  # the rules at songs' starts, by their answers
 
 
 def _rules(a: dict, lim: ShapeLimits, can_close: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -272,8 +284,7 @@ def _table_of_rules(lim: ShapeLimits, can_close: bool) -> tuple[list[int], list[
     keys = np.arange(1 << len(ANSWERS))
     a = {name: (keys >> bit) & 1 > 0 for bit, name in enumerate(ANSWERS)}
     no = np.zeros(len(keys), dtype=bool)
-    a.update(in_title=no, title=no, started=~no, title_ok=no, line1=no, col1=no, col3=no,
-             past_title=no, end_title=no, far_title=no)
+    a.update({name: no for name in TITLE_ANSWERS}, started=~no)
     code, flags = _rules(a, lim, can_close)
     return code.tolist(), flags.tolist()
 
@@ -344,7 +355,7 @@ def _move(logits: torch.Tensor, out: torch.Tensor, rows: list[int], src: torch.T
           dst: torch.Tensor) -> None:
     """In `out`'s `rows`, the probability (by `logits`) of the `src` symbols goes to the `dst`
     ones, shared in their own odds."""
-    at = torch.tensor(rows, device=logits.device)[:, None]
+    at = as_index(rows, logits.device)[:, None]
     good, bad = logits[at, dst], logits[at, src]
     lift = (torch.logsumexp(torch.cat([good, bad], 1), 1, keepdim=True)
             - torch.logsumexp(good, 1, keepdim=True))

@@ -44,6 +44,19 @@ ANSWERS = ("ink",             # the line has ink
            "stanza_full")     # the stanza is at its limit
 
 
+# ... and those of a row at its song's start or in its title.
+TITLE_ANSWERS = ("in_title",    # the title is being written
+                 "title",       # the song has a title
+                 "started",     # the song has begun
+                 "title_ok",    # the line's last symbol is one the corpus's titles end with
+                 "line1",       # the line is the song's second
+                 "col1",        # the line has one character
+                 "col3",        # ... three or more
+                 "past_title",  # the title is at its limit
+                 "end_title",   # ... past it by the grace a word is given
+                 "far_title")   # ... far past it
+
+
 class Standing:
     """Where each of `rows` rows stands. `limits` (shape.ShapeLimits) and `grace` say where its
     rules' limits are; `end_at`: per row, where its song starts to end; per symbol, whether it
@@ -64,10 +77,14 @@ class Standing:
         self.inked = [i != 0 and c not in ("\n", " ", "\t") for i, c in enumerate(chars)]
         self.ends_ok, self.title_ok = ends_ok.tolist(), title_ok.tolist()
 
-    def key(self, row: int) -> int:
-        """The answers to ANSWERS for a row outside its song's start and title, as bits."""
+    def key(self, row: int, anyway: bool = False) -> int:
+        """The answers to ANSWERS for a row outside its song's start and title, as bits; -1
+        for a row at its song's start, in its title or on the line after it (`answers`),
+        unless asked `anyway`."""
         v = self.rows[row]
         chars, col, lines = v[CHARS], v[COL], v[STANZA_LINES]
+        if not anyway and (chars == 0 or (v[TITLE] and v[LINE] <= 1)):
+            return -1
         return ((v[INK] > 0) | (chars >= self.min_chars) << 1
                 | (v[STANZAS] >= self.min_stanzas) << 2 | self.ends_ok[v[LAST]] << 3
                 | (chars >= v[END_AT]) << 4 | (lines >= v[DUE_LINES]) << 5
@@ -75,23 +92,14 @@ class Standing:
                 | (col >= self.line_end) << 8 | (col > 0) << 9 | v[PREV_BLANK] << 10
                 | (lines >= self.stanza_limit) << 11)
 
-    def starting(self, row: int) -> bool:
-        """Whether the row is at its song's start, in its title or on the line after it."""
-        v = self.rows[row]
-        return v[CHARS] == 0 or (v[TITLE] and v[LINE] <= 1)
-
-    def answers(self, row: int) -> dict:
-        """Every question the rules ask of a row, by name (a title's too), as bool arrays of
-        one (the rules are array operations: see shape._rules)."""
-        v, key = self.rows[row], self.key(row)
-        col = v[COL]
-        answers = {name: (key >> bit) & 1 for bit, name in enumerate(ANSWERS)}
-        answers.update(in_title=v[IN_TITLE], title=v[TITLE], started=v[CHARS] > 0,
-                       title_ok=self.title_ok[v[LAST]], line1=v[LINE] == 1, col1=col == 1,
-                       col3=col >= 3, past_title=col >= self.title_limit - 1,
-                       end_title=col >= self.title_limit + self.grace,
-                       far_title=col >= self.title_limit + 3 * self.grace)
-        return {name: np.array([bool(value)]) for name, value in answers.items()}
+    def answers(self, row: int) -> tuple:
+        """Every question the rules ask of a row, a title's too (TITLE_ANSWERS after ANSWERS),
+        for a row at its song's start or in its title."""
+        v, key = self.rows[row], self.key(row, anyway=True)
+        col, limit, grace = v[COL], self.title_limit, self.grace
+        return tuple((key >> bit) & 1 > 0 for bit in range(len(ANSWERS))) + (
+            v[IN_TITLE] > 0, v[TITLE] > 0, v[CHARS] > 0, self.title_ok[v[LAST]], v[LINE] == 1,
+            col == 1, col >= 3, col >= limit - 1, col >= limit + grace, col >= limit + 3 * grace)
 
     def take(self, row: int, c: int, steered: bool = False) -> None:
         """Row `row` takes symbol `c`; where that ends the song, `steered` says whether the

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import torch
 
 from ...songcraft.measures import (Measures, Words as WordList, allowed_words, corpus_words,
@@ -188,16 +189,22 @@ class Masks:
     """Additive masks (0 allowed, -BIG not), one row each, found by key; row 0 masks nothing.
     The scores take a row per stream with one index_select.
 
-    One table serves every sampler of the same model and words, and the studio writes two
-    batches at once: a lock keeps its rows, their count and the table handed out in step
-    (unlocked, two threads adding at a doubling skipped it, and every later add failed)."""
+    The rows are written in a numpy array that the table shares (a new row costs two array
+    writes, where tensor writes cost several calls into torch: new prefixes come at most
+    steps of a fresh sampler). One table serves every sampler of the same model and words,
+    and the studio writes two batches at once: a lock keeps its rows, their count and the
+    table handed out in step (unlocked, two threads adding at a doubling skipped it, and
+    every later add failed)."""
 
     def __init__(self, vocab: int):
         self.keys: dict = {}
-        self.rows = torch.zeros(64, vocab)
+        self._grow(np.zeros((64, vocab), dtype=np.float32))
         self.used = 1
         self._on: torch.Tensor | None = None
         self._lock = threading.Lock()
+
+    def _grow(self, rows: np.ndarray) -> None:
+        self.array, self.rows = rows, torch.from_numpy(rows)  # (the same memory)
 
     def row_for(self, key, allowed) -> int:
         """The row of `key`, made from `allowed()` (a list of ids; None: no mask, row 0) the
@@ -211,10 +218,10 @@ class Masks:
             return found
 
     def _add(self, allowed: list[int]) -> int:
-        if self.used >= len(self.rows):
-            self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)])
-        self.rows[self.used] = -BIG
-        self.rows[self.used, allowed] = 0.0
+        if self.used >= len(self.array):
+            self._grow(np.concatenate([self.array, np.zeros_like(self.array)]))
+        self.array[self.used] = -BIG
+        self.array[self.used, allowed] = 0.0
         self.used += 1
         self._on = None
         return self.used - 1

@@ -20,7 +20,6 @@ from ..text.lyrics import is_title_line, title_line, title_of
 from ..text.reading import describe_chars, normalise
 from ..text.vocab import EOS
 from .copycheck import Copy, CopyIndex
-from .drawing import draw
 from .request import SampleOptions, _options, settle_measures  # noqa: F401 (SampleOptions: the API)
 from .steering.build import steps_for
 from .steering.lines import Lines
@@ -233,8 +232,8 @@ def _steps(trained: Trained, batch: SongBatch, steps: list[Step], opts: SampleOp
                 scores = step.steer(scores)
         else:
             scores = trace.steer(scores)
-        # Greedy at temperature 0; else one draw from the steered scores per row.
-        ids = scores.argmax(dim=-1) if opts.temperature == 0 else draw(scores, gen)
+        # Greedy at temperature 0; else one draw from the steered scores per row read.
+        ids = rows.draw(scores, gen, opts.temperature == 0)
         kept = rows.advance(ids, logp)
         if trace is not None:
             trace.after(ids, kept)

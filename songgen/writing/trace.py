@@ -12,8 +12,8 @@ Per character (CharTrace): the model's TOP likeliest choices at temperature 1, b
 and the character drawn, each with its probability in the draw that was made (after every
 step). A line written on several lanes at once and chosen among them (steering/lines.py: a
 rhyme, scansion) keeps the trace of the lane kept, with a note naming the candidates and the
-line steps' words; known text read in one call of the model (a chorus coming back) was not
-drawn, and its characters say so with the probability the model gave them. Without a trace
+line steps' words; known text (a chorus coming back), read in one call of the model or drawn
+as set, was not chosen, and its characters say so with the probability the model gave them. Without a trace
 the loop runs as it always has: none of this is called.
 """
 
@@ -84,8 +84,8 @@ def _short(p: float | None) -> float | None:
     return None if p is None else round(p, 6)
 
 
-KNOWN = ("not drawn: a line step knew this line (the chorus coming back), and the model read it "
-         "whole")
+KNOWN = ("not chosen: a line step knew this line (the chorus coming back), and the model read "
+         "it as it was")
 
 
 class Trace:
@@ -125,7 +125,8 @@ class Trace:
         words = [[step.explain(r) for r in traced] for step in self.steps]
         self.pending = (traced, stages, words)
         if self.lines is not None:
-            self.before = [(song.mode, song.round, list(song.done)) for song in self.lines.songs]
+            self.before = [(song.mode, song.round, list(song.done), bool(song.known))
+                           for song in self.lines.songs]
         return scores
 
     def _traced(self, drawn: int) -> list[int]:
@@ -184,10 +185,13 @@ class Trace:
     def _song(self, s: int, piece: list, made: dict[int, CharTrace]) -> list[CharTrace]:
         """The traces of what song `s` kept at this step: its row's draw, or the line kept among
         its lanes' candidates, then any known text read in one call."""
-        mode, round_, done = self.before[s] if self.lines is not None else ("follow", 1, [])
+        mode, round_, done, known = (self.before[s] if self.lines is not None
+                                     else ("follow", 1, [], False))
         n, lanes = self.n, self.lanes[s]
         drawn: list[CharTrace] = []
-        if mode == "lanes":
+        if known:  # known text drawn as set (lines.py): the model did not choose it
+            pass
+        elif mode == "lanes":
             for lane, finished in enumerate(done):
                 if not finished and lane * n + s in made:
                     lanes[lane].append(made[lane * n + s])

@@ -10,8 +10,8 @@ at once, each drawing freely from the same state; when every lane has ended its 
 steps rank the candidates (rhyme first, then scansion), the most likely line per character
 (the model's own log-probabilities) breaking ties, and the best line's state (the LSTM's and
 every step's) is copied to every lane. A step may ask for the line again instead (rhyme: none
-rhymes): the best line but its last word is read again in one call of the model, and the lanes
-draw only the ending.
+rhymes): every lane takes the best line's state where its last word started (kept as the lanes
+drew), and draws only the ending.
 
 A line step may also say that a row's line or song may not end yet (`hold`, `keep_open`): the
 lanes apply every step's word at once, after the steps' own masks.
@@ -40,7 +40,8 @@ class SongText:
     """One song as kept so far, and the state of its lanes."""
 
     __slots__ = ("rng", "line", "lines_seen", "stanza", "ends", "stanza_index", "chars",
-                 "recent", "mode", "round", "tail", "cands", "done")
+                 "recent", "mode", "round", "tail", "cands", "done", "known", "known_by",
+                 "word_at", "again_lane", "again_kept", "dropped")
 
     def __init__(self, rng: random.Random):
         self.rng = rng                   # the song's own draws (patterns, chorus, free words)
@@ -56,6 +57,12 @@ class SongText:
         self.tail: list[int] = []        # round 2: the best line but its last word
         self.cands: list[list] = []      # per lane: [(token, logp)]
         self.done: list[bool] = []       # per lane: its candidate line has ended
+        self.known: list[int] = []       # known text still to come, drawn one by one (reversed)
+        self.known_by = ""               # the step that knew it
+        self.word_at: list[int] = []     # per lane: where its last word started (Lines.drawn)
+        self.again_lane = 0              # round 2: the lane whose line is written again
+        self.again_kept: list = []       # ... and its kept part, [(token, logp)]
+        self.dropped: set[int] = set()   # lanes stopped before their line ended
 
 
 class LineStep(Step):
@@ -63,7 +70,8 @@ class LineStep(Step):
     starts (every step); `known_line(s)`, the text the line is where a step knows it (the
     chorus; [] for none after all), which the model then reads in one call; else, where
     candidate lines may be written, `plan_line(s)`: whether this step asks a choice of lines.
-    Among candidates, `rank` (a value to sort by, or None for no say), `again` (a tail to
+    Among candidates, `rank` (a value to sort by, or None for no say), `satisfied` (the line
+    is all the step asks), `again` (a tail to
     write the line again from, or None) and `kept_line` where one is kept; `no_line` where
     the lanes ended the stanza instead; `line_end` and `stanza_end` as the text is kept."""
 
@@ -81,6 +89,12 @@ class LineStep(Step):
 
     def rank(self, s: int, text: str, word: str):
         return None
+
+    def satisfied(self, s: int, text: str, word: str) -> bool:
+        """Whether the candidate line is all this step asks of it (then the lanes stop at the
+        first such line)."""
+        rank = self.rank(s, text, word)
+        return rank is None or bool(rank)
 
     def again(self, s: int, text: str, word: str, cand: list) -> list[int] | None:
         return None
@@ -106,11 +120,14 @@ class Lines(Step):
     def __init__(self, chars: list[str], n: int, lanes: int, seed: str):
         self.chars, self.n, self.lanes = chars, n, lanes
         self.index = {c: i for i, c in enumerate(chars)}
+        self.letters = {i for i, c in enumerate(chars) if c.isalpha()}
+        self.apostrophes = {self.index[c] for c in "'’" if c in self.index}
         self.nl = self.index.get("\n", -1)
         self.songs = [SongText(random.Random(f"{seed}:{i}")) for i in range(n)]
         self.line_steps: list[LineStep] = []
         self.read_rows: list[int] = []  # the rows read at this step (reading)
         self.read_songs: list[tuple] = []  # ... by song: (s, its rows read)
+        self.singing: list[int] = []  # the songs drawing known text as set (steer)
         self.ends = Ends(self.nl)
 
     def start(self, rows) -> None:
@@ -118,6 +135,7 @@ class Lines(Step):
         self.rows = rows
         self.saved = rows.snapshot()       # rows as their candidate line ended
         self.start_snap = rows.snapshot()  # rows as a candidate line started
+        self.word_snap = rows.snapshot()   # lanes as their last word started
         self._all = [list(range(s, rows.count, self.n)) for s in range(self.n)]
         self._lane0 = [[s] for s in range(self.n)]  # (never changed: shared step to step)
         for token in rows.prime:
@@ -152,8 +170,20 @@ class Lines(Step):
         return (song.line + "".join(self.chars[t] for t, _ in song.cands[lane])).strip()
 
     def steer(self, scores: torch.Tensor) -> torch.Tensor:
-        """The line steps' holds and opens, applied at once (Ends)."""
-        return self.ends.apply(scores, self.rows)
+        """The line steps' holds and opens, applied at once (Ends); then a song singing known
+        text may draw only its next character."""
+        scores = self.ends.apply(scores, self.rows)
+        if not self.singing:
+            return scores
+        stopped = self.rows.stopped
+        forced = [s for s in self.singing if stopped[s] is None]
+        if not forced:
+            return scores
+        out = self.rows.own(scores)
+        at = self.rows.index(forced)
+        out[at] = -math.inf
+        out[at, self.rows.index([self.songs[s].known[-1] for s in forced])] = 0.0
+        return out
 
     def explain(self, row: int) -> list[str]:
         out = []
@@ -162,9 +192,39 @@ class Lines(Step):
                        "break")
         if row in self.ends.open:
             out.append("a line step holds the line open: no line break and no end here")
+        song = self.songs[row % self.n]
+        if row < self.n and song.known:
+            out.append(f"{song.known_by}: known text, sung again: its next character is set")
         return out
 
     # -- after the draw ----------------------------------------------------------------------
+
+    def drawn(self, ids: list[int]) -> None:
+        """A lane of a first round starting a word: its state before it reads the word's first
+        letter is kept, so that the line written again up to its last word (a second round)
+        goes on from there rather than reading it anew."""
+        saved, n = [], self.n
+        for s, rows in self.read_songs:
+            song = self.songs[s]
+            if song.mode != "lanes" or song.round != 1:
+                continue
+            for r in rows:
+                cand = song.cands[r // n]
+                if cand and self._word_starts(cand, ids[r]):
+                    song.word_at[r // n] = len(cand)
+                    saved.append(r)
+        if saved:
+            self.rows.save(self.word_snap, saved)
+
+    def _word_starts(self, cand: list, token: int) -> bool:
+        """Whether `token`, after the candidate line `cand`, starts a word (measures.WORD: letters,
+        with apostrophes between them)."""
+        if token not in self.letters:
+            return False
+        before = cand[-1][0]
+        if before in self.letters:
+            return False
+        return not (before in self.apostrophes and len(cand) > 1 and cand[-2][0] in self.letters)
 
     def chosen(self, ids: list[int], logps: list[float]) -> None:
         """Lanes writing a candidate line take their draws (lanes other than 0 outside one,
@@ -186,6 +246,8 @@ class Lines(Step):
                     if ids[r] == self.nl or ids[r] == 0:
                         song.done[lane] = True
                         ends.append(r)
+                        if self._satisfied(s, song, lane):
+                            self._drop_open_lanes(song)
         if ends:
             rows.save(self.saved, ends)  # as the model read the line's end
         for s, song in enumerate(self.songs):
@@ -193,31 +255,63 @@ class Lines(Step):
                 continue
             if song.mode == "lanes" and all(song.done):
                 picked = self._pick(s, song)
-                if picked is None:  # a second round, from the line's start
-                    rows.restore(self.start_snap, s, self._all[s])
-                    # The kept part of the best line is read in one call, on every lane.
-                    tail = rows.feed(s, song.tail)
-                    self._spread(s)
-                    song.cands = [list(tail) for _ in range(self.lanes)]
+                if picked is None:  # a second round, from the best line's last word
+                    self._again(s, song)
                     continue
                 rows.restore(self.saved, picked * n + s, self._all[s])
                 kept[s] = list(song.cands[picked])
                 song.mode = "follow"
             piece = kept[s]
+            if song.known and piece:
+                song.known.pop()  # (drawn as set: steer)
+                if not song.known:
+                    self.singing.remove(s)
             for token, _ in piece:  # a chorus read at a line start adds to the piece as it goes
                 self._accept(s, song, token)
                 if token == self.nl:
                     piece += self._line_start(s, song)
+
+    def _again(self, s: int, song: SongText) -> None:
+        """Every lane of song `s` goes on from the kept part of the best line (song.tail): from
+        that lane's state where it ended, kept as it was drawn (drawn), else from the line's
+        start, reading it in one call of the model."""
+        lane, tail = song.again_lane, song.tail
+        if tail and song.word_at[lane] == len(tail):
+            self.rows.restore(self.word_snap, lane * self.n + s, self._all[s])
+            kept = song.again_kept
+        else:
+            self.rows.restore(self.start_snap, s, self._all[s])
+            kept = self.rows.feed(s, tail)
+            self._spread(s)
+        song.cands = [list(kept) for _ in range(self.lanes)]
 
     def _spread(self, s: int) -> None:
         """Every lane of song s from lane 0's state."""
         self.rows.save(self.start_snap, [s])
         self.rows.restore(self.start_snap, s, self._all[s])
 
+    def _satisfied(self, s: int, song: SongText, lane: int) -> bool:
+        """Whether the line lane `lane` ended is all every line step asks (not blank)."""
+        cand = song.cands[lane]
+        text = song.line + "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
+        word = last_word(text)
+        return word is not None and all(step.satisfied(s, text, word)
+                                        for step in self.line_steps)
+
+    def _drop_open_lanes(self, song: SongText) -> None:
+        """A line that is all the steps ask has ended: the lanes still writing stop (waiting for
+        the longest of the candidates made a song wait a third longer for each line)."""
+        for lane, done in enumerate(song.done):
+            if not done:
+                song.done[lane] = True
+                song.dropped.add(lane)
+
     def _pick(self, s: int, song: SongText) -> int | None:
         """The lane whose line to keep; None to write the line again (a second round)."""
         scored, blank = [], []
         for lane, cand in enumerate(song.cands):
+            if lane in song.dropped:
+                continue
             text = song.line + "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
             mean = sum(lp for _, lp in cand) / max(len(cand), 1)
             word = last_word(text)
@@ -239,8 +333,10 @@ class Lines(Step):
                 tail = step.again(s, text, word, song.cands[lane])
                 if tail is not None:
                     song.tail, song.round = tail, 2
+                    song.again_lane, song.again_kept = lane, song.cands[lane][:len(tail)]
                     song.cands = [[] for _ in range(self.lanes)]
                     song.done = [False] * self.lanes
+                    song.dropped = set()
                     return None
         for step in self.line_steps:
             step.kept_line(s, text, word)
@@ -254,10 +350,20 @@ class Lines(Step):
         song.mode, song.round, song.tail = "follow", 1, []
         for step in self.line_steps:
             step.line_start(s)
+        if song.known:  # a line of known text: its lines are set
+            return []
         for step in self.line_steps:
             known = step.known_line(s)
-            if known is not None:
-                return self.rows.feed(s, known)
+            if known is None:
+                continue
+            # Beside other songs, known text is drawn as set, a character a step: those rows
+            # step anyway, where reading it alone in one call of the model costs a call per
+            # character of one row. A song written alone reads it in one call.
+            if len(known) > 1 and sum(stop is None for stop in self.rows.stopped) > 1:
+                song.known, song.known_by = known[::-1], step.name
+                self.singing.append(s)
+                return []
+            return self.rows.feed(s, known)
         if self.lanes == 1 or song.line:
             return []
         wanted = [step.plan_line(s) for step in self.line_steps]  # (every step plans)
@@ -266,6 +372,8 @@ class Lines(Step):
         song.mode = "lanes"
         song.cands = [[] for _ in range(self.lanes)]
         song.done = [False] * self.lanes
+        song.word_at = [-1] * self.lanes
+        song.dropped = set()
         self._spread(s)
         return []
 

@@ -17,6 +17,7 @@ from array import array
 import torch
 
 from ...model.stepper import StepState
+from ..drawing import draw
 from .step import Step
 
 # Rows spared before a step is taken on the rows read alone (CPU; taking rows out and putting
@@ -48,6 +49,7 @@ class Rows:
         self.head = self.layers.head(n) if self.apart and self.count > n else None
         # The steps that do something at each hook (most leave most of them as Step's).
         self._readers = _doing(steps, "reading")
+        self._drawers = _doing(steps, "drawn")
         self._choosers = _doing(steps, "chosen")
         self._feeders = _doing(steps, "read")
         self._keepers = _doing(steps, "row_state")
@@ -73,6 +75,18 @@ class Rows:
         self.narrow = self.head is not None and not wide
         return self.logits[:self.n] if self.narrow else self.logits
 
+    def draw(self, scores: torch.Tensor, gen: torch.Generator, greedy: bool) -> torch.Tensor:
+        """One symbol per row of `scores`: the likeliest (greedy) or a draw (drawing.draw),
+        made on the rows read only; a row nobody reads takes the end symbol (its state is
+        restored before it is read again, or its song has stopped)."""
+        read = self.read
+        if read is None or len(read) == scores.shape[0]:
+            return scores.argmax(dim=-1) if greedy else draw(scores, gen)
+        at = self.index(read)
+        mine = scores.index_select(0, at)
+        ids = torch.zeros(scores.shape[0], dtype=torch.int64, device=scores.device)
+        return ids.index_copy_(0, at, mine.argmax(dim=-1) if greedy else draw(mine, gen))
+
     def own(self, scores: torch.Tensor) -> torch.Tensor:
         """`scores` where a step made them (it may change them in place), else a copy."""
         if scores is self.logits or scores._base is self.logits:
@@ -86,6 +100,8 @@ class Rows:
         `logp`: the model's own log-probabilities, (rows drawn, vocab)."""
         chosen = ids.tolist()  # the host needs them: to write the songs, and for the steps
         logps = logp.gather(1, ids[:, None]).squeeze(1).tolist()
+        for step in self._drawers:
+            step.drawn(chosen)
         self._step(ids)
         self.kept = [[(chosen[s], logps[s])] for s in range(self.n)]
         for step in self._choosers:

@@ -12,8 +12,8 @@ class Step:
         scores = rows.scores()                    # the model's scores of the rows drawn
         for step in steps: scores = step.steer(scores)
         ids = draw(scores)                        # one symbol per row drawn
-        rows.advance(ids)                         # the model reads them, then, in order,
-                                                  # every step's chosen(ids, logps)
+        rows.advance(ids)                         # every step's drawn(ids); the model
+                                                  # reads them; every step's chosen(ids, logps)
 
     `steer` returns the scores reshaped; it changes them in place only where `rows.own` says
     a step made them (the model's own are the loop's). Rows are those of `rows` (rows.py): song
@@ -33,6 +33,10 @@ class Step:
     def steer(self, scores: torch.Tensor) -> torch.Tensor:
         """The scores (rows drawn, vocab), reshaped."""
         return scores
+
+    def drawn(self, ids: list[int]) -> None:
+        """After the draw, before the model reads it (the rows' state is still the one the draw
+        was made from): one id per row drawn."""
 
     def chosen(self, ids: list[int], logps: list[float]) -> None:
         """After the draw, once the model has read it: one id per row drawn, and the model's

@@ -1,7 +1,10 @@
 """Real words (Words, a steering step): a word being drawn may continue only as some allowed word
 continues (a prefix check in songcraft.Words), and end only where it is a word; each word is left
-free with probability `words` (names and invented words stay possible at that rate). The step
-also follows the word each row is writing (RowWords), which rhyme and scansion read.
+free with probability `words` (names and invented words stay possible at that rate), and a word
+that starts right after a digit is always free: it is part of a number or a code ("17th",
+"(Child 4B)"), not a word to spell (kept to the list, "4B" went on as "4Bland" and ran two
+titles together). The step also follows the word each row is writing (RowWords), which rhyme
+and scansion read.
 
 The allowed words: those of the corpus and the frequent English ones (songcraft's
 allowed_words), less any this model cannot spell. Masks are rows of a table added to the scores
@@ -35,15 +38,16 @@ class RowWords:
     word, the line's characters so far and of them those not blank (`ink`), the syllables of its
     finished words (`syl`)."""
 
-    __slots__ = ("word", "free", "last", "col", "ink", "syl")
+    __slots__ = ("word", "free", "last", "col", "ink", "syl", "digit")
 
     def __init__(self):
         self.word, self.free, self.last, self.col, self.ink, self.syl = "", False, None, 0, 0, 0
+        self.digit = False  # the last symbol was a digit
 
     def copy(self) -> "RowWords":
         new = RowWords()
-        new.word, new.free, new.last, new.col, new.ink, new.syl = (
-            self.word, self.free, self.last, self.col, self.ink, self.syl)
+        new.word, new.free, new.last, new.col, new.ink, new.syl, new.digit = (
+            self.word, self.free, self.last, self.col, self.ink, self.syl, self.digit)
         return new
 
 
@@ -61,6 +65,7 @@ class Words(Step):
         self.letter = [c.lower().replace("’", "'") if (c.isalpha() or c in "'’") else None
                        for c in chars]
         self.blank = [c.isspace() for c in chars]
+        self.digit = [c.isdigit() for c in chars]
         letters = frozenset(c for c in self.letter if c is not None)
         # Only words this model can spell: a prefix never leads where no word can be finished.
         self.known = None if measures is None else spellable(allowed_words(measures), letters)
@@ -153,9 +158,11 @@ class Words(Step):
             if row.word:
                 row.last = row.word.rstrip("'")
                 row.syl += syllables(row.last) if row.last else 0
-            row.word, row.free = "", False
+            row.word, row.free, row.digit = "", False, self.digit[token]
             return
-        if not row.word and s is not None and self.words is not None:
+        if not row.word and row.digit:
+            row.free = True  # a number's or a code's letters ("17th", "4B")
+        elif not row.word and s is not None and self.words is not None:
             row.free = self.lines.songs[s].rng.random() < self.rate
         elif not row.word:
             row.free = True

@@ -292,6 +292,16 @@ class Measures:
         total = sum(counts.values())
         return frozenset(c for c, n in counts.items() if n >= ENDING_SHARE * total)
 
+    def ending_shares(self, which: str) -> dict | None:
+        """Each end class of `endings(which)` with the share of the corpus's songs (titles)
+        that end so; None where not measured."""
+        counts = self.song_ends if which == "song" else self.title_ends
+        found = self.endings(which)
+        if found is None:
+            return None
+        total = sum(counts.values())
+        return {c: counts[c] / total for c in sorted(found)}
+
     @classmethod
     def from_dict(cls, data) -> "Measures | None":
         """The measures a checkpoint kept; None for none or an unusable record."""

@@ -36,7 +36,8 @@ def shape_guide(trained, shape: str, rows: int, length: int, measures: Measures 
         return None
     if measures is None:
         measures = Measures.from_dict(trained.checkpoint.songcraft)
-    ends = None if measures is None else (measures.endings("song"), measures.endings("title"))
+    ends = None if measures is None else (measures.ending_shares("song"),
+                                          measures.endings("title"))
     return ShapeGuide(song_shape, trained.vocab.chars, rows, trained.device, length, ends,
                       seed, songs)
 

@@ -108,7 +108,11 @@ class ShapeGuide(Step):
                   or lim.min_chars == 0 else max(lim.min_chars, min(lim.soft_end, _length(
                       shape, f"{seed}:length:{r % (songs or n)}", lim.stanza_chars)))
                   for r in range(n)]  # row r writes song r % songs (the lanes)
-        self.standing = Standing(n, lim, WORD_GRACE, end_at, chars, self.ends.song_ok,
+        # Each song's own ends (the rare classes drawn per song: Endings), on its every row.
+        song_ok = [self.ends.song_ok if seed is None else self.ends.song_ok_for(
+            random.Random(f"{seed}:ends:{s}")) for s in range(songs or n)]
+        self.standing = Standing(n, lim, WORD_GRACE, end_at, chars,
+                                 [song_ok[r % (songs or n)] for r in range(n)],
                                  self.ends.title_ok)
         self.n = n
         self.codes: list[int] = [0] * n  # each row's bias row at the last steer
@@ -319,24 +323,56 @@ class Endings:
     songs and titles end with (end_class; a title may end on a word); every id where none
     were measured. On the closing line, the probability of a line break and of marks no song
     ends with (`close_from`) goes to the marks songs end with (`close_to`), where there are
-    such marks, or after a mark to a space (`close_space`)."""
+    such marks, or after a mark to a space (`close_space`).
+
+    `ends`: the song ends (a set of classes, or each class with the share of the corpus's songs
+    ending so: Measures.ending_shares) and the title ends. A class at least ENDING_COMMON of
+    the songs end with is open to every song (`song_ok`); a rarer one only to as many songs
+    as end with it in the corpus, each song drawing it (`song_ok_for`): open to all, it came
+    wherever the model's line happened to end so when the song was due to end (on the
+    ballads a song in ten ended on a bare word, where one in forty of theirs does)."""
 
     def __init__(self, chars: list[str], ends: tuple, nl: int, space: int, device):
-        song_ok, title_ok = ends
-        classes = [end_class(c) if c.strip() else None for c in chars]
-        self.song_ok = np.array([song_ok is None or (k is not None and k in song_ok)
-                                 for k in classes])
+        song_ends, title_ok = ends
+        shares = (song_ends if song_ends is None or isinstance(song_ends, dict)
+                  else dict.fromkeys(song_ends, 1.0))
+        self.classes = [end_class(c) if c.strip() else None for c in chars]
+        common = None if shares is None else _common(shares)
+        self.rare = {} if shares is None else {c: p for c, p in shares.items()
+                                               if c not in common}
+        self.song_ok = self._ok(common)
         # A title may always end on a word (a corpus whose titles all end "(Child 1A)" does
         # not make the model write that), never on a mark its titles do not end with.
         self.title_ok = np.array([title_ok is None or k == "a" or (k is not None and k in title_ok)
-                                  for k in classes])
+                                  for k in self.classes])
         marks = [i for i, c in enumerate(chars) if c in ".!?…" and self.song_ok[i]]
         moved = [i for i, c in enumerate(chars) if c in ",;:-–—" and not self.song_ok[i]]
-        self.close_to = (torch.tensor(marks, device=device) if song_ok is not None and marks
+        self.close_to = (torch.tensor(marks, device=device) if song_ends is not None and marks
                          else None)
         self.close_from = torch.tensor([nl] + moved, device=device)
         self.close_space = torch.tensor([space], device=device) if space >= 0 else None
         self.is_word = np.array([c.isalnum() for c in chars])
+
+    def _ok(self, classes) -> np.ndarray:
+        """Per id, whether its class is among `classes` (None: every id)."""
+        return np.array([classes is None or (k is not None and k in classes)
+                         for k in self.classes])
+
+    def song_ok_for(self, rng: random.Random) -> np.ndarray:
+        """The ids one song may end after: the common classes', and each rare class's where
+        the song draws it (with `rng`, at the class's share of the corpus's songs)."""
+        drawn = [c for c, share in self.rare.items() if rng.random() < share]
+        return self.song_ok if not drawn else self.song_ok | self._ok(drawn)
+
+
+ENDING_COMMON = 0.1  # an end class this share of the corpus's songs end with is open to all
+
+
+def _common(shares: dict) -> set:
+    """The end classes open to every song: those at least ENDING_COMMON of the corpus's songs
+    end with, or the commonest where none is."""
+    common = {c for c, share in shares.items() if share >= ENDING_COMMON}
+    return common or {max(sorted(shares), key=shares.get)}
 
 
 def _length(shape: SongShape, seed: str, stanza_chars: int) -> int:

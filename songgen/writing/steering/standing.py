@@ -33,7 +33,7 @@ FIELDS = ("chars",         # characters of the song so far
 ANSWERS = ("ink",             # the line has ink
            "long_enough",     # the song is long enough to end
            "stanzas_enough",  # ... and has stanzas enough
-           "ends_ok",         # the line's last symbol is one the corpus's songs end after
+           "ends_ok",         # the line's last symbol is one the song may end after
            "at_length",       # the song is as long as it was given
            "stanza_due",      # ... and its stanza as long as it should be
            "hard_end",        # the song is as long as the corpus's longer songs
@@ -60,10 +60,11 @@ TITLE_ANSWERS = ("in_title",    # the title is being written
 class Standing:
     """Where each of `rows` rows stands. `limits` (shape.ShapeLimits) and `grace` say where its
     rules' limits are; `end_at`: per row, where its song starts to end; per symbol, whether it
-    is ink (`inked`), a mark songs end after (`ends_ok`), one titles end with (`title_ok`)."""
+    is ink (`inked`), one titles end with (`title_ok`), and per row and symbol one its song
+    may end after (`ends_ok`)."""
 
     def __init__(self, rows: int, limits, grace: int, end_at: list[int], chars: list[str],
-                 ends_ok: np.ndarray, title_ok: np.ndarray):
+                 ends_ok: list[np.ndarray], title_ok: np.ndarray):
         self.typical = limits.stanza_typical
         self.rows = [[0] * len(FIELDS) for _ in range(rows)]
         for r, row in enumerate(self.rows):
@@ -75,7 +76,12 @@ class Standing:
         self.nl = chars.index("\n")
         self.hash = chars.index("#") if "#" in chars else -1
         self.inked = [i != 0 and c not in ("\n", " ", "\t") for i, c in enumerate(chars)]
-        self.ends_ok, self.title_ok = ends_ok.tolist(), title_ok.tolist()
+        lists: dict[int, list] = {}  # (the rows of one array share one list)
+        for ok in ends_ok:
+            if id(ok) not in lists:
+                lists[id(ok)] = ok.tolist()
+        self.ends_ok = [lists[id(ok)] for ok in ends_ok]
+        self.title_ok = title_ok.tolist()
 
     def key(self, row: int, anyway: bool = False) -> int:
         """The answers to ANSWERS for a row outside its song's start and title, as bits; -1
@@ -86,7 +92,7 @@ class Standing:
         if not anyway and (chars == 0 or (v[TITLE] and v[LINE] <= 1)):
             return -1
         return ((v[INK] > 0) | (chars >= self.min_chars) << 1
-                | (v[STANZAS] >= self.min_stanzas) << 2 | self.ends_ok[v[LAST]] << 3
+                | (v[STANZAS] >= self.min_stanzas) << 2 | self.ends_ok[row][v[LAST]] << 3
                 | (chars >= v[END_AT]) << 4 | (lines >= v[DUE_LINES]) << 5
                 | (chars >= self.hard_end) << 6 | (col >= self.line_past) << 7
                 | (col >= self.line_end) << 8 | (col > 0) << 9 | v[PREV_BLANK] << 10

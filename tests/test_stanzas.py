@@ -63,8 +63,8 @@ def test_a_later_stanza_keeps_the_likeliest_line_that_scans(tmp_path):
     lines, scan = steps["lines"], steps["scan"]
     assert lines.lanes > 1
     song = lines.songs[0]
-    scan.songs[0].first, song.stanza_index, song.stanza = [8, 8], 1, []
-    song.mode, scan.songs[0].syll = "lanes", 8
+    scan.songs[0].models, song.stanza_index, song.stanza = {2: [8, 8]}, 1, []
+    song.mode, scan.songs[0].syll = "lanes", (6, 10)
     ids = trained.vocab.index
     written = [("oh no", -0.1), ("i walk alone into the night", -0.6), ("yes", -0.2),
                ("the long road ever going on and on and on and on", -0.3)]
@@ -150,7 +150,7 @@ def test_a_line_at_its_most_syllables_ends_and_one_far_short_does_not(tmp_path):
     trained, rows, steps = one_song(tmp_path, scanning(), scan="auto")
     song, ids = steps["lines"].songs[0], trained.vocab.index
     song.mode, song.cands, song.done = "lanes", [[]] * 4, [False] * 4
-    steps["scan"].songs[0].syll = 4
+    steps["scan"].songs[0].syll = (2, 6)
     row = steps["words"].row[0]
     row.syl, row.ink, row.col, row.word = 6, 20, 25, ""
     scores = torch.zeros(rows.count, len(trained.vocab.chars))

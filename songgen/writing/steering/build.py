@@ -67,7 +67,7 @@ def craft_steps(trained, opts, measures: Measures | None, n: int, seed: str) -> 
     chorus = Chorus(lines, measures, hold) if opts.chorus != "off" and breaks else None
     line_steps = [step for step in (
         chorus, Rhyme(lines, words, measures, rhyme),
-        Scan(lines, words, chorus, int(line95 * 1.5)) if scan else None, Repeats(lines))
+        Scan(lines, words, int(line95 * 1.5)) if scan else None, Repeats(lines))
         if step is not None]
     lines.line_steps = line_steps
     return [words, *line_steps, lines]

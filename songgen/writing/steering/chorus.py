@@ -56,11 +56,6 @@ class Chorus(LineStep):
         song = self.songs[s]
         return song.planned and song.back == 0 and self.lines.songs[s].chars < self.hold_limit
 
-    def due(self, s: int) -> bool:
-        """Whether the song's chorus is still to be written (the stanza is free of scansion)."""
-        song = self.songs[s]
-        return song.planned and song.text is None and self.lines.songs[s].stanza_index >= self.at
-
     def steer(self, scores):
         """A held end (told to the lines) while the chorus has not come back."""
         held = self.lines.ends.held

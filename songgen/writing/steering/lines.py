@@ -247,7 +247,7 @@ class Lines(Step):
                         song.done[lane] = True
                         ends.append(r)
                         if self._satisfied(s, song, lane):
-                            self._drop_open_lanes(song)
+                            self._drop_open_lanes(song, lane)
         if ends:
             rows.save(self.saved, ends)  # as the model read the line's end
         for s, song in enumerate(self.songs):
@@ -298,11 +298,16 @@ class Lines(Step):
         return word is not None and all(step.satisfied(s, text, word)
                                         for step in self.line_steps)
 
-    def _drop_open_lanes(self, song: SongText) -> None:
-        """A line that is all the steps ask has ended: the lanes still writing stop (waiting for
-        the longest of the candidates made a song wait a third longer for each line)."""
+    def _drop_open_lanes(self, song: SongText, ended: int) -> None:
+        """A line that is all the steps ask has ended on lane `ended`: the lanes still writing
+        a line less likely so far (the model's mean log-probability per character) stop, as
+        they would most likely lose to it (waiting for the longest of the candidates made a
+        song wait a third longer for each line); those ahead of it go on, as the likeliest
+        line is the one kept (stopping them all, the ballads' songs were 11% less likely per
+        character than free sampling's, where they had been 7% more)."""
+        kept = _mean(song.cands[ended])
         for lane, done in enumerate(song.done):
-            if not done:
+            if not done and _mean(song.cands[lane]) <= kept:
                 song.done[lane] = True
                 song.dropped.add(lane)
 
@@ -313,7 +318,7 @@ class Lines(Step):
             if lane in song.dropped:
                 continue
             text = song.line + "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
-            mean = sum(lp for _, lp in cand) / max(len(cand), 1)
+            mean = _mean(cand)
             word = last_word(text)
             if word is None:
                 blank.append((mean, -lane, lane))  # a stanza or the song ends here
@@ -403,6 +408,11 @@ class Lines(Step):
                 step.stanza_end(s)
             song.stanza_index += 1
             song.stanza, song.ends = [], []
+
+
+def _mean(cand: list) -> float:
+    """A candidate line's mean log-probability per character ([(token, logp)])."""
+    return sum(lp for _, lp in cand) / max(len(cand), 1)
 
 
 class Ends:

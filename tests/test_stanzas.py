@@ -1,6 +1,8 @@
 """Stanzas against the song's earlier ones (#33): lines written to the first stanza's
 syllables (scansion), and no stanza three times in a row."""
 
+import math
+
 import pytest
 import torch
 
@@ -144,9 +146,10 @@ def test_a_chorus_the_model_just_sang_is_not_brought_back_after_it(tmp_path):
     assert chorus.back == 1  # it came back, sung by the model
 
 
-def test_a_line_at_its_most_syllables_ends_and_one_far_short_does_not(tmp_path):
-    # A lane at its ceiling once drew blanks for 4,000 characters: it may only end the line
-    # (or add a mark).
+def test_a_line_short_of_its_syllables_may_not_end_and_one_at_its_most_goes_on(tmp_path):
+    # Made to end at its most syllables, a line ended where its phrase went on ("That was my
+    # horse come back to", a tenth of the ballads' lines) or after a blank ("and the king "):
+    # at its most it goes on as the model writes it, and loses to a lane that scans.
     trained, rows, steps = one_song(tmp_path, scanning(), scan="auto")
     song, ids = steps["lines"].songs[0], trained.vocab.index
     song.mode, song.cands, song.done = "lanes", [[]] * 4, [False] * 4
@@ -156,8 +159,12 @@ def test_a_line_at_its_most_syllables_ends_and_one_far_short_does_not(tmp_path):
     scores = torch.zeros(rows.count, len(trained.vocab.chars))
     scores[:, ids[" "]] = 10.0  # the model wants a blank
     out = steered(rows, scores)
-    assert out[0, ids[" "]] <= -BIG / 2 and out[0, ids["b"]] <= -BIG / 2
-    assert out[0, ids["\n"]] > -1
-    row.syl, row.col = 1, 5  # far short: no line end yet
+    assert out[0, ids[" "]] == 10.0 and out[0, ids["b"]] == 0.0 and out[0, ids["\n"]] == 0.0
+    # Short: no line end yet; the line goes on with a word, not glued to the line's last one
+    # ("hand.''d was the men").
+    row.syl, row.col = 1, 5
+    scores[:, ids["\n"]] = 12.0
     out = steered(rows, scores)
-    assert out[0, ids["\n"]] <= -BIG / 2 and out[0, ids[" "]] == 10.0
+    assert out[0, ids["\n"]] <= -BIG / 2
+    assert out[0, ids[" "]] == pytest.approx(math.log(math.exp(10.0) + math.exp(12.0)))
+    assert out[0, ids["b"]] == 0.0

@@ -5,19 +5,18 @@ songcraft.scansion), and no stanza sung a third time in a row.
 
 Scansion: such a line is written on every lane, as a rhyming line is, and the likeliest
 candidate (the model's mean log-probability per character) within its window of syllables is
-kept (and none may end short of it: its line break is masked while it is, and no word may
-start once it is at the window's top); a rhyme the pattern asks for comes first, and when no
-candidate scans the likeliest stands. The measure compares a stanza with the song's first
-stanza of as many lines; the sampler cannot know how many lines a stanza will have, so the
-window is where the line is within SCAN_TOLERANCE syllables of the line at its place in every
-stanza the measure may compare it with: the first stanza of each length so far that has a
-line there (`syllable_window`). Written to the first stanza alone, a song's later stanzas of
-another length (compared with each other) and their lines past the first stanza's failed the
-measure: two thirds of the ballads' lines that did not scan. The chorus is written to it too:
-it comes back, compared with the first stanza each time (a third of the demo songs' lines
-that did not scan, when it was written freely). `scan="auto"` does this when the corpus's own
-lines scan at least SCAN_RATE of the time, over SCAN_MIN_LINES lines or more: a collection
-whose stanzas share no metre is left free. The opening stanza stays free.
+kept (none may end short of it: it goes on with a word while it is); a rhyme the pattern
+asks for comes first, and when no candidate scans the likeliest stands. The measure compares a
+stanza with the song's first stanza of as many lines; the sampler cannot know how many lines a
+stanza will have, so the window is where the line is within SCAN_TOLERANCE syllables of the
+line at its place in every stanza the measure may compare it with: the first stanza of each
+length so far that has a line there (`syllable_window`). Written to the first stanza alone, a
+song's later stanzas of another length (compared with each other) and their lines past the
+first stanza's were three quarters of the ballads' lines that did not scan. The chorus is
+written to it too: it comes back, compared with the first stanza each time (written freely,
+it was nearly half of the demo songs' lines that did not scan). `scan="auto"` does this when
+the corpus's own lines scan at least SCAN_RATE of the time, over SCAN_MIN_LINES lines or more:
+a collection whose stanzas share no metre is left free. The opening stanza stays free.
 
 Repeats: a stanza may come twice in a row (a chorus sung again), never three times. When the two
 stanzas before are the same and the one being written has copied them up to its last line, that
@@ -69,17 +68,6 @@ def short(row, window: tuple[int, int]) -> bool:
     """Whether a row's line (steering.words.RowWords) ended now would have fewer syllables than
     `window` allows."""
     return row.syl + (syllables(row.word) if row.word else 0) < window[0]
-
-
-def full(row, window: tuple[int, int]) -> bool:
-    """Whether a row's line, between words, has as many syllables as `window` allows."""
-    return not row.word and row.syl >= window[1]
-
-
-def fills(row, window: tuple[int, int]) -> bool:
-    """Whether the word a row is drawing, ended now, gives its line as many syllables as
-    `window` allows."""
-    return row.syl + syllables(row.word) >= window[1]
 
 
 def copied_line(recent: list[tuple], stanza: list[str]) -> str | None:

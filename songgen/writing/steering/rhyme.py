@@ -262,33 +262,41 @@ class RhymeWords:
     own; the frequent English words too where the corpus has fewer than three (`words`: the
     Words step, which holds both lists).
 
-    The lists are kept by sound (rhyme_key), made for the first word asked of that sound and
-    left without that word: a word asked later is told that list, itself in it where it was
-    not the first (so "night" may be told it has a rhyme when "night" is the only one). The
-    songs depend on what was asked first; kept so, they are the songs songgen wrote before
-    its steps were split (a list per word changes most songs: a change of its own)."""
+    Each word's list leaves the word itself out. (Kept by sound, made for the first word asked
+    of that sound, a word asked later was told a list with itself in it: a second round drew
+    the very word it was to rhyme with, found it no rhyme, and glued another on, "hand.sand".)
+    """
 
     def __init__(self, words: Words):
         self.words = words
         self._sets: dict[str, WordList | None] = {}
+        self._rhymable: dict[str, bool] = {}
 
     def rhymable(self, row) -> bool:
         """Whether the row's word (being drawn, else the last) has a rhyme among the known
         words (every word when there are none to go by)."""
         word = row.word.rstrip("'") or row.last
-        return self.words.known is None or word is None or self.endings(word) is not None
+        if self.words.known is None or word is None:
+            return True
+        found = self._rhymable.get(word)
+        if found is None:
+            key = rhyme_key(word)
+            found = self._rhymable[word] = any(
+                w != word for words in (self.words.corpus, self.words.known)
+                for w in rhyme_index(words).get(key, ()))
+        return found
 
     def endings(self, target: str) -> WordList | None:
         """The known words that rhyme with `target` (None: none, or no word list)."""
         if self.words.known is None:
             return None
-        key = rhyme_key(target)
-        if key not in self._sets:
+        if target not in self._sets:
+            key = rhyme_key(target)
             found = [w for w in rhyme_index(self.words.corpus).get(key, ()) if w != target]
             if len(found) < 3:
                 found += [w for w in rhyme_index(self.words.known).get(key, ()) if w != target]
-            self._sets[key] = WordList(found) if found else None
-        return self._sets[key]
+            self._sets[target] = WordList(found) if found else None
+        return self._sets[target]
 
 
 def rhyme_index(words: WordList) -> dict[str, list[str]]:

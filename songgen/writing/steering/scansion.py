@@ -2,11 +2,13 @@
 line at the same place in the song's earlier stanzas (a window: songgen/writing/stanzas.py), on
 every lane at once as a rhyming line is (lines.py), and the likeliest candidate within the
 window is kept (a rhyme asked for comes first; when none scans, the likeliest stands). While a
-lane's line is short of the window its line break is masked; once it is at the window's top,
-no word may start, and the word that brings it there ends the line: where the model would
-write a blank after it, the blank's probability goes to the line break (the line ended after
-the blank: "and the king \n", or "bright and ,"). When it is asked for, and which stanzas a
-line is written to: songgen/writing/stanzas.py.
+lane's line is short of the window it may not end: its line break's probability goes to a
+blank (the line goes on with a word; spread over every symbol, it went on glued to the end
+of a sentence: "hand.''d was the men"). Past the window's top it goes on as the model writes
+it, and loses to a lane that scans: a line made to end at the top ended where its phrase went
+on ("That was my horse come back to", a tenth of the ballads' lines), or after a blank ("and
+the king "). When it is asked for, and which stanzas a line is written to:
+songgen/writing/stanzas.py.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from __future__ import annotations
 import torch
 
 from ...songcraft.measures import line_syllables
-from ..stanzas import fills, full, scans, short, syllable_window
-from .lines import BIG, Lines, LineStep
+from ..stanzas import scans, short, syllable_window
+from .lines import Lines, LineStep
 from .words import Words
 
 
@@ -41,40 +43,27 @@ class Scan(LineStep):
         super().__init__(lines)
         self.words, self.line_cap = words, line_cap
         self.songs = [Scanning() for _ in lines.songs]
-        self.blanks = [i for i, c in enumerate(words.chars) if c in " \t"]
+        self.space = words.index.get(" ")
 
     def steer(self, scores: torch.Tensor) -> torch.Tensor:
-        lines, words = self.lines, self.words.row
-        picks, ending = None, []
+        """Lines short of their window held open (told to the lines), a line break's chance
+        given to a blank."""
+        lines, words, held = self.lines, self.words.row, []
         for s, rows in lines.read_songs:
             syll = self.songs[s].syll
-            if syll is None:
-                continue
-            text = lines.songs[s]
+            if syll is None or lines.songs[s].round != 1:
+                continue  # (a second round ends on its rhyme)
             for r in rows:
                 row = words[r]
-                if text.round == 1 and row.ink and row.col < self.line_cap and short(row, syll):
-                    lines.ends.open.append(r)  # written to a syllable count: not far short
-                    # (a second round ends on its rhyme; a line far too long ends anyway)
-                if text.mode == "lanes" and text.round == 2:
-                    continue
-                if full(row, syll):
-                    if picks is None:
-                        picks = [0] * scores.shape[0]
-                    picks[r] = self.words.closing()  # no word more: it ends within the count
-                elif row.word and fills(row, syll):
-                    ending.append(r)  # this word fills the line: no blank after it
-        if picks is not None:
-            scores = self.words.masks.add(scores, picks, self.words.rows)
-        return self._end_at_word(scores, ending) if ending and self.blanks else scores
-
-    def _end_at_word(self, scores: torch.Tensor, rows: list[int]) -> torch.Tensor:
-        """In `rows`, the probability of a blank goes to the line break."""
-        out, index = self.lines.rows.own(scores), self.lines.rows.index
-        at, nl = index(rows), self.words.nl
-        moved = out.index_select(0, at)[:, [nl] + self.blanks]
-        out[at, nl] = torch.logsumexp(moved, dim=1)
-        out[at[:, None], index(self.blanks)] = -BIG
+                if row.ink and row.col < self.line_cap and short(row, syll):
+                    held.append(r)  # (a line far too long ends anyway)
+        if not held:
+            return scores
+        lines.ends.open += held
+        if self.space is None:
+            return scores
+        out, at, nl = lines.rows.own(scores), lines.rows.index(held), self.words.nl
+        out[at, self.space] = torch.logaddexp(out[at, self.space], out[at, nl])
         return out
 
     def explain(self, row: int) -> list[str]:
@@ -84,13 +73,8 @@ class Scan(LineStep):
         words, text = self.words.row[row], self.lines.songs[row % self.lines.n]
         out = [f"the line is written to {syll[0]} to {syll[1]} syllables"]
         if text.round == 1 and words.ink and words.col < self.line_cap and short(words, syll):
-            out.append("it is still far short of them: it may not end yet")
-        if not (text.mode == "lanes" and text.round == 2):
-            if full(words, syll):
-                out.append("it has them: no word may start, the line ends")
-            elif words.word and fills(words, syll):
-                out.append("this word gives it them: the line ends with it (a blank's chance "
-                           "goes to the line break)")
+            out.append("it is still short of them: it may not end yet (a line break's chance "
+                       "goes to a blank)")
         return out
 
     def line_start(self, s: int) -> None:

@@ -116,8 +116,9 @@ class ShapeGuide(Step):
                                  self.ends.title_ok)
         self.n = n
         self.codes: list[int] = [0] * n  # each row's bias row at the last steer
-        self.flags: list[int] = [0] * n  # ... and STEERED | CLOSING | WORD_ENDS
+        self.flags: list[int] = [0] * n  # ... and STEERED | CLOSING | WORD_ENDS ...
         self._code, self._flags = _table_of_rules(lim, self.ends.close_to is not None)
+        self.nl_only = torch.tensor([self.nl], device=device)
         self._indices: dict[tuple, torch.Tensor] = {}
         self.rows = None  # (rows.Rows, once started: which rows are read)
 
@@ -156,7 +157,10 @@ class ShapeGuide(Step):
             self.standing.rows[r] = list(state)
 
     def explain(self, row: int) -> list[str]:
-        return shape_rules(self.codes[row])
+        return shape_rules(self.codes[row]) + (
+            ["the title is past its length and does not end as the corpus's titles do: a line "
+             "break's chance goes to the marks they end with"]
+            if self.flags[row] & TITLE_CLOSING else [])
 
     def _read(self, m: int):
         """The rows of the m drawn whose draws are read (rows nobody reads are not steered:
@@ -192,12 +196,12 @@ class ShapeGuide(Step):
     def _at_start(self, answers: tuple) -> tuple[int, int]:
         """The rules for a row at its song's start or in its title (few answers come there:
         each reckoned once)."""
-        key = (self.limits.titled, self.limits.title_blank, self.ends.close_to is not None,
-               answers)
+        can_close = self.ends.close_to is not None, self.ends.title_close_to is not None
+        key = (self.limits.titled, self.limits.title_blank, can_close, answers)
         found = _AT_START.get(key)
         if found is None:
             code, flags = _rules(dict(zip(ANSWERS + TITLE_ANSWERS, np.array(answers)[:, None])),
-                                 self.limits, self.ends.close_to is not None)
+                                 self.limits, *can_close)
             found = _AT_START[key] = int(code[0]), int(flags[0])
         return found
 
@@ -224,6 +228,11 @@ class ShapeGuide(Step):
             for chosen, to in ((words, self.ends.close_to), (marks, self.ends.close_space)):
                 if chosen and to is not None:
                     _move(logits, out, chosen, self.ends.close_from, to)
+        titles = [r for r in range(m) if flags[r] & TITLE_CLOSING]
+        if titles:
+            # A title past its length that does not end as the corpus's titles end: a line
+            # break's probability (with a blank's: _moves) goes to the marks they end with.
+            _move(logits, out, titles, self.nl_only, self.ends.title_close_to)
         ending = [r for r in range(m) if flags[r] & STEERED]
         if ending:
             # Where the song is steered to an end, a line break's probability goes to the end.
@@ -241,11 +250,13 @@ class ShapeGuide(Step):
         return found
 
 
-STEERED, CLOSING, WORD_ENDS = 1, 2, 4  # ShapeGuide.flags: what else a row's rules do
+# ShapeGuide.flags: what else a row's rules do.
+STEERED, CLOSING, WORD_ENDS, TITLE_CLOSING = 1, 2, 4, 8
 _AT_START: dict[tuple, tuple[int, int]] = {}  # the rules at songs' starts, by their answers
 
 
-def _rules(a: dict, lim: ShapeLimits, can_close: bool) -> tuple[np.ndarray, np.ndarray]:
+def _rules(a: dict, lim: ShapeLimits, can_close: bool, can_close_title: bool = False
+           ) -> tuple[np.ndarray, np.ndarray]:
     """The rules: per row, from the answers `a` to their questions (Standing.answers), the
     bias table's row for its next symbol and its flags (STEERED ...)."""
     in_title = a["in_title"]
@@ -267,6 +278,8 @@ def _rules(a: dict, lim: ShapeLimits, can_close: bool) -> tuple[np.ndarray, np.n
     # on far past its limit.
     title_open = in_title & ~a["title_ok"]
     must_end &= ~(title_open & ~a["far_title"])
+    # ... and past its limit, a line break goes to the marks they end with.
+    title_closing = title_open & a["past_title"] & can_close_title
     line_start = ~a["mid_line"]
     forbid_nl = (steered | (in_title & ~a["col3"]) | title_open
                  | (line_start & (a["prev_blank"] | ~a["started"])))
@@ -278,7 +291,8 @@ def _rules(a: dict, lim: ShapeLimits, can_close: bool) -> tuple[np.ndarray, np.n
     code = np.where(lim.titled & ~a["started"], FORCED, code)
     code = np.where((in_title & must_end) | (line_start & ~a["prev_blank"] & a["stanza_full"])
                     | (lim.title_blank & a["title"] & a["line1"] & line_start), FORCED + 2, code)
-    flags = STEERED * steered + CLOSING * closing + WORD_ENDS * (past & (code < FORCED))
+    flags = (STEERED * steered + CLOSING * closing + WORD_ENDS * (past & (code < FORCED))
+             + TITLE_CLOSING * (title_closing & (code < FORCED)))
     return code, flags
 
 
@@ -320,10 +334,12 @@ def _bias_table(vocab: int, nl: int, hash_: int, space: int, tab: int) -> torch.
 
 class Endings:
     """Per id, whether a song (or a title) may end after it: the end classes the corpus's
-    songs and titles end with (end_class; a title may end on a word); every id where none
-    were measured. On the closing line, the probability of a line break and of marks no song
-    ends with (`close_from`) goes to the marks songs end with (`close_to`), where there are
-    such marks, or after a mark to a space (`close_space`).
+    songs and titles end with (end_class); every id where none were measured. On the closing
+    line, the probability of a line break and of marks no song ends with (`close_from`) goes
+    to the marks songs end with (`close_to`), where there are such marks, or after a mark to a
+    space (`close_space`); in a title past its length, a line break's to the marks titles end
+    with (`title_close_to`). A title ends on a word only where the corpus's titles do (allowed
+    to anywhere, a title of a corpus whose titles end "(Child 1A)" ended "(Child 17Be").
 
     `ends`: the song ends (a set of classes, or each class with the share of the corpus's songs
     ending so: Measures.ending_shares) and the title ends. A class at least ENDING_COMMON of
@@ -341,10 +357,11 @@ class Endings:
         self.rare = {} if shares is None else {c: p for c, p in shares.items()
                                                if c not in common}
         self.song_ok = self._ok(common)
-        # A title may always end on a word (a corpus whose titles all end "(Child 1A)" does
-        # not make the model write that), never on a mark its titles do not end with.
-        self.title_ok = np.array([title_ok is None or k == "a" or (k is not None and k in title_ok)
-                                  for k in self.classes])
+        self.title_ok = self._ok(title_ok)
+        title_marks = [i for i, c in enumerate(chars)
+                       if self.title_ok[i] and not c.isalnum() and c.strip()]
+        self.title_close_to = (torch.tensor(title_marks, device=device)
+                               if title_ok is not None and title_marks else None)
         marks = [i for i, c in enumerate(chars) if c in ".!?…" and self.song_ok[i]]
         moved = [i for i, c in enumerate(chars) if c in ",;:-–—" and not self.song_ok[i]]
         self.close_to = (torch.tensor(marks, device=device) if song_ends is not None and marks

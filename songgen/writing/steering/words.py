@@ -172,12 +172,6 @@ class Words(Step):
                 or self.words.is_word(row.word.rstrip("'"))):
             row.free = True  # a forced or prime word outside the list
 
-    def closing(self) -> int:
-        """The mask table's row allowing only a line's end or a mark (no blank: a line of
-        trailing blanks would never end)."""
-        return self.masks.row_for(("closing",), lambda: [self.nl, 0] + [
-            self.index[c] for c in ',.!?;:"”' if c in self.index])
-
 
 def spellable(words: WordList, letters: frozenset) -> WordList:
     """The words of `words` made only of `letters` (cached for the last few lists)."""

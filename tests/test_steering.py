@@ -16,7 +16,7 @@ from songgen.writing.steering.step import Step
 
 from .conftest import make_songs
 from .test_shape import measure, shaped_checkpoint
-from .test_songcraft import craft_checkpoint
+from .test_songcraft import craft_checkpoint, lyric_stanzas
 
 
 def test_every_way_of_steering_is_a_step_in_one_list(tmp_path):
@@ -92,3 +92,85 @@ def test_each_step_says_what_it_did(tmp_path):
     assert told["temperature"] == ["scores divided by the temperature, 0.5"]
     assert told["top-k"] == ["only the 3 likeliest symbols may be drawn"]
     assert told["top-p"] == ["only the likeliest symbols that together reach 0.9 may be drawn"]
+
+
+# -- speed without other songs (#33) ------------------------------------------------------------
+
+def test_beside_other_songs_a_chorus_is_drawn_as_set_without_calls_of_its_own(tmp_path,
+                                                                             monkeypatch):
+    # Read alone in one call, a chorus costs a call of one row per character, where the rows
+    # of a batch step anyway: beside other songs it is drawn as set, one step a character,
+    # and still comes back word for word.
+    from songgen.writing.steering.rows import Rows
+
+    trained = craft_checkpoint(tmp_path, nl_bias=3.5)
+    fed = []
+    feed = Rows.feed
+    monkeypatch.setattr(Rows, "feed", lambda self, r, t: fed.append(len(t)) or feed(self, r, t))
+    songs = sampling.generate(trained, num_songs=4, seed=3, length=900, rhyme="off",
+                              chorus="auto", temperature=1.0, trace=True)
+    back = [song for song in songs if song.craft["chorus_back"]]
+    assert back and not any(n > 1 for n in fed)
+    for song in back:
+        stanzas = ["\n".join(lines) for lines in lyric_stanzas(song.text)]
+        chorus = next(s for s in stanzas[1:] if s.count("\n") >= 1)
+        assert song.text.count("\n\n" + chorus + "\n") >= 2
+        # The view inside tells it as known text, not a choice of the model's.
+        start = song.text.index("\n\n" + chorus + "\n", song.text.index(chorus) + 1) + 2
+        prime = len(song.text) - len(song.trace)
+        assert all(t.known for t in song.trace[start - prime:start - prime + len(chorus)])
+
+
+def test_a_line_written_again_goes_on_from_where_its_last_word_started(tmp_path, monkeypatch):
+    # A second round (no candidate rhymed) goes on from the best lane's state kept where its
+    # last word started: the state reading the kept part anew would reach, without the call.
+    from songgen.writing.steering.lines import Lines
+
+    trained = craft_checkpoint(tmp_path)
+    again, compared = Lines._again, []
+
+    def checked(self, s, song):
+        lane, tail = song.again_lane, song.tail
+        start_h = self.start_snap.hs[s].clone()
+        start_c = [c[s].clone() for c in self.start_snap.c]
+        again(self, s, song)
+        if not tail:  # (the line's one word was its last: from the line's start)
+            return
+        if song.word_at[lane] != len(tail):
+            compared.append(False)
+            return
+        layers = trained.model.lstm.num_layers
+        h = start_h.view(layers, 1, -1).float()
+        c = torch.stack(start_c)[:, None].float()
+        _, (h, c) = trained.model(torch.tensor([tail]), (h.contiguous(), c.contiguous()))
+        for row in range(s, self.rows.count, self.n):
+            assert torch.allclose(self.rows.layers.hs[row].float(), h[:, 0].reshape(-1),
+                                  atol=1e-4)
+        assert [t for t, _ in song.cands[0]] == tail
+        compared.append(True)
+
+    monkeypatch.setattr(Lines, "_again", checked)
+    songs = sampling.generate(trained, num_songs=3, seed=4, length=700, rhyme="AABB",
+                              temperature=1.0, precision="fp32")
+    assert compared.count(True) >= 10 and compared.count(True) >= 0.9 * len(compared)
+    assert all(song.chars > 100 for song in songs)
+
+
+def test_lanes_stop_at_the_first_line_that_is_all_the_steps_ask(tmp_path, monkeypatch):
+    # Waiting for the longest of four candidate lines made a song wait a third longer a line:
+    # the lanes stop once a line that rhymes (and scans) has ended, and that line is kept.
+    from songgen.writing.steering.lines import Lines
+
+    trained = craft_checkpoint(tmp_path)
+    pick, kept = Lines._pick, []
+
+    def watched(self, s, song):
+        dropped = set(song.dropped)
+        lane = pick(self, s, song)
+        if dropped and lane is not None:
+            kept.append(self._satisfied(s, song, lane) and lane not in dropped)
+        return lane
+
+    monkeypatch.setattr(Lines, "_pick", watched)
+    sampling.generate(trained, num_songs=3, seed=4, length=700, rhyme="AABB", temperature=1.0)
+    assert len(kept) >= 5 and all(kept)

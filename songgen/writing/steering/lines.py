@@ -6,15 +6,18 @@ Every song of the batch is written on K lanes (rows of the LSTM batch, lane k of
 k * n + s, so that lane 0 of every song is the first n rows), K = LANES when a line step may
 ask for candidate lines, else 1. Most lines are written on lane 0 (the other lanes are not read:
 see rows.py). A line a step asks a choice for (it must rhyme, or scan) is written on all K lanes
-at once, each drawing freely from the same state; when every lane has ended its line the line
-steps rank the candidates (rhyme first, then scansion), the most likely line per character
-(the model's own log-probabilities) breaking ties, and the best line's state (the LSTM's and
-every step's) is copied to every lane. A step may ask for the line again instead (rhyme: none
+at once, each drawing freely from the same state; when every lane has ended its line, or as
+soon as one ended a line that is all the steps ask (`satisfied`), the line steps rank the lines
+ended (rhyme first, then scansion), the most likely line per character (the model's own
+log-probabilities) breaking ties, and the best line's state (the LSTM's and every step's) is
+copied to every lane. A step may ask for the line again instead (rhyme: none
 rhymes): every lane takes the best line's state where its last word started (kept as the lanes
 drew), and draws only the ending.
 
 A line step may also say that a row's line or song may not end yet (`hold`, `keep_open`): the
-lanes apply every step's word at once, after the steps' own masks.
+lanes apply every step's word at once, after the steps' own masks. Known text (a chorus coming
+back) is read in one call of the model where a song is written alone, and drawn as set, a
+character a step, beside other songs (their rows step anyway).
 """
 
 from __future__ import annotations

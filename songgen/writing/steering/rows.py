@@ -70,6 +70,8 @@ class Rows:
         read, wide = None, True
         for step in self._readers:
             read, wide = step.reading()
+        if not self._readers and self.lanes == 1 and any(self.stopped):
+            read = [s for s, stop in enumerate(self.stopped) if stop is None]  # (songs going on)
         self.read = read
         # Only lane 0 is drawn (no song writes candidate lines): only the first n rows.
         self.narrow = self.head is not None and not wide

@@ -303,11 +303,9 @@ class Lines(Step):
 
     def _drop_open_lanes(self, song: SongText, ended: int) -> None:
         """A line that is all the steps ask has ended on lane `ended`: the lanes still writing
-        a line less likely so far (the model's mean log-probability per character) stop, as
-        they would most likely lose to it (waiting for the longest of the candidates made a
-        song wait a third longer for each line); those ahead of it go on, as the likeliest
-        line is the one kept (stopping them all, the ballads' songs were 11% less likely per
-        character than free sampling's, where they had been 7% more)."""
+        one less likely so far stop (waiting for the longest candidate made a song wait a
+        third longer a line); those ahead go on (stopping all, the ballads' songs were 11%
+        less likely per character than free sampling's, not 7% more)."""
         kept = _mean(song.cands[ended])
         for lane, done in enumerate(song.done):
             if not done and _mean(song.cands[lane]) <= kept:

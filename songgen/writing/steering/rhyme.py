@@ -47,6 +47,19 @@ class Rhyming:
         self.asked_stanzas = 0            # stanzas planned to rhyme (auto), and of them
         self.asked_rhymed = 0             # those that do
 
+    def count(self, ends: list[str | None]) -> None:
+        """A stanza closed with these line ends, planned with `pattern`: did it rhyme, asked
+        or left free? (A stanza of one line rhymes in no collection's count.)"""
+        if len(ends) < 2:
+            return
+        rhymed = stanza_rhymes(ends)
+        if self.pattern.strip("X") == "":
+            self.free_stanzas += 1
+            self.free_rhymed += rhymed
+        else:
+            self.asked_stanzas += 1
+            self.asked_rhymed += rhymed
+
 
 class Rhyme(LineStep):
     """`rhyme`: auto, off, or a pattern such as AABB; the words it rhymes with are `words`'."""
@@ -75,19 +88,14 @@ class Rhyme(LineStep):
 
     def _draw_pattern(self, s: int, song: Rhyming) -> str:
         """The next stanza's pattern. Auto: the corpus's patterns, rhyming ones drawn so often
-        that with the stanzas the model rhymes unasked (its rate so far in this song, from a
-        prior of FREE_RHYME) and the asked ones that rhyme (their rate so far, from a prior of
-        all) the song rhymes as often as the corpus's stanzas, not more."""
+        (rhyming_share) that the song rhymes as often as the corpus's stanzas, not more."""
         rng = self.lines.songs[s].rng
         if self.rhyme != "auto" or len(self.patterns) == 1:
             choices, weights = zip(*self.patterns)
             return rng.choices(choices, weights)[0]
         free = [(p, n) for p, n in self.patterns if p.strip("X") == ""] or [("X", 1)]
         rhymed = [(p, n) for p, n in self.patterns if p.strip("X") != ""]
-        unasked = ((song.free_rhymed + FREE_RHYME * FREE_PRIOR)
-                   / (song.free_stanzas + FREE_PRIOR))
-        kept = (song.asked_rhymed + FREE_PRIOR) / (song.asked_stanzas + FREE_PRIOR)
-        share = (self.rhyme_rate - unasked) / max(1e-9, kept - unasked)
+        share = rhyming_share(song, self.rhyme_rate)
         pool = rhymed if rhymed and rng.random() < share else free
         choices, weights = zip(*pool)
         return rng.choices(choices, weights)[0]
@@ -240,21 +248,22 @@ class Rhyme(LineStep):
         self.songs[s].owes = None
 
     def stanza_end(self, s: int) -> None:
-        song, text = self.songs[s], self.lines.songs[s]
-        if len(text.ends) >= 2:  # (a stanza of one line rhymes in no collection's count)
-            rhymed = stanza_rhymes(text.ends)
-            if song.pattern.strip("X") == "":
-                # A stanza left free: did the model rhyme in it all the same?
-                song.free_stanzas += 1
-                song.free_rhymed += rhymed
-            else:
-                song.asked_stanzas += 1
-                song.asked_rhymed += rhymed
+        song = self.songs[s]
+        song.count(self.lines.songs[s].ends)
         song.pattern = self._draw_pattern(s, song)
 
     def report(self, s: int) -> dict:
         return {"rhyme_lines_asked": self.songs[s].asked,
                 "rhyme_lines_rhymed": self.songs[s].rhymed}
+
+
+def rhyming_share(song: Rhyming, rate: float) -> float:
+    """The share of stanzas a song asks to rhyme so that, with the stanzas the model rhymes
+    unasked (their rate so far in the song, from a prior of FREE_RHYME) and the asked ones
+    that rhyme (their rate so far, from a prior of all), it rhymes at `rate`."""
+    unasked = (song.free_rhymed + FREE_RHYME * FREE_PRIOR) / (song.free_stanzas + FREE_PRIOR)
+    kept = (song.asked_rhymed + FREE_PRIOR) / (song.asked_stanzas + FREE_PRIOR)
+    return (rate - unasked) / max(1e-9, kept - unasked)
 
 
 class RhymeWords:

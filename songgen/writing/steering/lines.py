@@ -6,9 +6,9 @@ Every song of the batch is written on K lanes (rows of the LSTM batch, lane k of
 k * n + s, so that lane 0 of every song is the first n rows), K = LANES when a line step may
 ask for candidate lines, else 1. Most lines are written on lane 0 (the other lanes are not read:
 see rows.py). A line a step asks a choice for (it must rhyme, or scan) is written on all K lanes
-at once, each drawing freely from the same state; when every lane has ended its line, or as
-soon as one ended a line that is all the steps ask (`satisfied`), the line steps rank the lines
-ended (rhyme first, then scansion), the most likely line per character (the model's own
+at once, each drawing freely from the same state; when every lane has ended its line (once one
+ended a line that is all the steps ask, `satisfied`, the lanes less likely so far stop), the
+line steps rank the lines ended (rhyme first, then scansion), the most likely line per character (the model's own
 log-probabilities) breaking ties, and the best line's state (the LSTM's and every step's) is
 copied to every lane. A step may ask for the line again instead (rhyme: none
 rhymes): every lane takes the best line's state where its last word started (kept as the lanes

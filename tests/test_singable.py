@@ -217,5 +217,5 @@ def test_a_line_that_is_all_the_steps_ask_stops_only_the_lanes_less_likely():
     song = lines.songs[0]
     song.cands = [[(3, -0.5)] * 4, [(3, -0.2)] * 3, [(3, -0.9)] * 3, [(3, -0.5)] * 2]
     song.done, song.dropped = [True, False, False, False], set()
-    lines._drop_open_lanes(song, 0)
+    lines.candidates._drop_open_lanes(song, 0)
     assert song.done == [True, False, True, True] and song.dropped == {2, 3}

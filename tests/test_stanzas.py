@@ -71,10 +71,10 @@ def test_a_later_stanza_keeps_the_likeliest_line_that_scans(tmp_path):
     written = [("oh no", -0.1), ("i walk alone into the night", -0.6), ("yes", -0.2),
                ("the long road ever going on and on and on and on", -0.3)]
     song.cands = [[(ids[c], lp) for c in text] + [(ids["\n"], lp)] for text, lp in written]
-    assert lines._pick(0, song) == 1
+    assert lines.candidates._pick(0, song) == 1
     assert (scan.songs[0].asked, scan.songs[0].fit) == (1, 1)
     scan.songs[0].syll = None  # a free line: the likeliest
-    assert lines._pick(0, song) == 0
+    assert lines.candidates._pick(0, song) == 0
 
 
 def scan_checkpoint(tmp_path):
@@ -141,7 +141,7 @@ def test_a_chorus_the_model_just_sang_is_not_brought_back_after_it(tmp_path):
     chorus.planned, chorus.text, chorus.first = True, "sing it slow\nlow\n", 1
     song.stanza, song.lines_seen, song.stanza_index = [], 8, 3  # due: 1 + 2
     song.recent = [stanza_key(["a verse"]), stanza_key(["sing it slow", "low"])]
-    lines.start_snap = None  # (nothing may be read)
+    lines.candidates.start_snap = None  # (nothing may be read)
     assert lines._line_start(0, song) == []
     assert chorus.back == 1  # it came back, sung by the model
 

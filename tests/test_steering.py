@@ -124,10 +124,10 @@ def test_beside_other_songs_a_chorus_is_drawn_as_set_without_calls_of_its_own(tm
 def test_a_line_written_again_goes_on_from_where_its_last_word_started(tmp_path, monkeypatch):
     # A second round (no candidate rhymed) goes on from the best lane's state kept where its
     # last word started: the state reading the kept part anew would reach, without the call.
-    from songgen.writing.steering.lines import Lines
+    from songgen.writing.steering.candidates import Candidates
 
     trained = craft_checkpoint(tmp_path)
-    again, compared = Lines._again, []
+    again, compared = Candidates._again, []
 
     def checked(self, s, song):
         lane, tail = song.again_lane, song.tail
@@ -149,7 +149,7 @@ def test_a_line_written_again_goes_on_from_where_its_last_word_started(tmp_path,
         assert [t for t, _ in song.cands[0]] == tail
         compared.append(True)
 
-    monkeypatch.setattr(Lines, "_again", checked)
+    monkeypatch.setattr(Candidates, "_again", checked)
     songs = sampling.generate(trained, num_songs=3, seed=4, length=700, rhyme="AABB",
                               temperature=1.0, precision="fp32")
     assert compared.count(True) >= 10 and compared.count(True) >= 0.9 * len(compared)
@@ -159,10 +159,10 @@ def test_a_line_written_again_goes_on_from_where_its_last_word_started(tmp_path,
 def test_lanes_stop_at_the_first_line_that_is_all_the_steps_ask(tmp_path, monkeypatch):
     # Waiting for the longest of four candidate lines made a song wait a third longer a line:
     # the lanes stop once a line that rhymes (and scans) has ended, and that line is kept.
-    from songgen.writing.steering.lines import Lines
+    from songgen.writing.steering.candidates import Candidates
 
     trained = craft_checkpoint(tmp_path)
-    pick, kept = Lines._pick, []
+    pick, kept = Candidates._pick, []
 
     def watched(self, s, song):
         dropped = set(song.dropped)
@@ -171,6 +171,6 @@ def test_lanes_stop_at_the_first_line_that_is_all_the_steps_ask(tmp_path, monkey
             kept.append(self._satisfied(s, song, lane) and lane not in dropped)
         return lane
 
-    monkeypatch.setattr(Lines, "_pick", watched)
+    monkeypatch.setattr(Candidates, "_pick", watched)
     sampling.generate(trained, num_songs=3, seed=4, length=700, rhyme="AABB", temperature=1.0)
     assert len(kept) >= 5 and all(kept)

@@ -6,13 +6,7 @@ Every song of the batch is written on K lanes (rows of the LSTM batch, lane k of
 k * n + s, so that lane 0 of every song is the first n rows), K = LANES when a line step may
 ask for candidate lines, else 1. Most lines are written on lane 0 (the other lanes are not read:
 see rows.py). A line a step asks a choice for (it must rhyme, or scan) is written on all K lanes
-at once, each drawing freely from the same state; when every lane has ended its line (once one
-ended a line that is all the steps ask, `satisfied`, the lanes less likely so far stop), the
-line steps rank the lines ended (rhyme first, then scansion), the most likely line per character (the model's own
-log-probabilities) breaking ties, and the best line's state (the LSTM's and every step's) is
-copied to every lane. A step may ask for the line again instead (rhyme: none
-rhymes): every lane takes the best line's state where its last word started (kept as the lanes
-drew), and draws only the ending.
+at once, each drawing freely from the same state, and chosen among (candidates.py).
 
 A line step may also say that a row's line or song may not end yet (`hold`, `keep_open`): the
 lanes apply every step's word at once, after the steps' own masks. Known text (a chorus coming
@@ -29,6 +23,7 @@ import torch
 
 from ...songcraft.measures import last_word
 from .rows import as_mask
+from .candidates import Candidates
 from .step import Step
 from ..stanzas import stanza_key
 
@@ -123,8 +118,6 @@ class Lines(Step):
     def __init__(self, chars: list[str], n: int, lanes: int, seed: str):
         self.chars, self.n, self.lanes = chars, n, lanes
         self.index = {c: i for i, c in enumerate(chars)}
-        self.letters = {i for i, c in enumerate(chars) if c.isalpha()}
-        self.apostrophes = {self.index[c] for c in "'’" if c in self.index}
         self.nl = self.index.get("\n", -1)
         self.songs = [SongText(random.Random(f"{seed}:{i}")) for i in range(n)]
         self.line_steps: list[LineStep] = []
@@ -132,14 +125,12 @@ class Lines(Step):
         self.read_songs: list[tuple] = []  # ... by song: (s, its rows read)
         self.singing: list[int] = []  # the songs drawing known text as set (steer)
         self.ends = Ends(self.nl)
+        self.candidates = Candidates(self)
 
     def start(self, rows) -> None:
         """Take in the prime (the same for every song) and plan each song's first line."""
         self.rows = rows
-        self.saved = rows.snapshot()       # rows as their candidate line ended
-        self.start_snap = rows.snapshot()  # rows as a candidate line started
-        self.word_snap = rows.snapshot()   # lanes as their last word started
-        self._all = [list(range(s, rows.count, self.n)) for s in range(self.n)]
+        self.candidates.start(rows)
         self._lane0 = [[s] for s in range(self.n)]  # (never changed: shared step to step)
         for token in rows.prime:
             for s, song in enumerate(self.songs):
@@ -203,67 +194,22 @@ class Lines(Step):
     # -- after the draw ----------------------------------------------------------------------
 
     def drawn(self, ids: list[int]) -> None:
-        """A lane of a first round starting a word: its state before it reads the word's first
-        letter is kept, so that the line written again up to its last word (a second round)
-        goes on from there rather than reading it anew."""
-        saved, n = [], self.n
-        for s, rows in self.read_songs:
-            song = self.songs[s]
-            if song.mode != "lanes" or song.round != 1:
-                continue
-            for r in rows:
-                cand = song.cands[r // n]
-                if cand and self._word_starts(cand, ids[r]):
-                    song.word_at[r // n] = len(cand)
-                    saved.append(r)
-        if saved:
-            self.rows.save(self.word_snap, saved)
-
-    def _word_starts(self, cand: list, token: int) -> bool:
-        """Whether `token`, after the candidate line `cand`, starts a word (measures.WORD: letters,
-        with apostrophes between them)."""
-        if token not in self.letters:
-            return False
-        before = cand[-1][0]
-        if before in self.letters:
-            return False
-        return not (before in self.apostrophes and len(cand) > 1 and cand[-2][0] in self.letters)
+        self.candidates.drawn(ids)
 
     def chosen(self, ids: list[int], logps: list[float]) -> None:
-        """Lanes writing a candidate line take their draws (lanes other than 0 outside one,
-        and lanes that ended their line, drew unread: a candidate line starts every lane from
-        lane 0's state, and a kept line's state comes from its snapshot); a finished set of
-        candidates is ranked; every song's kept text is taken in, and its next line planned."""
-        rows, n, kept, stopped = self.rows, self.n, self.rows.kept, self.rows.stopped
-        ends: list[int] = []
-        for s, song in enumerate(self.songs):
-            if stopped[s] is not None:
-                kept[s] = []
-            elif song.mode == "lanes":
-                kept[s] = []
-                for lane in range(self.lanes):
-                    if song.done[lane]:
-                        continue
-                    r = lane * n + s
-                    song.cands[lane].append((ids[r], logps[r]))
-                    if ids[r] == self.nl or ids[r] == 0:
-                        song.done[lane] = True
-                        ends.append(r)
-                        if self._satisfied(s, song, lane):
-                            self._drop_open_lanes(song, lane)
-        if ends:
-            rows.save(self.saved, ends)  # as the model read the line's end
+        """Lanes writing a candidate line take their draws, and a finished set of candidates is
+        chosen among (candidates.py); every song's kept text is taken in, and its next line
+        planned."""
+        kept, stopped = self.rows.kept, self.rows.stopped
+        self.candidates.take(ids, logps, kept)
         for s, song in enumerate(self.songs):
             if stopped[s] is not None:
                 continue
-            if song.mode == "lanes" and all(song.done):
-                picked = self._pick(s, song)
-                if picked is None:  # a second round, from the best line's last word
-                    self._again(s, song)
+            if song.mode == "lanes":
+                line = self.candidates.chosen_line(s, song)
+                if line is None:  # still writing, or written again from its last word
                     continue
-                rows.restore(self.saved, picked * n + s, self._all[s])
-                kept[s] = list(song.cands[picked])
-                song.mode = "follow"
+                kept[s], song.mode = line, "follow"
             piece = kept[s]
             if song.known and piece:
                 song.known.pop()  # (drawn as set: steer)
@@ -273,80 +219,6 @@ class Lines(Step):
                 self._accept(s, song, token)
                 if token == self.nl:
                     piece += self._line_start(s, song)
-
-    def _again(self, s: int, song: SongText) -> None:
-        """Every lane of song `s` goes on from the kept part of the best line (song.tail): from
-        that lane's state where it ended, kept as it was drawn (drawn), else from the line's
-        start, reading it in one call of the model."""
-        lane, tail = song.again_lane, song.tail
-        if tail and song.word_at[lane] == len(tail):
-            self.rows.restore(self.word_snap, lane * self.n + s, self._all[s])
-            kept = song.again_kept
-        else:
-            self.rows.restore(self.start_snap, s, self._all[s])
-            kept = self.rows.feed(s, tail)
-            self._spread(s)
-        song.cands = [list(kept) for _ in range(self.lanes)]
-
-    def _spread(self, s: int) -> None:
-        """Every lane of song s from lane 0's state."""
-        self.rows.save(self.start_snap, [s])
-        self.rows.restore(self.start_snap, s, self._all[s])
-
-    def _satisfied(self, s: int, song: SongText, lane: int) -> bool:
-        """Whether the line lane `lane` ended is all every line step asks (not blank)."""
-        cand = song.cands[lane]
-        text = song.line + "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
-        word = last_word(text)
-        return word is not None and all(step.satisfied(s, text, word)
-                                        for step in self.line_steps)
-
-    def _drop_open_lanes(self, song: SongText, ended: int) -> None:
-        """A line that is all the steps ask has ended on lane `ended`: the lanes still writing
-        one less likely so far stop (waiting for the longest candidate made a song wait a
-        third longer a line); those ahead go on (stopping all, the ballads' songs were 11%
-        less likely per character than free sampling's, not 7% more)."""
-        kept = _mean(song.cands[ended])
-        for lane, done in enumerate(song.done):
-            if not done and _mean(song.cands[lane]) <= kept:
-                song.done[lane] = True
-                song.dropped.add(lane)
-
-    def _pick(self, s: int, song: SongText) -> int | None:
-        """The lane whose line to keep; None to write the line again (a second round)."""
-        scored, blank = [], []
-        for lane, cand in enumerate(song.cands):
-            if lane in song.dropped:
-                continue
-            text = song.line + "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
-            mean = _mean(cand)
-            word = last_word(text)
-            if word is None:
-                blank.append((mean, -lane, lane))  # a stanza or the song ends here
-            else:
-                ranks = tuple(rank for step in self.line_steps
-                              if (rank := step.rank(s, text, word)) is not None)
-                scored.append((ranks, mean, -lane, lane, text, word))
-        if song.round == 1 and len(blank) * 2 >= self.lanes:
-            for step in self.line_steps:  # the model ends the stanza: no line
-                step.no_line(s)
-            return max(blank)[2]
-        if not scored:
-            return max(blank)[2]
-        *_, lane, text, word = max(scored, key=lambda c: c[:4])
-        if song.round == 1:
-            for step in self.line_steps:
-                tail = step.again(s, text, word, song.cands[lane])
-                if tail is not None:
-                    song.tail, song.round = tail, 2
-                    song.again_lane, song.again_kept = lane, song.cands[lane][:len(tail)]
-                    song.cands = [[] for _ in range(self.lanes)]
-                    song.done = [False] * self.lanes
-                    song.dropped = set()
-                    return None
-        for step in self.line_steps:
-            step.kept_line(s, text, word)
-        return lane
 
     # -- the kept text -------------------------------------------------------------------------
 
@@ -375,12 +247,7 @@ class Lines(Step):
         wanted = [step.plan_line(s) for step in self.line_steps]  # (every step plans)
         if not any(wanted):
             return []
-        song.mode = "lanes"
-        song.cands = [[] for _ in range(self.lanes)]
-        song.done = [False] * self.lanes
-        song.word_at = [-1] * self.lanes
-        song.dropped = set()
-        self._spread(s)
+        self.candidates.begin(s, song)
         return []
 
     def _accept(self, s: int, song: SongText, token: int) -> None:
@@ -409,11 +276,6 @@ class Lines(Step):
                 step.stanza_end(s)
             song.stanza_index += 1
             song.stanza, song.ends = [], []
-
-
-def _mean(cand: list) -> float:
-    """A candidate line's mean log-probability per character ([(token, logp)])."""
-    return sum(lp for _, lp in cand) / max(len(cand), 1)
 
 
 class Ends:

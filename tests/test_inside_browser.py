@@ -175,7 +175,7 @@ def test_a_character_of_a_song_being_written_opens_the_choices_and_the_steps(pag
                       "e.words.some((w) => w.includes('is to rhyme with')))) + s.primeLength; })()")
     assert i >= 0
     card.locator(f"span[data-i='{i}']").click()
-    assert "chosen among 4 candidate lines" in page.inner_text("#write-choices p.line")
+    assert "chosen among 3 candidate lines" in page.inner_text("#write-choices p.line")
     assert any(r.startswith("rhyme: ") and "is to rhyme with" in r
                for r in page.inner_text("#write-choices ul.rules").split("\n"))
     header = page.evaluate("[...document.querySelectorAll('#write-choices th')]"

@@ -157,8 +157,9 @@ def test_a_line_written_again_goes_on_from_where_its_last_word_started(tmp_path,
 
 
 def test_lanes_stop_at_the_first_line_that_is_all_the_steps_ask(tmp_path, monkeypatch):
-    # Waiting for the longest of four candidate lines made a song wait a third longer a line:
-    # the lanes stop once a line that rhymes (and scans) has ended, and that line is kept.
+    # Waiting for the longest candidate line made a song wait a third longer a line: once a
+    # line that rhymes (and scans) has ended, the lanes less likely so far stop, and the line
+    # kept is one that is all the steps ask.
     from songgen.writing.steering.candidates import Candidates
 
     trained = craft_checkpoint(tmp_path)

@@ -109,7 +109,7 @@ def test_a_rhymed_lines_last_word_is_steered_by_the_rhyme(tmp_path):
                 continue
             asked += 1
             # Written on the lanes and chosen: every character says among which candidates.
-            assert all(t.line and "chosen among 4 candidate lines written side by side"
+            assert all(t.line and "chosen among 3 candidate lines written side by side"
                        in t.line for t in traces), text
             assert f"rhyme: the line is to rhyme with '{target}'" in traces[0].line
             last = words_of(text)[-1]

@@ -225,8 +225,7 @@ def _steps(trained: Trained, batch: SongBatch, steps: list[Step], opts: SampleOp
     if trace is not None:
         trace.begin(rows, steps)
     while True:
-        scores = rows.scores()                     # (rows drawn, vocab)
-        logp = torch.log_softmax(scores, dim=-1)   # the model's own, to score what is kept
+        scores = own = rows.scores()               # (rows drawn, vocab); the model's own
         if trace is None:
             for step in steps:
                 scores = step.steer(scores)
@@ -234,7 +233,7 @@ def _steps(trained: Trained, batch: SongBatch, steps: list[Step], opts: SampleOp
             scores = trace.steer(scores)
         # Greedy at temperature 0; else one draw from the steered scores per row read.
         ids = rows.draw(scores, gen, opts.temperature == 0)
-        kept = rows.advance(ids, logp)
+        kept = rows.advance(ids, own)
         if trace is not None:
             trace.after(ids, kept)
         yield kept

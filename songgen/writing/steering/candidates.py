@@ -36,6 +36,7 @@ class Candidates:
         song.done = [False] * self.lanes
         song.word_at = [-1] * self.lanes
         song.dropped = set()
+        song.may_again = any(step.may_ask_again(s) for step in self.lines.line_steps)
         self._spread(s)
 
     def drawn(self, ids: list[int]) -> None:
@@ -45,7 +46,7 @@ class Candidates:
         saved, n = [], self.n
         for s, rows in self.lines.read_songs:
             song = self.lines.songs[s]
-            if song.mode != "lanes" or song.round != 1:
+            if song.mode != "lanes" or song.round != 1 or not song.may_again:
                 continue
             for r in rows:
                 cand = song.cands[r // n]

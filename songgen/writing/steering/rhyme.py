@@ -220,6 +220,9 @@ class Rhyme(LineStep):
         target = self.songs[s].target
         return target is None or rhymes(word, target)
 
+    def may_ask_again(self, s: int) -> bool:
+        return self.songs[s].target is not None
+
     def again(self, s: int, text: str, word: str, cand: list) -> list[int] | None:
         """None rhymes (the best line ends on `word`): write the best line again up to its last
         word, and end it with a word that rhymes, drawn by the model among the corpus's and

@@ -95,13 +95,16 @@ class Rows:
             return scores.clone()
         return scores
 
-    def advance(self, ids: torch.Tensor, logp: torch.Tensor) -> list[list]:
+    def advance(self, ids: torch.Tensor, own: torch.Tensor) -> list[list]:
         """The model reads the drawn `ids` (rows drawn,), every step takes them in; per song,
         what it keeps of this step: [(token, logp)] (by default its row's draw; a step writing
         candidate lines keeps nothing while it writes them, and a whole line once chosen).
-        `logp`: the model's own log-probabilities, (rows drawn, vocab)."""
+        `own`: the model's own scores (rows drawn, vocab), before any step, whose
+        log-probabilities are kept."""
         chosen = ids.tolist()  # the host needs them: to write the songs, and for the steps
-        logps = logp.gather(1, ids[:, None]).squeeze(1).tolist()
+        # (the log-probability of the ids alone: cheaper than every symbol's, log_softmax)
+        logps = (own.gather(1, ids[:, None]).squeeze(1)
+                 - torch.logsumexp(own, dim=-1)).tolist()
         for step in self._drawers:
             step.drawn(chosen)
         self._step(ids)

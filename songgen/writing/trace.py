@@ -13,8 +13,8 @@ and the character drawn, each with its probability in the draw that was made (af
 step). A line written on several lanes at once and chosen among them (steering/lines.py: a
 rhyme, scansion) keeps the trace of the lane kept, with a note naming the candidates and the
 line steps' words; known text (a chorus coming back), read in one call of the model or drawn
-as set, was not chosen, and its characters say so with the probability the model gave them. Without a trace
-the loop runs as it always has: none of this is called.
+as set, was not chosen, and its characters say so with the probability the model gave them.
+Without a trace the loop runs as it always has: none of this is called.
 """
 
 from __future__ import annotations
@@ -189,16 +189,14 @@ class Trace:
                                      else ("follow", 1, [], False))
         n, lanes = self.n, self.lanes[s]
         drawn: list[CharTrace] = []
-        if known:  # known text drawn as set (lines.py): the model did not choose it
-            pass
-        elif mode == "lanes":
+        if mode == "lanes":
             for lane, finished in enumerate(done):
                 if not finished and lane * n + s in made:
                     lanes[lane].append(made[lane * n + s])
             if piece:
                 drawn = self._kept_line(s, piece)
-        elif piece and s in made and made[s].token == piece[0][0]:
-            drawn = [made[s]]
+        elif piece and not known and s in made and made[s].token == piece[0][0]:
+            drawn = [made[s]]  # (known text drawn as set, lines.py, was not the model's choice)
         traces = drawn + [_known(token, logp) for token, logp in piece[len(drawn):]]
         if self.lines is not None:
             self._lanes_start(s, mode, round_, bool(piece))

@@ -121,10 +121,13 @@ class Candidates:
         self.rows.save(self.start_snap, [s])
         self.rows.restore(self.start_snap, s, self._all[s])
 
+    def _text(self, song, cand: list) -> str:
+        """The line a candidate wrote: the song's line so far and the candidate's symbols."""
+        return song.line + "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
+
     def _satisfied(self, s: int, song, lane: int) -> bool:
         """Whether the line lane `lane` ended is all every line step asks (not blank)."""
-        cand = song.cands[lane]
-        text = song.line + "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
+        text = self._text(song, song.cands[lane])
         word = last_word(text)
         return word is not None and all(step.satisfied(s, text, word)
                                         for step in self.lines.line_steps)
@@ -146,7 +149,7 @@ class Candidates:
         for lane, cand in enumerate(song.cands):
             if lane in song.dropped:
                 continue
-            text = song.line + "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
+            text = self._text(song, cand)
             mean = _mean(cand)
             word = last_word(text)
             if word is None:

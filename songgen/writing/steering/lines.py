@@ -22,10 +22,10 @@ import random
 import torch
 
 from ...songcraft.measures import last_word
-from .rows import as_mask
-from .candidates import Candidates
-from .step import Step
 from ..stanzas import stanza_key
+from .candidates import Candidates
+from .rows import as_mask
+from .step import Step
 
 # Candidate lines per line asked for: 3 met every #33 target on the demo songs and the ballads
 # at 0.8 and 1.0 (4 did too, at 0.88x of 3's speed with 8 songs).
@@ -72,8 +72,8 @@ class LineStep(Step):
     chorus; [] for none after all), which the model then reads in one call; else, where
     candidate lines may be written, `plan_line(s)`: whether this step asks a choice of lines.
     Among candidates, `rank` (a value to sort by, or None for no say), `satisfied` (the line
-    is all the step asks), `again` (a tail to
-    write the line again from, or None) and `kept_line` where one is kept; `no_line` where
+    is all the step asks), `again` (a tail to write the line again from, or None) and
+    `kept_line` where one is kept; `no_line` where
     the lanes ended the stanza instead; `line_end` and `stanza_end` as the text is kept."""
 
     def __init__(self, lines: "Lines"):
@@ -92,8 +92,8 @@ class LineStep(Step):
         return None
 
     def satisfied(self, s: int, text: str, word: str) -> bool:
-        """Whether the candidate line is all this step asks of it (then the lanes stop at the
-        first such line)."""
+        """Whether the candidate line is all this step asks of it (once one that every step
+        finds so has ended, the lanes less likely so far stop: candidates.py)."""
         rank = self.rank(s, text, word)
         return rank is None or bool(rank)
 
@@ -129,8 +129,7 @@ class Lines(Step):
         self.nl = self.index.get("\n", -1)
         self.songs = [SongText(random.Random(f"{seed}:{i}")) for i in range(n)]
         self.line_steps: list[LineStep] = []
-        self.read_rows: list[int] = []  # the rows read at this step (reading)
-        self.read_songs: list[tuple] = []  # ... by song: (s, its rows read)
+        self.read_songs: list[tuple] = []  # the rows read at this step, by song: (s, rows)
         self.singing: list[int] = []  # the songs drawing known text as set (steer)
         self.ends = Ends(self.nl)
         self.candidates = Candidates(self)
@@ -160,7 +159,7 @@ class Lines(Step):
                 wide = True
             read += rows
             songs.append((s, rows))
-        self.read_rows, self.read_songs = read, songs
+        self.read_songs = songs
         self.ends.reset()
         return read, wide
 

@@ -322,7 +322,7 @@ def suite_singable(argv: list[str] | None = None, prog: str | None = None) -> No
     """Issue #33: songs a singer could sing, each figure beside the corpus's, and the cost.
 
         python -m benchmarks singable --checkpoint CK --corpus TEXT [--songs 20] [--seed 100]
-            [--temperatures 0.8,1.0] [--no-speed] [--show 3]
+            [--temperatures 0.8,1.0] [--no-speed] [--show 3] [--lanes 3]
 
     Written with the defaults (-n SONGS --seed SEED): lines that scan (stanza 2+ within 2
     syllables of the same line of the song's first stanza of that length; target >= corpus - 5
@@ -345,7 +345,15 @@ def suite_singable(argv: list[str] | None = None, prog: str | None = None) -> No
     parser.add_argument("--show", type=int, default=0,
                         help="print the first N songs written with the defaults at each "
                         "temperature (to read them, before and after a change)")
+    parser.add_argument("--lanes", type=int, default=None,
+                        help="candidate lines written for a line that must rhyme or scan "
+                        "(default: songgen's own, steering.lines.LANES): the study of how many")
     args = parser.parse_args(argv)
+    if args.lanes is not None:
+        if args.lanes < 1:
+            parser.error("--lanes takes 1 or more")
+        from songgen.writing.steering import build
+        build.LANES = args.lanes  # (read there when a sampler's steps are made)
     trained = load_checkpoint(args.checkpoint, device="cpu")
     corpus = read_songs(args.corpus)
     words = allowed_words(measure(corpus))

@@ -35,7 +35,7 @@ class Candidates:
         song.cands = [[] for _ in range(self.lanes)]
         song.done = [False] * self.lanes
         song.word_at = [-1] * self.lanes
-        song.dropped = set()
+        song.dropped, song.settled = set(), False
         song.may_again = any(step.may_ask_again(s) for step in self.lines.line_steps)
         self._spread(s)
 
@@ -87,6 +87,9 @@ class Candidates:
                         ends.append(r)
                         if self._satisfied(s, song, lane):
                             self._drop_open_lanes(song, lane)
+                    elif song.settled and self._hopeless(s, r):
+                        song.done[lane] = True
+                        song.dropped.add(lane)
         if ends:
             self.rows.save(self.saved, ends)  # as the model read the line's end
 
@@ -137,11 +140,16 @@ class Candidates:
         one less likely so far stop (waiting for the longest candidate made a song wait a
         third longer a line); those ahead go on (stopping all, the ballads' songs were 11%
         less likely per character than free sampling's, not 7% more)."""
-        kept = _mean(song.cands[ended])
+        kept, song.settled = _mean(song.cands[ended]), True
         for lane, done in enumerate(song.done):
             if not done and _mean(song.cands[lane]) <= kept:
                 song.done[lane] = True
                 song.dropped.add(lane)
+
+    def _hopeless(self, s: int, r: int) -> bool:
+        """Whether the lane on row `r` can no longer write a line every step finds all it asks:
+        once one such line has ended, it could not be chosen over it."""
+        return any(step.hopeless(s, r) for step in self.lines.line_steps)
 
     def _pick(self, s: int, song) -> int | None:
         """The lane whose line to keep; None to write the line again (a second round)."""
@@ -173,7 +181,7 @@ class Candidates:
                     song.again_lane, song.again_kept = lane, song.cands[lane][:len(tail)]
                     song.cands = [[] for _ in range(self.lanes)]
                     song.done = [False] * self.lanes
-                    song.dropped = set()
+                    song.dropped, song.settled = set(), False
                     return None
         for step in self.lines.line_steps:
             step.kept_line(s, text, word)

@@ -41,7 +41,7 @@ class SongText:
 
     __slots__ = ("rng", "line", "lines_seen", "stanza", "ends", "stanza_index", "chars",
                  "recent", "mode", "round", "tail", "cands", "done", "known", "known_by",
-                 "word_at", "again_lane", "again_kept", "dropped", "may_again")
+                 "word_at", "again_lane", "again_kept", "dropped", "may_again", "settled")
 
     def __init__(self, rng: random.Random):
         self.rng = rng                   # the song's own draws (patterns, chorus, free words)
@@ -64,6 +64,7 @@ class SongText:
         self.again_kept: list = []       # ... and its kept part, [(token, logp)]
         self.dropped: set[int] = set()   # lanes stopped before their line ended
         self.may_again = False           # a step may ask for the line again (second round)
+        self.settled = False             # a lane ended a line that is all the steps ask
 
 
 class LineStep(Step):
@@ -96,6 +97,11 @@ class LineStep(Step):
         finds so has ended, the lanes less likely so far stop: candidates.py)."""
         rank = self.rank(s, text, word)
         return rank is None or bool(rank)
+
+    def hopeless(self, s: int, row: int) -> bool:
+        """Whether the candidate line still being written on row `row` can no longer be all
+        this step asks, however it ends (it then loses to a line that is: candidates.py)."""
+        return False
 
     def again(self, s: int, text: str, word: str, cand: list) -> list[int] | None:
         return None

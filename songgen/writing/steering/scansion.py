@@ -88,6 +88,10 @@ class Scan(LineStep):
     def rank(self, s: int, text: str, word: str) -> bool:
         return scans(text, self.songs[s].syll)
 
+    def hopeless(self, s: int, row: int) -> bool:
+        syll = self.songs[s].syll  # (syllables only grow as a line goes on)
+        return syll is not None and self.words.row[row].syl > syll[1]
+
     def kept_line(self, s: int, text: str, word: str) -> None:
         song = self.songs[s]
         if song.syll is not None:

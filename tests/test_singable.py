@@ -6,13 +6,16 @@ line kept, a rhyme never the word it rhymes with."""
 import random
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 from songgen.config import ModelConfig
 from songgen.model.lstm import CharLSTM
 from songgen.run import checkpoint as ckpt
 from songgen.run.trained import load_checkpoint
-from songgen.songcraft.measures import Measures, measure as measure_craft, scansion
+from songgen.songcraft.measures import Measures
+from songgen.songcraft.measures import measure as measure_craft
+from songgen.songcraft.measures import scansion
 from songgen.text.lyrics import split_songs
 from songgen.text.vocab import Vocab
 from songgen.writing.sampling import generate
@@ -65,12 +68,12 @@ def test_a_word_glued_to_a_number_is_free_so_a_title_closes_as_its_collection_do
     ids = {c: i for i, c in enumerate(chars)}
     for c in "# elves (child 4b":
         words._take(words.row[0], ids[c], 0)
-    out = words.steer(torch.zeros(1, len(chars)))
+    out = words.steer(np.zeros((1, len(chars)), dtype=np.float32))
     assert out[0, ids[")"]] == 0.0 and out[0, ids["l"]] == 0.0  # (a code's letters are free)
     words = words_on_one_row(["child", "bland", "be", "elves"], chars)
     for c in "# elves (child b":
         words._take(words.row[0], ids[c], 0)
-    out = words.steer(torch.zeros(1, len(chars)))
+    out = words.steer(np.zeros((1, len(chars)), dtype=np.float32))
     assert out[0, ids[")"]] <= -BIG / 2 and out[0, ids["l"]] == 0.0  # a word: "bland", "be"
 
 
@@ -98,7 +101,7 @@ def test_a_title_ends_as_the_collections_titles_end_not_on_a_word(tmp_path):
 
 def test_a_rare_ending_is_open_to_as_few_songs_as_end_so_in_the_collection():
     chars = ["\x00", "\n", " ", ".", "'", ","] + LETTERS
-    ends = Endings(chars, ({".": 0.55, "'": 0.42, "a": 0.03}, None), 1, 2, "cpu")
+    ends = Endings(chars, ({".": 0.55, "'": 0.42, "a": 0.03}, None), 1, 2)
     assert ends.song_ok[3] and ends.song_ok[4] and not ends.song_ok[5]
     assert not ends.song_ok[chars.index("e")]  # a bare word ends no song but ...
     drawn = [ends.song_ok_for(random.Random(f"7:ends:{s}")) for s in range(3000)]
@@ -106,7 +109,7 @@ def test_a_rare_ending_is_open_to_as_few_songs_as_end_so_in_the_collection():
     assert 0.015 <= worded <= 0.045  # ... as many as end so in the collection
     assert all(ok[3] and ok[4] and not ok[5] for ok in drawn)
     # Where every class is rare, the commonest is open to all.
-    spread = Endings(chars, ({".": 0.06, "'": 0.05, "a": 0.04}, None), 1, 2, "cpu")
+    spread = Endings(chars, ({".": 0.06, "'": 0.05, "a": 0.04}, None), 1, 2)
     assert spread.song_ok[3] and not spread.song_ok[4]
 
 
@@ -114,13 +117,13 @@ def test_each_song_keeps_its_own_endings_on_every_lane():
     text = make_songs(30, seed=2)
     chars = Vocab.from_text(text).chars
     ends = ({".": 0.91, "a": 0.09}, None)  # (a song in eleven may end on a word)
-    guide = ShapeGuide(measure(text), chars, 80, torch.device("cpu"), 1200, ends, seed="7",
+    guide = ShapeGuide(measure(text), chars, 80, 1200, ends, seed="7",
                        songs=20)
     e = chars.index("e")
     worded = [guide.standing.ends_ok[r][e] for r in range(80)]
     assert worded[:20] == worded[20:40] == worded[40:60] == worded[60:]  # the lanes of a song
     assert 0 < sum(worded[:20]) < 20  # (some songs, not all: the rate is drawn above)
-    again = ShapeGuide(measure(text), chars, 80, torch.device("cpu"), 1200, ends, seed="7",
+    again = ShapeGuide(measure(text), chars, 80, 1200, ends, seed="7",
                        songs=20)
     assert [again.standing.ends_ok[r][e] for r in range(80)] == worded  # by the seed
 

@@ -54,10 +54,10 @@ def steered(rows: Rows, scores: torch.Tensor) -> torch.Tensor:
     """`scores` through every step, as the sampler's loop steers them (a copy: the loop's
     own scores are its own)."""
     rows.scores()  # (which rows are read)
-    scores = scores.clone()
+    scores = scores.numpy().copy()
     for step in rows.steps:
         scores = step.steer(scores)
-    return scores
+    return torch.from_numpy(scores)
 
 
 def test_a_later_stanza_keeps_the_likeliest_line_that_scans(tmp_path):

@@ -39,7 +39,7 @@ def explain_steps(trained, text: str, *, temperature: float = 0.8, top_k: int = 
     ids = torch.tensor([0] + [index[c] for c in known], device=trained.device)
     state = trained.start_state
     logits, _ = trained.model(ids[:-1][None], state)  # (1, characters known, vocab)
-    logits = logits[0].float()
+    logits = logits[0].float().cpu()  # (the steps steer on the host)
     out, k = [], 0
     guide = shape_guide(trained, shape, 1, length)
     for c in joined:
@@ -65,13 +65,13 @@ def _one(logits: torch.Tensor, actual: int, guide, temperature: float, top_k: in
     rules: list[str] = []
     shaped_logits = logits
     if guide is not None:
-        shaped_logits = guide.steer(logits[None])[0]
+        shaped_logits = torch.from_numpy(guide.steer(logits[None].numpy())[0])
         rules = guide.explain(0)
     shaped = torch.softmax(shaped_logits, -1)
     # Temperature, top-k, top-p, as the sampler runs them; what each leaves, in turn.
     after = [(None, shaped_logits[None])]
     for step in tempered(temperature, top_k, top_p):
-        after.append((step, step.steer(after[-1][1])))
+        after.append((step, torch.from_numpy(step.steer(after[-1][1].numpy()))))
     if temperature == 0:
         final = torch.zeros_like(shaped)
         final[shaped_logits.argmax()] = 1.0

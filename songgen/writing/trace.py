@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..text.vocab import EOS
@@ -111,16 +112,15 @@ class Trace:
 
     # -- one step of the loop ------------------------------------------------------------------
 
-    def steer(self, scores: torch.Tensor) -> torch.Tensor:
+    def steer(self, scores: np.ndarray) -> np.ndarray:
         """The steps run on `scores` (rows drawn, vocab), as the loop runs them, with the
         scores of the traced rows kept before the steps and after each, and their words."""
         traced = self._traced(scores.shape[0])
-        at = self.rows.index(traced) if traced else None
-        stages = [scores.index_select(0, at).float()] if traced else []
+        stages = [torch.from_numpy(scores[traced])] if traced else []
         for step in self.steps:
             scores = step.steer(scores)
             if traced:
-                stages.append(scores.index_select(0, at).float())
+                stages.append(torch.from_numpy(scores[traced]))
         # (asked before the draw: a step's words are of its last steer)
         words = [[step.explain(r) for r in traced] for step in self.steps]
         self.pending = (traced, stages, words)

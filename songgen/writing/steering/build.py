@@ -38,8 +38,7 @@ def shape_guide(trained, shape: str, rows: int, length: int, measures: Measures 
         measures = Measures.from_dict(trained.checkpoint.songcraft)
     ends = None if measures is None else (measures.ending_shares("song"),
                                           measures.endings("title"))
-    return ShapeGuide(song_shape, trained.vocab.chars, rows, trained.device, length, ends,
-                      seed, songs)
+    return ShapeGuide(song_shape, trained.vocab.chars, rows, length, ends, seed, songs)
 
 
 def craft_steps(trained, opts, measures: Measures | None, n: int, seed: str) -> list[Step]:

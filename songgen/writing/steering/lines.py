@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 
-import torch
+import numpy as np
 
 from ...songcraft.measures import last_word
 from ..stanzas import stanza_key
@@ -176,7 +176,7 @@ class Lines(Step):
             return song.line.strip()
         return (song.line + "".join(self.chars[t] for t, _ in song.cands[lane])).strip()
 
-    def steer(self, scores: torch.Tensor) -> torch.Tensor:
+    def steer(self, scores: np.ndarray) -> np.ndarray:
         """The line steps' holds and opens, applied at once (Ends); then a song singing known
         text may draw only its next character."""
         scores = self.ends.apply(scores, self.rows)
@@ -187,9 +187,8 @@ class Lines(Step):
         if not forced:
             return scores
         out = self.rows.own(scores)
-        at = self.rows.index(forced)
-        out[at] = -math.inf
-        out[at, self.rows.index([self.songs[s].known[-1] for s in forced])] = 0.0
+        out[forced] = -math.inf
+        out[forced, [self.songs[s].known[-1] for s in forced]] = 0.0
         return out
 
     def explain(self, row: int) -> list[str]:
@@ -303,7 +302,7 @@ class Ends:
         self.held: list[int] = []
         self.open: list[int] = []
         self.maybe: list[tuple] = []
-        self._masks: dict[tuple, torch.Tensor] = {}
+        self._masks: dict[tuple, np.ndarray] = {}
 
     def reset(self) -> None:
         self.held, self.open, self.maybe = [], [], []
@@ -312,7 +311,7 @@ class Ends:
         """Keep `row`'s line open where `check()` says so, asked only if no other reason does."""
         self.maybe.append((row, check))
 
-    def apply(self, scores: torch.Tensor, rows) -> torch.Tensor:
+    def apply(self, scores: np.ndarray, rows) -> np.ndarray:
         if self.maybe:
             opened = set(self.open)
             self.open += [r for r, check in self.maybe if r not in opened and check()]
@@ -323,20 +322,20 @@ class Ends:
         line_break, end = out[:, self.nl], out[:, 0]
         if self.held:
             at = self._mask(self.held, out)
-            line_break.copy_(torch.where(at, torch.logaddexp(line_break, end), line_break))
-            end.masked_fill_(at, -math.inf)
+            np.copyto(line_break, np.logaddexp(line_break, end), where=at)
+            end[at] = -math.inf
         if self.open:
             at = self._mask(self.open, out)
-            line_break.masked_fill_(at, -BIG)
-            end.masked_fill_(at, -BIG)
+            line_break[at] = -BIG
+            end[at] = -BIG
         return out
 
-    def _mask(self, rows: list[int], out: torch.Tensor) -> torch.Tensor:
-        """A (rows drawn,) bool tensor, True at `rows` (made once per set of rows)."""
+    def _mask(self, rows: list[int], out: np.ndarray) -> np.ndarray:
+        """A (rows drawn,) bool array, True at `rows` (made once per set of rows)."""
         key = (out.shape[0], *sorted(set(rows)))
         found = self._masks.get(key)
         if found is None:
             if len(self._masks) > 4096:
                 self._masks.clear()
-            found = self._masks[key] = as_mask(key[1:], out.shape[0], out.device)
+            found = self._masks[key] = as_mask(key[1:], out.shape[0])
         return found

@@ -13,7 +13,7 @@ not more (issue #33).
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 from ...songcraft.measures import (WORD, Measures, Words as WordList, rhyme_key, rhymes,
                                    stanza_rhymes)
@@ -124,7 +124,7 @@ class Rhyme(LineStep):
 
     # -- the step ------------------------------------------------------------------------------
 
-    def steer(self, scores: torch.Tensor) -> torch.Tensor:
+    def steer(self, scores: np.ndarray) -> np.ndarray:
         """Held ends and open lines (told to the lines); a second round's ending mask."""
         if self.rhyme == "off":
             return scores
@@ -149,7 +149,7 @@ class Rhyme(LineStep):
                     picks = [0] * scores.shape[0]
                 for r in rows:
                     picks[r] = self._ending_mask(s, words[r])
-        return scores if picks is None else self.words.masks.add(scores, picks, self.words.rows)
+        return scores if picks is None else self.words.masks.add(scores, picks)
 
     def explain(self, row: int) -> list[str]:
         s = row % self.lines.n

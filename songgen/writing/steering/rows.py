@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from array import array
 
+import numpy as np
 import torch
 
 from ...model.stepper import StepState
@@ -64,9 +65,11 @@ class Rows:
 
     # -- the loop --------------------------------------------------------------------------
 
-    def scores(self) -> torch.Tensor:
-        """The model's scores of the rows drawn at this step, (rows drawn, vocab); the loop's
-        own: a step copies them before changing them (`own`)."""
+    def scores(self) -> np.ndarray:
+        """The model's scores of the rows drawn at this step, (rows drawn, vocab), as a float32
+        array on the host: the steps reshape them there, where a numpy operation on a few rows
+        costs a fraction of a torch one's call. The loop's own: a step copies them before
+        changing them (`own`)."""
         read, wide = None, True
         for step in self._readers:
             read, wide = step.reading()
@@ -75,12 +78,15 @@ class Rows:
         self.read = read
         # Only lane 0 is drawn (no song writes candidate lines): only the first n rows.
         self.narrow = self.head is not None and not wide
-        return self.logits[:self.n] if self.narrow else self.logits
+        logits = self.logits[:self.n] if self.narrow else self.logits
+        self.given = logits.detach().float().cpu().numpy()  # (on the CPU, the logits' memory)
+        return self.given
 
-    def draw(self, scores: torch.Tensor, gen: torch.Generator, greedy: bool) -> torch.Tensor:
+    def draw(self, scores: np.ndarray, gen: torch.Generator, greedy: bool) -> torch.Tensor:
         """One symbol per row of `scores`: the likeliest (greedy) or a draw (drawing.draw),
         made on the rows read only; a row nobody reads takes the end symbol (its state is
         restored before it is read again, or its song has stopped)."""
+        scores = torch.from_numpy(scores).to(self.logits.device)
         read = self.read
         if read is None or len(read) == scores.shape[0]:
             return scores.argmax(dim=-1) if greedy else draw(scores, gen)
@@ -89,22 +95,18 @@ class Rows:
         ids = torch.zeros(scores.shape[0], dtype=torch.int64, device=scores.device)
         return ids.index_copy_(0, at, mine.argmax(dim=-1) if greedy else draw(mine, gen))
 
-    def own(self, scores: torch.Tensor) -> torch.Tensor:
+    def own(self, scores: np.ndarray) -> np.ndarray:
         """`scores` where a step made them (it may change them in place), else a copy."""
-        if scores is self.logits or scores._base is self.logits:
-            return scores.clone()
-        return scores
+        return scores.copy() if scores is self.given else scores
 
-    def advance(self, ids: torch.Tensor, own: torch.Tensor) -> list[list]:
+    def advance(self, ids: torch.Tensor, own: np.ndarray) -> list[list]:
         """The model reads the drawn `ids` (rows drawn,), every step takes them in; per song,
         what it keeps of this step: [(token, logp)] (by default its row's draw; a step writing
         candidate lines keeps nothing while it writes them, and a whole line once chosen).
         `own`: the model's own scores (rows drawn, vocab), before any step, whose
         log-probabilities are kept."""
         chosen = ids.tolist()  # the host needs them: to write the songs, and for the steps
-        # (the log-probability of the ids alone: cheaper than every symbol's, log_softmax)
-        logps = (own.gather(1, ids[:, None]).squeeze(1)
-                 - torch.logsumexp(own, dim=-1)).tolist()
+        logps = log_probabilities(own, chosen).tolist()
         for step in self._drawers:
             step.drawn(chosen)
         self._step(ids)
@@ -215,6 +217,14 @@ class Rows:
             step.set_rows(rows, state)
 
 
+def log_probabilities(scores: np.ndarray, ids: list[int]) -> np.ndarray:
+    """Per row of `scores` (rows, vocab), the log-probability of its id by their softmax (the
+    ids' alone: cheaper than every symbol's)."""
+    top = scores.max(axis=1)
+    total = np.log(np.exp(scores - top[:, None]).sum(axis=1)) + top
+    return scores[np.arange(len(ids)), ids] - total
+
+
 def as_index(values: list[int], device) -> torch.Tensor:
     """`values` as an int64 tensor on `device`: read from a buffer of them, which costs a
     quarter of building it from the list (torch.tensor), a call made most steps."""
@@ -224,13 +234,11 @@ def as_index(values: list[int], device) -> torch.Tensor:
     return found if found.device == device else found.to(device)
 
 
-def as_mask(rows: list[int], size: int, device) -> torch.Tensor:
-    """A (size,) bool tensor, True at `rows` (as as_index)."""
-    flags = bytearray(size)
-    for r in rows:
-        flags[r] = 1
-    found = torch.frombuffer(flags, dtype=torch.bool)
-    return found if found.device == device else found.to(device)
+def as_mask(rows: list[int], size: int) -> np.ndarray:
+    """A (size,) bool array, True at `rows`."""
+    found = np.zeros(size, dtype=bool)
+    found[list(rows)] = True
+    return found
 
 
 def _doing(steps: list[Step], hook: str) -> list[Step]:

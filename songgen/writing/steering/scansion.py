@@ -13,7 +13,7 @@ songgen/writing/stanzas.py.
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 from ...songcraft.measures import line_syllables
 from ..stanzas import scans, short, syllable_window
@@ -45,7 +45,7 @@ class Scan(LineStep):
         self.songs = [Scanning() for _ in lines.songs]
         self.space = words.index.get(" ")
 
-    def steer(self, scores: torch.Tensor) -> torch.Tensor:
+    def steer(self, scores: np.ndarray) -> np.ndarray:
         """Lines short of their window held open (told to the lines), a line break's chance
         given to a blank."""
         lines, words, held = self.lines, self.words.row, []
@@ -62,8 +62,8 @@ class Scan(LineStep):
         lines.ends.open += held
         if self.space is None:
             return scores
-        out, at, nl = lines.rows.own(scores), lines.rows.index(held), self.words.nl
-        out[at, self.space] = torch.logaddexp(out[at, self.space], out[at, nl])
+        out, nl = lines.rows.own(scores), self.words.nl
+        out[held, self.space] = np.logaddexp(out[held, self.space], out[held, nl])
         return out
 
     def explain(self, row: int) -> list[str]:

@@ -15,10 +15,8 @@ import math
 import random
 
 import numpy as np
-import torch
 
 from ...songcraft.shape import QUANTILES, SongShape, end_class
-from .rows import as_index
 from .standing import ANSWERS, DONE, GUIDED, LAST, TITLE_ANSWERS, Standing
 from .step import Step
 
@@ -90,8 +88,8 @@ class ShapeGuide(Step):
 
     name = "shape"
 
-    def __init__(self, shape: SongShape, chars: list[str], n: int, device: torch.device,
-                 length: int, ends: tuple | None = None, seed: str | None = None,
+    def __init__(self, shape: SongShape, chars: list[str], n: int, length: int,
+                 ends: tuple | None = None, seed: str | None = None,
                  songs: int | None = None):
         index = {c: i for i, c in enumerate(chars)}
         self.nl = index.get("\n")
@@ -101,9 +99,9 @@ class ShapeGuide(Step):
         # Title rules, only for a titled corpus whose vocabulary can write a title.
         lim = self.limits = ShapeLimits(shape, length, shape.has_titles and hash_ >= 0
                                         and space >= 0)
-        self.table = _bias_table(len(chars), self.nl, hash_, space, tab).to(device)
-        self.ends = Endings(chars, ends or (None, None), self.nl, space, device)
-        self.blanks = torch.tensor([c for c in (self.nl, space, tab) if c >= 0], device=device)
+        self.table = _bias_table(len(chars), self.nl, hash_, space, tab)
+        self.ends = Endings(chars, ends or (None, None), self.nl, space)
+        self.blanks = np.array([c for c in (self.nl, space, tab) if c >= 0])
         end_at = [lim.soft_end if seed is None or not shape.has_song_lengths
                   or lim.min_chars == 0 else max(lim.min_chars, min(lim.soft_end, _length(
                       shape, f"{seed}:length:{r % (songs or n)}", lim.stanza_chars)))
@@ -118,8 +116,7 @@ class ShapeGuide(Step):
         self.codes: list[int] = [0] * n  # each row's bias row at the last steer
         self.flags: list[int] = [0] * n  # ... and STEERED | CLOSING | WORD_ENDS ...
         self._code, self._flags = _table_of_rules(lim, self.ends.close_to is not None)
-        self.nl_only = torch.tensor([self.nl], device=device)
-        self._indices: dict[tuple, torch.Tensor] = {}
+        self.nl_only = np.array([self.nl])
         self.rows = None  # (rows.Rows, once started: which rows are read)
 
     @property
@@ -174,8 +171,8 @@ class ShapeGuide(Step):
         for r in self._read(len(ids)):
             take(r, ids[r], flags[r] & STEERED)
 
-    def steer(self, logits: torch.Tensor) -> torch.Tensor:
-        """The logits (rows drawn, vocab) with the shape's rules applied (a new tensor)."""
+    def steer(self, logits: np.ndarray) -> np.ndarray:
+        """The logits (rows drawn, vocab) with the shape's rules applied (a new array)."""
         m, standing = logits.shape[0], self.standing
         codes, flags = [0] * m, [0] * m
         for r in self._read(m):
@@ -187,8 +184,7 @@ class ShapeGuide(Step):
         self.codes[:m], self.flags[:m] = codes, flags
         if any(flags):
             logits = self._moves(logits, flags, m)
-        out = logits + (self.table[codes[0]] if m == 1 else
-                        self.table.index_select(0, self._index(codes, logits.device)))
+        out = logits + self.table[codes]
         if any(flags):
             self._ends(logits, out, flags, m)
         return out
@@ -205,18 +201,17 @@ class ShapeGuide(Step):
             found = _AT_START[key] = int(code[0]), int(flags[0])
         return found
 
-    def _moves(self, logits: torch.Tensor, flags: list[int], m: int) -> torch.Tensor:
+    def _moves(self, logits: np.ndarray, flags: list[int], m: int) -> np.ndarray:
         """Past its limit, a line ends where the model would start a new word: the
         probability of a space or tab goes to the line break (the table forbids them)."""
         word_end = [r for r in range(m) if flags[r] & WORD_ENDS]
         if not word_end:
             return logits
-        at = as_index(word_end, logits.device)
-        logits = logits.clone()
-        logits[at, self.nl] = torch.logsumexp(logits[at][:, self.blanks], dim=1)
+        logits = logits.copy()
+        logits[word_end, self.nl] = logsumexp(logits[word_end][:, self.blanks])
         return logits
 
-    def _ends(self, logits: torch.Tensor, out: torch.Tensor, flags: list[int], m: int) -> None:
+    def _ends(self, logits: np.ndarray, out: np.ndarray, flags: list[int], m: int) -> None:
         closing = [r for r in range(m) if flags[r] & CLOSING]
         if closing:
             # The line that would end the song does not end as songs end: after a word, a line
@@ -236,19 +231,7 @@ class ShapeGuide(Step):
         ending = [r for r in range(m) if flags[r] & STEERED]
         if ending:
             # Where the song is steered to an end, a line break's probability goes to the end.
-            at = as_index(ending, logits.device)
-            out[at, 0] = torch.logaddexp(logits[at, 0], logits[at, self.nl])
-
-    def _index(self, codes: list[int], device) -> torch.Tensor:
-        """`codes` as an index tensor (the same few come back step after step: made once)."""
-        key = tuple(codes)
-        found = self._indices.get(key)
-        if found is None:
-            if len(self._indices) > 4096:
-                self._indices.clear()
-            found = self._indices[key] = as_index(codes, device)
-        return found
-
+            out[ending, 0] = np.logaddexp(logits[ending, 0], logits[ending, self.nl])
 
 # ShapeGuide.flags: what else a row's rules do.
 STEERED, CLOSING, WORD_ENDS, TITLE_CLOSING = 1, 2, 4, 8
@@ -307,9 +290,9 @@ def _table_of_rules(lim: ShapeLimits, can_close: bool) -> tuple[list[int], list[
     return code.tolist(), flags.tolist()
 
 
-def _bias_table(vocab: int, nl: int, hash_: int, space: int, tab: int) -> torch.Tensor:
+def _bias_table(vocab: int, nl: int, hash_: int, space: int, tab: int) -> np.ndarray:
     """The bias table (rows: see FORBID_NL ...), added to the logits by row index."""
-    table = torch.zeros(FORCED + 3, vocab)
+    table = np.zeros((FORCED + 3, vocab), dtype=np.float32)
     for row in range(FORCED):
         if row & LINE_END:
             table[row] = -math.inf
@@ -348,7 +331,7 @@ class Endings:
     wherever the model's line happened to end so when the song was due to end (on the
     ballads a song in ten ended on a bare word, where one in forty of theirs does)."""
 
-    def __init__(self, chars: list[str], ends: tuple, nl: int, space: int, device):
+    def __init__(self, chars: list[str], ends: tuple, nl: int, space: int):
         song_ends, title_ok = ends
         shares = (song_ends if song_ends is None or isinstance(song_ends, dict)
                   else dict.fromkeys(song_ends, 1.0))
@@ -360,14 +343,13 @@ class Endings:
         self.title_ok = self._ok(title_ok)
         title_marks = [i for i, c in enumerate(chars)
                        if self.title_ok[i] and not c.isalnum() and c.strip()]
-        self.title_close_to = (torch.tensor(title_marks, device=device)
+        self.title_close_to = (np.array(title_marks)
                                if title_ok is not None and title_marks else None)
         marks = [i for i, c in enumerate(chars) if c in ".!?…" and self.song_ok[i]]
         moved = [i for i, c in enumerate(chars) if c in ",;:-–—" and not self.song_ok[i]]
-        self.close_to = (torch.tensor(marks, device=device) if song_ends is not None and marks
-                         else None)
-        self.close_from = torch.tensor([nl] + moved, device=device)
-        self.close_space = torch.tensor([space], device=device) if space >= 0 else None
+        self.close_to = np.array(marks) if song_ends is not None and marks else None
+        self.close_from = np.array([nl] + moved)
+        self.close_space = np.array([space]) if space >= 0 else None
         self.is_word = np.array([c.isalnum() for c in chars])
 
     def _ok(self, classes) -> np.ndarray:
@@ -404,13 +386,18 @@ def _draw(quantiles: list[int], u: float) -> float:
     return float(np.interp(u, QUANTILES, quantiles))
 
 
-def _move(logits: torch.Tensor, out: torch.Tensor, rows: list[int], src: torch.Tensor,
-          dst: torch.Tensor) -> None:
+def _move(logits: np.ndarray, out: np.ndarray, rows: list[int], src: np.ndarray,
+          dst: np.ndarray) -> None:
     """In `out`'s `rows`, the probability (by `logits`) of the `src` symbols goes to the `dst`
     ones, shared in their own odds."""
-    at = as_index(rows, logits.device)[:, None]
-    good, bad = logits[at, dst], logits[at, src]
-    lift = (torch.logsumexp(torch.cat([good, bad], 1), 1, keepdim=True)
-            - torch.logsumexp(good, 1, keepdim=True))
+    mine = logits[rows]
+    good, bad = mine[:, dst], mine[:, src]
+    lift = (logsumexp(np.concatenate([good, bad], axis=1)) - logsumexp(good))[:, None]
+    at = np.array(rows)[:, None]
     out[at, dst] = good + lift
     out[at, src] = -math.inf
+
+
+def logsumexp(a: np.ndarray) -> np.ndarray:
+    """log(sum(exp(a))) of each row of `a` (a row of -inf alone gives -inf)."""
+    return np.logaddexp.reduce(a, axis=1)

@@ -3,7 +3,7 @@ step that keeps state per LSTM row tells the rows' snapshots."""
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 
 class Step:
@@ -15,8 +15,10 @@ class Step:
         rows.advance(ids)                         # every step's drawn(ids); the model
                                                   # reads them; every step's chosen(ids, logps)
 
-    `steer` returns the scores reshaped; it changes them in place only where `rows.own` says
-    a step made them (the model's own are the loop's). Rows are those of `rows` (rows.py): song
+    The scores are a float32 numpy array on the host (rows drawn, vocab): for a few rows a
+    numpy operation costs a fraction of a torch call. `steer` returns them reshaped; it
+    changes them in place only where `rows.own` says a step made them (the model's own are
+    the loop's). Rows are those of `rows` (rows.py): song
     s on row s, and where a step writes candidate lines (`lanes` > 1), lane k of song s on row
     k * n + s. A step that keeps state per row says how to copy it (`row_state`, `set_rows`),
     so that a row can be snapshotted and restored with everything the steps know of it, and
@@ -30,7 +32,7 @@ class Step:
         """Before the first draw: `rows` (rows.Rows) has read the prime (rows.prime, ids) on
         every row."""
 
-    def steer(self, scores: torch.Tensor) -> torch.Tensor:
+    def steer(self, scores: np.ndarray) -> np.ndarray:
         """The scores (rows drawn, vocab), reshaped."""
         return scores
 

@@ -3,6 +3,7 @@ top-p (the last steps before the draw; temperature 0 is no step but a greedy dra
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..drawing import filter_logits
@@ -17,8 +18,8 @@ class Temperature(Step):
     def __init__(self, temperature: float):
         self.temperature = temperature
 
-    def steer(self, scores: torch.Tensor) -> torch.Tensor:
-        return scores / self.temperature
+    def steer(self, scores: np.ndarray) -> np.ndarray:
+        return scores / np.float32(self.temperature)
 
     def explain(self, row: int) -> list[str]:
         return [f"scores divided by the temperature, {self.temperature:g}"]
@@ -32,8 +33,8 @@ class TopK(Step):
     def __init__(self, k: int):
         self.k = k
 
-    def steer(self, scores: torch.Tensor) -> torch.Tensor:
-        return filter_logits(scores, self.k, 1.0)
+    def steer(self, scores: np.ndarray) -> np.ndarray:
+        return filter_logits(torch.from_numpy(scores), self.k, 1.0).numpy()
 
     def explain(self, row: int) -> list[str]:
         return [f"only the {self.k} likeliest symbols may be drawn"]
@@ -47,8 +48,8 @@ class TopP(Step):
     def __init__(self, p: float):
         self.p = p
 
-    def steer(self, scores: torch.Tensor) -> torch.Tensor:
-        return filter_logits(scores, 0, self.p)
+    def steer(self, scores: np.ndarray) -> np.ndarray:
+        return filter_logits(torch.from_numpy(scores), 0, self.p).numpy()
 
     def explain(self, row: int) -> list[str]:
         return [f"only the likeliest symbols that together reach {self.p:g} may be drawn"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import torch
 
 from ...songcraft.measures import (Measures, Words as WordList, allowed_words, corpus_words,
                                    syllables)
@@ -91,7 +90,7 @@ class Words(Step):
             for row in self.row:
                 self._take(row, token, None)
 
-    def steer(self, scores: torch.Tensor) -> torch.Tensor:
+    def steer(self, scores: np.ndarray) -> np.ndarray:
         """A row drawing a word not left free continues it as an allowed word does (its ending
         in a second round of a rhyming line is the rhyme's to spell)."""
         if self.words is None:
@@ -112,7 +111,7 @@ class Words(Step):
                     if picks is None:
                         picks = [0] * scores.shape[0]
                     picks[r] = mask
-        return scores if picks is None else self.masks.add(scores, picks, self.rows)
+        return scores if picks is None else self.masks.add(scores, picks)
 
     def _mask(self, prefix: str) -> int:
         """The mask table's row for a row drawing a word that starts `prefix` (0: no mask)."""
@@ -188,24 +187,19 @@ def spellable(words: WordList, letters: frozenset) -> WordList:
 
 class Masks:
     """Additive masks (0 allowed, -BIG not), one row each, found by key; row 0 masks nothing.
-    The scores take a row per stream with one index_select.
+    The scores take a row per stream, picked from the array in one indexing.
 
-    The rows are written in a numpy array that the table shares (a new row costs two array
-    writes, where tensor writes cost several calls into torch: new prefixes come at most
-    steps of a fresh sampler). One table serves every sampler of the same model and words,
-    and the studio writes two batches at once: a lock keeps its rows, their count and the
-    table handed out in step (unlocked, two threads adding at a doubling skipped it, and
-    every later add failed)."""
+    One array serves every sampler of the same model and words, and the studio writes two
+    batches at once: a lock keeps the rows and their count in step (unlocked, two threads
+    adding at a doubling skipped it, and every later add failed). A row, once made, is never
+    written again: a sampler reading rows it was handed while another thread adds one reads
+    them whole, from the array it found (a doubling copies them into a new one)."""
 
     def __init__(self, vocab: int):
         self.keys: dict = {}
-        self._grow(np.zeros((64, vocab), dtype=np.float32))
+        self.array = np.zeros((64, vocab), dtype=np.float32)
         self.used = 1
-        self._on: torch.Tensor | None = None
         self._lock = threading.Lock()
-
-    def _grow(self, rows: np.ndarray) -> None:
-        self.array, self.rows = rows, torch.from_numpy(rows)  # (the same memory)
 
     def row_for(self, key, allowed) -> int:
         """The row of `key`, made from `allowed()` (a list of ids; None: no mask, row 0) the
@@ -220,22 +214,12 @@ class Masks:
 
     def _add(self, allowed: list[int]) -> int:
         if self.used >= len(self.array):
-            self._grow(np.concatenate([self.array, np.zeros_like(self.array)]))
+            self.array = np.concatenate([self.array, np.zeros_like(self.array)])
         self.array[self.used] = -BIG
         self.array[self.used, allowed] = 0.0
         self.used += 1
-        self._on = None
         return self.used - 1
 
-    def table(self, device, dtype) -> torch.Tensor:
-        """Every row made so far (a view that later rows never change), on `device`."""
-        with self._lock:
-            on = self._on
-            if on is None or on.device != device or on.dtype != dtype:
-                on = self._on = self.rows[:self.used].to(device=device, dtype=dtype)
-            return on
-
-    def add(self, scores: torch.Tensor, picks: list[int], rows) -> torch.Tensor:
-        """`scores` plus, per row, the mask row `picks` names (0: none): a new tensor."""
-        table = self.table(scores.device, scores.dtype)
-        return scores + table.index_select(0, rows.index(picks))
+    def add(self, scores: np.ndarray, picks: list[int]) -> np.ndarray:
+        """`scores` plus, per row, the mask row `picks` names (0: none): a new array."""
+        return scores + self.array[picks]

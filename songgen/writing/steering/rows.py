@@ -47,6 +47,8 @@ class Rows:
         self.stepper = trained.stepper(precision)
         self.layers = StepState(state)
         self.apart = self.logits.device.type == "cpu"  # rows may be stepped apart
+        self.host = self.apart and self.logits.dtype == torch.float32  # (scores: their memory)
+        self.read_ids: torch.Tensor | None = None  # the draws of the rows read (draw)
         self.head = self.layers.head(n) if self.apart and self.count > n else None
         # The steps that do something at each hook (most leave most of them as Step's).
         self._readers = _doing(steps, "reading")
@@ -78,22 +80,26 @@ class Rows:
         self.read = read
         # Only lane 0 is drawn (no song writes candidate lines): only the first n rows.
         self.narrow = self.head is not None and not wide
-        logits = self.logits[:self.n] if self.narrow else self.logits
-        self.given = logits.detach().float().cpu().numpy()  # (on the CPU, the logits' memory)
+        logits = (self.logits[:self.n] if self.narrow else self.logits).detach()
+        if not self.host:
+            logits = logits.float().cpu()
+        self.given = logits.numpy()  # (on the CPU, the logits' own memory)
         return self.given
 
     def draw(self, scores: np.ndarray, gen: torch.Generator, greedy: bool) -> torch.Tensor:
         """One symbol per row of `scores`: the likeliest (greedy) or a draw (drawing.draw),
         made on the rows read only; a row nobody reads takes the end symbol (its state is
         restored before it is read again, or its song has stopped)."""
-        scores = torch.from_numpy(scores).to(self.logits.device)
-        read = self.read
+        read, device = self.read, self.logits.device
+        self.read_ids = None
         if read is None or len(read) == scores.shape[0]:
+            scores = torch.from_numpy(scores).to(device)
             return scores.argmax(dim=-1) if greedy else draw(scores, gen)
-        at = self.index(read)
-        mine = scores.index_select(0, at)
-        ids = torch.zeros(scores.shape[0], dtype=torch.int64, device=scores.device)
-        return ids.index_copy_(0, at, mine.argmax(dim=-1) if greedy else draw(mine, gen))
+        mine = torch.from_numpy(scores[read]).to(device)
+        self.read_ids = mine.argmax(dim=-1) if greedy else draw(mine, gen)  # (_step's, stepped alone)
+        ids = np.zeros(scores.shape[0], dtype=np.int64)
+        ids[read] = self.read_ids.cpu().numpy()
+        return torch.from_numpy(ids).to(device)
 
     def own(self, scores: np.ndarray) -> np.ndarray:
         """`scores` where a step made them (it may change them in place), else a copy."""
@@ -124,8 +130,7 @@ class Rows:
                 self.logits = self.stepper.step(ids, self.layers)
             else:
                 part = self._take(live)
-                self.logits = self.logits.index_copy(
-                    0, live, self.stepper.step(ids.index_select(0, live), part))
+                self.logits = self.logits.index_copy(0, live, self.stepper.step(self.read_ids, part))
                 self.layers.put(live, part)
         # The logits may be the stepper's own buffer: copied before the first write (writable).
         self._copied = False
@@ -198,10 +203,10 @@ class Rows:
     def save(self, snap: "Snapshot", rows: list[int]) -> None:
         """Copy these rows, with every step's state of them, into `snap`."""
         at = self.index(rows)
-        snap.hs[at] = self.layers.hs[at]
+        snap.hs.index_copy_(0, at, self.layers.hs.index_select(0, at))
         for mine, theirs in zip(snap.c, self.layers.c):
-            mine[at] = theirs[at]
-        snap.logits[at] = self.logits[at].to(snap.logits.dtype)
+            mine.index_copy_(0, at, theirs.index_select(0, at))
+        snap.logits.index_copy_(0, at, self.logits.index_select(0, at).to(snap.logits.dtype))
         for r in rows:
             snap.states[r] = [step.row_state(r) for step in self._keepers]
 
@@ -209,10 +214,10 @@ class Rows:
         """Every row of `rows` takes row `src` of `snap` (saved there before)."""
         at = self.index(rows)
         k, logits = len(rows), self.writable()
-        self.layers.hs[at] = snap.hs[src].expand(k, -1)
+        self.layers.hs.index_copy_(0, at, snap.hs[src].expand(k, -1))
         for mine, theirs in zip(snap.c, self.layers.c):
-            theirs[at] = mine[src].expand(k, -1)
-        logits[at] = snap.logits[src].expand(k, -1).to(logits.dtype)
+            theirs.index_copy_(0, at, mine[src].expand(k, -1))
+        logits.index_copy_(0, at, snap.logits[src].expand(k, -1).to(logits.dtype))
         for step, state in zip(self._keepers, snap.states[src]):
             step.set_rows(rows, state)
 

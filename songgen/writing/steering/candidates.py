@@ -87,6 +87,9 @@ class Candidates:
                         ends.append(r)
                         if self._satisfied(s, song, lane):
                             self._drop_open_lanes(song, lane)
+                        elif (song.round == 1 and song.may_again
+                              and self._satisfied(s, song, lane, but_again=True)):
+                            self._drop_open_lanes(song, lane, settled=False)
                     elif song.settled and self._hopeless(s, r):
                         song.done[lane] = True
                         song.dropped.add(lane)
@@ -128,19 +131,21 @@ class Candidates:
         """The line a candidate wrote: the song's line so far and the candidate's symbols."""
         return song.line + "".join(self.chars[t] for t, _ in cand if t not in (0, self.nl))
 
-    def _satisfied(self, s: int, song, lane: int) -> bool:
-        """Whether the line lane `lane` ended is all every line step asks (not blank)."""
+    def _satisfied(self, s: int, song, lane: int, but_again: bool = False) -> bool:
+        """Whether the line lane `lane` ended is all every line step asks (not blank);
+        `but_again`: all but what a step would write the line again for (its last word)."""
         text = self._text(song, song.cands[lane])
         word = last_word(text)
         return word is not None and all(step.satisfied(s, text, word)
-                                        for step in self.lines.line_steps)
+                                        for step in self.lines.line_steps
+                                        if not (but_again and step.may_ask_again(s)))
 
-    def _drop_open_lanes(self, song, ended: int) -> None:
+    def _drop_open_lanes(self, song, ended: int, settled: bool = True) -> None:
         """A line that is all the steps ask has ended on lane `ended`: the lanes still writing
         one less likely so far stop (waiting for the longest candidate made a song wait a
         third longer a line); those ahead go on (stopping all, the ballads' songs were 11%
         less likely per character than free sampling's, not 7% more)."""
-        kept, song.settled = _mean(song.cands[ended]), True
+        kept, song.settled = _mean(song.cands[ended]), settled
         for lane, done in enumerate(song.done):
             if not done and _mean(song.cands[lane]) <= kept:
                 song.done[lane] = True

@@ -71,28 +71,32 @@ class Candidates:
         and lanes that ended their line, drew unread: a candidate line starts every lane from
         lane 0's state, and a kept line's state comes from its snapshot); songs stopped or
         writing candidates keep nothing yet (`kept`, per song)."""
-        n, stopped, ends = self.n, self.rows.stopped, []
-        for s, song in enumerate(self.lines.songs):
-            if stopped[s] is not None:
+        n, songs, ends = self.n, self.lines.songs, []
+        for s, stop in enumerate(self.rows.stopped):
+            if stop is not None:
                 kept[s] = []
-            elif song.mode == "lanes":
-                kept[s] = []
-                for lane in range(self.lanes):
-                    if song.done[lane]:
-                        continue
-                    r = lane * n + s
-                    song.cands[lane].append((ids[r], logps[r]))
-                    if ids[r] == self.nl or ids[r] == 0:
-                        song.done[lane] = True
-                        ends.append(r)
-                        if self._satisfied(s, song, lane):
-                            self._drop_open_lanes(song, lane)
-                        elif (song.round == 1 and song.may_again
-                              and self._satisfied(s, song, lane, but_again=True)):
-                            self._drop_open_lanes(song, lane, settled=False)
-                    elif song.settled and self._hopeless(s, r):
-                        song.done[lane] = True
-                        song.dropped.add(lane)
+        for s, rows in self.lines.read_songs:
+            song = songs[s]
+            if song.mode != "lanes":
+                continue
+            kept[s] = []
+            for r in rows:  # (the lanes still writing, in order)
+                lane = r // n
+                if song.done[lane]:  # (stopped at this step by another lane's end)
+                    continue
+                token = ids[r]
+                song.cands[lane].append((token, logps[r]))
+                if token == self.nl or token == 0:
+                    song.done[lane] = True
+                    ends.append(r)
+                    if self._satisfied(s, song, lane):
+                        self._drop_open_lanes(song, lane)
+                    elif (song.round == 1 and song.may_again
+                          and self._satisfied(s, song, lane, but_again=True)):
+                        self._drop_open_lanes(song, lane, settled=False)
+                elif song.settled and self._hopeless(s, r):
+                    song.done[lane] = True
+                    song.dropped.add(lane)
         if ends:
             self.rows.save(self.saved, ends)  # as the model read the line's end
 

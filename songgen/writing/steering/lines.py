@@ -212,11 +212,10 @@ class Lines(Step):
         """Lanes writing a candidate line take their draws, and a finished set of candidates is
         chosen among (candidates.py); every song's kept text is taken in, and its next line
         planned."""
-        kept, stopped = self.rows.kept, self.rows.stopped
+        kept, songs = self.rows.kept, self.songs
         self.candidates.take(ids, logps, kept)
-        for s, song in enumerate(self.songs):
-            if stopped[s] is not None:
-                continue
+        for s, _ in self.read_songs:  # (the songs still being written)
+            song = songs[s]
             if song.mode == "lanes":
                 line = self.candidates.chosen_line(s, song)
                 if line is None:  # still writing, or written again from its last word

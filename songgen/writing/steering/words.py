@@ -82,6 +82,7 @@ class Words(Step):
                 _MASKS.update(key=key, masks=Masks(len(chars)), lists=(self.words, self.known))
             self.masks = _MASKS["masks"]
         self._prefix_rows: dict[str, int] = {}  # this sampler's own look-up of prefix masks
+        self._listed: dict[str, bool] = {}  # ... and of prefixes the list can go on from
 
     def start(self, rows) -> None:
         self.rows = rows
@@ -166,10 +167,18 @@ class Words(Step):
         elif not row.word:
             row.free = True
         row.word += letter
-        if not row.free and self.words is not None and not (
-                self.words.next_letters(row.word) or self.words.is_word(row.word)
-                or self.words.is_word(row.word.rstrip("'"))):
+        if not row.free and self.words is not None and not self._in_list(row.word):
             row.free = True  # a forced or prime word outside the list
+
+    def _in_list(self, prefix: str) -> bool:
+        """Whether an allowed word starts `prefix` (asked of every letter drawn: kept)."""
+        found = self._listed.get(prefix)
+        if found is None:
+            words = self.words
+            found = self._listed[prefix] = bool(
+                words.next_letters(prefix) or words.is_word(prefix)
+                or words.is_word(prefix.rstrip("'")))
+        return found
 
 
 def spellable(words: WordList, letters: frozenset) -> WordList:

@@ -24,7 +24,6 @@ import numpy as np
 from ...songcraft.measures import last_word
 from ..stanzas import stanza_key
 from .candidates import Candidates
-from .rows import as_mask
 from .step import Step
 
 # Candidate lines per line asked for: 3 met every #33 target on the demo songs and the ballads
@@ -301,7 +300,6 @@ class Ends:
         self.held: list[int] = []
         self.open: list[int] = []
         self.maybe: list[tuple] = []
-        self._masks: dict[tuple, np.ndarray] = {}
 
     def reset(self) -> None:
         self.held, self.open, self.maybe = [], [], []
@@ -317,24 +315,12 @@ class Ends:
         if not self.held and not self.open:
             return scores
         out = rows.own(scores)
-        # Whole columns with a per-row choice: cheaper than indexing rows of them.
-        line_break, end = out[:, self.nl], out[:, 0]
+        line_break, end = out[:, self.nl], out[:, 0]  # (columns: views of `out`)
         if self.held:
-            at = self._mask(self.held, out)
-            np.copyto(line_break, np.logaddexp(line_break, end), where=at)
-            end[at] = -math.inf
+            held = self.held
+            line_break[held] = np.logaddexp(line_break[held], end[held])
+            end[held] = -math.inf
         if self.open:
-            at = self._mask(self.open, out)
-            line_break[at] = -BIG
-            end[at] = -BIG
+            line_break[self.open] = -BIG
+            end[self.open] = -BIG
         return out
-
-    def _mask(self, rows: list[int], out: np.ndarray) -> np.ndarray:
-        """A (rows drawn,) bool array, True at `rows` (made once per set of rows)."""
-        key = (out.shape[0], *sorted(set(rows)))
-        found = self._masks.get(key)
-        if found is None:
-            if len(self._masks) > 4096:
-                self._masks.clear()
-            found = self._masks[key] = as_mask(key[1:], out.shape[0])
-        return found

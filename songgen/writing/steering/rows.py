@@ -239,13 +239,6 @@ def as_index(values: list[int], device) -> torch.Tensor:
     return found if found.device == device else found.to(device)
 
 
-def as_mask(rows: list[int], size: int) -> np.ndarray:
-    """A (size,) bool array, True at `rows`."""
-    found = np.zeros(size, dtype=bool)
-    found[list(rows)] = True
-    return found
-
-
 def _doing(steps: list[Step], hook: str) -> list[Step]:
     """The steps whose `hook` is their own (not Step's, which does nothing)."""
     return [s for s in steps if getattr(type(s), hook) is not getattr(Step, hook)]

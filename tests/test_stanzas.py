@@ -168,3 +168,34 @@ def test_a_line_short_of_its_syllables_may_not_end_and_one_at_its_most_goes_on(t
     assert out[0, ids["\n"]] <= -BIG / 2
     assert out[0, ids[" "]] == pytest.approx(math.log(math.exp(10.0) + math.exp(12.0)))
     assert out[0, ids["b"]] == 0.0
+
+
+def test_a_lane_past_its_syllables_stops_once_a_line_that_scans_and_rhymes_has_ended(
+        tmp_path, monkeypatch):
+    # Once a line that is all the steps ask has ended, a lane whose words already have more
+    # syllables than its line may could never be chosen over it: it stops (a model row and
+    # the steps' work saved per character), and the line kept is the one that scans.
+    from songgen.writing.steering.candidates import Candidates
+
+    trained = scan_checkpoint(tmp_path)
+    hopeless, pick, marked, kept = Candidates._hopeless, Candidates._pick, {}, []
+
+    def spied(self, s, r):
+        out = hopeless(self, s, r)
+        if out:
+            marked.setdefault(s, set()).add(r // self.n)
+        return out
+
+    def picked(self, s, song):
+        lanes = marked.pop(s, set())
+        lane = pick(self, s, song)
+        if lanes:
+            kept.append(lane is not None and lane not in lanes and lanes <= song.dropped
+                        and self._satisfied(s, song, lane))
+        return lane
+
+    monkeypatch.setattr(Candidates, "_hopeless", spied)
+    monkeypatch.setattr(Candidates, "_pick", picked)
+    generate(trained, num_songs=4, seed=5, length=1500, rhyme="AABB", chorus="off",
+             temperature=1.0)
+    assert len(kept) >= 3 and all(kept), kept

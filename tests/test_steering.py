@@ -178,3 +178,34 @@ def test_lanes_stop_at_the_first_line_that_is_all_the_steps_ask(tmp_path, monkey
     monkeypatch.setattr(Candidates, "_pick", watched)
     sampling.generate(trained, num_songs=3, seed=4, length=700, rhyme="AABB", temperature=1.0)
     assert len(kept) >= 5 and all(kept)
+
+
+def test_lanes_stop_at_a_line_that_is_all_but_the_rhyme_a_second_round_writes(tmp_path,
+                                                                            monkeypatch):
+    # A line that must rhyme and ends on no rhyme is written again from its last word (a second
+    # round): once a line that is all the steps ask but that has ended, the lanes less likely so
+    # far stop rather than run on to their ends, and the line kept still rhymes.
+    from songgen.songcraft.measures import rhymes
+    from songgen.writing.steering.candidates import Candidates
+    from songgen.writing.steering.rhyme import Rhyme
+
+    trained = craft_checkpoint(tmp_path)
+    drop, kept_line, marked, rhymed = Candidates._drop_open_lanes, Rhyme.kept_line, set(), []
+
+    def dropping(self, song, ended, settled=True):
+        before = sum(song.done)
+        drop(self, song, ended, settled)
+        if not settled and sum(song.done) > before:
+            marked.add(id(song))
+
+    def keeping(self, s, text, word):
+        song = self.lines.songs[s]
+        if id(song) in marked:
+            marked.discard(id(song))
+            rhymed.append(rhymes(word, self.songs[s].target))
+        kept_line(self, s, text, word)
+
+    monkeypatch.setattr(Candidates, "_drop_open_lanes", dropping)
+    monkeypatch.setattr(Rhyme, "kept_line", keeping)
+    sampling.generate(trained, num_songs=3, seed=4, length=700, rhyme="AABB", temperature=1.0)
+    assert len(rhymed) >= 5 and all(rhymed), rhymed

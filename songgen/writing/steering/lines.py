@@ -305,13 +305,14 @@ class Ends:
         self.held, self.open, self.maybe = [], [], []
 
     def open_unless(self, row: int, check) -> None:
-        """Keep `row`'s line open where `check()` says so, asked only if no other reason does."""
+        """Keep `row`'s line open where `check(row)` says so, asked only if no other reason
+        does."""
         self.maybe.append((row, check))
 
     def apply(self, scores: np.ndarray, rows) -> np.ndarray:
         if self.maybe:
             opened = set(self.open)
-            self.open += [r for r, check in self.maybe if r not in opened and check()]
+            self.open += [r for r, check in self.maybe if r not in opened and check(r)]
         if not self.held and not self.open:
             return scores
         out = rows.own(scores)

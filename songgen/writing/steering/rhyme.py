@@ -74,6 +74,7 @@ class Rhyme(LineStep):
         self.rhyme_rate = measures.rhyme_rate if measures is not None else 0.0
         self.songs = [Rhyming() for _ in lines.songs]
         self.rhyming = RhymeWords(words)
+        self._ending_rows: dict[tuple, int] = {}  # (_ending_mask)
 
     def _patterns(self, measures: Measures | None) -> list:
         if self.rhyme not in ("auto", "off"):
@@ -143,7 +144,7 @@ class Rhyme(LineStep):
                     elif song.opener and row.col > 0:
                         # It opens a rhyme: it ends on a word that has one (asked only where
                         # no other step keeps the line open: RhymeWords).
-                        ends.open_unless(r, lambda row=row: not self.rhyming.rhymable(row))
+                        ends.open_unless(r, self._unrhymable)
             if text.mode == "lanes" and text.round == 2:
                 if picks is None:
                     picks = [0] * scores.shape[0]
@@ -167,9 +168,13 @@ class Rhyme(LineStep):
                            "may be drawn, then the line ends")
         return out
 
+    def _unrhymable(self, r: int) -> bool:
+        """Whether row `r`'s word (being drawn, else the last) has no rhyme to be found."""
+        return not self.rhyming.rhymable(self.words.row[r])
+
     def _ending_mask(self, s: int, row) -> int:
         """Round 2, after the tail: a rhyming word, then at most a mark, then the line ends."""
-        song, words, index = self.songs[s], self.songs[s].endings, self.words.index
+        song, words = self.songs[s], self.songs[s].endings
         if row.word:
             state = ("in", row.word)
         elif rhymes(row.last, song.target) and row.col > len(self.lines.songs[s].tail):
@@ -177,6 +182,14 @@ class Rhyme(LineStep):
         else:
             state = ("start", "")
         key = ("end", song.target, state)
+        found = self._ending_rows.get(key)  # (this sampler's own look-up: no lock, no closure)
+        if found is None:
+            found = self._ending_rows[key] = self._ending_row(key, words, state)
+        return found
+
+    def _ending_row(self, key: tuple, words, state: tuple) -> int:
+        """The mask table's row for an ending in `state`, among `words` (the target's rhymes)."""
+        index = self.words.index
 
         def allowed() -> list[int]:
             # (the end of the song too: the shape guide says where it may come)

@@ -58,6 +58,7 @@ class Rows:
         self._keepers = _doing(steps, "row_state")
         self._indices: dict[tuple, torch.Tensor] = {}
         self._parts: dict[int, StepState] = {}  # states of the rows read (_take)
+        self._out: list | None = None  # [rows' index, their state, stepped since put back]
         self._copied = True
         self.read: list[int] | None = None
         self.narrow = False
@@ -123,17 +124,45 @@ class Rows:
 
     def _step(self, ids: torch.Tensor) -> None:
         if self.narrow:
+            self._every_row()
             self.logits = torch.cat([self.stepper.step(ids, self.head), self.logits[self.n:]])
         else:
             live = self._live()
             if live is None:
+                self._every_row()
                 self.logits = self.stepper.step(ids, self.layers)
             else:
-                part = self._take(live)
+                part = self._apart(live)
                 self.logits = self.logits.index_copy(0, live, self.stepper.step(self.read_ids, part))
-                self.layers.put(live, part)
         # The logits may be the stepper's own buffer: copied before the first write (writable).
         self._copied = False
+
+    def _apart(self, live: torch.Tensor) -> StepState:
+        """The state of the rows `live`, stepped apart from the others: the one still apart
+        where it holds those rows (most steps read the same rows as the step before), else
+        taken out anew. It is put back only when every row's state is read or written."""
+        out = self._out
+        if out is not None and out[0] is live:  # (Rows.index: the same rows, the same index)
+            out[2] = True
+            return out[1]
+        self._every_row()
+        part = self._take(live)
+        self._out = [live, part, True]
+        return part
+
+    def _put_back(self) -> None:
+        """Every row's state made whole: the rows stepped apart since put back (they stay
+        apart, unchanged, for the next step)."""
+        out = self._out
+        if out is not None and out[2]:
+            self.layers.put(out[0], out[1])
+            out[2] = False
+
+    def _every_row(self) -> None:
+        """Every row's state made whole, before it is written or stepped as a whole (the rows
+        apart no longer hold it)."""
+        self._put_back()
+        self._out = None
 
     def _take(self, live: torch.Tensor) -> StepState:
         """The state of the rows `live`, copied into a state of that many rows kept for the
@@ -180,6 +209,7 @@ class Rows:
         [(token, logp)], the log-probabilities the model gave them."""
         if not tokens:
             return []
+        self._every_row()
         r, layers, logits = row, self.layers, self.writable()
         n_layers, hidden = len(layers.c), layers.c[0].shape[1]
         h = layers.hs[r].view(n_layers, 1, hidden).to(logits.dtype)
@@ -198,10 +228,12 @@ class Rows:
 
     def snapshot(self) -> "Snapshot":
         """A copy of every row's LSTM state and logits (no step's state yet: see save)."""
+        self._put_back()
         return Snapshot(self.layers, self.logits)
 
     def save(self, snap: "Snapshot", rows: list[int]) -> None:
         """Copy these rows, with every step's state of them, into `snap`."""
+        self._put_back()
         at = self.index(rows)
         snap.hs.index_copy_(0, at, self.layers.hs.index_select(0, at))
         for mine, theirs in zip(snap.c, self.layers.c):
@@ -212,6 +244,7 @@ class Rows:
 
     def restore(self, snap: "Snapshot", src: int, rows: list[int]) -> None:
         """Every row of `rows` takes row `src` of `snap` (saved there before)."""
+        self._every_row()
         at = self.index(rows)
         k, logits = len(rows), self.writable()
         self.layers.hs.index_copy_(0, at, snap.hs[src].expand(k, -1))

@@ -42,7 +42,8 @@ class Rows:
         # started, in one call; after that it steps one character at a time on packed weights.
         x = torch.tensor([0] + self.prime, device=trained.device).expand(self.count, -1)
         state = tuple(t.expand(-1, self.count, -1).contiguous() for t in trained.start_state)
-        logits, state = trained.model(x, state)
+        with torch.no_grad():  # (the rows' tensors are read through numpy views: copy_rows)
+            logits, state = trained.model(x, state)
         self.logits = logits[:, -1].float()        # (rows, vocab)
         self.stepper = trained.stepper(precision)
         self.layers = StepState(state)
@@ -58,7 +59,8 @@ class Rows:
         self._keepers = _doing(steps, "row_state")
         self._indices: dict[tuple, torch.Tensor] = {}
         self._parts: dict[int, StepState] = {}  # states of the rows read (_take)
-        self._out: list | None = None  # [rows' index, their state, stepped since put back]
+        # [the rows' index, their state, stepped since put back, each row's place in it]
+        self._out: list | None = None
         self._copied = True
         self.read: list[int] | None = None
         self.narrow = False
@@ -147,7 +149,7 @@ class Rows:
             return out[1]
         self._every_row()
         part = self._take(live)
-        self._out = [live, part, True]
+        self._out = [live, part, True, {r: i for i, r in enumerate(self.read)}]
         return part
 
     def _put_back(self) -> None:
@@ -157,6 +159,15 @@ class Rows:
         if out is not None and out[2]:
             self.layers.put(out[0], out[1])
             out[2] = False
+
+    def _state_of(self, rows: list[int]) -> tuple[StepState, list[int]]:
+        """Where these rows' state is read from, and at which rows of it: the rows stepped
+        apart where they hold them all (not put back for it), else every row's."""
+        out = self._out
+        if out is not None and out[2] and all(r in out[3] for r in rows):
+            return out[1], [out[3][r] for r in rows]
+        self._put_back()
+        return self.layers, rows
 
     def _every_row(self) -> None:
         """Every row's state made whole, before it is written or stepped as a whole (the rows
@@ -203,6 +214,7 @@ class Rows:
             self.logits, self._copied = self.logits.clone(), True
         return self.logits
 
+    @torch.no_grad()
     def feed(self, row: int, tokens: list[int]) -> list:
         """Read `tokens` on row `row` in one call of the model (rather than a step per
         character): its LSTM state, logits and every step's state of it move past them. Their
@@ -233,26 +245,34 @@ class Rows:
 
     def save(self, snap: "Snapshot", rows: list[int]) -> None:
         """Copy these rows, with every step's state of them, into `snap`."""
-        self._put_back()
-        at = self.index(rows)
-        snap.hs.index_copy_(0, at, self.layers.hs.index_select(0, at))
-        for mine, theirs in zip(snap.c, self.layers.c):
-            mine.index_copy_(0, at, theirs.index_select(0, at))
-        snap.logits.index_copy_(0, at, self.logits.index_select(0, at).to(snap.logits.dtype))
+        state, places = self._state_of(rows)
+        copy_rows(snap.hs, rows, state.hs, places)
+        for mine, theirs in zip(snap.c, state.c):
+            copy_rows(mine, rows, theirs, places)
+        copy_rows(snap.logits, rows, self.logits, rows)
         for r in rows:
             snap.states[r] = [step.row_state(r) for step in self._keepers]
 
     def restore(self, snap: "Snapshot", src: int, rows: list[int]) -> None:
         """Every row of `rows` takes row `src` of `snap` (saved there before)."""
         self._every_row()
-        at = self.index(rows)
-        k, logits = len(rows), self.writable()
-        self.layers.hs.index_copy_(0, at, snap.hs[src].expand(k, -1))
+        copy_rows(self.layers.hs, rows, snap.hs, src)
         for mine, theirs in zip(snap.c, self.layers.c):
-            theirs.index_copy_(0, at, mine[src].expand(k, -1))
-        logits.index_copy_(0, at, snap.logits[src].expand(k, -1).to(logits.dtype))
+            copy_rows(theirs, rows, mine, src)
+        copy_rows(self.writable(), rows, snap.logits, src)
         for step, state in zip(self._keepers, snap.states[src]):
             step.set_rows(rows, state)
+
+
+def copy_rows(dst: torch.Tensor, to: list[int], src: torch.Tensor, frm: list[int] | int) -> None:
+    """Rows `to` of `dst` take rows `frm` of `src` (as many rows, or one row for all). On the
+    CPU through numpy views of the tensors' memory: for a few rows, a tenth of the cost of
+    torch's calls."""
+    if dst.is_cpu and src.is_cpu:
+        dst.numpy()[to] = src.numpy()[frm]
+        return
+    rows = src[frm] if isinstance(frm, int) else src.index_select(0, as_index(frm, src.device))
+    dst[as_index(to, dst.device)] = rows.to(dst.dtype)
 
 
 def log_probabilities(scores: np.ndarray, ids: list[int]) -> np.ndarray:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...songcraft.measures import (WORD, Measures, Words as WordList, rhyme_key, rhymes,
-                                   stanza_rhymes)
-from .lines import LineStep, Lines
+from ...songcraft.measures import WORD, Measures
+from ...songcraft.measures import Words as WordList
+from ...songcraft.measures import rhyme_key, rhymes, stanza_rhymes
+from .lines import Lines, LineStep
 from .words import Words
 
 # Auto rhyme: the share of stanzas a model rhymes unasked, before a song shows its own, and
@@ -144,7 +145,7 @@ class Rhyme(LineStep):
                     elif song.opener and row.col > 0:
                         # It opens a rhyme: it ends on a word that has one (asked only where
                         # no other step keeps the line open: RhymeWords).
-                        ends.open_unless(r, self._unrhymable)
+                        ends.open_unless(r, self.rhyming.unrhymable)
             if text.mode == "lanes" and text.round == 2:
                 if picks is None:
                     picks = [0] * scores.shape[0]
@@ -168,10 +169,6 @@ class Rhyme(LineStep):
                            "may be drawn, then the line ends")
         return out
 
-    def _unrhymable(self, r: int) -> bool:
-        """Whether row `r`'s word (being drawn, else the last) has no rhyme to be found."""
-        return not self.rhyming.rhymable(self.words.row[r])
-
     def _ending_mask(self, s: int, row) -> int:
         """Round 2, after the tail: a rhyming word, then at most a mark, then the line ends."""
         song, words = self.songs[s], self.songs[s].endings
@@ -184,23 +181,9 @@ class Rhyme(LineStep):
         key = ("end", song.target, state)
         found = self._ending_rows.get(key)  # (this sampler's own look-up: no lock, no closure)
         if found is None:
-            found = self._ending_rows[key] = self._ending_row(key, words, state)
+            found = self._ending_rows[key] = self.words.masks.row_for(
+                key, lambda: self.rhyming.ending_ids(words, state))
         return found
-
-    def _ending_row(self, key: tuple, words, state: tuple) -> int:
-        """The mask table's row for an ending in `state`, among `words` (the target's rhymes)."""
-        index = self.words.index
-
-        def allowed() -> list[int]:
-            # (the end of the song too: the shape guide says where it may come)
-            if state[0] == "after":
-                return [self.words.nl, 0]
-            ids = [i for c in words.next_letters(state[1])
-                   for i in self.words.by_letter.get(c, ())]
-            if state[0] == "in" and words.is_word(state[1]):
-                ids += [self.words.nl, 0] + [index[c] for c in ",.!?;:" if c in index]
-            return ids
-        return self.words.masks.row_for(key, allowed)
 
     # -- line by line --------------------------------------------------------------------------
 
@@ -310,6 +293,23 @@ class RhymeWords:
                 w != word for words in (self.words.corpus, self.words.known)
                 for w in rhyme_index(words).get(key, ()))
         return found
+
+    def unrhymable(self, r: int) -> bool:
+        """Whether row `r`'s word has no rhyme among the known words (Ends.open_unless)."""
+        return not self.rhymable(self.words.row[r])
+
+    def ending_ids(self, endings: WordList, state: tuple) -> list[int]:
+        """The ids a second round's ending may draw in `state` (Rhyme._ending_mask), among
+        `endings` (the target's rhymes): letters that lead to one; after a whole one, the line's
+        end or a mark; after the rhyme and its mark, the line's end (or the song's: the shape
+        guide says where it may come)."""
+        words, index = self.words, self.words.index
+        if state[0] == "after":
+            return [words.nl, 0]
+        ids = [i for c in endings.next_letters(state[1]) for i in words.by_letter.get(c, ())]
+        if state[0] == "in" and endings.is_word(state[1]):
+            ids += [words.nl, 0] + [index[c] for c in ",.!?;:" if c in index]
+        return ids
 
     def endings(self, target: str) -> WordList | None:
         """The known words that rhyme with `target` (None: none, or no word list)."""

@@ -19,6 +19,7 @@ import torch
 
 from ...model.stepper import StepState
 from ..drawing import draw
+from .row_states import RowStates
 from .step import Step
 
 # Rows spared before a step is taken on the rows read alone (CPU; taking rows out and putting
@@ -45,12 +46,12 @@ class Rows:
         with torch.no_grad():  # (the rows' tensors are read through numpy views: copy_rows)
             logits, state = trained.model(x, state)
         self.logits = logits[:, -1].float()        # (rows, vocab)
-        self.stepper = trained.stepper(precision)
-        self.layers = StepState(state)
         self.apart = self.logits.device.type == "cpu"  # rows may be stepped apart
+        self.states = RowStates(state, trained.stepper(precision),
+                                n if self.apart and self.count > n else None)
+        self.layers = self.states.layers  # (every row's, whole once states.put_back())
         self.host = self.apart and self.logits.dtype == torch.float32  # (scores: their memory)
         self.read_ids: torch.Tensor | None = None  # the draws of the rows read (draw)
-        self.head = self.layers.head(n) if self.apart and self.count > n else None
         # The steps that do something at each hook (most leave most of them as Step's).
         self._readers = _doing(steps, "reading")
         self._drawers = _doing(steps, "drawn")
@@ -58,9 +59,6 @@ class Rows:
         self._feeders = _doing(steps, "read")
         self._keepers = _doing(steps, "row_state")
         self._indices: dict[tuple, torch.Tensor] = {}
-        self._parts: dict[int, StepState] = {}  # states of the rows read (_take)
-        # [the rows' index, their state, stepped since put back, each row's place in it]
-        self._out: list | None = None
         self._copied = True
         self.read: list[int] | None = None
         self.narrow = False
@@ -82,7 +80,7 @@ class Rows:
             read = [s for s, stop in enumerate(self.stopped) if stop is None]  # (songs going on)
         self.read = read
         # Only lane 0 is drawn (no song writes candidate lines): only the first n rows.
-        self.narrow = self.head is not None and not wide
+        self.narrow = self.states.head is not None and not wide
         logits = (self.logits[:self.n] if self.narrow else self.logits).detach()
         if not self.host:
             logits = logits.float().cpu()
@@ -125,67 +123,18 @@ class Rows:
         return self.kept
 
     def _step(self, ids: torch.Tensor) -> None:
+        states = self.states
         if self.narrow:
-            self._every_row()
-            self.logits = torch.cat([self.stepper.step(ids, self.head), self.logits[self.n:]])
+            self.logits = torch.cat([states.step_head(ids), self.logits[self.n:]])
         else:
             live = self._live()
             if live is None:
-                self._every_row()
-                self.logits = self.stepper.step(ids, self.layers)
+                self.logits = states.step_all(ids)
             else:
-                part = self._apart(live)
-                self.logits = self.logits.index_copy(0, live, self.stepper.step(self.read_ids, part))
+                stepped = states.step_apart(live, self.read, self.read_ids)
+                self.logits = self.logits.index_copy(0, live, stepped)
         # The logits may be the stepper's own buffer: copied before the first write (writable).
         self._copied = False
-
-    def _apart(self, live: torch.Tensor) -> StepState:
-        """The state of the rows `live`, stepped apart from the others: the one still apart
-        where it holds those rows (most steps read the same rows as the step before), else
-        taken out anew. It is put back only when every row's state is read or written."""
-        out = self._out
-        if out is not None and out[0] is live:  # (Rows.index: the same rows, the same index)
-            out[2] = True
-            return out[1]
-        self._every_row()
-        part = self._take(live)
-        self._out = [live, part, True, {r: i for i, r in enumerate(self.read)}]
-        return part
-
-    def _put_back(self) -> None:
-        """Every row's state made whole: the rows stepped apart since put back (they stay
-        apart, unchanged, for the next step)."""
-        out = self._out
-        if out is not None and out[2]:
-            self.layers.put(out[0], out[1])
-            out[2] = False
-
-    def _state_of(self, rows: list[int]) -> tuple[StepState, list[int]]:
-        """Where these rows' state is read from, and at which rows of it: the rows stepped
-        apart where they hold them all (not put back for it), else every row's."""
-        out = self._out
-        if out is not None and out[2] and all(r in out[3] for r in rows):
-            return out[1], [out[3][r] for r in rows]
-        self._put_back()
-        return self.layers, rows
-
-    def _every_row(self) -> None:
-        """Every row's state made whole, before it is written or stepped as a whole (the rows
-        apart no longer hold it)."""
-        self._put_back()
-        self._out = None
-
-    def _take(self, live: torch.Tensor) -> StepState:
-        """The state of the rows `live`, copied into a state of that many rows kept for the
-        next time (a new one, laid out anew, each step cost more than the copy)."""
-        part = self._parts.get(len(live))
-        if part is None:
-            part = self._parts[len(live)] = self.layers.take(live)
-        else:
-            torch.index_select(self.layers.hs, 0, live, out=part.hs)
-            for mine, theirs in zip(part.c, self.layers.c):
-                torch.index_select(theirs, 0, live, out=mine)
-        return part
 
     def _live(self) -> torch.Tensor | None:
         """The rows read, as an index, where stepping them alone is worth it (CPU)."""
@@ -221,7 +170,7 @@ class Rows:
         [(token, logp)], the log-probabilities the model gave them."""
         if not tokens:
             return []
-        self._every_row()
+        self.states.rejoin()
         r, layers, logits = row, self.layers, self.writable()
         n_layers, hidden = len(layers.c), layers.c[0].shape[1]
         h = layers.hs[r].view(n_layers, 1, hidden).to(logits.dtype)
@@ -240,12 +189,12 @@ class Rows:
 
     def snapshot(self) -> "Snapshot":
         """A copy of every row's LSTM state and logits (no step's state yet: see save)."""
-        self._put_back()
+        self.states.put_back()
         return Snapshot(self.layers, self.logits)
 
     def save(self, snap: "Snapshot", rows: list[int]) -> None:
         """Copy these rows, with every step's state of them, into `snap`."""
-        state, places = self._state_of(rows)
+        state, places = self.states.state_of(rows)
         copy_rows(snap.hs, rows, state.hs, places)
         for mine, theirs in zip(snap.c, state.c):
             copy_rows(mine, rows, theirs, places)
@@ -255,7 +204,7 @@ class Rows:
 
     def restore(self, snap: "Snapshot", src: int, rows: list[int]) -> None:
         """Every row of `rows` takes row `src` of `snap` (saved there before)."""
-        self._every_row()
+        self.states.rejoin()
         copy_rows(self.layers.hs, rows, snap.hs, src)
         for mine, theirs in zip(snap.c, self.layers.c):
             copy_rows(theirs, rows, mine, src)

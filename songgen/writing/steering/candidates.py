@@ -91,7 +91,7 @@ class Candidates:
                     ends.append(r)
                     if self._satisfied(s, song, lane):
                         self._drop_open_lanes(song, lane)
-                    elif (song.round == 1 and song.may_again
+                    elif (song.round == 1 and song.may_again and not song.settled
                           and self._satisfied(s, song, lane, but_again=True)):
                         self._drop_open_lanes(song, lane, settled=False)
                 elif song.settled and self._hopeless(s, r):

@@ -52,6 +52,7 @@ class Rows:
         self.layers = self.states.layers  # (every row's, whole once states.put_back())
         self.host = self.apart and self.logits.dtype == torch.float32  # (scores: their memory)
         self.read_ids: torch.Tensor | None = None  # the draws of the rows read (draw)
+        self.given: np.ndarray | None = None  # the scores handed to the steps (scores)
         # The steps that do something at each hook (most leave most of them as Step's).
         self._readers = _doing(steps, "reading")
         self._drawers = _doing(steps, "drawn")

@@ -82,7 +82,6 @@ class Words(Step):
                 _MASKS.update(key=key, masks=Masks(len(chars)), lists=(self.words, self.known))
             self.masks = _MASKS["masks"]
         self._prefix_rows: dict[str, int] = {}  # this sampler's own look-up of prefix masks
-        self._listed: dict[str, bool] = {}  # ... and of prefixes the list can go on from
 
     def start(self, rows) -> None:
         self.rows = rows
@@ -96,7 +95,7 @@ class Words(Step):
         in a second round of a rhyming line is the rhyme's to spell)."""
         if self.words is None:
             return scores
-        picks, songs, masks = None, self.lines.songs, self._prefix_rows
+        picks, songs = None, self.lines.songs
         for s, rows in self.lines.read_songs:
             song = songs[s]
             if song.round == 2 and song.mode == "lanes":
@@ -105,9 +104,7 @@ class Words(Step):
                 row = self.row[r]
                 if not row.word or row.free:
                     continue
-                mask = masks.get(row.word)
-                if mask is None:
-                    mask = masks[row.word] = self._mask(row.word)
+                mask = self._prefix_row(row.word)
                 if mask:
                     if picks is None:
                         picks = [0] * scores.shape[0]
@@ -167,17 +164,15 @@ class Words(Step):
         elif not row.word:
             row.free = True
         row.word += letter
-        if not row.free and self.words is not None and not self._in_list(row.word):
-            row.free = True  # a forced or prime word outside the list
+        if not row.free and self.words is not None and not self._prefix_row(row.word):
+            row.free = True  # a forced or prime word outside the list (no mask allows a thing)
 
-    def _in_list(self, prefix: str) -> bool:
-        """Whether an allowed word starts `prefix` (asked of every letter drawn: kept)."""
-        found = self._listed.get(prefix)
+    def _prefix_row(self, prefix: str) -> int:
+        """The mask table's row for `prefix` (_mask), looked up in this sampler's own dict: it
+        is asked at every letter drawn and every step."""
+        found = self._prefix_rows.get(prefix)
         if found is None:
-            words = self.words
-            found = self._listed[prefix] = bool(
-                words.next_letters(prefix) or words.is_word(prefix)
-                or words.is_word(prefix.rstrip("'")))
+            found = self._prefix_rows[prefix] = self._mask(prefix)
         return found
 
 
